@@ -1,0 +1,626 @@
+"""Where a workspace keeps what it has seen: raw snapshots and versions on disk, an index in SQLite.
+
+Layout under <workspace>/snapshots/<provider>/<document>/<stamp>/:
+  raw-0.<ext> (raw-1 ... for combined pages)  the bytes exactly as fetched: the legal evidence
+  snapshot.json                                url, status, headers, sha256, fetch time per raw file
+  version.json                                 the extracted version: metadata + clauses with ids
+  version.txt                                  the same clauses as plain text, for humans and grep
+
+Every file is written to a temporary name, fsynced and renamed, and a stamp folder is renamed into
+place only when complete; the SQLite row that makes it visible is written after, in one
+transaction. A crash leaves either nothing or an orphan folder that no row points at.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from tostrack.errors import StorageError
+from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    last_checked_at TEXT,
+    last_success_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    last_failure_reason TEXT,
+    broken_since TEXT,
+    last_snapshot_sha256 TEXT,
+    etag TEXT,
+    last_modified TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    captured_at TEXT NOT NULL,
+    path TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    snapshot_sha256 TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    effective_date TEXT,
+    clause_count INTEGER NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'fetch'
+);
+CREATE INDEX IF NOT EXISTS versions_by_source ON versions (source_id, captured_at);
+CREATE TABLE IF NOT EXISTS diffs (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    from_version INTEGER NOT NULL REFERENCES versions(id),
+    to_version INTEGER NOT NULL REFERENCES versions(id),
+    detected_at TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    substantive INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    notify INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS diffs_by_source ON diffs (source_id, detected_at);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    diff_id INTEGER NOT NULL REFERENCES diffs(id),
+    position INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_diff ON changes (diff_id, position);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS failures_by_source ON failures (source_id, at);
+"""
+
+SEVERITY_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One extracted version of a document, as stored."""
+
+    id: int
+    source_id: str
+    captured_at: str
+    path: Path
+    text_sha256: str
+    snapshot_sha256: str
+    title: str
+    effective_date: str | None
+    clause_count: int
+    origin: str
+
+    def load(self) -> tuple[Document, tuple[Clause, ...]]:
+        data = _read_json(self.path / "version.json")
+        return document_from_json(data["document"]), tuple(
+            clause_from_json(c) for c in data["clauses"]
+        )
+
+    def raw_files(self) -> list[Path]:
+        return sorted(self.path.glob("raw-*"))
+
+    def snapshot_meta(self) -> list[dict[str, Any]]:
+        return _read_json(self.path / "snapshot.json")["snapshots"]
+
+
+@dataclass(frozen=True)
+class StoredDiff:
+    """A recorded comparison of two versions (one change report, one notification)."""
+
+    id: int
+    source_id: str
+    from_version: Version
+    to_version: Version
+    detected_at: str
+    summary: dict[str, int]
+    substantive: bool
+    severity: str
+    changes: tuple[Change, ...]
+
+
+def clause_from_json(data: dict[str, Any]) -> Clause:
+    return Clause(
+        id=data["id"],
+        section=data.get("section", ""),
+        heading=tuple(data.get("heading_trail", ())),
+        text=data["text"],
+        number=data.get("number", ""),
+        lead_in=data.get("lead_in", ""),
+        labels=tuple(data.get("labels", ())),
+        evidence=tuple((k, v) for k, v in data.get("evidence", {}).items()),
+    )
+
+
+def clause_to_json(clause: Clause) -> dict[str, Any]:
+    return {
+        "id": clause.id,
+        "section": clause.section,
+        "heading_trail": list(clause.heading),
+        "text": clause.text,
+        "number": clause.number,
+        "lead_in": clause.lead_in,
+        "labels": list(clause.labels),
+        "evidence": dict(clause.evidence),
+    }
+
+
+def document_to_json(doc: Document) -> dict[str, Any]:
+    return {
+        "title": doc.title,
+        "effective_date": doc.effective_date,
+        "effective_date_text": doc.effective_date_text,
+        "effective_date_is_future": doc.effective_date_is_future,
+        "metadata": dict(doc.metadata),
+    }
+
+
+def document_from_json(data: dict[str, Any]) -> Document:
+    return Document(
+        blocks=(),
+        title=data.get("title", ""),
+        effective_date=data.get("effective_date"),
+        effective_date_text=data.get("effective_date_text", ""),
+        effective_date_is_future=data.get("effective_date_is_future", False),
+        metadata=tuple(data.get("metadata", {}).items()),
+    )
+
+
+def change_to_record(change: Change) -> dict[str, Any]:
+    return {
+        "kind": change.kind,
+        "substantive": change.substantive,
+        "moved": change.moved,
+        "old": [clause_to_json(c) for c in change.old],
+        "new": [clause_to_json(c) for c in change.new],
+        "redline": [list(op) for op in change.redline],
+        "labels": list(change.labels),
+        "labels_added": list(change.labels_added),
+        "labels_removed": list(change.labels_removed),
+        "severity": change.severity,
+    }
+
+
+def change_from_record(data: dict[str, Any]) -> Change:
+    return Change(
+        kind=data["kind"],
+        substantive=data["substantive"],
+        moved=data.get("moved", False),
+        old=tuple(clause_from_json(c) for c in data["old"]),
+        new=tuple(clause_from_json(c) for c in data["new"]),
+        redline=tuple((op, text) for op, text in data.get("redline", ())),
+        labels=tuple(data.get("labels", ())),
+        labels_added=tuple(data.get("labels_added", ())),
+        labels_removed=tuple(data.get("labels_removed", ())),
+        severity=data.get("severity", "none"),
+    )
+
+
+# -- atomic file writing ---------------------------------------------------------------------
+
+
+@contextmanager
+def _storage_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageError(f"disk full while {what}; nothing was recorded. Free space and run again.") from None
+        raise StorageError(f"cannot write while {what}: {exc.strerror or exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database error while {what}: {exc}") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write data so that path holds either its old content or all of data, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    with path.open("rb") as fh:
+        return json.loads(fh.read())
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+
+
+def _ext_for(content_type: str) -> str:
+    return {
+        "text/html": "html",
+        "application/xhtml+xml": "html",
+        "text/markdown": "md",
+        "text/plain": "txt",
+        "application/pdf": "pdf",
+    }.get(content_type, "bin")
+
+
+def stamp(iso: str) -> str:
+    """2026-11-25T06:45:00Z -> 2026-11-25T06-45-00Z (safe in file names, sorts by time)."""
+    return iso.replace(":", "-")
+
+
+def version_text(clauses: Sequence[Clause]) -> str:
+    lines = []
+    for clause in clauses:
+        lines.append(f"[{clause.section}]" if clause.section else "[]")
+        lines.append(clause.full_text)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def text_digest(clauses: Sequence[Clause]) -> str:
+    import hashlib
+
+    return hashlib.sha256(version_text(clauses).encode("utf-8")).hexdigest()
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+class Store:
+    """The workspace's records. Open with Store(root); use as a context manager or call close()."""
+
+    def __init__(self, root: Path, db_path: Path | None = None) -> None:
+        self.root = Path(root)
+        self.snapshots_dir = self.root / "snapshots"
+        self.db_path = db_path or self.root / "tostrack.db"
+        with _storage_errors("opening the database"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with _storage_errors("recording to the database"):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # sources ---------------------------------------------------------------------------------
+
+    def source_state(self, source_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM sources WHERE id = ?", (source_id,)).fetchone()
+        return dict(row) if row else None
+
+    def all_source_states(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM sources ORDER BY id")]
+
+    def _touch_source(self, db: sqlite3.Connection, source_id: str, title: str, url: str) -> None:
+        db.execute(
+            "INSERT INTO sources (id, title, url) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET title = excluded.title, url = excluded.url",
+            (source_id, title, url),
+        )
+
+    def record_check(
+        self,
+        source_id: str,
+        at: str,
+        *,
+        title: str = "",
+        url: str = "",
+        snapshot_sha256: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
+        """A fetch that worked (changed or not): resets the failure streak."""
+        with self.transaction() as db:
+            self._touch_source(db, source_id, title, url)
+            db.execute(
+                "UPDATE sources SET last_checked_at = ?, last_success_at = ?, consecutive_failures = 0,"
+                " last_failure_reason = NULL, broken_since = NULL,"
+                " last_snapshot_sha256 = COALESCE(?, last_snapshot_sha256),"
+                " etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) WHERE id = ?",
+                (at, at, snapshot_sha256, etag, last_modified, source_id),
+            )
+
+    def record_failure(self, failure: Failure, *, title: str = "", url: str = "") -> int:
+        """Record a failed fetch; returns the number of consecutive failures so far."""
+        with self.transaction() as db:
+            self._touch_source(db, failure.source_id, title, url)
+            db.execute(
+                "INSERT INTO failures (source_id, at, reason, detail) VALUES (?, ?, ?, ?)",
+                (failure.source_id, failure.at, failure.reason, failure.detail[:2000]),
+            )
+            db.execute(
+                "UPDATE sources SET last_checked_at = ?, consecutive_failures = consecutive_failures + 1,"
+                " last_failure_reason = ?, broken_since = COALESCE(broken_since, ?) WHERE id = ?",
+                (failure.at, failure.reason, failure.at, failure.source_id),
+            )
+            row = db.execute(
+                "SELECT consecutive_failures FROM sources WHERE id = ?", (failure.source_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def failures(self, source_id: str, limit: int = 100) -> list[Failure]:
+        rows = self.db.execute(
+            "SELECT * FROM failures WHERE source_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            (source_id, limit),
+        )
+        return [Failure(r["source_id"], r["at"], r["reason"], r["detail"]) for r in rows]
+
+    # versions --------------------------------------------------------------------------------
+
+    def _version(self, row: sqlite3.Row) -> Version:
+        return Version(
+            id=row["id"],
+            source_id=row["source_id"],
+            captured_at=row["captured_at"],
+            path=self.root / row["path"],
+            text_sha256=row["text_sha256"],
+            snapshot_sha256=row["snapshot_sha256"],
+            title=row["title"],
+            effective_date=row["effective_date"],
+            clause_count=row["clause_count"],
+            origin=row["origin"],
+        )
+
+    def current_version(self, source_id: str) -> Version | None:
+        row = self.db.execute(
+            "SELECT * FROM versions WHERE source_id = ? ORDER BY captured_at DESC, id DESC LIMIT 1",
+            (source_id,),
+        ).fetchone()
+        return self._version(row) if row else None
+
+    def versions(self, source_id: str) -> list[Version]:
+        rows = self.db.execute(
+            "SELECT * FROM versions WHERE source_id = ? ORDER BY captured_at, id", (source_id,)
+        )
+        return [self._version(r) for r in rows]
+
+    def version(self, version_id: int) -> Version:
+        row = self.db.execute("SELECT * FROM versions WHERE id = ?", (version_id,)).fetchone()
+        if row is None:
+            raise StorageError(f"no version {version_id} in {self.db_path}")
+        return self._version(row)
+
+    def tracked_source_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT source_id FROM versions ORDER BY 1")]
+
+    def save_version(
+        self,
+        snapshots: Sequence[Snapshot],
+        document: Document,
+        clauses: Sequence[Clause],
+        *,
+        title: str = "",
+        url: str = "",
+        diff: Diff | None = None,
+        previous: Version | None = None,
+        origin: str = "fetch",
+        notify: bool = True,
+    ) -> tuple[Version, int | None]:
+        """Store a new version (raw files, extracted clauses) and the diff from the previous one.
+
+        Returns the version and the id of the recorded diff (None for a first version or a
+        diff with no changes at all).
+        """
+        if not snapshots:
+            raise ValueError("a version needs at least one raw snapshot")
+        source_id = snapshots[0].source_id
+        captured_at = snapshots[0].fetched_at
+        folder = self._stamp_folder(source_id, captured_at)
+        rel = folder.relative_to(self.root).as_posix()
+        combined_sha = _combined_sha(snapshots)
+        with _storage_errors(f"saving a snapshot of {source_id}"):
+            self._write_stamp_folder(folder, snapshots, document, clauses)
+        with self.transaction() as db:
+            self._touch_source(db, source_id, title, url)
+            cur = db.execute(
+                "INSERT INTO versions (source_id, captured_at, path, text_sha256, snapshot_sha256,"
+                " title, effective_date, clause_count, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    source_id,
+                    captured_at,
+                    rel,
+                    text_digest(clauses),
+                    combined_sha,
+                    document.title or title,
+                    document.effective_date,
+                    len(clauses),
+                    origin,
+                ),
+            )
+            version_id = int(cur.lastrowid)
+            diff_id = None
+            if previous is not None and diff is not None and diff.changes:
+                summary = diff.summary()
+                severity = max(
+                    (c.severity for c in diff.changes), key=lambda s: SEVERITY_ORDER.get(s, 0),
+                    default="none",
+                )
+                cur = db.execute(
+                    "INSERT INTO diffs (source_id, from_version, to_version, detected_at, summary,"
+                    " substantive, severity, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        source_id,
+                        previous.id,
+                        version_id,
+                        captured_at,
+                        json.dumps(summary),
+                        int(summary["substantive"] > 0),
+                        severity,
+                        int(notify),
+                    ),
+                )
+                diff_id = int(cur.lastrowid)
+                db.executemany(
+                    "INSERT INTO changes (diff_id, position, data) VALUES (?, ?, ?)",
+                    [
+                        (diff_id, i, json.dumps(change_to_record(c), ensure_ascii=False))
+                        for i, c in enumerate(diff.changes)
+                    ],
+                )
+            db.execute(
+                "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?", (combined_sha, source_id)
+            )
+        return self.version(version_id), diff_id
+
+    def save_snapshot_only(self, snapshots: Sequence[Snapshot], version: Version) -> None:
+        """Keep raw bytes that differ from the stored ones but extract to the same version."""
+        folder = self._stamp_folder(snapshots[0].source_id, snapshots[0].fetched_at)
+        with _storage_errors(f"saving a snapshot of {snapshots[0].source_id}"):
+            self._write_stamp_folder(folder, snapshots, None, None, same_as=version)
+
+    def _stamp_folder(self, source_id: str, captured_at: str) -> Path:
+        base = self.snapshots_dir.joinpath(*source_id.split("/")) / stamp(captured_at)
+        folder, n = base, 1
+        while folder.exists():  # two captures in one second: keep both
+            n += 1
+            folder = base.with_name(f"{base.name}.{n}")
+        return folder
+
+    def _write_stamp_folder(
+        self,
+        folder: Path,
+        snapshots: Sequence[Snapshot],
+        document: Document | None,
+        clauses: Sequence[Clause] | None,
+        same_as: Version | None = None,
+    ) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+        try:
+            meta = []
+            for i, snap in enumerate(snapshots):
+                name = f"raw-{i}.{_ext_for(snap.content_type)}"
+                write_atomic(tmp / name, snap.body)
+                meta.append(
+                    {
+                        "file": name,
+                        "url": snap.url,
+                        "fetched_at": snap.fetched_at,
+                        "status": snap.status,
+                        "content_type": snap.content_type,
+                        "encoding": snap.encoding,
+                        "headers": dict(snap.headers),
+                        "sha256": snap.sha256,
+                        "bytes": len(snap.body),
+                    }
+                )
+            info: dict[str, Any] = {"source_id": snapshots[0].source_id, "snapshots": meta}
+            if same_as is not None:
+                info["same_version_as"] = same_as.captured_at
+            write_atomic(tmp / "snapshot.json", _json_bytes(info))
+            if document is not None and clauses is not None:
+                version = {
+                    "document": document_to_json(document),
+                    "clauses": [clause_to_json(c) for c in clauses],
+                }
+                write_atomic(tmp / "version.json", _json_bytes(version))
+                write_atomic(tmp / "version.txt", version_text(clauses).encode("utf-8"))
+            os.replace(tmp, folder)
+            _fsync_dir(folder.parent)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    # diffs -----------------------------------------------------------------------------------
+
+    def _stored_diff(self, row: sqlite3.Row) -> StoredDiff:
+        changes = tuple(
+            change_from_record(json.loads(r["data"]))
+            for r in self.db.execute(
+                "SELECT data FROM changes WHERE diff_id = ? ORDER BY position", (row["id"],)
+            )
+        )
+        return StoredDiff(
+            id=row["id"],
+            source_id=row["source_id"],
+            from_version=self.version(row["from_version"]),
+            to_version=self.version(row["to_version"]),
+            detected_at=row["detected_at"],
+            summary=json.loads(row["summary"]),
+            substantive=bool(row["substantive"]),
+            severity=row["severity"],
+            changes=changes,
+        )
+
+    def diff(self, diff_id: int) -> StoredDiff:
+        row = self.db.execute("SELECT * FROM diffs WHERE id = ?", (diff_id,)).fetchone()
+        if row is None:
+            raise StorageError(f"no recorded change {diff_id}")
+        return self._stored_diff(row)
+
+    def diffs(
+        self, source_id: str | None = None, *, substantive_only: bool = False, limit: int | None = None
+    ) -> list[StoredDiff]:
+        sql = "SELECT * FROM diffs WHERE 1=1"
+        args: list[Any] = []
+        if source_id:
+            sql += " AND source_id = ?"
+            args.append(source_id)
+        if substantive_only:
+            sql += " AND substantive = 1"
+        sql += " ORDER BY detected_at DESC, id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._stored_diff(r) for r in self.db.execute(sql, args)]
+
+
+def _combined_sha(snapshots: Sequence[Snapshot]) -> str:
+    if len(snapshots) == 1:
+        return snapshots[0].sha256
+    import hashlib
+
+    return hashlib.sha256("".join(s.sha256 for s in snapshots).encode()).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
