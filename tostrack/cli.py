@@ -1,0 +1,380 @@
+"""The tostrack command line: parse options, call one library function, print.
+
+No tracking logic lives here; see pipeline.py for the path data takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tostrack.errors import TostrackError
+from tostrack.workspace import Workspace
+
+EXIT_OK = 0
+EXIT_CHANGES = 1  # diff: substantive changes found
+EXIT_TROUBLE = 2  # usage, configuration or input error
+EXIT_SOURCES_FAILED = 3  # run: at least one source failed (details on stderr)
+EXIT_LOCKED = 75  # run: another run holds the workspace lock
+
+
+def _workspace(ctx: click.Context) -> Workspace:
+    return Workspace.open(ctx.obj.get("workspace"))
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+class _Group(click.Group):
+    """Turns errors a user can act on into a message and an exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from tostrack.errors import LockedError
+
+        try:
+            return super().invoke(ctx)
+        except LockedError as exc:
+            click.echo(f"tostrack: {exc}", err=True)
+            ctx.exit(EXIT_LOCKED)
+        except TostrackError as exc:
+            click.echo(f"tostrack: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False),
+    envvar="TOSTRACK_WORKSPACE",
+    help="Workspace folder (default: the current folder; or $TOSTRACK_WORKSPACE).",
+)
+@click.version_option(package_name="tostrack")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """Track AI providers' terms of service clause by clause, and tell legal teams what changed.
+
+    \b
+    Quick start:
+      tostrack demo                 the whole pipeline offline, on bundled sample documents
+      tostrack init                 write a commented tostrack.toml in the current folder
+      tostrack run                  fetch due sources, record changes, render reports, send email
+      tostrack diff old.html new.html --format json
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing tostrack.toml.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented tostrack.toml in the workspace.
+
+    \b
+    Example:
+      mkdir legal-watch && cd legal-watch && tostrack init && $EDITOR tostrack.toml
+    """
+    from tostrack.config_template import write_config
+
+    path = write_config(_workspace(ctx), force=force)
+    click.echo(f"Wrote {path}. Edit it, then run: tostrack run")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Fetch every source now, whatever its interval.")
+@click.option("--source", "only", multiple=True, help="Only this source id or provider (repeatable).")
+@click.option("--no-send", is_flag=True, help="Queue notifications but do not send them.")
+@click.pass_context
+def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool) -> None:
+    """Fetch due sources, record changes, render reports and send notifications.
+
+    Made for cron: silent when nothing changed, a short summary on stdout when something did,
+    problems on stderr. Exit status: 0 ran fine, 3 some sources failed, 75 another run holds
+    the lock, 2 configuration error.
+
+    \b
+    Examples:
+      tostrack run                          # what cron runs, e.g. hourly
+      tostrack run --force --source openai  # fetch OpenAI's documents now
+    """
+    from tostrack.pipeline import run as run_pipeline
+
+    result = run_pipeline(_workspace(ctx), force=force, only=only, send=not no_send)
+    for r in result.results:
+        if r.status == "changed":
+            click.echo(f"changed  {r.source.id}: {r.substantive} substantive change(s)")
+        elif r.status == "first":
+            click.echo(f"tracking {r.source.id}: first version stored")
+    for path in result.reports:
+        click.echo(f"report   {path}")
+    if result.notifications_sent:
+        click.echo(f"sent     {result.notifications_sent} notification(s)")
+    for path in result.eml_files:
+        click.echo(f"email    {path}")
+    for r in result.failed:
+        assert r.failure is not None
+        click.echo(
+            f"failed   {r.source.id}: {r.failure.reason} (failure {r.consecutive_failures} in a row)",
+            err=True,
+        )
+    for err in result.notification_errors:
+        click.echo(f"mail     {err}", err=True)
+    if result.failed:
+        sys.exit(EXIT_SOURCES_FAILED)
+
+
+def _clause_line(clause: dict[str, Any] | list | None) -> str:
+    if clause is None:
+        return ""
+    if isinstance(clause, list):
+        return " + ".join(c["section"] or c["id"] for c in clause)
+    return clause["section"] or clause["id"]
+
+
+@cli.command()
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also show cosmetic changes (text format).")
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> None:
+    """Compare two versions of a document (.html, .md, .txt or .pdf) clause by clause.
+
+    Exit status as diff(1): 0 no substantive change, 1 substantive changes, 2 trouble.
+
+    \b
+    Examples:
+      tostrack diff terms-2024.html terms-2025.html
+      tostrack diff old.md new.md --format json | jq '.changes[] | select(.severity=="high")'
+    """
+    from tostrack.pipeline import compare_files
+    from tostrack.output import diff_json, format_diff_text
+
+    severity = Workspace.open(ctx.obj.get("workspace")).settings.section("severity")
+    comparison = compare_files(old, new, severity)
+    if fmt == "json":
+        _echo_json(diff_json(comparison, old_name=old, new_name=new))
+    else:
+        click.echo(format_diff_text(comparison, show_all=show_all, color=sys.stdout.isatty()), nl=False)
+    sys.exit(EXIT_CHANGES if comparison.diff.substantive else EXIT_OK)
+
+
+@cli.command()
+@click.argument("file", required=False, default="-")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--jsonl", is_flag=True, help="Read JSON lines with 'id' and 'text'; write one result per line.")
+@click.option(
+    "--input-format",
+    type=click.Choice(["auto", "html", "markdown", "text"]),
+    default="auto",
+    help="How to read FILE (auto: by suffix; stdin defaults to text).",
+)
+def classify(file: str, fmt: str, jsonl: bool, input_format: str) -> None:
+    """Split a document into clauses and label each one.
+
+    \b
+    Examples:
+      tostrack classify terms.html --format json
+      echo "You may not use Output to develop competing models." | tostrack classify -
+      tostrack classify --jsonl clauses.jsonl > labelled.jsonl
+    """
+    from tostrack.output import classify_document, classify_jsonl_lines
+
+    if jsonl:
+        stream = click.open_file(file, "r", encoding="utf-8")
+        for line in classify_jsonl_lines(stream):
+            click.echo(line)
+        return
+    result = classify_document(file, input_format)
+    if fmt == "json":
+        _echo_json(result)
+        return
+    for clause in result["clauses"]:
+        labels = ", ".join(clause["labels"]) or "-"
+        click.echo(f"[{clause['section'] or clause['id']}] {labels}")
+        click.echo(f"    {clause['text'][:200]}")
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
+def replay(dirs: tuple[str, ...], fmt: str) -> None:
+    """Diff each consecutive pair of dated versions in each DIR (touches no workspace).
+
+    Each DIR holds versions of one document named by capture time, e.g.
+    2024-05-02T00-30-06Z.md. One JSON line per pair: {"document", "from", "to", ...diff}.
+
+    \b
+    Example:
+      tostrack replay ../shared/corpus/openai/terms-of-use | jq -c '.summary'
+    """
+    from tostrack.replay import replay_pairs
+
+    for record in replay_pairs([Path(d) for d in dirs]):
+        if fmt == "jsonl":
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            s = record["summary"]
+            click.echo(
+                f"{record['document']}: {record['from']} -> {record['to']}: "
+                f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
+            )
+
+
+@cli.command(name="import")
+@click.argument("source_id")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--url", default="", help="The document's URL, recorded with each version.")
+@click.pass_context
+def import_history(ctx: click.Context, source_id: str, directory: str, url: str) -> None:
+    """Backfill a dated history of one document into the workspace, without alerting.
+
+    DIRECTORY holds versions named by capture time (YYYY-MM-DDTHH-MM-SSZ.md/.html/.txt), e.g.
+    a folder of an Open Terms Archive versions checkout. Each is recorded as if crawled then.
+
+    \b
+    Example:
+      tostrack import openai/terms-of-use ../shared/corpus/openai/terms-of-use
+    """
+    from tostrack.history import import_directory
+
+    result = import_directory(_workspace(ctx), source_id, Path(directory), url=url)
+    click.echo(
+        f"Imported {result.versions} version(s) of {source_id} "
+        f"({result.changes} with substantive changes, {result.skipped} identical skipped)."
+    )
+
+
+@cli.command()
+@click.argument("source", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def history(ctx: click.Context, source: str | None, fmt: str) -> None:
+    """List the stored versions and failures of SOURCE (or of every tracked source).
+
+    \b
+    Examples:
+      tostrack history
+      tostrack history openai/terms-of-use --format json
+    """
+    from tostrack.history import source_history
+
+    data = source_history(_workspace(ctx), source)
+    if fmt == "json":
+        _echo_json(data if source else data)
+        return
+    entries = [data] if source else data["sources"]
+    for entry in entries:
+        click.echo(entry["source"])
+        for v in entry["versions"]:
+            changes = v.get("substantive_changes")
+            note = f", {changes} substantive change(s)" if changes else ""
+            click.echo(f"  {v['captured_at']}  {v['clauses']} clauses  sha256 {v['sha256'][:12]}{note}")
+        for f in entry["failures"]:
+            click.echo(f"  {f['at']}  FAILED {f['reason']}")
+
+
+@cli.command()
+@click.pass_context
+def report(ctx: click.Context) -> None:
+    """Render the HTML reports (dashboard, change reports, timelines, feeds) into reports/.
+
+    \b
+    Example:
+      tostrack report && xdg-open reports/index.html
+    """
+    from tostrack.report import render_site
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    with Store(ws.root) as store:
+        index = render_site(ws, store)
+    click.echo(f"Reports in {index.parent} (open {index})")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Write queued messages as .eml files instead of sending.")
+@click.pass_context
+def notify(ctx: click.Context, dry_run: bool) -> None:
+    """Send queued notifications (retrying those that failed before).
+
+    \b
+    Examples:
+      tostrack notify
+      tostrack notify --dry-run && ls outbox/
+    """
+    from tostrack.lock import workspace_lock
+    from tostrack.notify import send_pending
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    with workspace_lock(ws.lock_path), Store(ws.root) as store:
+        summary = send_pending(ws, store, dry_run=dry_run)
+    if summary.sent:
+        click.echo(f"sent {summary.sent} notification(s)")
+    for path in summary.written_eml:
+        click.echo(f"email {path}")
+    for err in summary.errors:
+        click.echo(f"mail {err}", err=True)
+    if summary.failed:
+        sys.exit(EXIT_SOURCES_FAILED)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default="tostrack-demo",
+    show_default=True,
+    help="Where to leave the demo workspace.",
+)
+def demo(directory: str) -> None:
+    """Run the whole pipeline offline on bundled sample documents.
+
+    Serves two versions of a few sample provider documents from 127.0.0.1, tracks the first,
+    then the second, and leaves the change reports in DIR/reports/ and the notification emails
+    (as .eml files, since no mail server is configured) in DIR/outbox/.
+    """
+    from tostrack.demo import run_demo
+
+    outcome = run_demo(Path(directory))
+    click.echo(f"Demo workspace: {outcome.workspace}")
+    for line in outcome.lines:
+        click.echo(f"  {line}")
+    click.echo(f"Dashboard:      {outcome.index}")
+    for path in outcome.reports:
+        click.echo(f"Change report:  {path}")
+    for path in outcome.emails:
+        click.echo(f"Email:          {path}")
+
+
+def main() -> None:
+    """Entry point for the console script."""
+    try:
+        cli.main(prog_name="tostrack")
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+        if os.environ.get("TOSTRACK_DEBUG"):
+            raise
+        click.echo(
+            f"tostrack: internal error: {type(exc).__name__}: {exc}\n"
+            "Nothing half-written was kept. Run again with TOSTRACK_DEBUG=1 for details and report it.",
+            err=True,
+        )
+        sys.exit(EXIT_TROUBLE)
+
+
+if __name__ == "__main__":
+    main()

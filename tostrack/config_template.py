@@ -1,0 +1,70 @@
+"""The commented tostrack.toml that `tostrack init` writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tostrack.errors import ConfigError
+from tostrack.workspace import Workspace
+
+CONFIG_TEMPLATE = """\
+# tostrack.toml: what this workspace watches and whom it tells.
+# Reference: README.md, "Configuration". Every table is optional.
+
+# Bundled documents of AI providers to watch (`tostrack sources list` shows them all).
+# Name whole providers ("openai") or single documents ("anthropic/usage-policy").
+[registry]
+include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai", "deepseek"]
+
+# Your own documents. `url` (or `urls` for a document split over several pages, combined in order),
+# optional CSS `select` / `remove`, `interval` ("6h", "1d", or seconds), `browser = true` for pages
+# that need JavaScript (pip install 'tostrack[browser]' and apt-get install chromium).
+# [[sources]]
+# id = "acme-ai/terms"
+# title = "Acme AI Terms of Service"
+# url = "https://acme.example/legal/terms"
+# select = ["main"]
+# remove = [".cookie-banner"]
+# interval = "1d"
+
+[fetch]
+# retries = 3             # on timeouts, connection errors, 429 and 5xx, with backoff
+# timeout = 30            # seconds
+# user_agent = "tostrack (+mailto:legal-ops@example.com)"
+# confirm_delay = 60      # seconds; fetch a changed document again before alerting
+
+# Make a label more or less urgent for your team: high, medium, low or none.
+[severity]
+# governing-law = "high"
+
+# Mail server. Without [smtp], notifications are written as .eml files in outbox/.
+# [smtp]
+# host = "smtp.example.com"
+# port = 587
+# tls = "starttls"          # "none", "starttls" or "ssl"
+# username = "tostrack"
+# password_env = "TOSTRACK_SMTP_PASSWORD"   # the password is read from this environment variable
+# from = "tostrack <tostrack@example.com>"
+
+# Who is told. Filters are optional; mode is "immediate", "daily" or "weekly".
+# [[recipients]]
+# email = "legal@example.com"
+# providers = ["openai", "anthropic"]
+# labels = ["competing-models", "output-training", "data-extraction", "customer-data-training"]
+# min_severity = "medium"
+# mode = "immediate"
+
+[notify]
+# operators = ["ops@example.com"]   # told when a source breaks (after broken_after failures) and recovers
+# broken_after = 3
+"""
+
+
+def write_config(workspace: Workspace, *, force: bool = False) -> Path:
+    path = workspace.config_path
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; use --force to overwrite it")
+    from tostrack.store import write_atomic
+
+    write_atomic(path, CONFIG_TEMPLATE.encode("utf-8"))
+    return path

@@ -1,0 +1,120 @@
+"""Reading a workspace's history, and backfilling one from a folder of dated versions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tostrack.errors import InputError
+from tostrack.lock import workspace_lock
+from tostrack.models import Snapshot
+from tostrack.store import Store
+from tostrack.workspace import Workspace
+
+_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z")
+_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
+          ".htm": "text/html", ".txt": "text/plain", ".pdf": "application/pdf"}
+
+
+def dated_files(directory: Path) -> list[tuple[str, Path]]:
+    """(capture time ISO, path) for each file named like 2024-05-02T00-30-06Z.md, oldest first."""
+    found = []
+    for path in sorted(directory.iterdir()):
+        match = _STAMP.match(path.name)
+        if match and path.suffix.lower() in _TYPES:
+            day, h, m, s = match.groups()
+            found.append((f"{day}T{h}:{m}:{s}Z", path))
+    return found
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    versions: int
+    changes: int
+    skipped: int
+
+
+def import_directory(workspace: Workspace, source_id: str, directory: Path, *, url: str = "") -> ImportResult:
+    """Store each dated file as a version captured at its date. Never notifies anyone."""
+    from tostrack.models import Source
+    from tostrack.pipeline import analyse, compare_clauses, extract_snapshots
+    from tostrack.store import text_digest
+
+    if "/" not in source_id:
+        raise InputError("a source id looks like provider/document, e.g. openai/terms-of-use")
+    files = dated_files(directory)
+    if not files:
+        raise InputError(f"{directory} has no files named by capture time (YYYY-MM-DDTHH-MM-SSZ.md)")
+    source = Source(id=source_id, urls=(url or f"file://{directory.resolve()}",), title=source_id)
+    severity = workspace.settings.section("severity")
+    workspace.ensure()
+    versions = changes = skipped = 0
+    with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
+        previous = store.current_version(source_id)
+        for captured_at, path in files:
+            if previous and captured_at <= previous.captured_at:
+                skipped += 1  # already imported or older than what we have
+                continue
+            snapshot = Snapshot(source_id, source.url, captured_at, 200, _TYPES[path.suffix.lower()],
+                                path.read_bytes())
+            document = extract_snapshots((snapshot,), source)
+            clauses = analyse(document)
+            if previous is None:
+                previous, _ = store.save_version((snapshot,), document, clauses, title=source_id,
+                                                 url=source.url, origin="import")
+                versions += 1
+                continue
+            if text_digest(clauses) == previous.text_sha256:
+                skipped += 1
+                continue
+            diff = compare_clauses(previous.load()[1], clauses, severity)
+            if not diff.changes:
+                skipped += 1
+                continue
+            previous, _ = store.save_version((snapshot,), document, diff.new_clauses, title=source_id,
+                                             url=source.url, diff=diff, previous=previous,
+                                             origin="import", notify=False)
+            versions += 1
+            changes += bool(diff.substantive)
+    return ImportResult(versions, changes, skipped)
+
+
+def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any]:
+    """{"source", "versions": [...], "failures": [...]} for one source, or {"sources": [...]}."""
+    if not workspace.db_path.exists():
+        if source_id:
+            raise InputError(f"nothing recorded yet in {workspace.root} (no tostrack.db); run `tostrack run` first")
+        return {"sources": []}
+    with Store(workspace.root) as store:
+        if source_id:
+            known = {s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids())
+            if source_id not in known:
+                raise InputError(f"no source '{source_id}' in this workspace; `tostrack history` lists them")
+            return _one(store, source_id)
+        ids = sorted({s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids()))
+        return {"sources": [_one(store, i) for i in ids]}
+
+
+def _one(store: Store, source_id: str) -> dict[str, Any]:
+    diffs = {d.to_version.id: d for d in store.diffs(source_id)}
+    versions = []
+    for v in store.versions(source_id):
+        d = diffs.get(v.id)
+        versions.append({
+            "captured_at": v.captured_at,
+            "sha256": v.snapshot_sha256,
+            "text_sha256": v.text_sha256,
+            "clauses": v.clause_count,
+            "title": v.title,
+            "effective_date": v.effective_date,
+            "origin": v.origin,
+            "path": str(v.path),
+            "substantive_changes": d.summary["substantive"] if d else 0,
+            "cosmetic_changes": d.summary["cosmetic"] if d else 0,
+            "severity": d.severity if d else "none",
+        })
+    failures = [{"at": f.at, "reason": f.reason, "detail": f.detail} for f in store.failures(source_id)]
+    failures.reverse()
+    return {"source": source_id, "versions": versions, "failures": failures}
