@@ -1,0 +1,60 @@
+"""Shared fixtures. Everything here is real: files in tmp_path, servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TERMS_V1 = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Acme Terms</title></head>
+<body><header>Menu <a href="/x?sid=1">Pricing</a></header><main>
+<h1>Acme AI Terms</h1>
+<p>Last updated: May 1, 2026</p>
+<h2>1. Use of the service</h2>
+<p>1.1 You may use the service for lawful purposes in line with these terms.</p>
+<p>1.2 You may not reverse engineer or decompile any part of the service.</p>
+<h2>2. Disputes</h2>
+<p>2.1 These terms are governed by the laws of England and Wales.</p>
+</main><footer>footer</footer></body></html>
+"""
+
+TERMS_V2 = TERMS_V1.replace(
+    "1.2 You may not reverse engineer or decompile any part of the service.",
+    "1.2 You may not reverse engineer or decompile any part of the service, or use its output to "
+    "develop models that compete with Acme.",
+).replace("Last updated: May 1, 2026", "Last updated: June 9, 2026")
+
+# Same text as V1; only markup, whitespace and a tracking id differ.
+TERMS_V1_RERENDERED = TERMS_V1.replace("sid=1", "sid=2").replace(
+    "<p>1.1 You may use", "<p class='x'>\n  1.1   You may use"
+)
+
+
+def write_config(root: Path, body: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "tostrack.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def source_config(url: str, extra: str = "") -> str:
+    return f"""
+[fetch]
+retries = 0
+confirm_delay = 0
+
+[[sources]]
+id = "acme/terms"
+title = "Acme AI Terms"
+url = "{url}"
+select = ["main"]
+{extra}
+
+[[recipients]]
+email = "legal@example.com"
+"""
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
