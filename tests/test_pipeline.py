@@ -1,0 +1,158 @@
+"""The pipeline end to end against a real HTTP server on 127.0.0.1 and a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import TERMS_V1, TERMS_V1_RERENDERED, TERMS_V2, source_config, write_config
+from pytest_httpserver import HTTPServer
+
+from tostrack.pipeline import run
+from tostrack.store import Store
+from tostrack.workspace import Workspace
+
+
+def _serve(httpserver: HTTPServer, html: str) -> str:
+    httpserver.clear()
+    httpserver.expect_request("/terms").respond_with_data(html, content_type="text/html; charset=utf-8")
+    return httpserver.url_for("/terms")
+
+
+def test_first_run_stores_raw_snapshot_and_version(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    result = run(Workspace.open(workspace_dir), force=True, send=False)
+    assert [r.status for r in result.results] == ["first"]
+    with Store(workspace_dir) as store:
+        version = store.current_version("acme/terms")
+        assert version is not None
+        raw = version.raw_files()
+        assert len(raw) == 1 and raw[0].read_bytes() == TERMS_V1.encode()
+        meta = version.snapshot_meta()[0]
+        assert meta["url"] == url and meta["status"] == 200 and len(meta["sha256"]) == 64
+        _, clauses = version.load()
+        texts = " ".join(c.text for c in clauses)
+        assert "reverse engineer" in texts and "Menu" not in texts  # select = ["main"]
+        assert version.effective_date == "2026-05-01"
+
+
+def test_substantive_change_is_recorded_reported_and_queued(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    _serve(httpserver, TERMS_V2)
+    result = run(ws, force=True, dry_run_mail=True)
+    (changed,) = result.results
+    assert changed.status == "changed" and changed.substantive >= 1
+    assert result.reports and result.reports[0].exists()
+    with Store(workspace_dir) as store:
+        (stored,) = store.diffs("acme/terms")
+        modified = [c for c in stored.changes if c.substantive]
+        assert any("competing-models" in c.labels_added for c in modified)
+        assert stored.severity == "high"
+        # ids are inherited: the modified clause keeps the id it had in version 1
+        old_ids = {c.id for c in stored.from_version.load()[1]}
+        assert all(c.new[0].id in old_ids for c in modified if c.kind == "modified")
+    emls = list((workspace_dir / "outbox").glob("*.eml"))
+    assert len(emls) == 1
+    assert "compet" in emls[0].read_text(errors="replace").lower()
+
+
+def test_rerendered_page_is_not_a_change(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    _serve(httpserver, TERMS_V1_RERENDERED)
+    result = run(ws, force=True, dry_run_mail=True)
+    assert result.results[0].status in ("unchanged", "cosmetic")
+    assert not result.eml_files
+    with Store(workspace_dir) as store:
+        assert all(not d.substantive for d in store.diffs("acme/terms"))
+
+
+def test_error_page_is_a_failure_not_a_version(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    httpserver.clear()
+    httpserver.expect_request("/terms").respond_with_data("Service Unavailable", status=503)
+    result = run(ws, force=True, send=False)
+    assert result.results[0].status == "failed"
+    with Store(workspace_dir) as store:
+        assert len(store.versions("acme/terms")) == 1
+        assert store.source_state("acme/terms")["consecutive_failures"] == 1
+        assert store.diffs("acme/terms") == []
+
+
+def test_interval_skips_sources_not_due(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url, 'interval = "1d"'))
+    ws = Workspace.open(workspace_dir)
+    assert len(run(ws, send=False).results) == 1
+    again = run(ws, send=False)
+    assert again.results == () and again.skipped_not_due == 1
+
+
+def test_disk_full_records_nothing_half_written(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    """A write that fails midway (file size limit, as on a full disk) leaves no version behind."""
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    run(Workspace.open(workspace_dir), force=True, send=False)  # database exists, version 1 stored
+    _serve(httpserver, TERMS_V2 + "<!--" + "x" * 300_000 + "-->")
+    script = textwrap.dedent(
+        """
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        from tostrack.cli import main
+        sys.argv = ["tostrack", "--workspace", sys.argv[1], "run", "--force", "--no-send"]
+        main()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(workspace_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr
+    with Store(workspace_dir) as store:
+        assert len(store.versions("acme/terms")) == 1
+    leftovers = [p for p in (workspace_dir / "snapshots").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_kill_during_run_then_rerun_records_the_change_once(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    run(Workspace.open(workspace_dir), force=True, send=False)
+    _serve(httpserver, TERMS_V2)
+    env = {**os.environ, "TOSTRACK_WORKSPACE": str(workspace_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"], env=env)
+    try:
+        proc.wait(timeout=0.3)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    with Store(workspace_dir) as store:
+        diffs = store.diffs("acme/terms", substantive_only=True)
+        assert len(diffs) == 1
+        history = [v.text_sha256 for v in store.versions("acme/terms")]
+        assert len(history) == len(set(history)) == 2
+    assert json.loads(json.dumps(diffs[0].summary))["substantive"] >= 1

@@ -1,0 +1,3 @@
+from tostrack.cli import main
+
+main()
