@@ -47,6 +47,7 @@ class Block:
     text: str
     level: int = 0
     marker: str = ""
+    starts_list: bool = False  # the first item of a list (so a lead-in ends with its list)
 
 
 @dataclass(frozen=True)

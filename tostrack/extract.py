@@ -1,0 +1,473 @@
+"""Snapshot bytes -> Document: one structural path for HTML, Markdown, plain text and PDF.
+
+Markdown is rendered to HTML (markdown-it-py) and plain text / PDF text is turned into the same
+blocks, so there is one segmenter downstream. Pure: bytes in, Document out; no network, no
+files (except extract_file, the convenience entry for the CLI), no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
+from bs4.element import ProcessingInstruction
+
+from tostrack.errors import InputError
+from tostrack.models import Block, Document
+
+SUPPORTED_TYPES = {
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/markdown": "markdown",
+    "text/x-markdown": "markdown",
+    "text/plain": "text",
+    "application/pdf": "pdf",
+}
+_SUFFIX_FORMATS = {
+    ".html": "html", ".htm": "html", ".xhtml": "html",
+    ".md": "markdown", ".markdown": "markdown",
+    ".txt": "text", ".text": "text",
+    ".pdf": "pdf",
+}
+
+# Elements that never hold the document's wording.
+_DROP = ("script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "button",
+         "select", "input", "textarea", "form", "dialog", "link", "meta", "head")
+# Page chrome, dropped only when the source has no `select` rule of its own.
+_CHROME = ("nav", "header", "footer", "aside")
+_BLOCK_TAGS = {
+    "p", "div", "section", "article", "main", "body", "html", "blockquote", "li", "ul", "ol",
+    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "dl", "dt", "dd", "h1", "h2", "h3",
+    "h4", "h5", "h6", "pre", "figure", "figcaption", "address", "details", "summary", "hr",
+    "center", "fieldset", "caption",
+}
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+# A leading number or letter the source shows: "1.", "1.1", "2(a)", "(iii)", "a)", "Article 5",
+# "Section 3", "§ 3". Kept apart from the wording so renumbering alone is not a change.
+MARKER = re.compile(
+    r"""^(?P<marker>
+        (?:(?:Article|Section|Clause|Part|Schedule|Annex|Appendix)\s+[0-9IVXLC]+[A-Za-z]?(?:\.\d+)*\.?
+          (?=[\s:.\-–—]))
+      | §\s?\d+(?:\.\d+)*
+      | \d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,4}\))*\.?(?=\s)
+      | \((?:[a-z]{1,2}|[ivxlc]{1,6}|[A-Z]{1,2}|[IVXLC]{1,6}|\d{1,3})\)
+      | (?:[a-z]|[ivx]{1,4}|\d{1,2})\)(?=\s)
+      | [A-Z]\.(?=\s+[A-Z])
+    )[\s:.\-–—]*""",
+    re.VERBOSE,
+)
+_BULLET = re.compile(r"^[•·▪◦‣○●■□\-–—*]\s+")
+_SPACE = re.compile(r"\s+")
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+     "october", "november", "december"], 1)}
+_MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
+_MONTHS["sept"] = 9
+_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+_DATE = (
+    rf"(?:(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>\d{{4}})"
+    rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
+    rf"|(?P<y3>\d{{4}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}}))"
+)
+_EFFECTIVE = re.compile(
+    r"(?P<label>last\s+(?:updated|modified|revised|changed)|effective(?:\s+date)?(?:\s+(?:as\s+of|from|on))?"
+    r"|updated(?:\s+on)?|date\s+of\s+last\s+revision|version\s+date|revised(?:\s+on)?"
+    r"|these\s+terms\s+(?:are|were)\s+last\s+updated(?:\s+on)?|in\s+effect\s+(?:as\s+of|from))"
+    r"\s*[:\-–—]?\s*(?:on\s+|as\s+of\s+)?" + _DATE,
+    re.IGNORECASE,
+)
+# A date line on its own is metadata, not a clause; longer sentences keep their wording.
+_DATE_LINE_MAX = 160
+
+
+# -- public entry points -------------------------------------------------------------------
+
+
+def extract_bytes(
+    body: bytes,
+    content_type: str,
+    *,
+    encoding: str | None = None,
+    select: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> Document:
+    """Raw bytes of one fetched page -> Document."""
+    fmt = SUPPORTED_TYPES.get(content_type.split(";")[0].strip().lower())
+    if fmt is None:
+        raise InputError(f"cannot extract a document from content type {content_type!r}")
+    if fmt == "pdf":
+        return extract_text(_pdf_text(body), "text")
+    if fmt == "html":
+        return _from_html(_decode_html(body, encoding), select, remove)
+    return extract_text(_decode_text(body, encoding), fmt, select=select, remove=remove)
+
+
+def extract_text(
+    text: str, fmt: str = "text", *, select: Sequence[str] = (), remove: Sequence[str] = ()
+) -> Document:
+    """Text in a given format ("html", "markdown" or "text") -> Document."""
+    if fmt == "html":
+        return _from_html(text, select, remove)
+    if fmt == "markdown":
+        return _from_html(_markdown_to_html(text), select, remove)
+    if fmt == "text":
+        return _finish(list(_text_blocks(text)), "")
+    raise InputError(f"unknown input format {fmt!r} (use html, markdown or text)")
+
+
+def extract_file(path: str | Path) -> Document:
+    """A local .html/.md/.txt/.pdf file -> Document (the format comes from the suffix)."""
+    path = Path(path)
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown file type {path.suffix!r} (use .html, .md, .txt or .pdf)")
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    content_type = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain",
+                    "pdf": "application/pdf"}[fmt]
+    return extract_bytes(body, content_type)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _decode_html(body: bytes, encoding: str | None) -> str:
+    candidates = [encoding] if encoding else []
+    dammit = UnicodeDammit(body, known_definite_encodings=candidates, is_html=True)
+    if dammit.unicode_markup is None:
+        return body.decode("utf-8", errors="replace")
+    return dammit.unicode_markup
+
+
+def _decode_text(body: bytes, encoding: str | None) -> str:
+    for candidate in (encoding, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            return body.decode(candidate).lstrip("\ufeff")
+        except (UnicodeDecodeError, LookupError):
+            continue
+    dammit = UnicodeDammit(body)
+    return dammit.unicode_markup or body.decode("utf-8", errors="replace")
+
+
+def _pdf_text(body: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(body))
+        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"cannot read the PDF: {exc}") from None
+
+
+def _markdown_to_html(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    # "commonmark" plus tables; raw HTML inside the Markdown is kept so it parses like a page.
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+
+
+# -- HTML -> blocks ---------------------------------------------------------------------------
+
+
+def _from_html(html: str, select: Sequence[str], remove: Sequence[str]) -> Document:
+    soup = BeautifulSoup(html, "lxml")
+    title = _clean(soup.title.get_text("")) if soup.title else ""
+    for node in soup.find_all(string=lambda s: isinstance(s, (Comment, ProcessingInstruction))):
+        node.extract()
+    for tag in soup.find_all(_DROP):
+        tag.decompose()
+    for selector in remove:
+        for tag in _select(soup, selector):
+            tag.decompose()
+    for tag in soup.find_all([*_BLOCK_TAGS, "br"]):
+        # A space at each block boundary, so inline text can be joined without inventing spaces
+        # ("a <a>link</a>." stays "a link.") and blocks never run together.
+        tag.append(" ")
+        tag.insert(0, " ")
+    metadata: list[tuple[str, str]] = []
+    if select:
+        roots = _selected_roots(soup, select)
+        if not roots:
+            metadata.append(("selector", "missed"))
+    else:
+        for tag in soup.find_all(_CHROME):
+            tag.decompose()
+        roots = [soup.body or soup]
+    blocks: list[Block] = []
+    for root in roots:
+        blocks.extend(_blocks(root, list_depth=0))
+    if not title:
+        title = next((b.text for b in blocks if b.kind == "heading"), "")
+    return _finish(blocks, title, tuple(metadata))
+
+
+def _select(soup: BeautifulSoup, selector: str) -> list[Tag]:
+    try:
+        return list(soup.select(selector))
+    except (ValueError, NotImplementedError) as exc:  # soupsieve raises SelectorSyntaxError(ValueError)
+        raise InputError(f"invalid CSS selector {selector!r}: {exc}") from None
+
+
+def _selected_roots(soup: BeautifulSoup, select: Sequence[str]) -> list[Tag]:
+    """Every element matched by any selector, in document order, without nested duplicates."""
+    matched: dict[int, Tag] = {}
+    for selector in select:
+        for tag in _select(soup, selector):
+            matched[id(tag)] = tag
+    roots = [t for t in matched.values() if not any(id(p) in matched for p in t.parents)]
+    order = {id(t): i for i, t in enumerate(soup.find_all(True))}
+    return sorted(roots, key=lambda t: order.get(id(t), 0))
+
+
+def _blocks(node: Tag, list_depth: int) -> Iterator[Block]:
+    """Walk an element: emit a block for each heading, paragraph, list item and table row."""
+    inline: list[str] = []
+
+    def flush() -> Iterator[Block]:
+        text = _clean("".join(inline))
+        inline.clear()
+        if text:
+            yield _paragraph(text)
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            inline.append(str(child))
+            continue
+        if not isinstance(child, Tag):
+            continue
+        name = child.name
+        if name not in _BLOCK_TAGS:
+            if name == "br":
+                inline.append("\n")
+            else:
+                inline.append(child.get_text(""))
+            continue
+        yield from flush()
+        if name in _HEADINGS:
+            text = _clean(child.get_text(""))
+            if text:
+                marker, rest = split_marker(text)
+                yield Block("heading", rest or text, _HEADINGS[name], marker if rest else "")
+        elif name in ("ul", "ol"):
+            yield from _list_items(child, list_depth + 1)
+        elif name == "li":  # a stray li outside a list
+            yield from _list_item(child, max(list_depth, 1), "")
+        elif name == "tr":
+            yield from _table_row(child)
+        elif name == "hr":
+            continue
+        elif name in ("dt", "summary", "caption"):
+            text = _clean(child.get_text(""))
+            if text:
+                yield _paragraph(text)
+        else:
+            yield from _blocks(child, list_depth)
+    yield from flush()
+
+
+def _list_items(list_tag: Tag, depth: int) -> Iterator[Block]:
+    ordered = list_tag.name == "ol"
+    try:
+        number = int(list_tag.get("start", 1))
+    except (TypeError, ValueError):
+        number = 1
+    kind = (list_tag.get("type") or "1") if ordered else ""
+    first = True
+    for child in list_tag.children:
+        if isinstance(child, Tag) and child.name == "li":
+            implicit = _ordinal(number, str(kind)) if ordered else ""
+            for block in _list_item(child, depth, implicit):
+                if first and block.kind == "list_item":
+                    block = Block(block.kind, block.text, block.level, block.marker, True)
+                    first = False
+                yield block
+            number += 1
+        elif isinstance(child, Tag):
+            yield from _blocks(child, depth - 1)
+        elif isinstance(child, NavigableString) and _clean(str(child)):
+            yield _paragraph(_clean(str(child)))
+
+
+def _list_item(li: Tag, depth: int, implicit_marker: str) -> Iterator[Block]:
+    """A list item's own words, then its nested lists and blocks as their own items."""
+    own: list[str] = []
+    nested: list[Block] = []
+    for child in li.children:
+        if isinstance(child, Tag) and child.name in ("ul", "ol"):
+            nested.extend(_list_items(child, depth + 1))
+        elif isinstance(child, Tag) and child.name in ("table", "dl", "pre") or nested:
+            # Tables, and words after a nested list, are blocks of their own.
+            if isinstance(child, Tag):
+                nested.extend(_blocks(child, depth) if child.name in _BLOCK_TAGS else
+                              [Block("paragraph", _clean(child.get_text("")), depth)])
+            elif _clean(str(child)):
+                nested.append(Block("paragraph", _clean(str(child)), depth))
+        elif isinstance(child, Tag):
+            own.append(child.get_text(""))
+        else:
+            own.append(str(child))
+    nested = [b for b in nested if b.text]
+    text = _clean("".join(own))
+    if text:
+        marker, rest = split_marker(text)
+        if not rest:
+            marker, rest = "", text
+        yield Block("list_item", _BULLET.sub("", rest), depth, marker or implicit_marker)
+    yield from nested
+
+
+def _table_row(tr: Tag) -> Iterator[Block]:
+    cells = [_clean(c.get_text("")) for c in tr.find_all(["td", "th"], recursive=False)]
+    cells = [c for c in cells if c]
+    if cells:
+        yield Block("table_row", " | ".join(cells))
+
+
+def _ordinal(number: int, kind: str) -> str:
+    if kind == "a":
+        return _letters(number)
+    if kind == "A":
+        return _letters(number).upper()
+    if kind in ("i", "I"):
+        roman = _roman(number)
+        return roman if kind == "I" else roman.lower()
+    return str(number)
+
+
+def _letters(n: int) -> str:
+    out = ""
+    while n > 0:
+        n, rem = divmod(n - 1, 26)
+        out = chr(97 + rem) + out
+    return out or "a"
+
+
+def _roman(n: int) -> str:
+    table = [(1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
+             (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")]
+    out = ""
+    for value, numeral in table:
+        while n >= value:
+            out += numeral
+            n -= value
+    return out
+
+
+# -- plain text -> blocks ---------------------------------------------------------------------
+
+_TEXT_HEADING = re.compile(r"^(?:#{1,6}\s+)?(?P<text>[^\n]{2,120})$")
+
+
+def _text_blocks(text: str) -> Iterator[Block]:
+    """Paragraphs separated by blank lines; numbered or bulleted lines start their own block."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+    for chunk in re.split(r"\n\s*\n", text):
+        lines = [ln.strip() for ln in chunk.split("\n") if ln.strip()]
+        current: list[str] = []
+        for line in lines:
+            starts_item = bool(MARKER.match(line) and split_marker(line)[1]) or bool(_BULLET.match(line))
+            if current and starts_item:
+                yield _text_block(" ".join(current))
+                current = []
+            current.append(line)
+        if current:
+            yield _text_block(" ".join(current))
+
+
+def _text_block(text: str) -> Block:
+    text = _clean(text)
+    bullet = _BULLET.match(text)
+    if bullet:
+        return Block("list_item", text[bullet.end():], 1, "•")
+    marker, rest = split_marker(text)
+    if rest and _looks_like_heading(rest):
+        return Block("heading", rest, 2 + marker.count("."), marker)
+    if not marker and _looks_like_heading(text) and text.isupper():
+        return Block("heading", text, 2)
+    return _paragraph(text)
+
+
+def _looks_like_heading(text: str) -> bool:
+    return len(text) <= 80 and not text.endswith((".", ";", ",", ":")) and text[:1].isupper() and (
+        len(text.split()) <= 8
+    )
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    return _SPACE.sub(" ", text.replace("\u00a0", " ").replace("\u200b", "")).strip()
+
+
+def split_marker(text: str) -> tuple[str, str]:
+    """("1.2", "You may not ...") from "1.2 You may not ..."; ("", text) when there is none."""
+    match = MARKER.match(text)
+    if not match:
+        return "", text
+    marker = match.group("marker").strip()
+    rest = text[match.end():].strip()
+    return marker.rstrip("."), rest
+
+
+def _paragraph(text: str) -> Block:
+    bullet = _BULLET.match(text)
+    if bullet:
+        return Block("list_item", text[bullet.end():], 1, "•")
+    marker, rest = split_marker(text)
+    if marker and rest:
+        return Block("paragraph", rest, 0, marker)
+    return Block("paragraph", text)
+
+
+def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ...] = ()) -> Document:
+    """Drop blocks without words; read the effective date and keep a bare date line as metadata."""
+    effective_date, effective_text = None, ""
+    kept: list[Block] = []
+    for index, block in enumerate(blocks):
+        if not _LETTER.search(block.text):
+            continue
+        found = _EFFECTIVE.search(block.text) if effective_date is None or index < 60 else None
+        if found and effective_date is None:
+            effective_date, effective_text = _iso(found), block.text
+        if found and len(block.text) <= _DATE_LINE_MAX and block.kind != "heading":
+            continue  # "Last updated: May 1, 2026" is metadata; its change is not a clause change
+        if found and block.kind == "heading" and len(block.text) <= _DATE_LINE_MAX:
+            continue
+        kept.append(block)
+    return Document(
+        blocks=tuple(kept),
+        title=title,
+        effective_date=effective_date,
+        effective_date_text=effective_text,
+        metadata=metadata,
+    )
+
+
+def _iso(match: re.Match[str]) -> str | None:
+    g = match.groupdict()
+    try:
+        if g["y3"]:
+            year, month, day = int(g["y3"]), int(g["m3"]), int(g["d3"])
+        else:
+            month_name = (g["m1"] or g["m2"]).rstrip(".").lower()
+            month = _MONTHS.get(month_name, _MONTHS.get(month_name[:3], 0))
+            day = int(g["d1"] or g["d2"])
+            year = int(g["y1"] or g["y2"])
+        from datetime import date
+
+        return date(year, month, day).isoformat()
+    except (ValueError, TypeError):
+        return None

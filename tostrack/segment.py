@@ -1,0 +1,195 @@
+"""Document -> clauses: the smallest provisions a lawyer would cite.
+
+Numbered sections and subsections, list items, paragraphs under headings, table rows, and the
+items of an inline enumeration ("You may not (i) ...; (ii) ...; or (iii) ...") each become a
+clause. A clause keeps the words that introduce it ("You may not") as its lead-in, and its place
+as a section path ("2 Usage Requirements › (c) › (iii)").
+
+Ids made here are fresh (a digest of the wording); align.py replaces them with the ids of the
+previous version's clauses, which is what keeps a clause's identity through renumbering and moves.
+Pure: no network, no files, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+
+from tostrack.models import Block, Clause, Document
+
+SEP = " › "
+# An introduction to a list, like "You may not:"; longer ones are also clauses of their own.
+_LEAD_IN_MAX = 240
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# "(a)", "(ii)", "(3)", "(B)" standing at a word boundary inside a sentence.
+_INLINE_MARKER = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=[:;,—–-]))\((?P<m>[a-z]{1,2}|[ivx]{1,5}|\d{1,2}|[A-Z])\)\s")
+_ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv",
+          "xv", "xvi", "xvii", "xviii", "xix", "xx"]
+
+
+def segment_document(document: Document) -> tuple[Clause, ...]:
+    """Split a document's blocks into clauses with section paths, heading trails and lead-ins."""
+    clauses: list[Clause] = []
+    seen_ids: dict[str, int] = {}
+    for section, heading, number, lead_in, text in _provisions(document.blocks):
+        for item_number, item_lead_in, item_text in _split_enumeration(text):
+            full_lead = " ".join(p for p in (lead_in, item_lead_in) if p)
+            path = [*section, number] if number else list(section)
+            if item_number:
+                path.append(f"({item_number})")
+            body = Clause(
+                id="",
+                section=SEP.join(p for p in path if p),
+                heading=heading,
+                text=item_text,
+                number=f"({item_number})" if item_number else number,
+                lead_in=full_lead,
+            )
+            clauses.append(_with_id(body, seen_ids))
+    return tuple(clauses)
+
+
+def clause_id(text: str) -> str:
+    """A fresh id from the wording: the same words give the same id in any version."""
+    words = " ".join(_WORD.findall(text.lower()))
+    return "c" + hashlib.blake2b(words.encode("utf-8"), digest_size=5).hexdigest()
+
+
+def _with_id(clause: Clause, seen: dict[str, int]) -> Clause:
+    base = clause_id(clause.full_text)
+    count = seen.get(base, 0) + 1
+    seen[base] = count
+    from dataclasses import replace
+
+    return replace(clause, id=base if count == 1 else f"{base}-{count}")
+
+
+# -- blocks -> provisions ---------------------------------------------------------------------
+
+
+def _provisions(
+    blocks: Sequence[Block],
+) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], str, str, str]]:
+    """(section path parts, heading trail, number, lead-in, text) for each clause-sized block."""
+    title_level = _title_level(blocks)
+    headings: list[tuple[int, str]] = []  # (level, label) of the open headings
+    # Open list items by depth: (marker, text if it introduces its children else "").
+    items: dict[int, tuple[str, str]] = {}
+    paragraph_lead_in = ""
+    lead_in_at = -1  # index of the paragraph that introduced the current list
+    for index, block in enumerate(blocks):
+        next_block = blocks[index + 1] if index + 1 < len(blocks) else None
+        if block.kind == "heading":
+            if block.level == title_level and not headings:
+                continue  # the document's title is not a section
+            while headings and headings[-1][0] >= block.level:
+                headings.pop()
+            headings.append((block.level, _label(block)))
+            items.clear()
+            paragraph_lead_in = ""
+            continue
+        trail = tuple(label for _, label in headings)
+        if block.kind == "list_item":
+            depth = max(block.level, 1)
+            if depth == 1 and block.starts_list and index != lead_in_at + 1:
+                paragraph_lead_in = ""  # a new list: the last one's introduction is over
+            for d in [d for d in items if d >= depth]:
+                del items[d]
+            parents = [items[d] for d in sorted(items) if d < depth]
+            section = trail + tuple(m for m, _ in parents if m)
+            lead_in = " ".join([paragraph_lead_in, *(t for _, t in parents if t)]).strip()
+            introduces = _introduces(block, next_block, depth)
+            items[depth] = (block.marker, block.text if introduces else "")
+            if introduces and len(block.text) <= _LEAD_IN_MAX:
+                continue  # "Restrictions. You may not:" only introduces the items below it
+            yield section, trail, block.marker, lead_in, block.text
+            continue
+        items.clear()
+        if block.kind == "paragraph" and _introduces(block, next_block, 0):
+            paragraph_lead_in = _last_sentence(block.text)
+            lead_in_at = index
+            if len(block.text) <= _LEAD_IN_MAX:
+                continue
+        else:
+            paragraph_lead_in = ""
+        yield trail, trail, block.marker, "", block.text
+
+
+def _title_level(blocks: Sequence[Block]) -> int | None:
+    """The level of the document's title heading: a lone top heading before any content."""
+    headings = [b for b in blocks if b.kind == "heading"]
+    if not headings or blocks[0].kind != "heading":
+        return None
+    top = min(b.level for b in headings)
+    if blocks[0].level == top and sum(1 for b in headings if b.level == top) == 1:
+        return top
+    return None
+
+
+def _label(block: Block) -> str:
+    return f"{block.marker} {block.text}" if block.marker else block.text
+
+
+def _introduces(block: Block, next_block: Block | None, depth: int) -> bool:
+    """True when the block ends with a colon and the next block is a list item below it."""
+    if next_block is None or next_block.kind != "list_item" or not block.text.rstrip().endswith(":"):
+        return False
+    return max(next_block.level, 1) > depth
+
+
+def _last_sentence(text: str) -> str:
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    return parts[-1] if parts else text
+
+
+# -- inline enumerations ----------------------------------------------------------------------
+
+
+def _split_enumeration(text: str) -> list[tuple[str, str, str]]:
+    """[(item number, lead-in, item text)]; [("", "", text)] when the text is not an enumeration."""
+    markers = list(_INLINE_MARKER.finditer(text))
+    if len(markers) < 2:
+        return [("", "", text)]
+    run = _ordered_run(markers)
+    if len(run) < 2:
+        return [("", "", text)]
+    lead_in = text[: run[0].start()].strip()
+    if len(_WORD.findall(lead_in)) < 2:
+        return [("", "", text)]
+    out = []
+    for i, match in enumerate(run):
+        end = run[i + 1].start() if i + 1 < len(run) else len(text)
+        item = text[match.end():end].strip()
+        if not item:
+            return [("", "", text)]
+        out.append((match.group("m"), lead_in, item))
+    return out
+
+
+def _ordered_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
+    """The longest run of markers that counts up from the first item: (a)(b)(c), (i)(ii), (1)(2)."""
+    for start, first in enumerate(markers):
+        sequence = _sequence_for(first.group("m"))
+        if sequence is None:
+            continue
+        run = [first]
+        for match in markers[start + 1:]:
+            if len(run) < len(sequence) and match.group("m") == sequence[len(run)]:
+                run.append(match)
+        if len(run) >= 2:
+            return run
+    return []
+
+
+def _sequence_for(first: str) -> list[str] | None:
+    if first == "a":
+        return [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    if first == "A":
+        return [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    if first == "i":
+        return _ROMAN
+    if first == "1":
+        return [str(n) for n in range(1, 40)]
+    return None
