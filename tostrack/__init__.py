@@ -24,7 +24,11 @@ _LAZY = {
     "compare_documents": "tostrack.pipeline",
 }
 
-__all__ = ["Block", "Change", "Clause", "Diff", "Document", "Failure", "Snapshot", "Source", *_LAZY]
+__all__ = [
+    "Block", "Change", "Clause", "Diff", "Document", "Failure", "Snapshot", "Source",
+    "extract_bytes", "extract_file", "extract_text", "segment_document", "diff_clauses",
+    "classify_clauses", "classify_text", "compare_files", "compare_documents",
+]
 
 
 def __getattr__(name: str):  # lazy, so "import tostrack" stays cheap for the CLI

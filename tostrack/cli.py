@@ -91,43 +91,61 @@ def init(ctx: click.Context, force: bool) -> None:
 @click.option("--force", is_flag=True, help="Fetch every source now, whatever its interval.")
 @click.option("--source", "only", multiple=True, help="Only this source id or provider (repeatable).")
 @click.option("--no-send", is_flag=True, help="Queue notifications but do not send them.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    help="Also append what this run prints, with a timestamp, to this file.",
+)
 @click.pass_context
-def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool) -> None:
+def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, log_file: str | None) -> None:
     """Fetch due sources, record changes, render reports and send notifications.
 
     Made for cron: silent when nothing changed, a short summary on stdout when something did,
-    problems on stderr. Exit status: 0 ran fine, 3 some sources failed, 75 another run holds
-    the lock, 2 configuration error.
+    problems on stderr. Exit status: 0 ran fine, 3 some sources failed or mail could not be
+    sent, 75 another run holds the lock (nothing was done), 2 configuration error.
 
     \b
     Examples:
       tostrack run                          # what cron runs, e.g. hourly
       tostrack run --force --source openai  # fetch OpenAI's documents now
+      tostrack run --log-file /var/log/tostrack.log
     """
     from tostrack.pipeline import run as run_pipeline
 
     result = run_pipeline(_workspace(ctx), force=force, only=only, send=not no_send)
+    lines: list[tuple[str, bool]] = []  # (text, to stderr)
     for r in result.results:
         if r.status == "changed":
-            click.echo(f"changed  {r.source.id}: {r.substantive} substantive change(s)")
+            lines.append((f"changed  {r.source.id}: {r.substantive} substantive change(s)", False))
         elif r.status == "first":
-            click.echo(f"tracking {r.source.id}: first version stored")
-    for path in result.reports:
-        click.echo(f"report   {path}")
+            lines.append((f"tracking {r.source.id}: first version stored", False))
+    lines += [(f"report   {path}", False) for path in result.reports]
     if result.notifications_sent:
-        click.echo(f"sent     {result.notifications_sent} notification(s)")
-    for path in result.eml_files:
-        click.echo(f"email    {path}")
+        lines.append((f"sent     {result.notifications_sent} notification(s)", False))
+    lines += [(f"email    {path}", False) for path in result.eml_files]
     for r in result.failed:
-        assert r.failure is not None
-        click.echo(
-            f"failed   {r.source.id}: {r.failure.reason} (failure {r.consecutive_failures} in a row)",
-            err=True,
+        reason = r.failure.reason if r.failure else "unknown"
+        lines.append(
+            (f"failed   {r.source.id}: {reason} (failure {r.consecutive_failures} in a row)", True)
         )
-    for err in result.notification_errors:
-        click.echo(f"mail     {err}", err=True)
-    if result.failed:
+    lines += [(f"mail     {err}", True) for err in result.notification_errors]
+    for text, to_stderr in lines:
+        click.echo(text, err=to_stderr)
+    if log_file and lines:
+        _append_log(Path(log_file), [text for text, _ in lines])
+    if result.failed or result.notification_errors:
         sys.exit(EXIT_SOURCES_FAILED)
+
+
+def _append_log(path: Path, lines: list[str]) -> None:
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.writelines(f"{stamp} {line}\n" for line in lines)
+    except OSError as exc:
+        click.echo(f"tostrack: cannot write the log file {path}: {exc.strerror}", err=True)
 
 
 def _clause_line(clause: dict[str, Any] | list | None) -> str:
@@ -154,8 +172,8 @@ def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> No
       tostrack diff terms-2024.html terms-2025.html
       tostrack diff old.md new.md --format json | jq '.changes[] | select(.severity=="high")'
     """
-    from tostrack.pipeline import compare_files
     from tostrack.output import diff_json, format_diff_text
+    from tostrack.pipeline import compare_files
 
     severity = Workspace.open(ctx.obj.get("workspace")).settings.section("severity")
     comparison = compare_files(old, new, severity)
@@ -268,7 +286,7 @@ def history(ctx: click.Context, source: str | None, fmt: str) -> None:
 
     data = source_history(_workspace(ctx), source)
     if fmt == "json":
-        _echo_json(data if source else data)
+        _echo_json(data)
         return
     entries = [data] if source else data["sources"]
     for entry in entries:
@@ -356,6 +374,194 @@ def demo(directory: str) -> None:
         click.echo(f"Email:          {path}")
 
 
+# -- sources, status, evaluation, export, scheduling -----------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """The documents this workspace watches (the bundled registry and tostrack.toml).
+
+    \b
+    Examples:
+      tostrack sources list
+      tostrack sources list --format json | jq -r '.[].id'
+      tostrack sources show openai/terms-of-use
+      tostrack sources validate acme/terms
+    """
+
+
+@sources.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--registry", "whole_registry", is_flag=True, help="List the whole bundled registry.")
+@click.pass_context
+def sources_list(ctx: click.Context, fmt: str, whole_registry: bool) -> None:
+    """List the sources the workspace tracks (or the whole bundled registry)."""
+    from tostrack.sources import load_sources, registry, source_to_json
+
+    found = registry() if whole_registry else load_sources(_workspace(ctx).settings)
+    if fmt == "json":
+        _echo_json([source_to_json(s) for s in found])
+        return
+    width = max((len(s.id) for s in found), default=10)
+    for s in found:
+        browser = "  (browser)" if s.browser else ""
+        click.echo(f"{s.id:<{width}}  {s.title}{browser}")
+
+
+@sources.command(name="show")
+@click.argument("source_id")
+@click.pass_context
+def sources_show(ctx: click.Context, source_id: str) -> None:
+    """Show one source's declaration as JSON."""
+    from tostrack.sources import find_source, load_sources, registry, source_to_json
+
+    declared = load_sources(_workspace(ctx).settings)
+    known = {s.id: s for s in (*registry(), *declared)}
+    _echo_json(source_to_json(find_source(tuple(known.values()), source_id)))
+
+
+@sources.command(name="validate")
+@click.argument("source_ids", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) -> None:
+    """Fetch each source twice and check both extract to the same, non-trivial document.
+
+    Exit status 0 when every source checked is fine, 3 otherwise.
+    """
+    import dataclasses
+
+    import requests
+
+    from tostrack.fetch import FetchConfig
+    from tostrack.sources import find_source, load_sources, validate_source
+
+    ws = _workspace(ctx)
+    declared = load_sources(ws.settings)
+    chosen = [find_source(declared, i) for i in source_ids] if source_ids else list(declared)
+    config = FetchConfig.from_settings(ws.settings)
+    results = []
+    with requests.Session() as session:
+        for source in chosen:
+            result = validate_source(source, config, session=session)
+            results.append(result)
+            if fmt == "text":
+                state = "ok    " if result.ok else "FAILED"
+                click.echo(f"{state} {result.source_id}: {result.clauses} clauses, {result.characters} characters")
+                for problem in result.problems:
+                    click.echo(f"       - {problem}")
+    if fmt == "json":
+        _echo_json([dataclasses.asdict(r) for r in results])
+    if not all(r.ok for r in results):
+        sys.exit(EXIT_SOURCES_FAILED)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Show each source's state: last check, last success, failures, current version, next due.
+
+    Exit status 0 when no source is broken, 3 when one is.
+
+    \b
+    Example:
+      tostrack status --format json | jq '.[] | select(.state != "ok")'
+    """
+    from datetime import UTC, datetime
+
+    from tostrack.sources import load_sources
+    from tostrack.status import format_status, workspace_status
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    declared = load_sources(ws.settings)
+    broken_after = int(ws.settings.section("notify").get("broken_after", 3))
+    with Store(ws.root) as store:
+        rows = workspace_status(store, declared, datetime.now(UTC), broken_after=broken_after)
+    if fmt == "json":
+        _echo_json(rows)
+    else:
+        click.echo(format_status(rows), nl=False)
+    if any(r["state"] == "broken" for r in rows):
+        sys.exit(EXIT_SOURCES_FAILED)
+
+
+@cli.command(name="eval")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def evaluate_command(file: str | None, fmt: str) -> None:
+    """Measure the classifier on labelled clauses (JSON lines with id, text, labels).
+
+    FILE defaults to tests/data/dev_clauses.jsonl in a source checkout.
+
+    \b
+    Example:
+      tostrack eval tests/data/heldout_clauses.jsonl --format json | jq .micro
+    """
+    from tostrack.errors import InputError
+    from tostrack.evaluate import evaluate
+
+    path = Path(file or "tests/data/dev_clauses.jsonl")
+    if not path.exists():
+        raise InputError(f"{path} does not exist; pass a JSON-lines file of labelled clauses")
+    report = evaluate(path)
+    if fmt == "json":
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.format_text(), nl=False)
+
+
+@cli.command()
+@click.option("--what", type=click.Choice(["clauses", "changes"]), default="changes", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.pass_context
+def export(ctx: click.Context, what: str, fmt: str) -> None:
+    """Export the current clauses of every tracked document, or every recorded change.
+
+    \b
+    Examples:
+      tostrack export --what clauses --format csv > clauses.csv
+      tostrack export --what changes | jq '.[] | select(.severity == "high")'
+    """
+    from tostrack.report import export_records
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    with Store(ws.root) as store:
+        click.echo(export_records(store, what, fmt), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--every",
+    type=click.Choice(["hourly", "daily"]),
+    default="hourly",
+    show_default=True,
+    help="How often cron or the timer starts a run (each source still keeps its own interval).",
+)
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Log file for the run command.")
+@click.pass_context
+def cron(ctx: click.Context, every: str, log_file: str | None) -> None:
+    """Print a crontab line and a systemd service + timer for this workspace.
+
+    \b
+    Example:
+      tostrack cron >> /tmp/tostrack-cron.txt && crontab -e
+    """
+    import shutil
+
+    from tostrack.schedule import cron_text
+
+    ws = _workspace(ctx)
+    executable = shutil.which("tostrack") or f"{sys.executable} -m tostrack"
+    click.echo(
+        cron_text(ws.root.resolve(), executable, every=every, log_file=Path(log_file) if log_file else None),
+        nl=False,
+    )
+
+
+
 def main() -> None:
     """Entry point for the console script."""
     try:
@@ -365,7 +571,7 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+    except Exception as exc:
         if os.environ.get("TOSTRACK_DEBUG"):
             raise
         click.echo(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import shutil
 import threading
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from tostrack.errors import InputError
 from tostrack.pipeline import run
@@ -50,7 +50,7 @@ class _Pages:
 
 def _serve(pages: _Pages) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             body = pages.get(self.path)
             if body is None:
                 self.send_error(404)

@@ -408,8 +408,12 @@ def _looks_like_heading(text: str) -> bool:
 # -- shared -----------------------------------------------------------------------------------
 
 
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
+
+
 def _clean(text: str) -> str:
-    return _SPACE.sub(" ", text.replace("\u00a0", " ").replace("\u200b", "")).strip()
+    # Zero-width joiners and soft hyphens come and go with page builds; they are never wording.
+    return _SPACE.sub(" ", text.translate(_INVISIBLE)).strip()
 
 
 def split_marker(text: str) -> tuple[str, str]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -96,9 +97,9 @@ def format_diff_text(comparison: Any, *, show_all: bool = False, color: bool = F
     diff: Diff = comparison.diff
     s = diff.summary()
     out = [
-        f"{s['substantive']} substantive change(s), {s['cosmetic']} cosmetic "
+        (f"{s['substantive']} substantive change(s), {s['cosmetic']} cosmetic "
         f"(added {s['added']}, removed {s['removed']}, modified {s['modified']}, moved {s['moved']}, "
-        f"split {s['split']}, merged {s['merged']})\n"
+        f"split {s['split']}, merged {s['merged']})\n")
     ]
     old_date, new_date = comparison.old_document.effective_date, comparison.new_document.effective_date
     if old_date != new_date:

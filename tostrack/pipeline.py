@@ -8,10 +8,10 @@ every due source of a workspace, then renders reports and sends notifications.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from tostrack.models import Clause, Diff, Document, Failure, Snapshot, Source
 from tostrack.store import Store, Version
@@ -62,6 +62,8 @@ def compare_files(
 
 def extract_snapshots(snapshots: Sequence[Snapshot], source: Source) -> Document:
     """Extract each fetched page and join them into one document (for combined sources)."""
+    from dataclasses import replace
+
     from tostrack.extract import extract_bytes
 
     documents = [
@@ -70,16 +72,19 @@ def extract_snapshots(snapshots: Sequence[Snapshot], source: Source) -> Document
         )
         for s in snapshots
     ]
-    if len(documents) == 1:
-        return documents[0]
     first = documents[0]
-    return Document(
+    document = first if len(documents) == 1 else Document(
         blocks=tuple(b for d in documents for b in d.blocks),
         title=first.title or source.title,
         effective_date=next((d.effective_date for d in documents if d.effective_date), None),
         effective_date_text=next((d.effective_date_text for d in documents if d.effective_date), ""),
-        metadata=first.metadata,
+        metadata=tuple(m for d in documents for m in d.metadata),
     )
+    # An announced date later than the capture is a change still to come: say so.
+    fetched_day = snapshots[0].fetched_at[:10]
+    if document.effective_date and document.effective_date > fetched_day:
+        document = replace(document, effective_date_is_future=True)
+    return document
 
 
 # -- tracking one source ----------------------------------------------------------------------
@@ -104,7 +109,7 @@ class TrackResult:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def track(
@@ -236,7 +241,7 @@ def is_due(source: Source, state: Mapping[str, object] | None, now: datetime) ->
     if not state or not state.get("last_checked_at"):
         return True
     last = datetime.strptime(str(state["last_checked_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=timezone.utc
+        tzinfo=UTC
     )
     # A little slack so an hourly cron does not miss a source whose interval is exactly 1 h.
     return (now - last).total_seconds() >= source.interval - 120
@@ -269,7 +274,7 @@ def run(
     reports: list[Path] = []
     skipped = 0
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
 
         def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
             state = store.source_state(s.id) or {}
@@ -299,7 +304,7 @@ def run(
                 reports.append(path)
                 if result.status == "changed":
                     notify.enqueue_diff(workspace, store, stored, path)
-            if result.status == "failed" and result.consecutive_failures >= broken_after:
+            if result.status == "failed" and result.consecutive_failures == broken_after:
                 notify.enqueue_operator(
                     workspace, store, "broken", source.id,
                     f"{result.failure.reason}: {result.failure.detail[:200]}" if result.failure else "",

@@ -118,12 +118,12 @@ def _provisions(
 
 
 def _title_level(blocks: Sequence[Block]) -> int | None:
-    """The level of the document's title heading: a lone top heading before any content."""
+    """The level of the document's title: a lone top-level heading that comes before the others."""
     headings = [b for b in blocks if b.kind == "heading"]
-    if not headings or blocks[0].kind != "heading":
+    if not headings:
         return None
     top = min(b.level for b in headings)
-    if blocks[0].level == top and sum(1 for b in headings if b.level == top) == 1:
+    if headings[0].level == top and sum(1 for b in headings if b.level == top) == 1:
         return top
     return None
 

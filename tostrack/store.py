@@ -18,10 +18,11 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Self
 
 from tostrack.errors import StorageError
 from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
@@ -300,7 +301,7 @@ class Store:
                 (str(SCHEMA_VERSION),),
             )
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -63,7 +63,7 @@ class Workspace:
     settings: Settings
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str] | None = None) -> "Workspace":
+    def open(cls, root: str | os.PathLike[str] | None = None) -> Workspace:
         """Open the workspace at root, $TOSTRACK_WORKSPACE, or the current folder."""
         chosen = root or os.environ.get(ENV_WORKSPACE) or "."
         path = Path(chosen).expanduser().resolve()
