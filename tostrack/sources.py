@@ -1,0 +1,484 @@
+"""What a workspace watches: the bundled registry of AI providers' documents and tostrack.toml.
+
+The registry is data (tostrack/registry/<provider>.toml, one [[documents]] table per document)
+read with the same rules as a workspace's [[sources]] tables, so a registry entry and a
+declaration mean the same thing. `load_sources` combines them:
+
+- no [registry] and no [[sources]]: the whole registry;
+- [registry] include / exclude: providers ("openai") or ids ("anthropic/usage-policy"), or "all";
+- [[sources]]: the workspace's own documents. One whose id is a registry id and that gives no
+  url enables that entry, with any other keys as overrides. With [[sources]] but no [registry],
+  only the declared sources are watched.
+
+`validate_source` fetches a source twice and says whether it yields the same, non-trivial text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+from tostrack.errors import ConfigError, InputError
+from tostrack.models import Source
+from tostrack.workspace import Settings
+
+DOCUMENT_TYPES = ("terms-of-service", "usage-policy", "business-terms", "privacy-policy", "licence")
+
+# Keys a [[sources]] table (or a registry [[documents]] table) may have.
+SOURCE_KEYS = (
+    "id",
+    "url",
+    "urls",
+    "combine",
+    "title",
+    "provider",
+    "document_type",
+    "language",
+    "select",
+    "remove",
+    "interval",
+    "headers",
+    "browser",
+    "notes",
+)
+URL_KEYS = ("url", "urls", "combine")
+REGISTRY_KEYS = ("include", "exclude")
+
+MIN_INTERVAL = 60  # seconds; more often than this is impolite to a provider's server
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_INTERVAL = re.compile(r"(\d+)\s*([smhdw])")
+
+
+# -- the bundled registry -------------------------------------------------------------------
+
+
+def registry() -> tuple[Source, ...]:
+    """Every bundled document, ordered by provider file then by position in the file."""
+    sources: list[Source] = []
+    seen: dict[str, str] = {}
+    for item in sorted(_registry_files(), key=lambda t: t.name):
+        where = f"bundled registry {item.name}"
+        try:
+            data = tomllib.loads(item.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+        provider = data.get("provider")
+        if not isinstance(provider, str) or not provider:
+            raise ConfigError(f"{where}: needs provider = \"<slug>\"")
+        documents = data.get("documents", [])
+        if not isinstance(documents, list) or not documents:
+            raise ConfigError(f"{where}: needs [[documents]] tables")
+        for n, table in enumerate(documents, 1):
+            entry = f"{where}: [[documents]] #{n}"
+            source = _source_from_table(table, entry)
+            if source.provider != provider:
+                raise ConfigError(f"{entry}: id '{source.id}' must start with '{provider}/'")
+            if source.id in seen:
+                raise ConfigError(f"{entry}: id '{source.id}' is already used in {seen[source.id]}")
+            seen[source.id] = item.name
+            extra = {"provider_name": str(data.get("name", provider)), "origin": "registry"}
+            sources.append(replace(source, extra={**source.extra, **extra}))
+    return tuple(sources)
+
+
+def registry_providers() -> dict[str, str]:
+    """Provider slug -> display name, in registry order."""
+    return {s.provider: s.extra.get("provider_name", s.provider) for s in registry()}
+
+
+def _registry_files() -> list[Any]:
+    folder = resources.files("tostrack") / "registry"
+    return [item for item in folder.iterdir() if item.name.endswith(".toml")]
+
+
+# -- a workspace's sources ------------------------------------------------------------------
+
+
+def load_sources(settings: Settings) -> tuple[Source, ...]:
+    """The sources a workspace watches (see the module docstring for the rules)."""
+    bundled = registry()
+    by_id = {s.id: s for s in bundled}
+    tables = settings.tables("sources")
+    if "registry" in settings.data:
+        chosen = _choose_from_registry(bundled, settings.section("registry"), settings.where)
+    elif tables:
+        chosen = []
+    else:
+        chosen = list(bundled)
+
+    declared: dict[str, Source] = {}
+    for n, table in enumerate(tables, 1):
+        entry = f"{settings.where}: [[sources]] #{n}"
+        if isinstance(table.get("id"), str):
+            entry += f" (id '{table['id']}')"
+        source = _declared_source(table, entry, by_id)
+        if source.id in declared:
+            raise ConfigError(f"{entry}: id '{source.id}' is declared twice; ids must be unique")
+        declared[source.id] = source
+
+    # A declaration replaces the registry entry of the same id, in the registry's place.
+    result = [declared.pop(s.id, s) for s in chosen]
+    result.extend(declared.values())
+    return tuple(result)
+
+
+def _choose_from_registry(
+    bundled: Sequence[Source], table: dict[str, Any], where: str
+) -> list[Source]:
+    _check_keys(table, REGISTRY_KEYS, f"{where}: [registry]")
+    include = _names(table.get("include", "all"), f"{where}: [registry] include")
+    exclude = _names(table.get("exclude", []), f"{where}: [registry] exclude")
+    providers = {s.provider for s in bundled}
+    ids = {s.id for s in bundled}
+    for name, key in [(n, "include") for n in include] + [(n, "exclude") for n in exclude]:
+        if name != "all" and name not in providers and name not in ids:
+            hint = _did_you_mean(name, sorted(providers | ids))
+            raise ConfigError(
+                f"{where}: [registry] {key} names '{name}', which is neither a bundled provider "
+                f"nor a document id.{hint} `tostrack sources list` shows them all."
+            )
+
+    def matches(source: Source, names: list[str]) -> bool:
+        return "all" in names or source.provider in names or source.id in names
+
+    return [s for s in bundled if matches(s, include) and not matches(s, exclude)]
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f'{where} must be a list of providers or ids, e.g. ["openai", "anthropic"]')
+
+
+def _declared_source(table: dict[str, Any], entry: str, by_id: dict[str, Source]) -> Source:
+    source_id = table.get("id")
+    if isinstance(source_id, str) and source_id in by_id and not any(k in table for k in URL_KEYS):
+        _check_keys(table, SOURCE_KEYS, entry)
+        base = by_id[source_id]
+        # Overrides: parse the table as if it had the registry's URLs, keep only what it names.
+        parsed = _source_from_table({**table, "urls": list(base.urls)}, entry)
+        overrides = {
+            field: getattr(parsed, field)
+            for key, field in _FIELD_FOR_KEY.items()
+            if key in table and key != "id"
+        }
+        extra = {**base.extra, **parsed.extra, "origin": "registry+workspace"}
+        return replace(base, **overrides, extra=extra)
+    if isinstance(source_id, str) and _ID.match(source_id) and not any(k in table for k in URL_KEYS):
+        hint = _did_you_mean(source_id, list(by_id))
+        raise ConfigError(
+            f"{entry}: has no url. Give url = \"https://...\" (or urls = [...] for a document on "
+            f"several pages), or the id of a bundled document to enable it.{hint}"
+        )
+    source = _source_from_table(table, entry)
+    return replace(source, extra={**source.extra, "origin": "workspace"})
+
+
+_FIELD_FOR_KEY = {
+    "id": "id",
+    "title": "title",
+    "provider": "provider",
+    "document_type": "document_type",
+    "language": "language",
+    "select": "select",
+    "remove": "remove",
+    "interval": "interval",
+    "headers": "headers",
+    "browser": "browser",
+}
+
+
+def _source_from_table(table: Any, entry: str) -> Source:
+    """One [[sources]] / [[documents]] table -> Source, or ConfigError saying what is wrong."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{entry}: must be a table")
+    _check_keys(table, SOURCE_KEYS, entry)
+    source_id = table.get("id")
+    if source_id is None:
+        raise ConfigError(f'{entry}: needs an id such as id = "acme/terms" (provider/document)')
+    if not isinstance(source_id, str):
+        raise ConfigError(f"{entry}: id must be a string, not {_type(source_id)}")
+    if "/" not in source_id:
+        raise ConfigError(
+            f"{entry}: id '{source_id}' needs a provider and a document name, "
+            f"e.g. '{_slug(source_id) or 'acme'}/terms'"
+        )
+    if not _ID.match(source_id):
+        raise ConfigError(
+            f"{entry}: id '{source_id}' must be provider/document in lower-case letters, digits, "
+            f"'.', '-' or '_', e.g. '{_slug(source_id.split('/')[0]) or 'acme'}/"
+            f"{_slug(source_id.split('/', 1)[1]) or 'terms'}'"
+        )
+
+    given = [k for k in URL_KEYS if k in table]
+    if not given:
+        raise ConfigError(f'{entry}: needs url = "https://..." (or urls = [...] for several pages)')
+    if len(given) > 1:
+        raise ConfigError(f"{entry}: give only one of {', '.join(given)}")
+    key = given[0]
+    raw_urls = [table[key]] if key == "url" else table[key]
+    if key == "url" and not isinstance(raw_urls[0], str):
+        raise ConfigError(f"{entry}: url must be a string, not {_type(raw_urls[0])}")
+    if not isinstance(raw_urls, list) or not raw_urls or not all(isinstance(u, str) for u in raw_urls):
+        raise ConfigError(f"{entry}: {key} must be a non-empty list of URL strings")
+    urls = tuple(u.strip() for u in raw_urls)
+    for url in urls:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(f"{entry}: '{url}' is not an http(s) URL")
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"{entry}: {key} lists the same URL twice")
+
+    provider = _string(table, "provider", entry, source_id.split("/")[0])
+    if provider != source_id.split("/")[0]:
+        raise ConfigError(f"{entry}: provider '{provider}' does not match the id '{source_id}'")
+    extra: dict[str, Any] = {}
+    if "notes" in table:
+        extra["notes"] = _string(table, "notes", entry, "")
+    return Source(
+        id=source_id,
+        urls=urls,
+        title=_string(table, "title", entry, source_id),
+        provider=provider,
+        document_type=_string(table, "document_type", entry, ""),
+        language=_string(table, "language", entry, "en"),
+        select=_selectors(table, "select", entry),
+        remove=_selectors(table, "remove", entry),
+        browser=_bool(table, "browser", entry),
+        interval=parse_interval(table.get("interval", 86400), entry) if "interval" in table else 86400,
+        headers=_headers(table, entry),
+        extra=extra,
+    )
+
+
+def parse_interval(value: Any, entry: str = "interval") -> int:
+    """Seconds from 3600, "3600", "30m", "6h", "1d", "1w" or "1h30m"."""
+    seconds: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit():
+            seconds = int(text)
+        elif text and _INTERVAL.sub("", text).strip() == "":
+            seconds = sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(text))
+    if seconds is None:
+        raise ConfigError(
+            f"{entry}: interval {value!r} is not a duration; use seconds (3600) or a string "
+            'such as "30m", "6h" or "1d"'
+        )
+    if seconds < MIN_INTERVAL:
+        raise ConfigError(
+            f"{entry}: interval {value!r} is shorter than {MIN_INTERVAL} seconds; "
+            'providers\' servers deserve a gentler pace, e.g. "1h"'
+        )
+    return seconds
+
+
+def _check_keys(table: dict[str, Any], allowed: Sequence[str], entry: str) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = _did_you_mean(key, list(allowed))
+            raise ConfigError(f"{entry}: unknown key '{key}'.{hint} Known keys: {', '.join(allowed)}")
+
+
+def _string(table: dict[str, Any], key: str, entry: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{entry}: {key} must be a string, not {_type(value)}")
+    return value.strip()
+
+
+def _bool(table: dict[str, Any], key: str, entry: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{entry}: {key} must be true or false, not {value!r}")
+    return value
+
+
+def _selectors(table: dict[str, Any], key: str, entry: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f'{entry}: {key} must be a CSS selector or a list of them, e.g. {key} = ["main"]'
+        )
+    return tuple(v.strip() for v in value)
+
+
+def _headers(table: dict[str, Any], entry: str) -> tuple[tuple[str, str], ...]:
+    value = table.get("headers", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(
+            f'{entry}: headers must be a table of strings, e.g. headers = {{ Accept-Language = "en" }}'
+        )
+    return tuple((k, v) for k, v in value.items())
+
+
+def _type(value: Any) -> str:
+    return {list: "a list", dict: "a table", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    candidates = list(candidates)
+    close: list[str] = []
+    if "/" in name:
+        # Prefer the same provider's documents: "openai/terms" -> "openai/terms-of-use".
+        provider = name.split("/")[0] + "/"
+        own = [c for c in candidates if c.startswith(provider)]
+        close = difflib.get_close_matches(name, own, n=3, cutoff=0.5)
+    close = close or difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close and "/" not in name:
+        # "antropic" -> also try the provider part of every id
+        close = difflib.get_close_matches(
+            name, sorted({c.split("/")[0] for c in candidates}), n=3, cutoff=0.6
+        )
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+# -- looking up and showing ----------------------------------------------------------------
+
+
+def find_source(sources: Sequence[Source], source_id: str) -> Source:
+    """The source with this id, or InputError naming the closest ids."""
+    for source in sources:
+        if source.id == source_id:
+            return source
+    same_provider = [s.id for s in sources if s.provider == source_id]
+    if same_provider:
+        hint = f" '{source_id}' is a provider; its documents: {', '.join(same_provider)}."
+    else:
+        hint = _did_you_mean(source_id, [s.id for s in sources])
+    raise InputError(
+        f"no source '{source_id}' in this workspace.{hint} `tostrack sources list` shows them."
+    )
+
+
+def source_to_json(source: Source) -> dict[str, Any]:
+    """Stable JSON for `sources list/show --format json` (headers are left out: they may hold
+    credentials)."""
+    return {
+        "id": source.id,
+        "title": source.title,
+        "provider": source.provider,
+        "document_type": source.document_type,
+        "language": source.language,
+        "urls": list(source.urls),
+        "select": list(source.select),
+        "remove": list(source.remove),
+        "browser": source.browser,
+        "interval": source.interval,
+    }
+
+
+def format_interval(seconds: int) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# -- validation -----------------------------------------------------------------------------
+
+MIN_CHARACTERS = 500  # a document shorter than this is almost surely not the terms
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `sources validate` found for one source. sha256 is the digest of the extracted
+    clauses (as stored in a version's text_sha256), empty when nothing was extracted."""
+
+    source_id: str
+    ok: bool
+    problems: tuple[str, ...] = ()
+    clauses: int = 0
+    characters: int = 0
+    sha256: str = ""
+
+
+def validate_source(
+    source: Source, config: Any, session: Any = None, *, min_characters: int = MIN_CHARACTERS
+) -> Validation:
+    """Fetch a source twice; check both fetches extract to the same, non-trivial text."""
+    from tostrack.fetch import fetch_source
+    from tostrack.health import check_document
+    from tostrack.models import Failure
+    from tostrack.pipeline import analyse, extract_snapshots
+    from tostrack.store import text_digest
+
+    problems: list[str] = []
+    texts: list[str] = []
+    clause_count = characters = 0
+    digest = ""
+    for attempt in ("first", "second"):
+        fetched = fetch_source(source, config, session=session)
+        if isinstance(fetched, Failure):
+            detail = f": {fetched.detail[:200]}" if fetched.detail else ""
+            problems.append(f"{attempt} fetch failed ({fetched.reason}){detail}")
+            break
+        if not isinstance(fetched, tuple):  # a 304 is impossible without a previous state
+            problems.append(f"{attempt} fetch returned no content")
+            break
+        document = extract_snapshots(fetched, source)
+        clauses = analyse(document)
+        if attempt == "first":
+            clause_count, characters, digest = len(clauses), len(document.text), text_digest(clauses)
+            reason = check_document(fetched, document, len(clauses), None)
+            if reason:
+                problems.append(f"not the document: {reason}{_select_hint(source, characters)}")
+                break
+            if characters < min_characters:
+                problems.append(
+                    f"too little text: {characters} characters in {len(clauses)} clause(s), "
+                    f"expected at least {min_characters}{_select_hint(source, characters)}"
+                )
+        texts.append(document.text)
+    if len(texts) == 2 and texts[0] != texts[1]:
+        problems.append(
+            "the two fetches extracted to different text (a page that flips between variants or "
+            f"carries per-visit ids): {_first_difference(texts[0], texts[1])}"
+        )
+    return Validation(
+        source_id=source.id,
+        ok=not problems,
+        problems=tuple(problems),
+        clauses=clause_count,
+        characters=characters,
+        sha256=digest if characters else "",
+    )
+
+
+def _select_hint(source: Source, characters: int) -> str:
+    if source.select and characters == 0:
+        return f"; does select {list(source.select)} still match the page?"
+    return ""
+
+
+def _first_difference(a: str, b: str) -> str:
+    a_lines, b_lines = a.splitlines(), b.splitlines()
+    for old, new in zip(a_lines, b_lines):
+        if old != new:
+            return f"{_clip(old)!r} then {_clip(new)!r}"
+    if len(a_lines) != len(b_lines):
+        return f"{len(a_lines)} lines then {len(b_lines)} lines"
+    return "whitespace differs"
+
+
+def _clip(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
