@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
 from bs4.element import ProcessingInstruction
+from soupsieve import SelectorSyntaxError
 
 from tostrack.errors import InputError
 from tostrack.models import Block, Document
@@ -216,7 +217,7 @@ def _from_html(html: str, select: Sequence[str], remove: Sequence[str]) -> Docum
 def _select(soup: BeautifulSoup, selector: str) -> list[Tag]:
     try:
         return list(soup.select(selector))
-    except (ValueError, NotImplementedError) as exc:  # soupsieve raises SelectorSyntaxError(ValueError)
+    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
         raise InputError(f"invalid CSS selector {selector!r}: {exc}") from None
 
 

@@ -123,7 +123,8 @@ def _title_level(blocks: Sequence[Block]) -> int | None:
     if not headings:
         return None
     top = min(b.level for b in headings)
-    if headings[0].level == top and sum(1 for b in headings if b.level == top) == 1:
+    lone = sum(1 for b in headings if b.level == top) == 1
+    if headings[0].level == top and lone and not headings[0].marker:  # "4. Use" is a section
         return top
     return None
 
