@@ -28,10 +28,16 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # interval = "1d"
 
 [fetch]
-# retries = 3             # on timeouts, connection errors, 429 and 5xx, with backoff
-# timeout = 30            # seconds
+# retries = 2             # on timeouts, connection errors, 429 and 5xx, with backoff
+# backoff = "1s"          # first wait between retries; doubles each time
+# connect_timeout = "10s"
+# read_timeout = "30s"
+# max_bytes = "20MB"      # a larger response is refused, never stored
+# max_redirects = 5
+# delay = "1s"            # polite pause between two requests to the same host
 # user_agent = "tostrack (+mailto:legal-ops@example.com)"
-# confirm_delay = 60      # seconds; fetch a changed document again before alerting
+# confirm_delay = "60s"   # fetch a changed document again before alerting; 0 turns it off
+# browser = "auto"        # "auto": render with Chromium when a page looks blocked; "never"; "always"
 
 # Make a label more or less urgent for your team: high, medium, low or none.
 [severity]
