@@ -286,8 +286,16 @@ headers = { Cookie = "consent=yes", X-Test = "1" }
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(3600, 3600), ("3600", 3600), ("30m", 1800), ("6h", 21600), ("1d", 86400), ("1w", 604800),
-     ("1h30m", 5400), (" 2H ", 7200)],
+    [
+        (3600, 3600),
+        ("3600", 3600),
+        ("30m", 1800),
+        ("6h", 21600),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("1h30m", 5400),
+        (" 2H ", 7200),
+    ],
 )
 def test_parse_interval(value: object, seconds: int) -> None:
     assert parse_interval(value) == seconds
@@ -307,34 +315,63 @@ def test_parse_interval_rejects(value: object) -> None:
     [
         ('[[sources]]\ntitle = "x"\nurl = "https://a.example/"\n', "#1: needs an id"),
         ('[[sources]]\nid = "acme/terms"\n', "(id 'acme/terms'): has no url"),
-        ('[[sources]]\nid = "acme"\nurl = "https://a.example/"\n', "needs a provider and a document"),
+        (
+            '[[sources]]\nid = "acme"\nurl = "https://a.example/"\n',
+            "needs a provider and a document",
+        ),
         ('[[sources]]\nid = "Acme Co/Terms"\nurl = "https://a.example/"\n', "'acme-co/terms'"),
         ('[[sources]]\nid = 5\nurl = "https://a.example/"\n', "id must be a string"),
         ('[[sources]]\nid = "a/b"\nurl = "ftp://a.example/"\n', "not an http(s) URL"),
         ('[[sources]]\nid = "a/b"\nurl = ["https://a.example/"]\n', "url must be a string"),
         ('[[sources]]\nid = "a/b"\nurls = []\n', "non-empty list"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nurls = ["https://b.example/"]\n',
-         "only one of url, urls"),
-        ('[[sources]]\nid = "a/b"\ncombine = ["https://a.example/", "https://a.example/"]\n',
-         "same URL twice"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\ninterval = "sometimes"\n',
-         "interval 'sometimes' is not a duration"),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nurls = ["https://b.example/"]\n',
+            "only one of url, urls",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\ncombine = ["https://a.example/", "https://a.example/"]\n',
+            "same URL twice",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\ninterval = "sometimes"\n',
+            "interval 'sometimes' is not a duration",
+        ),
         ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\ninterval = 5\n', "shorter than 60"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nselect = [1]\n', "select must be a CSS"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nremove = {a = 1}\n', "remove must be"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nbrowser = "yes"\n',
-         "browser must be true or false"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nheaders = ["x"]\n',
-         "headers must be a table"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\ntitle = 3\n', "title must be a string"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nselector = "main"\n',
-         "unknown key 'selector'. Did you mean 'select'?"),
-        ('[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nprovider = "c"\n',
-         "provider 'c' does not match"),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nselect = [1]\n',
+            "select must be a CSS",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nremove = {a = 1}\n',
+            "remove must be",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nbrowser = "yes"\n',
+            "browser must be true or false",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nheaders = ["x"]\n',
+            "headers must be a table",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\ntitle = 3\n',
+            "title must be a string",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nselector = "main"\n',
+            "unknown key 'selector'. Did you mean 'select'?",
+        ),
+        (
+            '[[sources]]\nid = "a/b"\nurl = "https://a.example/"\nprovider = "c"\n',
+            "provider 'c' does not match",
+        ),
         ('[registry]\ninclude = ["antropic"]\n', "Did you mean 'anthropic'?"),
-        ('[registry]\ninclude = ["openai/terms-of-service"]\n', "Did you mean 'openai/terms-of-use'"),
+        (
+            '[registry]\ninclude = ["openai/terms-of-service"]\n',
+            "Did you mean 'openai/terms-of-use'",
+        ),
         ('[registry]\nexclude = ["nobody-at-all"]\n', "exclude names 'nobody-at-all'"),
-        ('[registry]\ninclude = [1]\n', "include must be a list"),
+        ("[registry]\ninclude = [1]\n", "include must be a list"),
         ('[registry]\nincludes = ["openai"]\n', "unknown key 'includes'. Did you mean 'include'"),
         ("registry = 3\n", "[registry] must be a table"),
         ('sources = "openai"\n', "use [[sources]] tables"),
@@ -384,8 +421,16 @@ def test_find_source_and_its_suggestions() -> None:
 def test_source_to_json_has_stable_keys() -> None:
     data = source_to_json(find_source(registry(), "openai/usage-policies"))
     assert list(data) == [
-        "id", "title", "provider", "document_type", "language", "urls", "select", "remove",
-        "browser", "interval",
+        "id",
+        "title",
+        "provider",
+        "document_type",
+        "language",
+        "urls",
+        "select",
+        "remove",
+        "browser",
+        "interval",
     ]
     assert data["id"] == "openai/usage-policies"
     assert len(data["urls"]) > 1

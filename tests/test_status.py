@@ -13,7 +13,9 @@ from tostrack.store import Store
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
-ACME = Source(id="acme/terms", urls=("http://127.0.0.1/acme",), title="Acme Terms", interval=6 * 3600)
+ACME = Source(
+    id="acme/terms", urls=("http://127.0.0.1/acme",), title="Acme Terms", interval=6 * 3600
+)
 BOLT = Source(id="bolt/usage-policy", urls=("http://127.0.0.1/bolt",), title="Bolt Policy")
 CORA = Source(id="cora/terms", urls=("http://127.0.0.1/cora",), title="Cora Terms")
 DUNE = Source(id="dune/terms", urls=("http://127.0.0.1/dune",), title="Dune Terms")
@@ -25,7 +27,8 @@ def snapshot(source: Source, at: str, body: str) -> Snapshot:
 
 def clauses(*texts: str) -> tuple[Clause, ...]:
     return tuple(
-        Clause(id=f"c{i}", section=str(i), heading=("Terms",), text=t) for i, t in enumerate(texts, 1)
+        Clause(id=f"c{i}", section=str(i), heading=("Terms",), text=t)
+        for i, t in enumerate(texts, 1)
     )
 
 
@@ -47,14 +50,22 @@ def fill(store: Store) -> None:
     # acme: two versions with a substantive change, then a good check.
     v1 = clauses("You may use the service.", "Disputes go to the courts of Ruritania.")
     first, _ = store.save_version(
-        (snapshot(ACME, "2026-11-20T08:00:00Z", "<p>one</p>"),), document(v1, "2026-11-01"), v1,
-        title=ACME.title, url=ACME.url,
+        (snapshot(ACME, "2026-11-20T08:00:00Z", "<p>one</p>"),),
+        document(v1, "2026-11-01"),
+        v1,
+        title=ACME.title,
+        url=ACME.url,
     )
     v2 = clauses("You may use the service.", "Disputes go to binding arbitration.")
     change = Change(kind="modified", substantive=True, old=(v1[1],), new=(v2[1],), severity="high")
     store.save_version(
-        (snapshot(ACME, "2026-11-25T09:30:00Z", "<p>two</p>"),), document(v2, "2026-12-01"), v2,
-        title=ACME.title, url=ACME.url, diff=Diff((change,), v1, v2), previous=first,
+        (snapshot(ACME, "2026-11-25T09:30:00Z", "<p>two</p>"),),
+        document(v2, "2026-12-01"),
+        v2,
+        title=ACME.title,
+        url=ACME.url,
+        diff=Diff((change,), v1, v2),
+        previous=first,
     )
     store.record_check(ACME.id, "2026-11-27T10:00:00Z", title=ACME.title, url=ACME.url)
     # bolt: one version, then two failures in a row (failing, not yet broken).
@@ -108,9 +119,13 @@ def test_rows_for_each_state(store: Store) -> None:
 
 def test_broken_after_is_a_parameter(store: Store) -> None:
     fill(store)
-    states = {r["id"]: r["state"] for r in workspace_status(store, [BOLT, CORA], NOW, broken_after=2)}
+    states = {
+        r["id"]: r["state"] for r in workspace_status(store, [BOLT, CORA], NOW, broken_after=2)
+    }
     assert states == {BOLT.id: "broken", CORA.id: "broken"}
-    states = {r["id"]: r["state"] for r in workspace_status(store, [BOLT, CORA], NOW, broken_after=5)}
+    states = {
+        r["id"]: r["state"] for r in workspace_status(store, [BOLT, CORA], NOW, broken_after=5)
+    }
     assert states == {BOLT.id: "failing", CORA.id: "failing"}
 
 
@@ -126,7 +141,10 @@ def test_recovery_resets_the_state(store: Store) -> None:
 def test_imported_history_is_not_a_fetch(store: Store) -> None:
     c = clauses("An imported clause.")
     store.save_version(
-        (snapshot(DUNE, "2025-01-01T00:00:00Z", "<p>old</p>"),), document(c, None), c, origin="import"
+        (snapshot(DUNE, "2025-01-01T00:00:00Z", "<p>old</p>"),),
+        document(c, None),
+        c,
+        origin="import",
     )
     (dune,) = workspace_status(store, [DUNE], NOW)
     assert dune["state"] == "never-fetched"
@@ -137,7 +155,16 @@ def test_format_status_puts_problems_first(store: Store) -> None:
     fill(store)
     text = format_status(workspace_status(store, [ACME, BOLT, CORA, DUNE], NOW))
     lines = text.splitlines()
-    assert lines[0].split() == ["STATE", "SOURCE", "VERSIONS", "CHECKED", "CHANGED", "NEXT", "DUE", "NOTE"]
+    assert lines[0].split() == [
+        "STATE",
+        "SOURCE",
+        "VERSIONS",
+        "CHECKED",
+        "CHANGED",
+        "NEXT",
+        "DUE",
+        "NOTE",
+    ]
     assert [line.split()[1] for line in lines[1:5]] == [CORA.id, BOLT.id, DUNE.id, ACME.id]
     assert "3x timeout" in lines[1]
     assert "2x challenge" in lines[2]

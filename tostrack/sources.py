@@ -70,7 +70,7 @@ def registry() -> tuple[Source, ...]:
             raise ConfigError(f"{where} is not valid TOML: {exc}") from None
         provider = data.get("provider")
         if not isinstance(provider, str) or not provider:
-            raise ConfigError(f"{where}: needs provider = \"<slug>\"")
+            raise ConfigError(f'{where}: needs provider = "<slug>"')
         documents = data.get("documents", [])
         if not isinstance(documents, list) or not documents:
             raise ConfigError(f"{where}: needs [[documents]] tables")
@@ -172,10 +172,14 @@ def _declared_source(table: dict[str, Any], entry: str, by_id: dict[str, Source]
         }
         extra = {**base.extra, **parsed.extra, "origin": "registry+workspace"}
         return replace(base, **overrides, extra=extra)
-    if isinstance(source_id, str) and _ID.match(source_id) and not any(k in table for k in URL_KEYS):
+    if (
+        isinstance(source_id, str)
+        and _ID.match(source_id)
+        and not any(k in table for k in URL_KEYS)
+    ):
         hint = _did_you_mean(source_id, list(by_id))
         raise ConfigError(
-            f"{entry}: has no url. Give url = \"https://...\" (or urls = [...] for a document on "
+            f'{entry}: has no url. Give url = "https://..." (or urls = [...] for a document on '
             f"several pages), or the id of a bundled document to enable it.{hint}"
         )
     source = _source_from_table(table, entry)
@@ -227,7 +231,11 @@ def _source_from_table(table: Any, entry: str) -> Source:
     raw_urls = [table[key]] if key == "url" else table[key]
     if key == "url" and not isinstance(raw_urls[0], str):
         raise ConfigError(f"{entry}: url must be a string, not {_type(raw_urls[0])}")
-    if not isinstance(raw_urls, list) or not raw_urls or not all(isinstance(u, str) for u in raw_urls):
+    if (
+        not isinstance(raw_urls, list)
+        or not raw_urls
+        or not all(isinstance(u, str) for u in raw_urls)
+    ):
         raise ConfigError(f"{entry}: {key} must be a non-empty list of URL strings")
     urls = tuple(u.strip() for u in raw_urls)
     for url in urls:
@@ -252,7 +260,9 @@ def _source_from_table(table: Any, entry: str) -> Source:
         select=_selectors(table, "select", entry),
         remove=_selectors(table, "remove", entry),
         browser=_bool(table, "browser", entry),
-        interval=parse_interval(table.get("interval", 86400), entry) if "interval" in table else 86400,
+        interval=parse_interval(table.get("interval", 86400), entry)
+        if "interval" in table
+        else 86400,
         headers=_headers(table, entry),
         extra=extra,
     )
@@ -286,7 +296,9 @@ def _check_keys(table: dict[str, Any], allowed: Sequence[str], entry: str) -> No
     for key in table:
         if key not in allowed:
             hint = _did_you_mean(key, list(allowed))
-            raise ConfigError(f"{entry}: unknown key '{key}'.{hint} Known keys: {', '.join(allowed)}")
+            raise ConfigError(
+                f"{entry}: unknown key '{key}'.{hint} Known keys: {', '.join(allowed)}"
+            )
 
 
 def _string(table: dict[str, Any], key: str, entry: str, default: str) -> str:
@@ -320,15 +332,20 @@ def _headers(table: dict[str, Any], entry: str) -> tuple[tuple[str, str], ...]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ConfigError(
-            f'{entry}: headers must be a table of strings, e.g. headers = {{ Accept-Language = "en" }}'
+            f"{entry}: headers must be a table of strings, "
+            'e.g. headers = { Accept-Language = "en" }'
         )
     return tuple((k, v) for k, v in value.items())
 
 
 def _type(value: Any) -> str:
-    return {list: "a list", dict: "a table", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        list: "a list",
+        dict: "a table",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _slug(text: str) -> str:
@@ -438,7 +455,11 @@ def validate_source(
         document = extract_snapshots(fetched, source)
         clauses = analyse(document)
         if attempt == "first":
-            clause_count, characters, digest = len(clauses), len(document.text), text_digest(clauses)
+            clause_count, characters, digest = (
+                len(clauses),
+                len(document.text),
+                text_digest(clauses),
+            )
             reason = check_document(fetched, document, len(clauses), None)
             if reason:
                 problems.append(f"not the document: {reason}{_select_hint(source, characters)}")
