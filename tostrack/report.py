@@ -1,0 +1,937 @@
+"""The static site a legal team reads, the Atom feeds, and exports of clauses and changes.
+
+Everything lands under <workspace>/reports/:
+  index.html                                   dashboard: recent changes, filters, clause matrix
+  filter/severity-<s>.html, filter/label-<l>.html   the dashboard's change list, pre-filtered
+                                               (filters work without JavaScript)
+  changes/<provider>/<document>/<id>.html      one change report (a redline, most important first)
+  changes/<provider>/<document>/<id>-side-by-side.html, <id>-inline.html   whole-document views
+  documents/<provider>/<document>.html         timeline: every version, change and failure
+  feed.xml, feeds/<provider>/<document>.xml    Atom feeds of substantive changes
+  tostrack.css                                 the one stylesheet (no external assets)
+
+Pages are rendered from templates/ (a workspace's templates/ overrides them file by file) with
+autoescaping on, so text from provider pages is always shown as text, never run as markup.
+This module prepares plain values for the templates; the templates only lay them out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tomllib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from tostrack.errors import InputError
+from tostrack.models import Change, Clause
+from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, Version, write_atomic
+from tostrack.templating import environment
+from tostrack.workspace import Workspace
+
+CSS_NAME = "tostrack.css"
+RECENT_LIMIT = 50  # changes on the dashboard; the filter pages and timelines list them all
+
+KIND_WORDS = {
+    "added": "Added",
+    "removed": "Removed",
+    "modified": "Reworded",
+    "moved": "Moved",
+    "split": "Split",
+    "merged": "Merged",
+}
+
+SEVERITY_WORDS = {
+    "high": "High",
+    "medium": "Medium",
+    "low": "Low",
+    "none": "None",
+}
+
+# What each severity means, in words a reader needs no manual for.
+SEVERITY_EXPLAINED = {
+    "high": "touches a clause that usually matters most to customers, such as building "
+    "competing models, training on output, or the provider training on your data. Read it now.",
+    "medium": "changes a restriction or contract term that may affect how you use the service. "
+    "Review it soon.",
+    "low": "changes a term that rarely affects customers in practice. Review it when convenient.",
+    "none": "no tracked topic is affected, or only wording and layout changed.",
+}
+
+
+# -- the taxonomy, read lazily (tostrack.classify may not be importable in every checkout) -------
+
+
+@dataclass(frozen=True)
+class LabelInfo:
+    id: str
+    name: str
+    group: str = ""
+    severity: str = "low"
+    definition: str = ""
+
+
+def _field(item: Any, key: str, default: str = "") -> str:
+    if isinstance(item, dict):
+        value = item.get(key, default)
+    else:
+        value = getattr(item, key, default)
+    return str(value) if value is not None else default
+
+
+def _taxonomy() -> tuple[dict[str, LabelInfo], tuple[str, ...]]:
+    """Label names and the customer-restriction labels, from classify or its data file."""
+    raw: dict[str, Any] | None = None
+    restriction: tuple[str, ...] | None = None
+    try:
+        from tostrack import classify
+
+        raw = dict(classify.taxonomy())
+        restriction = tuple(classify.RESTRICTION_LABELS)
+    except (ImportError, AttributeError, TypeError):
+        raw = None
+    if raw is None:
+        data = (resources.files("tostrack") / "taxonomy" / "labels.toml").read_bytes()
+        raw = tomllib.loads(data.decode("utf-8"))
+    labels = {
+        key: LabelInfo(
+            id=key,
+            name=_field(item, "name", key) or key,
+            group=_field(item, "group"),
+            severity=_field(item, "severity", "low"),
+            definition=_field(item, "definition"),
+        )
+        for key, item in raw.items()
+    }
+    if restriction is None:
+        restriction = tuple(k for k, v in labels.items() if v.group == "customer-restriction")
+    return labels, restriction
+
+
+class _Labels:
+    """Label id -> display info; unknown ids still display (as themselves)."""
+
+    def __init__(self) -> None:
+        self.known, self.restriction = _taxonomy()
+
+    def __getitem__(self, key: str) -> LabelInfo:
+        return self.known.get(key) or LabelInfo(id=key, name=key)
+
+    def many(self, keys: Iterable[str]) -> list[LabelInfo]:
+        return [self[k] for k in keys]
+
+
+# -- small formatting helpers ----------------------------------------------------------------
+
+
+def human_time(iso: str | None) -> str:
+    """2026-11-25T06:45:00Z -> 25 Nov 2026, 06:45 UTC; a bare date -> 25 Nov 2026."""
+    if not iso:
+        return ""
+    try:
+        if "T" not in iso:
+            day = datetime.strptime(iso[:10], "%Y-%m-%d")
+            return f"{day.day} {day:%b %Y}"
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return f"{when.day} {when:%b %Y, %H:%M} UTC"
+
+
+def human_date(iso: str | None) -> str:
+    return human_time(iso[:10]) if iso else ""
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _segments(source_id: str) -> list[str]:
+    return [s for s in source_id.split("/") if s]
+
+
+def _rel(target: Path, page: Path) -> str:
+    """A link from page to target, usable from file:// and from any web server."""
+    return quote(Path(os.path.relpath(target, page.parent)).as_posix())
+
+
+# -- where pages live ------------------------------------------------------------------------
+
+
+def change_report_path(reports: Path, stored: StoredDiff) -> Path:
+    return reports.joinpath("changes", *_segments(stored.source_id), f"{stored.id}.html")
+
+
+def _view_path(reports: Path, stored: StoredDiff, view: str) -> Path:
+    return reports.joinpath("changes", *_segments(stored.source_id), f"{stored.id}-{view}.html")
+
+
+def timeline_path(reports: Path, source_id: str) -> Path:
+    parts = _segments(source_id)
+    return reports.joinpath("documents", *parts[:-1], f"{parts[-1]}.html")
+
+
+def feed_path(reports: Path, source_id: str) -> Path:
+    parts = _segments(source_id)
+    return reports.joinpath("feeds", *parts[:-1], f"{parts[-1]}.xml")
+
+
+def _filter_path(reports: Path, kind: str, value: str) -> Path:
+    return reports / "filter" / f"{kind}-{value}.html"
+
+
+# -- view models: plain values the templates lay out ------------------------------------------
+
+
+def _change_labels(change: Change) -> list[str]:
+    seen: dict[str, None] = {}
+    for label in (*change.labels, *change.labels_added, *change.labels_removed):
+        seen[label] = None
+    for clause in (*change.old, *change.new):
+        for label in clause.labels:
+            seen[label] = None
+    return list(seen)
+
+
+def _joined(clauses: Sequence[Clause]) -> str:
+    return "\n".join(c.full_text for c in clauses)
+
+
+def _normalise_redline(
+    ops: Sequence[tuple[str, str]], new_texts: Sequence[str]
+) -> list[tuple[str, str]]:
+    """Ops as (op, text) with the spaces a reader expects between words.
+
+    align.py may emit words with their whitespace (then equal+insert rebuild the new text
+    exactly) or bare words; in the second case a space goes between neighbours.
+    """
+    ops = [(op, text) for op, text in ops if text]
+    rebuilt = "".join(t for op, t in ops if op != "delete")
+    if rebuilt in new_texts or not ops:
+        return ops
+    out: list[tuple[str, str]] = [ops[0]]
+    for op, text in ops[1:]:
+        prev = out[-1][1]
+        if prev and not prev[-1].isspace() and not text[0].isspace():
+            text = " " + text
+        out.append((op, text))
+    return out
+
+
+def _redline(change: Change) -> list[tuple[str, str]]:
+    old_text, new_text = _joined(change.old), _joined(change.new)
+    if change.redline:
+        bare = "\n".join(c.text for c in change.new)
+        return _normalise_redline(change.redline, (new_text, bare, " ".join(c.text for c in change.new)))
+    if change.kind == "added":
+        return [("insert", new_text)]
+    if change.kind == "removed":
+        return [("delete", old_text)]
+    if old_text == new_text:
+        return [("equal", new_text)]
+    return [("delete", old_text), ("insert", new_text)]
+
+
+def _title(change: Change) -> str:
+    word = KIND_WORDS.get(change.kind, change.kind.capitalize())
+    if change.kind == "split":
+        return f"Split into {len(change.new)} clauses"
+    if change.kind == "merged":
+        return f"Merged from {len(change.old)} clauses"
+    if change.kind == "modified" and change.moved:
+        return "Reworded and moved"
+    return word
+
+
+def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
+    old_section = change.old[0].section if change.old else ""
+    new_section = change.new[0].section if change.new else ""
+    evidence_from = change.new or change.old
+    evidence = [
+        {"label": labels[label], "text": text}
+        for clause in evidence_from
+        for label, text in clause.evidence
+        if text
+    ]
+    ops = _redline(change)
+    return {
+        "anchor": f"change-{index + 1}",
+        "kind": change.kind,
+        "title": _title(change),
+        "substantive": change.substantive,
+        "severity": change.severity if change.severity in SEVERITY_ORDER else "none",
+        "section": new_section or old_section,
+        "old_section": old_section,
+        "new_section": new_section,
+        "section_moved": bool(old_section and new_section and old_section != new_section),
+        "labels": labels.many(_change_labels(change)),
+        "labels_added": labels.many(change.labels_added),
+        "labels_removed": labels.many(change.labels_removed),
+        "evidence": evidence,
+        "redline": ops,
+        "old_ops": [(op, t) for op, t in ops if op != "insert"],
+        "new_ops": [(op, t) for op, t in ops if op != "delete"],
+        "old_text": _joined(change.old),
+        "new_text": _joined(change.new),
+        "clause_ids": [c.id for c in (*change.old, *change.new)],
+    }
+
+
+def _order(changes: Sequence[Change]) -> list[tuple[int, Change]]:
+    """Most severe first; document order among equals (sorted() is stable)."""
+    return sorted(enumerate(changes), key=lambda p: -SEVERITY_ORDER.get(p[1].severity, 0))
+
+
+def _summary_sentence(stored: StoredDiff) -> str:
+    subst = [c for c in stored.changes if c.substantive]
+    cosmetic = len(stored.changes) - len(subst)
+    parts: list[str] = []
+    if subst:
+        kinds: dict[str, int] = {}
+        for c in subst:
+            word = KIND_WORDS.get(c.kind, c.kind).lower()
+            kinds[word] = kinds.get(word, 0) + 1
+        detail = ", ".join(f"{n} {word}" for word, n in kinds.items())
+        parts.append(f"{_plural(len(subst), 'change')} in meaning ({detail})")
+    else:
+        parts.append("No change in meaning")
+    if cosmetic:
+        parts.append(f"{_plural(cosmetic, 'change')} of wording or layout only")
+    return "; ".join(parts) + "."
+
+
+def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
+    """Short phrases for lists: what a reader most needs to know first."""
+    lines: list[str] = []
+    for _, change in _order([c for c in stored.changes if c.substantive]):
+        for label in change.labels_added:
+            lines.append(f"Now covers {labels[label].name.lower()}")
+        for label in change.labels_removed:
+            lines.append(f"No longer covers {labels[label].name.lower()}")
+    if not lines:
+        lines.append(_summary_sentence(stored))
+    return list(dict.fromkeys(lines))[:4]
+
+
+def _diff_labels(stored: StoredDiff) -> list[str]:
+    """Labels of the substantive changes: what the dashboard filters on."""
+    seen: dict[str, None] = {}
+    for change in stored.changes:
+        if change.substantive:
+            for label in _change_labels(change):
+                seen[label] = None
+    return list(seen)
+
+
+@dataclass
+class _Context:
+    workspace: Workspace
+    store: Store
+    env: jinja2.Environment
+    labels: _Labels
+    titles: dict[str, str]
+    urls: dict[str, str]
+
+    @property
+    def reports(self) -> Path:
+        return self.workspace.reports_dir
+
+    def title(self, source_id: str) -> str:
+        return self.titles.get(source_id) or source_id
+
+
+def _context(workspace: Workspace, store: Store) -> _Context:
+    titles: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for state in store.all_source_states():
+        titles[state["id"]] = state.get("title") or ""
+        urls[state["id"]] = state.get("url") or ""
+    for source_id in store.tracked_source_ids():
+        if not titles.get(source_id):
+            current = store.current_version(source_id)
+            titles[source_id] = (current.title if current else "") or source_id
+    env = environment(workspace.templates_dir)
+    # Globals, not render values: imported macros see globals but not the caller's context.
+    env.globals.update(
+        severity_words=SEVERITY_WORDS,
+        severity_explained=SEVERITY_EXPLAINED,
+        human_time=human_time,
+        human_date=human_date,
+    )
+    return _Context(
+        workspace=workspace,
+        store=store,
+        env=env,
+        labels=_Labels(),
+        titles=titles,
+        urls=urls,
+    )
+
+
+def _page(ctx: _Context, template: str, path: Path, **values: Any) -> Path:
+    common = {
+        "css": _rel(ctx.reports / CSS_NAME, path),
+        "home": _rel(ctx.reports / "index.html", path),
+    }
+    html = ctx.env.get_template(template).render(**common, **values)
+    write_atomic(path, html.encode("utf-8"))
+    return path
+
+
+def _evidence_files(version: Version, page: Path) -> list[dict[str, Any]]:
+    """The raw snapshot files of a version with their sha256: the legal evidence."""
+    try:
+        meta = {m.get("file"): m for m in version.snapshot_meta()}
+    except (OSError, ValueError, KeyError):
+        meta = {}
+    files = []
+    for raw in version.raw_files():
+        m = meta.get(raw.name, {})
+        files.append(
+            {
+                "name": raw.name,
+                "href": _rel(raw, page),
+                "url": m.get("url", ""),
+                "fetched_at": m.get("fetched_at", version.captured_at),
+                "status": m.get("status", ""),
+                "sha256": m.get("sha256", ""),
+                "bytes": m.get("bytes", raw.stat().st_size if raw.exists() else 0),
+                "extracted": False,
+            }
+        )
+    text = version.path / "version.txt"
+    return files + (
+        [{"name": "version.txt", "href": _rel(text, page), "url": "", "fetched_at": "",
+          "status": "", "sha256": "", "bytes": text.stat().st_size, "extracted": True}]
+        if text.exists()
+        else []
+    )
+
+
+def _load_version(version: Version) -> tuple[Any, tuple[Clause, ...]]:
+    try:
+        return version.load()
+    except (OSError, ValueError, KeyError):
+        return None, ()
+
+
+# -- whole-document views --------------------------------------------------------------------
+
+
+def _document_rows(
+    stored: StoredDiff, old: Sequence[Clause], new: Sequence[Clause], labels: _Labels
+) -> list[dict[str, Any]]:
+    """The new document in order, with every change in place and removed clauses where they were.
+
+    Each row: kind "same" | a change kind, old_ops / new_ops / ops (for side by side and inline),
+    section, and the change anchor it belongs to (links back to the report).
+    """
+    change_of: dict[str, int] = {}
+    for i, change in enumerate(stored.changes):
+        for clause in change.new:
+            change_of.setdefault(f"new:{clause.id}", i)
+        for clause in change.old:
+            change_of.setdefault(f"old:{clause.id}", i)
+    views = [_change_view(c, i, labels) for i, c in enumerate(stored.changes)]
+    old_by_id = {c.id: c for c in old}
+    new_ids = {c.id for c in new}
+    placed: set[int] = set()
+    rows: list[dict[str, Any]] = []
+
+    def change_row(i: int) -> None:
+        placed.add(i)
+        view = views[i]
+        rows.append({**view, "row": view["kind"]})
+
+    # Removed (and merged-away) clauses go after the last old clause that survives before them.
+    after: dict[str | None, list[int]] = {}
+    anchor: str | None = None
+    for clause in old:
+        i = change_of.get(f"old:{clause.id}")
+        if i is not None and stored.changes[i].kind == "removed":
+            after.setdefault(anchor, []).append(i)
+        elif clause.id in new_ids:
+            anchor = clause.id
+
+    for i in after.get(None, []):
+        change_row(i)
+    for clause in new:
+        i = change_of.get(f"new:{clause.id}")
+        if i is not None:
+            if i not in placed:
+                change_row(i)
+        else:
+            before = old_by_id.get(clause.id)
+            text = clause.full_text
+            ops = [("equal", text)]
+            rows.append(
+                {
+                    "row": "same",
+                    "section": clause.section,
+                    "old_ops": ops if before is not None else [],
+                    "new_ops": ops,
+                    "redline": ops,
+                    "anchor": "",
+                    "title": "",
+                    "substantive": False,
+                    "severity": "none",
+                }
+            )
+        for j in after.get(clause.id, []):
+            if j not in placed:
+                change_row(j)
+    # Anything not placed (ids the versions do not carry) still shows, at the end.
+    for i in range(len(stored.changes)):
+        if i not in placed:
+            change_row(i)
+    return rows
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
+    doc, _ = _load_version(stored.to_version)
+    ordered = _order(stored.changes)
+    substantive = [_change_view(c, i, ctx.labels) for i, c in ordered if c.substantive]
+    cosmetic = [_change_view(c, i, ctx.labels) for i, c in ordered if not c.substantive]
+    report = change_report_path(ctx.reports, stored)
+    return {
+        "diff": stored,
+        "source_id": stored.source_id,
+        "title": ctx.title(stored.source_id),
+        "url": ctx.urls.get(stored.source_id, ""),
+        "from_version": stored.from_version,
+        "to_version": stored.to_version,
+        "effective_date": stored.to_version.effective_date,
+        "previous_effective_date": stored.from_version.effective_date,
+        "effective_date_text": getattr(doc, "effective_date_text", "") if doc else "",
+        "effective_date_is_future": bool(doc and doc.effective_date_is_future),
+        "summary": _summary_sentence(stored),
+        "overall_severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+        "substantive_changes": substantive,
+        "cosmetic_changes": cosmetic,
+        "report_href": _rel(report, page),
+        "side_href": _rel(_view_path(ctx.reports, stored, "side-by-side"), page),
+        "inline_href": _rel(_view_path(ctx.reports, stored, "inline"), page),
+        "timeline_href": _rel(timeline_path(ctx.reports, stored.source_id), page),
+        "feed_href": _rel(feed_path(ctx.reports, stored.source_id), page),
+    }
+
+
+def _render_diff(ctx: _Context, stored: StoredDiff) -> Path:
+    page = change_report_path(ctx.reports, stored)
+    values = _diff_page_values(ctx, stored, page)
+    _page(
+        ctx,
+        "change.html",
+        page,
+        **values,
+        evidence_from=_evidence_files(stored.from_version, page),
+        evidence_to=_evidence_files(stored.to_version, page),
+    )
+    _, old = _load_version(stored.from_version)
+    _, new = _load_version(stored.to_version)
+    rows = _document_rows(stored, old, new, ctx.labels)
+    for view in ("side-by-side", "inline"):
+        view_page = _view_path(ctx.reports, stored, view)
+        _page(
+            ctx,
+            "document_view.html",
+            view_page,
+            **_diff_page_values(ctx, stored, view_page),
+            view=view,
+            rows=rows,
+        )
+    _write_css(ctx)
+    return page
+
+
+def _write_css(ctx: _Context) -> None:
+    css = ctx.env.get_template(CSS_NAME).render()
+    target = ctx.reports / CSS_NAME
+    data = css.encode("utf-8")
+    if not target.exists() or target.read_bytes() != data:
+        write_atomic(target, data)
+
+
+def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
+    """Write the change report of one recorded diff (and its whole-document views).
+
+    Returns the report's path: reports/changes/<provider>/<document>/<diff id>.html.
+    """
+    return _render_diff(_context(workspace, store), stored)
+
+
+def _diff_row(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
+    return {
+        "id": stored.id,
+        "source_id": stored.source_id,
+        "title": ctx.title(stored.source_id),
+        "detected_at": stored.detected_at,
+        "severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+        "substantive": stored.substantive,
+        "summary": _summary_sentence(stored),
+        "headline": _headline(stored, ctx.labels),
+        "labels": ctx.labels.many(_diff_labels(stored)),
+        "href": _rel(change_report_path(ctx.reports, stored), page),
+        "timeline_href": _rel(timeline_path(ctx.reports, stored.source_id), page),
+    }
+
+
+def _filters(ctx: _Context, diffs: Sequence[StoredDiff], page: Path) -> dict[str, Any]:
+    severities = []
+    for sev in ("high", "medium", "low", "none"):
+        count = sum(1 for d in diffs if d.severity == sev)
+        severities.append(
+            {"id": sev, "name": SEVERITY_WORDS[sev], "count": count,
+             "href": _rel(_filter_path(ctx.reports, "severity", sev), page)}
+        )
+    used: dict[str, int] = {}
+    for d in diffs:
+        for label in _diff_labels(d):
+            used[label] = used.get(label, 0) + 1
+    labels = [
+        {"id": label, "name": ctx.labels[label].name, "count": n,
+         "href": _rel(_filter_path(ctx.reports, "label", label), page)}
+        for label, n in sorted(used.items(), key=lambda kv: ctx.labels[kv[0]].name.lower())
+    ]
+    return {"severities": severities, "labels": labels,
+            "all_href": _rel(ctx.reports / "index.html", page) + "#changes"}
+
+
+def _last_label_change(
+    diffs_oldest_first: Sequence[StoredDiff], label: str
+) -> tuple[str | None, StoredDiff | None]:
+    last: tuple[str | None, StoredDiff | None] = (None, None)
+    for stored in diffs_oldest_first:
+        if any(c.substantive and label in _change_labels(c) for c in stored.changes):
+            last = (stored.detected_at, stored)
+    return last
+
+
+def _matrix(ctx: _Context, page: Path) -> dict[str, Any]:
+    columns = ctx.labels.many(ctx.labels.restriction)
+    rows = []
+    for source_id in ctx.store.tracked_source_ids():
+        current = ctx.store.current_version(source_id)
+        if current is None:
+            continue
+        _, clauses = _load_version(current)
+        first = ctx.store.versions(source_id)[0]
+        history = list(reversed(ctx.store.diffs(source_id)))
+        cells = []
+        for label in columns:
+            found = [c for c in clauses if label.id in c.labels]
+            changed_at, stored = _last_label_change(history, label.id)
+            cells.append(
+                {
+                    "label": label,
+                    "present": bool(found),
+                    "clauses": [
+                        {"section": c.section, "text": c.full_text,
+                         "evidence": [t for lab, t in c.evidence if lab == label.id and t]}
+                        for c in found
+                    ],
+                    "changed_at": changed_at,
+                    "changed_href": _rel(change_report_path(ctx.reports, stored), page)
+                    if stored
+                    else "",
+                    "since": first.captured_at,
+                }
+            )
+        rows.append(
+            {
+                "source_id": source_id,
+                "title": ctx.title(source_id),
+                "captured_at": current.captured_at,
+                "href": _rel(timeline_path(ctx.reports, source_id), page),
+                "cells": cells,
+            }
+        )
+    return {"columns": columns, "rows": rows}
+
+
+def _documents(ctx: _Context, page: Path) -> list[dict[str, Any]]:
+    out = []
+    states = {s["id"]: s for s in ctx.store.all_source_states()}
+    ids = sorted(set(ctx.store.tracked_source_ids()) | set(states))
+    for source_id in ids:
+        state = states.get(source_id, {})
+        current = ctx.store.current_version(source_id)
+        out.append(
+            {
+                "source_id": source_id,
+                "title": ctx.title(source_id),
+                "url": ctx.urls.get(source_id, ""),
+                "captured_at": current.captured_at if current else "",
+                "effective_date": current.effective_date if current else None,
+                "last_checked_at": state.get("last_checked_at") or "",
+                "failures": int(state.get("consecutive_failures") or 0),
+                "failure_reason": state.get("last_failure_reason") or "",
+                "href": _rel(timeline_path(ctx.reports, source_id), page),
+            }
+        )
+    return out
+
+
+def _render_timeline(ctx: _Context, source_id: str) -> Path:
+    page = timeline_path(ctx.reports, source_id)
+    events: list[dict[str, Any]] = []
+    for version in ctx.store.versions(source_id):
+        events.append(
+            {
+                "kind": "version",
+                "at": version.captured_at,
+                "version": version,
+                "evidence": _evidence_files(version, page),
+            }
+        )
+    for stored in ctx.store.diffs(source_id):
+        events.append({"kind": "change", "at": stored.detected_at,
+                       "diff": _diff_row(ctx, stored, page)})
+    for failure in ctx.store.failures(source_id, limit=10_000):
+        events.append({"kind": "failure", "at": failure.at, "failure": failure})
+    # Newest first; at one instant a change reads before the version it produced.
+    rank = {"change": 0, "version": 1, "failure": 2}
+    events.sort(key=lambda e: (e["at"], -rank[e["kind"]]), reverse=True)
+    current = ctx.store.current_version(source_id)
+    _, clauses = _load_version(current) if current else (None, ())
+    labelled = [
+        {"section": c.section, "text": c.full_text, "labels": ctx.labels.many(c.labels)}
+        for c in clauses
+        if c.labels
+    ]
+    return _page(
+        ctx,
+        "timeline.html",
+        page,
+        source_id=source_id,
+        title=ctx.title(source_id),
+        url=ctx.urls.get(source_id, ""),
+        events=events,
+        current=current,
+        labelled_clauses=labelled,
+        feed_href=_rel(feed_path(ctx.reports, source_id), page),
+    )
+
+
+# -- Atom ------------------------------------------------------------------------------------
+
+
+def _entry_id(stored: StoredDiff) -> str:
+    # Stable across re-renders and unique per recorded change: feed readers dedupe on it.
+    name = f"tostrack:{stored.source_id}:{stored.id}:{stored.to_version.snapshot_sha256}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+
+
+def _render_feed(
+    ctx: _Context, path: Path, title: str, feed_id: str, diffs: Sequence[StoredDiff]
+) -> Path:
+    base_url = str(ctx.workspace.settings.section("report").get("base_url", "") or "")
+    if base_url and not base_url.endswith("/"):
+        base_url += "/"
+    entries = []
+    for stored in diffs:
+        report = change_report_path(ctx.reports, stored)
+        href = (
+            base_url + quote(report.relative_to(ctx.reports).as_posix())
+            if base_url
+            else _rel(report, path)
+        )
+        values = _diff_page_values(ctx, stored, report)
+        content = ctx.env.get_template("feed_entry.html").render(**values)
+        entries.append(
+            {
+                "id": _entry_id(stored),
+                "title": f"{ctx.title(stored.source_id)}: {_headline(stored, ctx.labels)[0]}",
+                "updated": stored.detected_at,
+                "href": href,
+                "content": content,
+                "labels": ctx.labels.many(_diff_labels(stored)),
+                "severity": stored.severity,
+            }
+        )
+    updated = max((d.detected_at for d in diffs), default="1970-01-01T00:00:00Z")
+    self_href = base_url + quote(path.relative_to(ctx.reports).as_posix()) if base_url else ""
+    xml = ctx.env.get_template("feed.xml").render(
+        title=title,
+        feed_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'tostrack:feed:' + feed_id)}",
+        updated=updated,
+        entries=entries,
+        self_href=self_href,
+        home_href=base_url + "index.html" if base_url else _rel(ctx.reports / "index.html", path),
+    )
+    write_atomic(path, xml.encode("utf-8"))
+    return path
+
+
+# -- the whole site --------------------------------------------------------------------------
+
+
+def render_site(workspace: Workspace, store: Store) -> Path:
+    """Re-render every page and feed under reports/; returns reports/index.html."""
+    ctx = _context(workspace, store)
+    _write_css(ctx)
+    diffs = store.diffs()
+    for stored in diffs:
+        _render_diff(ctx, stored)
+    sources = sorted(set(store.tracked_source_ids()) | {s["id"] for s in store.all_source_states()})
+    for source_id in sources:
+        _render_timeline(ctx, source_id)
+        _render_feed(
+            ctx,
+            feed_path(ctx.reports, source_id),
+            f"{ctx.title(source_id)}: changes in meaning",
+            source_id,
+            [d for d in diffs if d.source_id == source_id and d.substantive],
+        )
+    _render_feed(
+        ctx, ctx.reports / "feed.xml", "Terms changes in meaning, all documents", "all",
+        [d for d in diffs if d.substantive],
+    )
+
+    index = ctx.reports / "index.html"
+    failing = [s for s in store.all_source_states() if (s.get("consecutive_failures") or 0) > 0]
+    values = {
+        "documents": _documents(ctx, index),
+        "matrix": _matrix(ctx, index),
+        "changes": [_diff_row(ctx, d, index) for d in diffs[:RECENT_LIMIT]],
+        "total_changes": len(diffs),
+        "substantive_count": sum(1 for d in diffs if d.substantive),
+        "failing": len(failing),
+        "filters": _filters(ctx, diffs, index),
+        "feed_href": _rel(ctx.reports / "feed.xml", index),
+        "active_filter": None,
+    }
+    _page(ctx, "index.html", index, **values)
+
+    for sev in ("high", "medium", "low", "none"):
+        page = _filter_path(ctx.reports, "severity", sev)
+        chosen = [d for d in diffs if d.severity == sev]
+        _render_filter(ctx, page, f"{SEVERITY_WORDS[sev]} severity", sev, chosen, diffs,
+                       SEVERITY_EXPLAINED[sev])
+    labels_used = {label for d in diffs for label in _diff_labels(d)}
+    for label in sorted(labels_used):
+        page = _filter_path(ctx.reports, "label", label)
+        chosen = [d for d in diffs if label in _diff_labels(d)]
+        info = ctx.labels[label]
+        _render_filter(ctx, page, info.name, label, chosen, diffs, info.definition)
+    return index
+
+
+def _render_filter(
+    ctx: _Context,
+    page: Path,
+    name: str,
+    value: str,
+    chosen: Sequence[StoredDiff],
+    all_diffs: Sequence[StoredDiff],
+    explanation: str,
+) -> Path:
+    return _page(
+        ctx,
+        "filtered.html",
+        page,
+        filter_name=name,
+        filter_value=value,
+        explanation=explanation,
+        changes=[_diff_row(ctx, d, page) for d in chosen],
+        filters=_filters(ctx, all_diffs, page),
+        active_filter=value,
+    )
+
+
+# -- export ----------------------------------------------------------------------------------
+
+CLAUSE_FIELDS = ("source", "clause_id", "section", "text", "labels", "captured_at")
+CHANGE_FIELDS = (
+    "source", "diff_id", "detected_at", "kind", "substantive", "severity", "labels",
+    "labels_added", "labels_removed", "section", "old_text", "new_text",
+)
+
+
+def _clause_records(store: Store) -> list[dict[str, Any]]:
+    records = []
+    for source_id in store.tracked_source_ids():
+        current = store.current_version(source_id)
+        if current is None:
+            continue
+        _, clauses = current.load()
+        for clause in clauses:
+            records.append(
+                {
+                    "source": source_id,
+                    "clause_id": clause.id,
+                    "section": clause.section,
+                    "text": clause.full_text,
+                    "labels": list(clause.labels),
+                    "captured_at": current.captured_at,
+                }
+            )
+    return records
+
+
+def _change_records(store: Store) -> list[dict[str, Any]]:
+    records = []
+    for stored in reversed(store.diffs()):  # oldest first: the order things happened
+        for change in stored.changes:
+            side = change.new or change.old
+            records.append(
+                {
+                    "source": stored.source_id,
+                    "diff_id": stored.id,
+                    "detected_at": stored.detected_at,
+                    "kind": change.kind,
+                    "substantive": change.substantive,
+                    "severity": change.severity,
+                    "labels": _change_labels(change),
+                    "labels_added": list(change.labels_added),
+                    "labels_removed": list(change.labels_removed),
+                    "section": side[0].section if side else "",
+                    "old_text": _joined(change.old),
+                    "new_text": _joined(change.new),
+                }
+            )
+    return records
+
+
+def export_records(store: Store, what: str, fmt: str) -> str:
+    """Every current clause ("clauses") or every recorded change ("changes"), as json or csv.
+
+    CSV puts lists (labels) in one cell joined by "; " and booleans as true/false.
+    """
+    if what == "clauses":
+        records, fields = _clause_records(store), CLAUSE_FIELDS
+    elif what == "changes":
+        records, fields = _change_records(store), CHANGE_FIELDS
+    else:
+        raise InputError(f"cannot export {what!r}: choose clauses or changes")
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    if fmt != "csv":
+        raise InputError(f"unknown export format {fmt!r}: choose json or csv")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _csv_cell(record[k]) for k in fields})
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return "" if value is None else str(value)
