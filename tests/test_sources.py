@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tostrack.errors import ConfigError, InputError
+from tostrack.models import Snapshot, Source
 from tostrack.sources import (
     DOCUMENT_TYPES,
     find_source,
@@ -435,3 +438,141 @@ def test_source_to_json_has_stable_keys() -> None:
     assert data["id"] == "openai/usage-policies"
     assert len(data["urls"]) > 1
     assert json.loads(json.dumps(data)) == data
+
+
+# -- validate_source against a real HTTP server on 127.0.0.1 --------------------------------
+
+POLICY = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>Quillon Usage Policy</title></head><body>
+<nav><a href="/">Home</a> <a href="/pricing">Pricing</a> <a href="/blog">Blog</a></nav>
+<main>
+<h1>Quillon Usage Policy</h1>
+<p>Effective date: 3 March 2026</p>
+<h2>1. Who this policy covers</h2>
+<p>1.1 This policy applies to everyone who sends requests to the Quillon models, whether through
+the web console, the developer interface or a partner integration.</p>
+<p>1.2 Organisations that resell access remain responsible for making their own customers follow
+these rules and for answering our questions about how the service is used.</p>
+<h2>2. What you must not do</h2>
+<p>2.1 Do not use outputs to build or improve a model that competes with Quillon.</p>
+<p>2.2 Do not collect outputs in bulk by automated means outside the documented interface.</p>
+<p>2.3 Do not generate material that sexualises minors or that incites violence.</p>
+<p>2.4 Do not present generated text as written by a human when a reader would be misled.</p>
+<h2>3. Enforcement</h2>
+<p>3.1 We may suspend an account that breaks this policy, with notice where the law allows.</p>
+<p>3.2 Repeated or serious breaches lead to termination under the Quillon service terms.</p>
+</main>
+<footer>Quillon Labs, 12 Harbour Row. {token}</footer></body></html>
+"""
+
+
+def quillon(**overrides: Any) -> Source:
+    values: dict[str, Any] = {
+        "id": "quillon/usage-policy",
+        "urls": ("http://127.0.0.1/",),
+        "title": "Quillon Usage Policy",
+        "select": ("main",),
+    }
+    values.update(overrides)
+    return Source(**values)
+
+
+@pytest.fixture
+def fetch_config() -> Any:
+    fetch = pytest.importorskip("tostrack.fetch")
+    return fetch.FetchConfig(retries=0, delay=0, confirm_delay=0, browser="never")
+
+
+def test_validate_a_stable_page(httpserver: HTTPServer, fetch_config: Any) -> None:
+    from tostrack.pipeline import analyse, extract_snapshots
+    from tostrack.sources import validate_source
+    from tostrack.store import text_digest
+
+    # The footer changes per visit, but it is outside `select`, so the document is stable.
+    visits = iter(range(1000))
+    httpserver.expect_request("/policy").respond_with_handler(
+        lambda request: _html(POLICY.replace("{token}", f"visit {next(visits)}"))
+    )
+    source = quillon(urls=(httpserver.url_for("/policy"),))
+    result = validate_source(source, fetch_config)
+    assert result.ok, result.problems
+    assert result.problems == ()
+    assert result.source_id == "quillon/usage-policy"
+    assert result.clauses >= 8
+    assert 700 <= result.characters < len(POLICY)
+    assert len(httpserver.log) == 2  # fetched twice
+
+    body = POLICY.replace("{token}", "x").encode()
+    snap = Snapshot(source.id, source.url, "2026-11-27T00:00:00Z", 200, "text/html", body)
+    assert result.sha256 == text_digest(analyse(extract_snapshots((snap,), source)))
+
+
+def test_validate_reports_text_that_changes_between_visits(
+    httpserver: HTTPServer, fetch_config: Any
+) -> None:
+    from tostrack.sources import validate_source
+
+    visits = iter(range(1000))
+    httpserver.expect_request("/policy").respond_with_handler(
+        lambda request: _html(
+            POLICY.replace("</main>", f"<p>Reference QX-{next(visits) * 7919}</p></main>")
+        )
+    )
+    result = validate_source(quillon(urls=(httpserver.url_for("/policy"),)), fetch_config)
+    assert not result.ok
+    (problem,) = result.problems
+    assert "different text" in problem
+    assert "QX-0" in problem and "QX-7919" in problem
+
+
+def test_validate_reports_a_failed_fetch(httpserver: HTTPServer, fetch_config: Any) -> None:
+    from tostrack.sources import validate_source
+
+    httpserver.expect_request("/gone").respond_with_data("Not here", status=404)
+    result = validate_source(quillon(urls=(httpserver.url_for("/gone"),)), fetch_config)
+    assert not result.ok
+    assert result.problems[0].startswith("first fetch failed (http-404)")
+    assert result.clauses == 0 and result.sha256 == ""
+    assert len(httpserver.log) == 1  # no second fetch after a failure
+
+
+def test_validate_reports_a_selector_that_matches_nothing(
+    httpserver: HTTPServer, fetch_config: Any
+) -> None:
+    from tostrack.sources import validate_source
+
+    httpserver.expect_request("/policy").respond_with_data(
+        POLICY.replace("{token}", ""), content_type="text/html; charset=utf-8"
+    )
+    source = quillon(urls=(httpserver.url_for("/policy"),), select=("#no-such-element",))
+    result = validate_source(source, fetch_config)
+    assert not result.ok
+    assert result.characters == 0
+    assert any("#no-such-element" in p for p in result.problems), result.problems
+
+
+def test_validate_reports_too_little_text(httpserver: HTTPServer, fetch_config: Any) -> None:
+    from tostrack.sources import validate_source
+
+    short = (
+        "<html><head><title>Quillon Terms</title></head><body><main><h1>Quillon Terms</h1>"
+        "<p>1. You may use Quillon for lawful work and nothing else at all, ever.</p>"
+        "<p>2. We may change these terms by posting a new version on this very page.</p>"
+        "<p>3. Disputes are settled by the courts of the place where Quillon is based.</p>"
+        "<p>4. Fees are due within thirty days of each invoice that we send to you.</p>"
+        "</main></body></html>"
+    )
+    httpserver.expect_request("/short").respond_with_data(short, content_type="text/html")
+    result = validate_source(
+        quillon(urls=(httpserver.url_for("/short"),)), fetch_config, min_characters=2000
+    )
+    assert not result.ok
+    assert len(result.problems) == 1
+    assert "too little text" in result.problems[0] or "not the document" in result.problems[0]
+    assert 0 < result.characters < 2000
+
+
+def _html(body: str) -> Any:
+    from werkzeug.wrappers import Response
+
+    return Response(body, content_type="text/html; charset=utf-8")

@@ -447,7 +447,9 @@ def validate_source(
         fetched = fetch_source(source, config, session=session)
         if isinstance(fetched, Failure):
             detail = f": {fetched.detail[:200]}" if fetched.detail else ""
-            problems.append(f"{attempt} fetch failed ({fetched.reason}){detail}")
+            problems.append(
+                f"{attempt} fetch failed ({fetched.reason}){detail}{_explain(fetched.reason)}"
+            )
             break
         if not isinstance(fetched, tuple):  # a 304 is impossible without a previous state
             problems.append(f"{attempt} fetch returned no content")
@@ -462,12 +464,15 @@ def validate_source(
             )
             reason = check_document(fetched, document, len(clauses), None)
             if reason:
-                problems.append(f"not the document: {reason}{_select_hint(source, characters)}")
+                problems.append(
+                    f"not the document ({reason}){_explain(reason)}"
+                    f"{_select_hint(source, reason, characters)}"
+                )
                 break
             if characters < min_characters:
                 problems.append(
                     f"too little text: {characters} characters in {len(clauses)} clause(s), "
-                    f"expected at least {min_characters}{_select_hint(source, characters)}"
+                    f"expected at least {min_characters}{_select_hint(source, None, characters)}"
                 )
         texts.append(document.text)
     if len(texts) == 2 and texts[0] != texts[1]:
@@ -485,9 +490,36 @@ def validate_source(
     )
 
 
-def _select_hint(source: Source, characters: int) -> str:
-    if source.select and characters == 0:
-        return f"; does select {list(source.select)} still match the page?"
+# What a failure reason (tostrack.fetch / tostrack.health) means for someone writing a source.
+_EXPLANATIONS = {
+    "timeout": "the server did not answer in time",
+    "connection": "the server could not be reached; check the URL and any proxy",
+    "too-large": "the response is larger than [fetch] max_bytes",
+    "too-many-redirects": "the URL redirects in a loop or too often",
+    "unsupported-type": "the response is not HTML, PDF, Markdown or plain text",
+    "empty-body": "the server sent nothing",
+    "challenge": "a bot challenge or interstitial answered instead of the page; "
+    "try browser = true",
+    "login-wall": "the page asks to log in",
+    "error-page": "the server sent an error page",
+    "selector-missed": "select matched nothing on the page",
+    "empty": "almost no text was extracted",
+    "browser-unavailable": "browser = true needs pip install 'tostrack[browser]' and Chromium",
+    "browser-error": "Chromium could not render the page",
+}
+
+
+def _explain(reason: str) -> str:
+    if reason in _EXPLANATIONS:
+        return f"; {_EXPLANATIONS[reason]}"
+    if reason.startswith("http-"):
+        return f"; the server answered with status {reason[5:]}"
+    return ""
+
+
+def _select_hint(source: Source, reason: str | None, characters: int) -> str:
+    if source.select and (reason in ("selector-missed", "empty") or characters == 0):
+        return f"; check that select {list(source.select)} matches the page"
     return ""
 
 
