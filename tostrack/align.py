@@ -1,0 +1,548 @@
+"""Align two versions' clauses: stable clause ids, change kinds, word-level redline.
+
+How (most clauses never change between versions, so the cheap path comes first):
+
+1. Each clause gets a key: the words of `normalise(full_text)`, casefolded, each word encoded as
+   one character, so identical wording gives an identical (hashable, short) string.
+2. difflib.SequenceMatcher over the two key sequences gives the in-order backbone of clauses
+   whose wording did not change.
+3. Identical keys left over on both sides are the same clause in another place.
+4. What is still unaligned is compared by word-level similarity (rapidfuzz's Indel ratio over
+   the encoded keys): one old to one new (modified), one old to several consecutive new whose
+   concatenation is closer to it than any single one (split), several consecutive old to one new
+   (merged). Best score first, greedily. A pair in the same changed region of the backbone needs
+   less similarity (50) than a pair from anywhere in the document (65).
+5. Place: the largest set of aligned pairs that keeps its relative order stays where it was
+   (longest increasing subsequence); every other aligned clause moved.
+
+Ids: a new clause inherits the id of the old clause it is aligned with (the first old clause of
+a merge; the first new clause of a split inherits the old id). Any other new clause keeps the id
+segmentation gave it unless that id is already taken in this version or belonged to an old
+clause, in which case it gets a fresh one. No id is used twice within a version.
+
+Substantive or cosmetic (cosmetic changes are recorded, never alerted on):
+- `normalise` folds what is never a change of wording: Unicode compatibility forms, whitespace,
+  invisible characters, quote and dash styles, HTML entities and tags, Markdown markup remnants
+  (*, _, `, #, ~~, backslash escapes, blockquote marks), link targets (the link text stays), URL
+  query strings and fragments (tracking parameters), and a leading list marker or number.
+  Letter case is kept in clause text: rewriting a clause in capitals changes how conspicuous
+  it is, which a disclaimer's validity can depend on. Headings are compared casefolded and
+  without their numbers, so heading style and renumbering alone are cosmetic.
+- modified: cosmetic when old and new normalise to the same text (e.g. renumbering, markup).
+- moved: a clause whose wording did not change but whose place among the other clauses did is
+  reported as "moved" and is NOT substantive, unless its heading trail (numbers and case
+  ignored) changed too: then it is substantive, because a provision read under another heading
+  can mean something else. The same rule covers a clause that stayed in place while the heading
+  above it was renamed: that is reported as "moved" (to another section) and is substantive.
+  A reworded clause that also moved is kind "modified" with moved=True (always substantive).
+- split / merged: cosmetic when the words, joined, are the same (a paragraph reflowed).
+- added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line).
+
+Changes come in new-document order; a removed clause sits where it was, right after the change
+or clause that preceded it in the old version. Labels stay empty: classify fills them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from bisect import bisect_left
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Indel
+
+from tostrack.models import Change, Clause, Diff
+
+__all__ = ["diff_clauses", "normalise", "word_redline"]
+
+# Similarity (0-100, word-level) needed to call two clauses the same provision.
+LOCAL_THRESHOLD = 50.0  # both in the same changed region of the backbone
+GLOBAL_THRESHOLD = 65.0  # anywhere else in the document
+GROUP_THRESHOLD = 70.0  # split / merged: the joined clauses against the single one
+GROUP_MARGIN = 5.0  # ... and this much better than the best single clause
+MAX_GROUP = 8  # at most this many clauses in a split or merge
+_SEED_CUTOFF = 25.0  # below this a clause is not even considered as one part of a split
+_EXHAUSTIVE = 40_000  # compare every free pair up to this many; beyond, only likely ones
+_SIGNATURE = 6  # ... those sharing one of a clause's rarest words
+
+# -- normalise --------------------------------------------------------------------------------
+
+_CHARS = str.maketrans(
+    {
+        **dict.fromkeys("‘’‚‛′ʼ", "'"),
+        **dict.fromkeys("“”„‟″«»", '"'),
+        **dict.fromkeys("‐‑‒–—―−⁃", "-"),
+        **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
+    }
+)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+_REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^<>\s]+)>")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+_URL = re.compile(r"(https?://)([^\s?#)\]>\"']+)[^\s)\]>\"']*", re.IGNORECASE)
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_MARKUP = re.compile(r"[*_`#]+|~~")
+_QUOTE_MARK = re.compile(r"^(?:>\s*)+")
+_DASHES = re.compile(r"\s*-+\s*")
+_SPACE_BEFORE = re.compile(r"\s+([,.;:!?)\]}])")
+_SPACE_AFTER = re.compile(r"([(\[{])\s+")
+_MARKER = re.compile(
+    r"^(?:"
+    r"[-*+•·▪◦‣○●■□►]\s+"  # bullets
+    r"|\((?:\d{1,3}|[A-Za-z]{1,2}|[ivxlcdmIVXLCDM]{1,6})\)\s*"  # (1) (a) (iv)
+    r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\)\s+"  # 1) a) iv)
+    r"|\d{1,3}(?:\.\d{1,3})+\.?\s+(?=[A-Z(\"'])"  # 1.2 Title, 1.2. Title
+    r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\.\s+"  # 1. a. iv.
+    r"|(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*"
+    r"\d{1,3}(?:\.\d{1,3})*[A-Za-z]?\s*(?:[.:)]|-\s)\s*"  # Section 3. / Article 5 - / § 3:
+    r")",
+    re.IGNORECASE,
+)
+# Headings: any leading token that is a number, however written ("3", "1.2", "IV", "A.").
+_HEADING_NUMBER = re.compile(
+    r"^(?:(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*)?"
+    r"(?:\(?(?:\d+(?:\.\d+)*|[ivxlcdm]{1,6}|[a-z])[.):]?)(?:\s+|$)",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\w+")
+
+
+def _strip_url(match: re.Match[str]) -> str:
+    # Keep host and path (a link to another page is wording); drop query and fragment,
+    # which is where tracking ids live.
+    return match.group(1).lower() + match.group(2).rstrip("/.,;:")
+
+
+@lru_cache(maxsize=1 << 16)  # replays see the same clause texts again and again
+def normalise(text: str) -> str:
+    """The wording of `text`, with every formatting-only difference folded (see module doc)."""
+    if "&" in text:
+        text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text).translate(_CHARS)
+    if "](" in text or "][" in text:
+        text = _IMAGE.sub(r"\1", text)
+        text = _LINK.sub(r"\1", text)
+        text = _REF_LINK.sub(r"\1", text)
+    if "<" in text:
+        text = _AUTOLINK.sub(r"\1", text)
+        text = _TAG.sub(" ", text)
+    if "://" in text:
+        text = _URL.sub(_strip_url, text)
+    if "\\" in text:
+        text = _ESCAPE.sub(r"\1", text)
+    text = _MARKUP.sub("", text)
+    text = " ".join(text.split())
+    text = _QUOTE_MARK.sub("", text)
+    for _ in range(3):  # "1. (a) text" carries two markers
+        stripped = _MARKER.sub("", text, count=1)
+        if stripped == text:
+            break
+        text = stripped
+    if "-" in text:
+        text = _DASHES.sub("-", text)
+    text = _SPACE_BEFORE.sub(r"\1", text)
+    text = _SPACE_AFTER.sub(r"\1", text)
+    return text.strip()
+
+
+def _heading_part(heading: str) -> str:
+    text = normalise(heading)
+    for _ in range(3):
+        stripped = _HEADING_NUMBER.sub("", text, count=1)
+        if stripped == text:
+            break
+        text = stripped
+    return " ".join(_WORD.findall(text.casefold()))
+
+
+def _heading_key(clause: Clause) -> tuple[str, ...]:
+    """The heading trail as a reader hears it: no numbers, no case, no markup."""
+    parts = (_heading_part(h) for h in clause.heading)
+    return tuple(p for p in parts if p)
+
+
+def _has_words(text: str) -> bool:
+    return _WORD.search(normalise(text)) is not None
+
+
+# -- word redline -----------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+
+
+def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
+    """Word-level ops ("equal" | "delete" | "insert", text) turning `old` into `new`.
+
+    Joining the equal and insert texts in order gives exactly `new`; joining the equal and
+    delete texts gives exactly `old`. Deletes come before inserts within a changed run.
+    """
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    raw: list[tuple[str, str, str]] = []  # (kind, old text, new text)
+    # rapidfuzz's LCS opcodes: the same answer difflib would mostly give, far faster on long text.
+    for op in Indel.opcodes(a, b):
+        if op.tag == "equal":
+            raw.append(("equal", "".join(a[op.src_start : op.src_end]), ""))
+        else:
+            raw.append(("change", "".join(a[op.src_start : op.src_end]),
+                        "".join(b[op.dest_start : op.dest_end])))
+    # A lone space kept between two changed words reads worse than one changed phrase.
+    for k in range(1, len(raw) - 1):
+        kind, text, _ = raw[k]
+        if kind == "equal" and text.isspace() and raw[k - 1][0] == raw[k + 1][0] == "change":
+            raw[k] = ("change", text, text)
+    ops: list[tuple[str, str]] = []
+    deleted = inserted = ""
+    for kind, old_text, new_text in raw:
+        if kind == "change":
+            deleted += old_text
+            inserted += new_text
+            continue
+        if deleted:
+            ops.append(("delete", deleted))
+        if inserted:
+            ops.append(("insert", inserted))
+        deleted = inserted = ""
+        if old_text:
+            ops.append(("equal", old_text))
+    if deleted:
+        ops.append(("delete", deleted))
+    if inserted:
+        ops.append(("insert", inserted))
+    return tuple(ops)
+
+
+# -- alignment --------------------------------------------------------------------------------
+
+
+class _Vocabulary:
+    """Words as single characters, so rapidfuzz compares word sequences at string speed."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, str] = {}
+
+    def encode(self, text: str) -> str:
+        words = _WORD.findall(normalise(text).casefold())
+        if not words:  # no wording: only identical punctuation matches it
+            return "\x00" + normalise(text)
+        out = []
+        codes = self.codes
+        for word in words:
+            code = codes.get(word)
+            if code is None:
+                point = 0x100 + len(codes)
+                if point >= 0xD800:  # skip the surrogate range
+                    point += 0x800
+                code = codes[word] = chr(point)
+            out.append(code)
+        return "".join(out)
+
+
+def _longest_increasing(values: Sequence[int]) -> set[int]:
+    """Positions of one longest strictly increasing subsequence of `values`."""
+    tails: list[int] = []  # values
+    tail_pos: list[int] = []  # positions of those values
+    parent = [-1] * len(values)
+    for pos, value in enumerate(values):
+        k = bisect_left(tails, value)
+        if k == len(tails):
+            tails.append(value)
+            tail_pos.append(pos)
+        else:
+            tails[k] = value
+            tail_pos[k] = pos
+        parent[pos] = tail_pos[k - 1] if k else -1
+    keep: set[int] = set()
+    pos = tail_pos[-1] if tail_pos else -1
+    while pos >= 0:
+        keep.add(pos)
+        pos = parent[pos]
+    return keep
+
+
+def _runs(seed: int, free: set[int], limit: int) -> list[int]:
+    """Consecutive free indices around `seed`, in order (candidates for one side of a group)."""
+    start = end = seed
+    while start - 1 in free and seed - (start - 1) < limit:
+        start -= 1
+    while end + 1 in free and (end + 1) - start < limit:
+        end += 1
+    return list(range(start, end + 1))
+
+
+def _grow(query: str, seed: int, window: list[int], keys: Sequence[str]) -> tuple[float, list[int]]:
+    """Grow a run of consecutive clauses from `seed` while their joined text gets closer."""
+    lo = hi = window.index(seed)
+    best = fuzz.ratio(query, keys[seed])
+    while True:
+        options = []
+        if lo > 0:
+            options.append((lo - 1, hi))
+        if hi < len(window) - 1:
+            options.append((lo, hi + 1))
+        scored = [
+            (fuzz.ratio(query, "".join(keys[i] for i in window[a : b + 1])), a, b)
+            for a, b in options
+        ]
+        if not scored:
+            break
+        score, a, b = max(scored)
+        if score <= best:
+            break
+        best, lo, hi = score, a, b
+    return best, window[lo : hi + 1]
+
+
+class _Aligner:
+    def __init__(self, old: tuple[Clause, ...], new: tuple[Clause, ...]) -> None:
+        self.old, self.new = old, new
+        vocabulary = _Vocabulary()
+        self.old_keys = [vocabulary.encode(c.full_text) for c in old]
+        self.new_keys = [vocabulary.encode(c.full_text) for c in new]
+        self.pairs: dict[int, int] = {}  # old index -> new index, one to one
+        self.splits: list[tuple[int, tuple[int, ...]]] = []
+        self.merges: list[tuple[tuple[int, ...], int]] = []
+        self.old_region: dict[int, int] = {}  # changed region of the backbone, per index
+        self.new_region: dict[int, int] = {}
+
+    def align(self) -> None:
+        self._backbone()
+        self._same_text_elsewhere()
+        self._similar()
+
+    def _backbone(self) -> None:
+        if self.old_keys == self.new_keys:
+            self.pairs = {i: i for i in range(len(self.old))}
+            return
+        matcher = SequenceMatcher(None, self.old_keys, self.new_keys, autojunk=False)
+        for region, (tag, i1, i2, j1, j2) in enumerate(matcher.get_opcodes()):
+            if tag == "equal":
+                for k in range(i2 - i1):
+                    self.pairs[i1 + k] = j1 + k
+            else:
+                self.old_region.update(dict.fromkeys(range(i1, i2), region))
+                self.new_region.update(dict.fromkeys(range(j1, j2), region))
+
+    def _free(self) -> tuple[list[int], list[int]]:
+        taken_new = set(self.pairs.values())
+        taken_new.update(j for _, js in self.splits for j in js)
+        taken_new.update(j for _, j in self.merges)
+        taken_old = set(self.pairs)
+        taken_old.update(i for i, _ in self.splits)
+        taken_old.update(i for is_, _ in self.merges for i in is_)
+        old_free = [i for i in range(len(self.old)) if i not in taken_old]
+        new_free = [j for j in range(len(self.new)) if j not in taken_new]
+        return old_free, new_free
+
+    def _same_text_elsewhere(self) -> None:
+        old_free, new_free = self._free()
+        if not old_free or not new_free:
+            return
+        waiting: dict[str, list[int]] = {}
+        for j in reversed(new_free):
+            waiting.setdefault(self.new_keys[j], []).append(j)
+        for i in old_free:
+            candidates = waiting.get(self.old_keys[i])
+            if candidates:
+                self.pairs[i] = candidates.pop()
+
+    def _scores(self, old_free: list[int], new_free: list[int]) -> dict[tuple[int, int], float]:
+        """Word-level similarity of free old/new pairs worth a look (at least _SEED_CUTOFF)."""
+        scores: dict[tuple[int, int], float] = {}
+        if len(old_free) * len(new_free) <= _EXHAUSTIVE:
+            choices = [self.new_keys[j] for j in new_free]
+            for i in old_free:
+                found = process.extract(self.old_keys[i], choices, scorer=fuzz.ratio,
+                                        limit=None, score_cutoff=_SEED_CUTOFF)
+                for _, score, col in found:
+                    scores[(i, new_free[col])] = score
+            return scores
+        # Many clauses changed at once: only compare clauses that share one of their rarest
+        # words. A clause still half the same keeps some of them; unrelated ones rarely do.
+        old_words = {i: set(self.old_keys[i]) for i in old_free}
+        new_words = {j: set(self.new_keys[j]) for j in new_free}
+        frequency: dict[str, int] = {}
+        for words in (*old_words.values(), *new_words.values()):
+            for w in words:
+                frequency[w] = frequency.get(w, 0) + 1
+        old_index: dict[str, list[int]] = {}
+        new_index: dict[str, list[int]] = {}
+        for i, words in old_words.items():
+            for w in words:
+                old_index.setdefault(w, []).append(i)
+        for j, words in new_words.items():
+            for w in words:
+                new_index.setdefault(w, []).append(j)
+
+        def rarest(words: set[str]) -> list[str]:
+            return sorted(words, key=lambda w: (frequency[w], w))[:_SIGNATURE]
+
+        pairs: set[tuple[int, int]] = set()
+        for i, words in old_words.items():
+            pairs.update((i, j) for w in rarest(words) for j in new_index.get(w, ()))
+        for j, words in new_words.items():
+            pairs.update((i, j) for w in rarest(words) for i in old_index.get(w, ()))
+        for i, j in pairs:
+            score = fuzz.ratio(self.old_keys[i], self.new_keys[j], score_cutoff=_SEED_CUTOFF)
+            if score:
+                scores[(i, j)] = score
+        return scores
+
+    def _similar(self) -> None:
+        old_free, new_free = self._free()
+        if not old_free or not new_free:
+            return
+        scores = self._scores(old_free, new_free)
+        # (score, local, olds, news)
+        candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
+        best_new: dict[int, tuple[float, int]] = {}  # old -> (score, new), best first
+        best_old: dict[int, tuple[float, int]] = {}
+        for (i, j), score in scores.items():
+            local = self.old_region.get(i, -1) == self.new_region.get(j, -2)
+            if score >= (LOCAL_THRESHOLD if local else GLOBAL_THRESHOLD):
+                candidates.append((score, local, (i,), (j,)))
+            # The best partner on each side seeds a split or merge (earliest on equal scores).
+            if i not in best_new or (score, -j) > (best_new[i][0], -best_new[i][1]):
+                best_new[i] = (score, j)
+            if j not in best_old or (score, -i) > (best_old[j][0], -best_old[j][1]):
+                best_old[j] = (score, i)
+        old_set, new_set = set(old_free), set(new_free)
+        for i, (best_single, seed) in best_new.items():
+            window = _runs(seed, new_set, MAX_GROUP)
+            if len(window) > 1:
+                score, run = _grow(self.old_keys[i], seed, window, self.new_keys)
+                if len(run) > 1 and score >= max(GROUP_THRESHOLD, best_single + GROUP_MARGIN):
+                    candidates.append((score, True, (i,), tuple(run)))
+        for j, (best_single, seed) in best_old.items():
+            window = _runs(seed, old_set, MAX_GROUP)
+            if len(window) > 1:
+                score, run = _grow(self.new_keys[j], seed, window, self.old_keys)
+                if len(run) > 1 and score >= max(GROUP_THRESHOLD, best_single + GROUP_MARGIN):
+                    candidates.append((score, True, tuple(run), (j,)))
+        # Best first; on equal scores prefer the nearby pair, then document order.
+        candidates.sort(key=lambda c: (-c[0], not c[1], c[3][0], c[2][0]))
+        for _score, _local, olds, news in candidates:
+            if not all(i in old_set for i in olds) or not all(j in new_set for j in news):
+                continue
+            old_set.difference_update(olds)
+            new_set.difference_update(news)
+            if len(olds) == 1 and len(news) == 1:
+                self.pairs[olds[0]] = news[0]
+            elif len(olds) == 1:
+                self.splits.append((olds[0], news))
+            else:
+                self.merges.append((olds, news[0]))
+
+    def in_place(self) -> set[int]:
+        """Old indices of the pairs that kept their relative order."""
+        ordered = sorted(self.pairs.items(), key=lambda p: p[1])
+        keep = _longest_increasing([i for i, _ in ordered])
+        return {ordered[k][0] for k in keep}
+
+
+def _fresh_id(clause: Clause, taken: set[str]) -> str:
+    digest = hashlib.blake2b(
+        f"{clause.section}\n{clause.full_text}".encode(), digest_size=5
+    ).hexdigest()
+    candidate, n = f"c{digest}", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"c{digest}-{n}"
+    return candidate
+
+
+def _inherit_ids(aligner: _Aligner) -> tuple[Clause, ...]:
+    old, new = aligner.old, aligner.new
+    inherited: dict[int, str] = {j: old[i].id for i, j in aligner.pairs.items()}
+    inherited.update({js[0]: old[i].id for i, js in aligner.splits})
+    inherited.update({j: old[is_[0]].id for is_, j in aligner.merges})
+    ids: list[str | None] = [None] * len(new)
+    taken: set[str] = set()
+    for j in sorted(inherited):
+        if inherited[j] not in taken:
+            ids[j] = inherited[j]
+            taken.add(inherited[j])
+    # An old id must not come back on a different clause: history would join two provisions.
+    retired = taken | {c.id for c in old}
+    for j, clause in enumerate(new):
+        if ids[j] is None:
+            ids[j] = clause.id if clause.id and clause.id not in retired else _fresh_id(clause, retired)
+            retired.add(ids[j])
+    return tuple(
+        c if c.id == ids[j] else _replace_id(c, ids[j] or c.id) for j, c in enumerate(new)
+    )
+
+
+def _replace_id(clause: Clause, new_id: str) -> Clause:
+    from dataclasses import replace
+
+    return replace(clause, id=new_id)
+
+
+def _joined(clauses: Sequence[Clause]) -> str:
+    return " ".join(c.full_text for c in clauses)
+
+
+def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
+    same_wording = normalise(old.full_text) == normalise(new.full_text)
+    same_heading = _heading_key(old) == _heading_key(new)
+    same_raw = old.full_text == new.full_text
+    if in_place and same_wording and same_heading:
+        if same_raw and old.section == new.section and old.heading == new.heading \
+                and old.number == new.number:
+            return None
+        redline = word_redline(old.full_text, new.full_text) if not same_raw else ()
+        return Change("modified", False, (old,), (new,), redline)
+    redline = () if same_raw else word_redline(old.full_text, new.full_text)
+    if same_wording:
+        return Change("moved", not same_heading, (old,), (new,), redline, moved=True)
+    return Change("modified", True, (old,), (new,), redline, moved=not in_place)
+
+
+def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
+    """Align two versions' clauses and say what changed, clause by clause (see module doc)."""
+    old_t, new_t = tuple(old), tuple(new)
+    aligner = _Aligner(old_t, new_t)
+    aligner.align()
+    new_clauses = _inherit_ids(aligner)
+    stay = aligner.in_place()
+
+    keyed: list[tuple[tuple[float, int, int], Change]] = []
+    new_of_old: dict[int, int] = dict(aligner.pairs)
+    for i, j in aligner.pairs.items():
+        change = _pair_change(old_t[i], new_clauses[j], i in stay)
+        if change is not None:
+            keyed.append(((j, 0, 0), change))
+    for i, js in aligner.splits:
+        olds, news = (old_t[i],), tuple(new_clauses[j] for j in js)
+        substantive = normalise(_joined(olds)) != normalise(_joined(news))
+        keyed.append(((js[0], 0, 0), Change(
+            "split", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
+        new_of_old[i] = js[0]
+    for is_, j in aligner.merges:
+        olds, news = tuple(old_t[i] for i in is_), (new_clauses[j],)
+        substantive = normalise(_joined(olds)) != normalise(_joined(news))
+        keyed.append(((j, 0, 0), Change(
+            "merged", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
+        for i in is_:
+            new_of_old[i] = j
+    taken_new = {j for j in new_of_old.values()} | {j for _, js in aligner.splits for j in js}
+    for j, clause in enumerate(new_clauses):
+        if j not in taken_new:
+            keyed.append(((j, 0, 0), Change("added", _has_words(clause.full_text), (), (clause,))))
+    # A removed clause goes right after where its predecessor (one that stayed in place) went.
+    anchor = -1.0
+    for i, clause in enumerate(old_t):
+        if i in new_of_old:
+            if i in stay or i not in aligner.pairs:
+                anchor = new_of_old[i]
+            continue
+        keyed.append(((anchor + 0.5, 1, i), Change(
+            "removed", _has_words(clause.full_text), (clause,), ())))
+    keyed.sort(key=lambda kc: kc[0])
+    return Diff(tuple(c for _, c in keyed), old_t, new_clauses)
