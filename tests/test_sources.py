@@ -576,3 +576,12 @@ def _html(body: str) -> Any:
     from werkzeug.wrappers import Response
 
     return Response(body, content_type="text/html; charset=utf-8")
+
+
+def test_the_config_that_init_writes_loads(tmp_path: Path) -> None:
+    from tostrack.config_template import CONFIG_TEMPLATE
+
+    sources = load_sources(settings(tmp_path, CONFIG_TEMPLATE))
+    providers = {s.provider for s in sources}
+    assert {"openai", "anthropic", "google", "meta", "microsoft"} <= providers
+    assert all(s.id in {r.id for r in registry()} for s in sources)

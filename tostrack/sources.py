@@ -357,9 +357,9 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close: list[str] = []
     if "/" in name:
         # Prefer the same provider's documents: "openai/terms" -> "openai/terms-of-use".
-        provider = name.split("/")[0] + "/"
-        own = [c for c in candidates if c.startswith(provider)]
-        close = difflib.get_close_matches(name, own, n=3, cutoff=0.5)
+        provider, document = name.split("/", 1)
+        own = {c.split("/", 1)[1]: c for c in candidates if c.startswith(provider + "/")}
+        close = [own[d] for d in difflib.get_close_matches(document, list(own), n=3, cutoff=0.6)]
     close = close or difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not close and "/" not in name:
         # "antropic" -> also try the provider part of every id
