@@ -91,18 +91,23 @@ def _field(item: Any, key: str, default: str = "") -> str:
 
 def _taxonomy() -> tuple[dict[str, LabelInfo], tuple[str, ...]]:
     """Label names and the customer-restriction labels, from classify or its data file."""
-    raw: dict[str, Any] | None = None
+    items: list[tuple[str, Any]] | None = None
     restriction: tuple[str, ...] | None = None
     try:
         from tostrack import classify
 
-        raw = dict(classify.taxonomy())
+        found = classify.taxonomy()
+        items = (
+            list(found.items())
+            if isinstance(found, dict)
+            else [(_field(label, "id"), label) for label in found]
+        )
         restriction = tuple(classify.RESTRICTION_LABELS)
     except (ImportError, AttributeError, TypeError):
-        raw = None
-    if raw is None:
+        items = None
+    if items is None:
         data = (resources.files("tostrack") / "taxonomy" / "labels.toml").read_bytes()
-        raw = tomllib.loads(data.decode("utf-8"))
+        items = list(tomllib.loads(data.decode("utf-8")).items())
     labels = {
         key: LabelInfo(
             id=key,
@@ -111,11 +116,22 @@ def _taxonomy() -> tuple[dict[str, LabelInfo], tuple[str, ...]]:
             severity=_field(item, "severity", "low"),
             definition=_field(item, "definition"),
         )
-        for key, item in raw.items()
+        for key, item in items
+        if key
     }
     if restriction is None:
         restriction = tuple(k for k, v in labels.items() if v.group == "customer-restriction")
     return labels, restriction
+
+
+def _change_headline(change: Change) -> str | None:
+    """classify's plain-English phrase for a change ("a clause now bans ..."), if available."""
+    try:
+        from tostrack.classify import change_headline
+    except ImportError:
+        return None
+    phrase = change_headline(change)
+    return phrase[:1].upper() + phrase[1:] if phrase else None
 
 
 class _Labels:
@@ -244,6 +260,8 @@ def _redline(change: Change) -> list[tuple[str, str]]:
 
 def _title(change: Change) -> str:
     word = KIND_WORDS.get(change.kind, change.kind.capitalize())
+    if not change.substantive and change.kind == "modified":
+        return "Edited, same meaning"
     if change.kind == "split":
         return f"Split into {len(change.new)} clauses"
     if change.kind == "merged":
@@ -268,6 +286,7 @@ def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
         "anchor": f"change-{index + 1}",
         "kind": change.kind,
         "title": _title(change),
+        "headline": _change_headline(change) if change.substantive else None,
         "substantive": change.substantive,
         "severity": change.severity if change.severity in SEVERITY_ORDER else "none",
         "section": new_section or old_section,
@@ -314,13 +333,20 @@ def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
     """Short phrases for lists: what a reader most needs to know first."""
     lines: list[str] = []
     for _, change in _order([c for c in stored.changes if c.substantive]):
+        phrase = _change_headline(change)
+        if phrase:
+            lines.append(phrase)
+            continue
         for label in change.labels_added:
-            lines.append(f"Now covers {labels[label].name.lower()}")
+            lines.append(f"A clause now covers {labels[label].name.lower()}")
         for label in change.labels_removed:
-            lines.append(f"No longer covers {labels[label].name.lower()}")
+            lines.append(f"A clause no longer covers {labels[label].name.lower()}")
     if not lines:
         lines.append(_summary_sentence(stored))
-    return list(dict.fromkeys(lines))[:4]
+    unique = list(dict.fromkeys(lines))
+    if len(unique) > 3:
+        unique = [*unique[:3], f"and {len(unique) - 3} more"]
+    return unique
 
 
 def _diff_labels(stored: StoredDiff) -> list[str]:
