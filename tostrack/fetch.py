@@ -1,0 +1,648 @@
+"""Fetch a source's pages politely and robustly: one Snapshot per URL, or a Failure saying why.
+
+What can go wrong on the way is turned into a short reason code (see FAILURE_REASONS), never
+into a Snapshot: a failed fetch must not become a "change" further down the pipeline.
+
+- timeouts (connect, read, and a total deadline for slow drips), retries with exponential
+  backoff on timeouts, connection errors, 429 (Retry-After honoured, capped) and 5xx;
+- a streamed download that stops at `max_bytes`, so a huge page never sits in memory;
+- redirects followed by hand, so the limit holds without changing the caller's session;
+- conditional GET (ETag / Last-Modified) for single-page sources: 304 -> NOT_MODIFIED;
+- one request at a time per host and a polite delay between them (state tied to the session);
+- a JavaScript-rendering fallback (tostrack.browser) for pages that look blocked.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+import shutil
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from tostrack import __version__
+from tostrack.errors import ConfigError
+from tostrack.models import Failure, Snapshot, Source
+from tostrack.workspace import Settings
+
+DEFAULT_USER_AGENT = (
+    f"tostrack/{__version__} (terms-of-service change tracker; "
+    "+https://pypi.org/project/tostrack/)"
+)
+
+SUPPORTED_TYPES = frozenset(
+    {"text/html", "application/xhtml+xml", "text/plain", "text/markdown", "application/pdf"}
+)
+# Types that say nothing useful: the body decides (a PDF served as octet-stream, say).
+_SNIFFED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_TYPE_ALIASES = {"text/x-markdown": "text/markdown", "application/x-pdf": "application/pdf"}
+
+FAILURE_REASONS = (
+    "timeout",
+    "connection",
+    "http-<status>",
+    "too-large",
+    "too-many-redirects",
+    "unsupported-type",
+    "empty-body",
+    "challenge",
+    "browser-unavailable",
+    "browser-error",
+)
+
+BROWSER_MODES = ("auto", "never", "always")
+_CHALLENGE_STATUSES = frozenset({"http-403", "http-429", "http-503", "http-401"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+class NotModified:
+    """The server answered 304: the page is the one already stored."""
+
+    def __repr__(self) -> str:
+        return "NOT_MODIFIED"
+
+
+NOT_MODIFIED = NotModified()
+
+
+def _default_chromium() -> str:
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How to fetch; read from the `[fetch]` table of tostrack.toml. Durations are seconds."""
+
+    retries: int = 2
+    backoff: float = 1.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 300.0  # whole download of one page: stops servers that drip bytes
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = DEFAULT_USER_AGENT
+    delay: float = 1.0
+    confirm_delay: float = 60.0
+    max_retry_after: float = 120.0
+    browser: str = "auto"
+    chromium: str = field(default_factory=_default_chromium)
+
+    def __post_init__(self) -> None:
+        if self.browser not in BROWSER_MODES:
+            raise ConfigError(
+                f"[fetch] browser = {self.browser!r}: use one of {', '.join(BROWSER_MODES)}"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchConfig:
+        """Read `[fetch]`; an unknown key or a value of the wrong type is a ConfigError."""
+        table = settings.section("fetch")
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{settings.where}: unknown key '{key}' in [fetch]; "
+                    f"known keys: {', '.join(sorted(known))}"
+                )
+            values[key] = _coerce(settings.where, key, value, _KINDS[key])
+        return cls(**values)
+
+
+# What each [fetch] key accepts: "count" (int >= 0), "seconds" (number or "90s"/"2m"/"1h"),
+# "bytes" (int or "20MB"), "text".
+_KINDS = {
+    "retries": "count",
+    "max_redirects": "count",
+    "backoff": "seconds",
+    "connect_timeout": "seconds",
+    "read_timeout": "seconds",
+    "total_timeout": "seconds",
+    "delay": "seconds",
+    "confirm_delay": "seconds",
+    "max_retry_after": "seconds",
+    "max_bytes": "bytes",
+    "user_agent": "text",
+    "browser": "text",
+    "chromium": "text",
+}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZES = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024**2, "m": 1024**2, "gb": 1024**3}
+
+
+def _coerce(where: str, key: str, value: Any, kind: str) -> Any:
+    bad = f"{where}: [fetch] {key} = {value!r} is not valid"
+    if kind == "text":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{bad}; give a non-empty string")
+        return value.strip() if key == "browser" else value
+    number: float
+    if isinstance(value, bool):  # TOML true/false are not numbers here
+        raise ConfigError(f"{bad}; give a number")
+    if isinstance(value, (int, float)):
+        number = value
+    elif isinstance(value, str) and kind == "seconds":
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
+        if not m:
+            raise ConfigError(f"{bad}; give seconds, e.g. 30 or \"2m\"")
+        number = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    elif isinstance(value, str) and kind == "bytes":
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", value.lower())
+        if not m:
+            raise ConfigError(f"{bad}; give a size, e.g. 20000000 or \"20MB\"")
+        number = float(m.group(1)) * _SIZES[m.group(2)]
+    else:
+        hint = {"count": "a whole number", "seconds": "seconds", "bytes": "a size in bytes"}
+        raise ConfigError(f"{bad}; give {hint[kind]}")
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{bad}; it must be zero or more")
+    if kind == "count":
+        if number != int(number):
+            raise ConfigError(f"{bad}; give a whole number")
+        return int(number)
+    if kind == "bytes":
+        if number < 1:
+            raise ConfigError(f"{bad}; it must be at least 1 byte")
+        return int(number)
+    return float(number)
+
+
+# -- politeness ---------------------------------------------------------------------------------
+
+
+class HostThrottle:
+    """One request at a time per host, and `delay` seconds between the end of one and the next.
+
+    Tied to a requests.Session (see throttle_for), so two sessions never slow each other down.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._last: dict[str, float] = {}
+
+    def _lock(self, host: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(host, threading.Lock())
+
+    def hold(self, url: str, delay: float) -> _Held:
+        return _Held(self, _host(url), delay)
+
+
+class _Held:
+    def __init__(self, throttle: HostThrottle, host: str, delay: float) -> None:
+        self.throttle, self.host, self.delay = throttle, host, delay
+        self.lock = throttle._lock(host)
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        last = self.throttle._last.get(self.host)
+        if last is not None and self.delay > 0:
+            wait = last + self.delay - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+
+    def __exit__(self, *exc: object) -> None:
+        self.throttle._last[self.host] = time.monotonic()
+        self.lock.release()
+
+
+_THROTTLES: weakref.WeakKeyDictionary[requests.Session, HostThrottle] = (
+    weakref.WeakKeyDictionary()
+)
+_THROTTLES_GUARD = threading.Lock()
+
+
+def throttle_for(session: requests.Session) -> HostThrottle:
+    """The per-host politeness state of a session (created on first use, dropped with it)."""
+    with _THROTTLES_GUARD:
+        throttle = _THROTTLES.get(session)
+        if throttle is None:
+            throttle = _THROTTLES[session] = HostThrottle()
+        return throttle
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+
+
+# -- fetching -----------------------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fetch_source(
+    source: Source,
+    config: FetchConfig,
+    *,
+    session: requests.Session | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[Snapshot, ...] | Failure | NotModified:
+    """Fetch every URL of a source. Any URL failing fails the whole source (never half a
+    combined document). `previous` is the store's state of the source: its etag and
+    last_modified make a conditional GET for single-page sources, answered by NOT_MODIFIED."""
+    own = session is None
+    session = session or requests.Session()
+    try:
+        conditional: dict[str, str] = {}
+        if previous and not source.combine:
+            if previous.get("etag"):
+                conditional["If-None-Match"] = str(previous["etag"])
+            if previous.get("last_modified"):
+                conditional["If-Modified-Since"] = str(previous["last_modified"])
+        snapshots: list[Snapshot] = []
+        for url in source.urls:
+            got = _fetch_one(session, source, url, config, conditional)
+            if isinstance(got, (Failure, NotModified)):
+                return got
+            snapshots.append(got)
+        return tuple(snapshots)
+    finally:
+        if own:
+            session.close()
+
+
+def _fetch_one(
+    session: requests.Session,
+    source: Source,
+    url: str,
+    config: FetchConfig,
+    conditional: Mapping[str, str],
+) -> Snapshot | Failure | NotModified:
+    from tostrack.health import looks_blocked, page_problem
+
+    if config.browser == "always" or (source.browser and config.browser != "never"):
+        return _render(session, source, url, config)
+    got = _http_get(session, source, url, config, conditional)
+    if config.browser != "auto":
+        return got.result
+    if got.body is None:
+        return got.result
+    if isinstance(got.result, Failure):
+        # An error status is worth a browser only when it carries a bot challenge.
+        blocked = got.result.reason in _CHALLENGE_STATUSES and page_problem(
+            got.body, got.content_type
+        ) == "challenge"
+    else:
+        blocked = looks_blocked(got.body, got.content_type)
+    if not blocked:
+        return got.result
+    # Looks like a bot challenge or an empty JavaScript shell: let a real browser try.
+    rendered = _render(session, source, got.url, config)
+    if isinstance(rendered, Snapshot):
+        if not looks_blocked(rendered.body, rendered.content_type):
+            return rendered
+        why = "still blocked after rendering in Chromium"
+    else:
+        why = f"the browser fallback failed ({rendered.reason}: {rendered.detail})"
+    if isinstance(got.result, Failure):
+        return Failure(source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}")
+    return Failure(source.id, utc_now(), "challenge", f"{got.url} looks blocked; {why}")
+
+
+def _render(
+    session: requests.Session, source: Source, url: str, config: FetchConfig
+) -> Snapshot | Failure:
+    from tostrack.browser import render
+
+    with throttle_for(session).hold(url, config.delay):
+        return render(source, url, config)
+
+
+@dataclass
+class _Got:
+    """The outcome of a plain GET, with the body kept for the blocked-page check."""
+
+    result: Snapshot | Failure | NotModified
+    url: str = ""
+    content_type: str = ""
+    body: bytes | None = None
+
+
+class _Fail(Exception):
+    def __init__(self, reason: str, detail: str, retry: bool = False, wait: float = 0.0,
+                 body: bytes | None = None, content_type: str = "", url: str = "") -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.retry, self.wait = reason, detail, retry, wait
+        self.body, self.content_type, self.url = body, content_type, url
+
+
+def _http_get(
+    session: requests.Session,
+    source: Source,
+    url: str,
+    config: FetchConfig,
+    conditional: Mapping[str, str],
+) -> _Got:
+    from tostrack.health import page_problem
+
+    attempt = 0
+    while True:
+        try:
+            return _attempt(session, source, url, config, conditional)
+        except _Fail as fail:
+            # A challenge page served with 403/429/503 will not go away by asking again.
+            challenged = fail.body is not None and (
+                page_problem(fail.body, fail.content_type) == "challenge"
+            )
+            if not fail.retry or attempt >= config.retries or challenged:
+                failure = Failure(source.id, utc_now(), fail.reason, fail.detail)
+                return _Got(failure, fail.url or url, fail.content_type, fail.body)
+            pause = max(config.backoff * (2**attempt), fail.wait)
+            attempt += 1
+            time.sleep(pause)
+
+
+def _attempt(
+    session: requests.Session,
+    source: Source,
+    url: str,
+    config: FetchConfig,
+    conditional: Mapping[str, str],
+) -> _Got:
+    headers = {"User-Agent": config.user_agent, **dict(source.headers), **conditional}
+    throttle = throttle_for(session)
+    current = url
+    for _hop in range(config.max_redirects + 1):
+        with throttle.hold(current, config.delay):
+            response = _request(session, current, headers, config)
+            try:
+                outcome = _handle(response, source, current, config, bool(conditional))
+            finally:
+                response.close()
+        if isinstance(outcome, str):  # a redirect: follow it
+            current = outcome
+            continue
+        return outcome
+    raise _Fail(
+        "too-many-redirects",
+        f"{url} redirected more than {config.max_redirects} times (last to {current})",
+    )
+
+
+def _request(
+    session: requests.Session, url: str, headers: Mapping[str, str], config: FetchConfig
+) -> requests.Response:
+    try:
+        return session.get(
+            url,
+            headers=dict(headers),
+            timeout=(config.connect_timeout, config.read_timeout),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.exceptions.ConnectTimeout:
+        raise _Fail("timeout", f"{url}: no connection within {config.connect_timeout:g} s",
+                    retry=True) from None
+    except requests.exceptions.Timeout:
+        raise _Fail("timeout", f"{url}: no answer within {config.read_timeout:g} s",
+                    retry=True) from None
+    except requests.exceptions.TooManyRedirects:  # pragma: no cover - redirects are ours
+        raise _Fail("too-many-redirects", f"{url}: too many redirects") from None
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema) as exc:
+        raise _Fail("connection", f"{url}: not a URL tostrack can fetch ({exc})") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise _Fail("connection", f"{url}: cannot connect ({_short(exc)})", retry=True) from None
+    except requests.exceptions.RequestException as exc:
+        raise _Fail("connection", f"{url}: {_short(exc)}", retry=True) from None
+
+
+def _handle(
+    response: requests.Response,
+    source: Source,
+    url: str,
+    config: FetchConfig,
+    conditional: bool,
+) -> _Got | str:
+    status = response.status_code
+    if status in _REDIRECTS:
+        location = response.headers.get("Location")
+        if location:
+            return urljoin(url, location)
+    if status == 304 and conditional:
+        return _Got(NOT_MODIFIED, url)
+    content_type, charset = parse_content_type(response.headers.get("Content-Type", ""))
+    if not 200 <= status < 300:
+        retry = status == 429 or status >= 500
+        wait = _retry_after(response.headers.get("Retry-After"), config) if retry else 0.0
+        # Keep a little of the body: a challenge page says what it is.
+        body = _read(response, url, min(config.max_bytes, 512 * 1024), config, truncate=True)
+        raise _Fail(f"http-{status}", f"{url} answered {status} {response.reason or ''}".strip(),
+                    retry=retry, wait=wait, body=body, content_type=content_type, url=url)
+    if content_type not in SUPPORTED_TYPES and content_type not in _SNIFFED_TYPES:
+        raise _Fail("unsupported-type", f"{url} is {content_type}, not HTML, text or PDF")
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > config.max_bytes and not response.headers.get(
+        "Content-Encoding"
+    ):
+        raise _Fail("too-large", f"{url} is {int(length):,} bytes; the limit is "
+                    f"{config.max_bytes:,} ([fetch] max_bytes)")
+    body = _read(response, url, config.max_bytes, config)
+    if content_type in _SNIFFED_TYPES:
+        content_type = sniff_type(body)
+        if content_type not in SUPPORTED_TYPES:
+            raise _Fail("unsupported-type", f"{url} has no usable Content-Type and does not "
+                        "look like HTML, text or PDF")
+    if not body.strip() or status == 204:
+        raise _Fail("empty-body", f"{url} answered {status} with an empty body", retry=True)
+    return _Got(
+        Snapshot(
+            source_id=source.id,
+            url=url,
+            fetched_at=utc_now(),
+            status=status,
+            content_type=content_type,
+            body=body,
+            headers=tuple((k, v) for k, v in response.headers.items()),
+            encoding=detect_encoding(body, content_type, charset),
+        ),
+        url,
+        content_type,
+        body,
+    )
+
+
+def _read(
+    response: requests.Response, url: str, limit: int, config: FetchConfig, truncate: bool = False
+) -> bytes:
+    """Stream the (decompressed) body; stop past `limit` bytes or the total deadline."""
+    deadline = time.monotonic() + config.total_timeout
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                if truncate:
+                    break
+                raise _Fail("too-large", f"{url} is larger than {limit:,} bytes "
+                            "([fetch] max_bytes); download stopped")
+            if time.monotonic() > deadline:
+                raise _Fail("timeout", f"{url}: download took longer than "
+                            f"{config.total_timeout:g} s", retry=True)
+    except requests.exceptions.RequestException as exc:
+        if truncate:
+            return b"".join(chunks)
+        if _is_read_timeout(exc):
+            raise _Fail("timeout", f"{url}: the server stopped sending for "
+                        f"{config.read_timeout:g} s", retry=True) from None
+        raise _Fail("connection", f"{url}: the download broke off ({_short(exc)})",
+                    retry=True) from None
+    body = b"".join(chunks)
+    return body[:limit] if truncate else body
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | object] = [exc]
+    while stack:  # requests wraps urllib3's ReadTimeoutError in a ConnectionError
+        item = stack.pop()
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, (ReadTimeoutError, requests.exceptions.Timeout, TimeoutError)):
+            return True
+        stack.extend([*item.args, item.__cause__, item.__context__])
+        if isinstance(item, ProtocolError):
+            stack.extend(item.args)
+    return False
+
+
+def _retry_after(value: str | None, config: FetchConfig) -> float:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date), capped."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    seconds: float
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, min(seconds, config.max_retry_after))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- content type and charset -------------------------------------------------------------------
+
+
+def parse_content_type(value: str) -> tuple[str, str | None]:
+    """'Text/HTML; charset="UTF-8"' -> ("text/html", "utf-8")."""
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    media = _TYPE_ALIASES.get(media, media)
+    charset = None
+    for param in params.split(";"):
+        name, _, val = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = val.strip().strip("\"'").lower() or None
+    return media, charset
+
+
+def sniff_type(body: bytes) -> str:
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"%pdf-"):
+        return "application/pdf"
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or (
+        b"<p" in head or b"<div" in head
+    ):
+        return "text/html"
+    try:
+        body[:4096].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < 4090:  # not just a character cut at the sample's end
+            return "application/octet-stream"
+    return "text/plain" if b"\x00" not in body[:4096] else "application/octet-stream"
+
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE
+)
+_XML_ENCODING = re.compile(rb"""^<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.:-]+)""")
+# Charsets that decode any byte string, so "it decodes" proves nothing about them.
+_ANY_BYTES = frozenset(
+    codecs.lookup(name).name for name in ("latin-1", "cp1252", "iso-8859-15", "ascii")
+)
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def detect_encoding(body: bytes, content_type: str, declared: str | None) -> str | None:
+    """The charset to decode a text body with: BOM, then the header's charset unless the body
+    proves it wrong, then <meta charset> (HTML) or the XML declaration, then UTF-8 if it fits."""
+    if content_type == "application/pdf":
+        return None
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return name
+    meta = None
+    if content_type in ("text/html", "application/xhtml+xml"):
+        head = body[:8192]
+        found = _XML_ENCODING.search(head) or _META_CHARSET.search(head)
+        meta = found.group(1).decode("ascii").lower() if found else None
+    candidates = [c for c in (declared, meta) if _codec(c)]
+    utf8 = _decodes(body, "utf-8")
+    non_ascii = not body.isascii()
+    for name in candidates:
+        codec = _codec(name)
+        if codec in _ANY_BYTES and non_ascii and utf8:
+            # A Latin-1 label on a body that is valid UTF-8 with accents: the label is wrong
+            # (decoding by it would turn "é" into "Ã©").
+            continue
+        if _decodes(body, name):
+            return name
+    if utf8:
+        return "utf-8" if non_ascii else (candidates[0] if candidates else None)
+    if candidates and _decodes(body, "windows-1252"):
+        return "windows-1252"  # labelled UTF-8 but is not: the web's usual legacy charset
+    return candidates[0] if candidates else None
+
+
+def _decodes(body: bytes, name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        body.decode(name)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
