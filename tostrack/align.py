@@ -313,6 +313,7 @@ class _Aligner:
     def align(self) -> None:
         self._backbone()
         self._same_text_elsewhere()
+        self._prefer_same_place()
         self._similar()
 
     def _backbone(self) -> None:
@@ -393,6 +394,38 @@ class _Aligner:
                 scores[(i, j)] = score
         return scores
 
+    def _prefer_same_place(self) -> None:
+        """Among clauses with the same wording, pair the ones that also share number and heading.
+
+        ("Definitions." under two headings: each stays with its own heading, whatever the order
+        and whichever of them was removed.) The rest pair up in document order.
+        """
+        old_groups: dict[str, list[int]] = {}
+        new_groups: dict[str, list[int]] = {}
+        for i, key in enumerate(self.old_keys):
+            old_groups.setdefault(key, []).append(i)
+        for j, key in enumerate(self.new_keys):
+            new_groups.setdefault(key, []).append(j)
+        for key, olds in old_groups.items():
+            news = new_groups.get(key, [])
+            if not news or (len(olds) == 1 and len(news) == 1):
+                continue
+            for i in olds:
+                self.pairs.pop(i, None)
+            waiting: dict[tuple[object, ...], list[int]] = {}
+            for j in reversed(news):
+                waiting.setdefault(_place(self.new[j]), []).append(j)
+            rest_old, taken = [], set()
+            for i in olds:
+                same = waiting.get(_place(self.old[i]))
+                if same:
+                    self.pairs[i] = same.pop()
+                    taken.add(self.pairs[i])
+                else:
+                    rest_old.append(i)
+            for i, j in zip(rest_old, [j for j in news if j not in taken]):
+                self.pairs[i] = j
+
     def _similar(self) -> None:
         old_free, new_free = self._free()
         if not old_free or not new_free:
@@ -443,6 +476,10 @@ class _Aligner:
         ordered = sorted(self.pairs.items(), key=lambda p: p[1])
         keep = _longest_increasing([i for i, _ in ordered])
         return {ordered[k][0] for k in keep}
+
+
+def _place(clause: Clause) -> tuple[object, ...]:
+    return (clause.full_text, clause.section, clause.heading, clause.number)
 
 
 def _fresh_id(clause: Clause, taken: set[str]) -> str:
