@@ -585,3 +585,29 @@ def test_the_config_that_init_writes_loads(tmp_path: Path) -> None:
     providers = {s.provider for s in sources}
     assert {"openai", "anthropic", "google", "meta", "microsoft"} <= providers
     assert all(s.id in {r.id for r in registry()} for s in sources)
+
+
+def test_a_declaration_wins_over_registry_exclude(tmp_path: Path) -> None:
+    sources = load_sources(
+        settings(
+            tmp_path,
+            """
+[registry]
+include = ["openai"]
+exclude = ["openai/privacy-policy"]
+
+[[sources]]
+id = "openai/privacy-policy"
+interval = "12h"
+
+[[sources]]
+id = "cohere/usage-policy"
+""",
+        )
+    )
+    ids = [s.id for s in sources]
+    assert ids[-2:] == ["openai/privacy-policy", "cohere/usage-policy"]
+    assert find_source(sources, "openai/privacy-policy").interval == 12 * 3600
+    assert find_source(sources, "cohere/usage-policy") == find_source(
+        registry(), "cohere/usage-policy"
+    )
