@@ -1,0 +1,999 @@
+"""Who is told what, and an outbox that neither loses nor doubles a message.
+
+Every notification is rendered and stored in the workspace database (with its fixed Message-ID)
+before anything is sent. A message then moves queued -> in-flight -> sent:
+
+  connect, MAIL, RCPT, DATA (354), the dot-stuffed message      state still "queued"
+  COMMIT "in-flight"
+  the final "." and the server's reply                          COMMIT "sent"
+
+An SMTP server throws away a DATA that never got its final dot, so a message still "queued"
+after a crash is safe to send again. A message found "in-flight" may have reached the server: it
+is never sent again, and is reported once as "delivery uncertain". Without an [smtp] table (or
+with dry_run) each message is written once as an .eml file in outbox/ instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any
+
+from tostrack.errors import ConfigError
+from tostrack.models import Change
+from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, write_atomic
+from tostrack.workspace import Settings, Workspace
+
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    message BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT,
+    sent_at TEXT,
+    delivered_to TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
+CREATE TABLE IF NOT EXISTS digest_items (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    diff_id INTEGER NOT NULL,
+    report_path TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    message_key TEXT,
+    UNIQUE (diff_id, recipient, mode)
+);
+CREATE TABLE IF NOT EXISTS notified_diffs (
+    diff_id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operator_alerts (
+    source_id TEXT PRIMARY KEY,
+    broken INTEGER NOT NULL DEFAULT 0,
+    incident INTEGER NOT NULL DEFAULT 0,
+    since TEXT
+);
+"""
+
+MODES = ("immediate", "daily", "weekly")
+TLS_MODES = ("none", "starttls", "ssl")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+CRASH_ENV = "TOSTRACK_CRASH_AT"
+CRASH_STEPS = ("after-enqueue", "after-connect", "before-final-dot", "after-final-dot", "after-mark-sent")
+BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
+BACKOFF_MAX = 6 * 3600
+MAX_ATTACHMENT = 5 * 1024 * 1024
+DEFAULT_FROM = "tostrack <tostrack@localhost>"
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One [[recipients]] table: who, about which documents and labels, how often."""
+
+    email: str
+    providers: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    min_severity: str = "none"
+    mode: str = "immediate"
+
+    def wants_source(self, source_id: str) -> bool:
+        if not self.providers and not self.sources:
+            return True
+        provider = source_id.partition("/")[0].lower()
+        return provider in self.providers or source_id.lower() in self.sources
+
+    def matching(self, changes: Iterable[Change]) -> tuple[Change, ...]:
+        """The substantive changes this recipient asked to hear about."""
+        floor = SEVERITY_ORDER[self.min_severity]
+        chosen = []
+        for change in changes:
+            if not change.substantive or SEVERITY_ORDER.get(change.severity, 0) < floor:
+                continue
+            touched = {*change.labels, *change.labels_added, *change.labels_removed}
+            if self.labels and not touched & set(self.labels):
+                continue
+            chosen.append(change)
+        return tuple(chosen)
+
+
+def _checked_address(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: give an email address, e.g. email = \"legal@example.com\"")
+    text = value.strip()
+    _, addr = parseaddr(text)
+    if _has_control(text) or not addr or "@" not in addr or " " in addr:
+        raise ConfigError(f"{where}: {value!r} is not an email address")
+    return text
+
+
+def _str_list(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return tuple(v.strip().lower() for v in value)
+
+
+def recipients(settings: Settings) -> tuple[Recipient, ...]:
+    """Read and check the [[recipients]] tables."""
+    found = []
+    for i, table in enumerate(settings.tables("recipients"), 1):
+        where = f"{settings.where}: [[recipients]] #{i}"
+        mode = str(table.get("mode", "immediate")).lower()
+        if mode not in MODES:
+            raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, not {mode!r}")
+        severity = str(table.get("min_severity", "none")).lower()
+        if severity not in SEVERITY_ORDER:
+            raise ConfigError(
+                f"{where}: min_severity must be one of {', '.join(SEVERITY_ORDER)}, not {severity!r}"
+            )
+        found.append(
+            Recipient(
+                email=_checked_address(table.get("email"), where),
+                providers=_str_list(table, "providers", where),
+                sources=_str_list(table, "sources", where),
+                labels=_str_list(table, "labels", where),
+                min_severity=severity,
+                mode=mode,
+            )
+        )
+    return tuple(found)
+
+
+def operators(settings: Settings) -> tuple[str, ...]:
+    section = settings.section("notify")
+    value = section.get("operators", [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{settings.where}: [notify] operators must be a list of addresses")
+    return tuple(_checked_address(v, f"{settings.where}: [notify] operators") for v in value)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    tls: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    sender: str = DEFAULT_FROM
+    timeout: float = 30.0
+    ca_file: str = ""  # extra CA bundle, for a server with a private certificate
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpSettings | None:
+        if "smtp" not in settings.data:
+            return None
+        table = settings.section("smtp")
+        where = f"{settings.where}: [smtp]"
+        host = table.get("host")
+        if not isinstance(host, str) or not host.strip() or _has_control(host):
+            raise ConfigError(f"{where}: set host, e.g. host = \"smtp.example.com\"")
+        tls = str(table.get("tls", "starttls")).lower()
+        if tls not in TLS_MODES:
+            raise ConfigError(f"{where}: tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+        default_port = {"none": 25, "starttls": 587, "ssl": 465}[tls]
+        try:
+            port = int(table.get("port", default_port))
+            timeout = float(table.get("timeout", 30))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: port and timeout must be numbers") from None
+        if "password" in table:
+            raise ConfigError(
+                f"{where}: do not put the password in the file; set password_env to the name of "
+                "an environment variable that holds it"
+            )
+        return cls(
+            host=host.strip(),
+            port=port,
+            tls=tls,
+            username=str(table.get("username", "")),
+            password_env=str(table.get("password_env", "")),
+            sender=_checked_address(table.get("from", DEFAULT_FROM), f"{where} from"),
+            timeout=timeout,
+            ca_file=str(table.get("ca_file", "")),
+        )
+
+    def password(self) -> str:
+        if not self.username:
+            return ""
+        if not self.password_env:
+            raise ConfigError(
+                "[smtp] username is set but password_env is not: name the environment variable "
+                "that holds the password, e.g. password_env = \"TOSTRACK_SMTP_PASSWORD\""
+            )
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(
+                f"the SMTP password is read from ${self.password_env}, which is not set in this "
+                "environment (cron starts with an almost empty one)"
+            )
+        return value
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _has_control(text: str) -> bool:
+    return bool(_CONTROL.search(text))
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """Text that came from a page, made fit for one header line: no CR, LF or other controls."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(ISO)
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, ISO).replace(tzinfo=UTC)
+
+
+def _crash_point(step: str) -> None:
+    """Test hook: TOSTRACK_CRASH_AT=<step> kills this process (as kill -9 would) at that step."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def ensure_schema(store: Store) -> None:
+    with store.transaction() as db:
+        for statement in OUTBOX_SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "message"
+
+
+# -- what a change looks like in an email ------------------------------------------------------
+
+
+def _severity_rank(change: Change) -> int:
+    return SEVERITY_ORDER.get(change.severity, 0)
+
+
+def most_severe(changes: Sequence[Change]) -> Change | None:
+    best: Change | None = None
+    for change in changes:  # first of the most severe, in document order
+        if best is None or _severity_rank(change) > _severity_rank(best):
+            best = change
+    return best
+
+
+def headline(change: Change) -> str:
+    try:
+        from tostrack.classify import change_headline
+    except ImportError:
+        change_headline = None
+    if change_headline is not None:
+        try:
+            text = change_headline(change)
+        except Exception:  # noqa: BLE001 - a headline is cosmetic; never lose the email for it
+            text = ""
+        if text:
+            return str(text)
+    section = _section(change)
+    verb = {"added": "added", "removed": "removed", "split": "split", "merged": "merged"}.get(
+        change.kind, "changed"
+    )
+    return f"a clause was {verb}" + (f" in {section}" if section else "")
+
+
+def subject_for(title: str, changes: Sequence[Change]) -> str:
+    top = most_severe(changes)
+    if top is None:
+        return header_safe(f"{title}: no substantive change")
+    text = f"{title}: {headline(top)}"
+    if len(changes) > 1:
+        text += f" (and {len(changes) - 1} more change{'s' if len(changes) > 2 else ''})"
+    return header_safe(text)
+
+
+def _section(change: Change) -> str:
+    clauses = change.new or change.old
+    return " + ".join(c.section or c.id for c in clauses)
+
+
+def _redline(change: Change) -> list[tuple[str, str]]:
+    if change.redline:
+        return [(op, text) for op, text in change.redline]
+    old = " ".join(c.full_text for c in change.old)
+    new = " ".join(c.full_text for c in change.new)
+    ops = []
+    if old:
+        ops.append(("delete", old))
+    if old and new:
+        ops.append(("equal", " "))
+    if new:
+        ops.append(("insert", new))
+    return ops
+
+
+def _text_redline(ops: Sequence[tuple[str, str]]) -> str:
+    out = []
+    for op, text in ops:
+        if op == "insert":
+            out.append("{+" + text + "+}")
+        elif op == "delete":
+            out.append("[-" + text + "-]")
+        else:
+            out.append(text)
+    return "".join(out)
+
+
+def _change_view(change: Change) -> dict[str, Any]:
+    ops = _redline(change)
+    return {
+        "kind": change.kind,
+        "moved": change.moved,
+        "section": _section(change),
+        "headline": headline(change),
+        "severity": change.severity,
+        "labels": list(change.labels),
+        "labels_added": list(change.labels_added),
+        "labels_removed": list(change.labels_removed),
+        "redline": ops,
+        "text_redline": " ".join(_text_redline(ops).split()),
+    }
+
+
+def _evidence(stored: StoredDiff) -> list[dict[str, Any]]:
+    try:
+        meta = stored.to_version.snapshot_meta()
+    except (OSError, ValueError, KeyError):
+        meta = []
+    if not meta:
+        return [
+            {
+                "url": "",
+                "sha256": stored.to_version.snapshot_sha256,
+                "fetched_at": stored.to_version.captured_at,
+            }
+        ]
+    return [
+        {"url": m.get("url", ""), "sha256": m.get("sha256", ""), "fetched_at": m.get("fetched_at", "")}
+        for m in meta
+    ]
+
+
+def _title(store: Store, stored: StoredDiff) -> str:
+    state = store.source_state(stored.source_id) or {}
+    return state.get("title") or stored.to_version.title or stored.source_id
+
+
+def _attachable(report_path: Path | str) -> Path | None:
+    if not report_path:
+        return None
+    path = Path(report_path)
+    try:
+        return path if path.is_file() and path.stat().st_size <= MAX_ATTACHMENT else None
+    except OSError:
+        return None
+
+
+def _report_uri(report_path: Path | str) -> str:
+    if not report_path:
+        return ""
+    try:
+        return Path(report_path).resolve().as_uri()
+    except ValueError:
+        return ""
+
+
+def diff_view(
+    store: Store, stored: StoredDiff, report_path: Path | str, changes: Sequence[Change]
+) -> dict[str, Any]:
+    """Everything the change templates show about one recorded diff."""
+    title = _title(store, stored)
+    substantive = [c for c in stored.changes if c.substantive]
+    top = most_severe(changes)
+    return {
+        "title": title,
+        "source_id": stored.source_id,
+        "headline": headline(top) if top else "",
+        "severity": top.severity if top else "none",
+        "changes": [_change_view(c) for c in changes],
+        "other_changes": max(0, len(substantive) - len(changes)),
+        "cosmetic": sum(1 for c in stored.changes if not c.substantive),
+        "effective_date": stored.to_version.effective_date,
+        "previous_effective_date": stored.from_version.effective_date,
+        "detected_at": stored.detected_at,
+        "previous_captured_at": stored.from_version.captured_at,
+        "report_path": str(report_path) if report_path else "",
+        "report_uri": _report_uri(report_path),
+        "attached": _attachable(report_path) is not None,
+        "evidence": _evidence(stored),
+    }
+
+
+# -- building messages ------------------------------------------------------------------------
+
+
+def _templates(workspace: Workspace) -> Any:
+    from tostrack.templating import environment
+
+    env = environment(workspace.templates_dir)
+    env.filters["text_redline"] = _text_redline
+    return env
+
+
+def _sender(workspace: Workspace) -> str:
+    smtp = SmtpSettings.from_settings(workspace.settings)
+    return smtp.sender if smtp else DEFAULT_FROM
+
+
+def _build(
+    workspace: Workspace,
+    *,
+    key: str,
+    recipient: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachment: Path | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> EmailMessage:
+    sender = _sender(workspace)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = header_safe(subject)
+    msg["Date"] = format_datetime(_now())
+    msg["Message-ID"] = make_msgid(idstring=_slug(key)[:40], domain=header_safe(domain))
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in extra_headers:
+        msg[name] = header_safe(value)
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    if attachment is not None:
+        msg.add_attachment(
+            attachment.read_bytes(), maintype="text", subtype="html", filename=attachment.name
+        )
+    return msg
+
+
+def _insert(db: Any, key: str, kind: str, recipient: str, msg: EmailMessage) -> int:
+    cur = db.execute(
+        "INSERT OR IGNORE INTO outbox (key, kind, recipient, subject, message_id, message, state,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+        (
+            key,
+            kind,
+            recipient,
+            str(msg["Subject"]),
+            str(msg["Message-ID"]),
+            msg.as_bytes(policy=SMTP_POLICY),
+            _iso(_now()),
+        ),
+    )
+    return cur.rowcount
+
+
+def _exists(store: Store, key: str) -> bool:
+    return store.db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone() is not None
+
+
+def enqueue_diff(
+    workspace: Workspace, store: Store, stored: StoredDiff, report_path: Path | str | None
+) -> int:
+    """Queue the email about one recorded diff for every recipient whose filters it matches.
+
+    Immediate recipients get one message each; digest recipients get the diff kept for their
+    next daily/weekly digest. Idempotent: returns how many messages or digest items are new.
+    Everything is recorded in one transaction, with a note that this diff has been handled.
+    """
+    ensure_schema(store)
+    if not stored.substantive:
+        return 0
+    messages: list[tuple[str, str, EmailMessage]] = []
+    digest: list[Recipient] = []
+    env = None
+    for recipient in recipients(workspace.settings):
+        if not recipient.wants_source(stored.source_id):
+            continue
+        changes = recipient.matching(stored.changes)
+        if not changes:
+            continue
+        if recipient.mode != "immediate":
+            digest.append(recipient)
+            continue
+        key = f"diff:{stored.id}:{recipient.email.lower()}"
+        if _exists(store, key):
+            continue
+        env = env or _templates(workspace)
+        view = diff_view(store, stored, report_path, changes)
+        subject = subject_for(view["title"], changes)
+        msg = _build(
+            workspace,
+            key=key,
+            recipient=recipient.email,
+            subject=subject,
+            text=env.get_template("email/change.txt").render(**view, item=view, subject=subject),
+            html=env.get_template("email/change.html").render(**view, item=view, subject=subject),
+            attachment=_attachable(report_path),
+            extra_headers=[("X-Tostrack-Source", stored.source_id)],
+        )
+        messages.append((key, recipient.email, msg))
+    added = 0
+    with store.transaction() as db:
+        for key, address, msg in messages:
+            added += _insert(db, key, "change", address, msg)
+        for recipient in digest:
+            added += db.execute(
+                "INSERT OR IGNORE INTO digest_items (recipient, mode, diff_id, report_path,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (recipient.email, recipient.mode, stored.id, str(report_path or ""), _iso(_now())),
+            ).rowcount
+        db.execute(
+            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, _iso(_now()))
+        )
+    _crash_point("after-enqueue")
+    return added
+
+
+def _catch_up(workspace: Workspace, store: Store) -> int:
+    """Queue diffs that a crashed run recorded but never got to enqueue."""
+    rows = store.db.execute(
+        "SELECT id FROM diffs WHERE notify = 1 AND substantive = 1"
+        " AND id NOT IN (SELECT diff_id FROM notified_diffs) ORDER BY id"
+    ).fetchall()
+    added = 0
+    for row in rows:
+        stored = store.diff(row[0])
+        added += enqueue_diff(workspace, store, stored, _report_path(workspace, store, stored))
+    return added
+
+
+def _report_path(workspace: Workspace, store: Store, stored: StoredDiff) -> Path | str:
+    """The diff's change report, rendering it if the crashed run did not get that far."""
+    try:
+        from tostrack import report
+
+        path = report.change_report_path(workspace.reports_dir, stored)
+        return path if path.exists() else report.render_diff(workspace, store, stored)
+    except Exception:  # noqa: BLE001 - a missing link must not stop the email
+        return ""
+
+
+def enqueue_operator(
+    workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
+) -> int:
+    """Tell the operators that a source broke or recovered; one "broken" per breakage."""
+    if kind not in ("broken", "recovered"):
+        raise ValueError(f"operator message kind must be 'broken' or 'recovered', not {kind!r}")
+    ensure_schema(store)
+    with store.transaction() as db:
+        row = db.execute(
+            "SELECT broken, incident FROM operator_alerts WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        broken, incident = (bool(row[0]), int(row[1])) if row else (False, 0)
+        if (kind == "broken" and broken) or (kind == "recovered" and not broken):
+            return 0  # already told about this breakage / never told it broke
+        if kind == "broken":
+            incident += 1
+        db.execute(
+            "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
+            " incident = excluded.incident, since = excluded.since",
+            (source_id, int(kind == "broken"), incident, _iso(_now())),
+        )
+        addresses = operators(workspace.settings)
+        if not addresses:
+            return 0
+        state = store.source_state(source_id) or {}
+        env = _templates(workspace)
+        view = {
+            "kind": kind,
+            "source_id": source_id,
+            "title": state.get("title") or source_id,
+            "url": state.get("url") or "",
+            "detail": detail,
+            "failures": state.get("consecutive_failures") or 0,
+            "broken_since": state.get("broken_since") or "",
+            "at": _iso(_now()),
+        }
+        reason = detail.partition(":")[0] if detail else ""
+        subject = f"[tostrack] source {kind}: {view['title']}" + (
+            f" ({reason})" if kind == "broken" and reason else ""
+        )
+        added = 0
+        for address in addresses:
+            key = f"op:{kind}:{source_id}:{incident}:{address.lower()}"
+            msg = _build(
+                workspace,
+                key=key,
+                recipient=address,
+                subject=subject,
+                text=env.get_template("email/operator.txt").render(**view),
+                extra_headers=[("X-Tostrack-Source", source_id)],
+            )
+            added += _insert(db, key, "operator", address, msg)
+    return added
+
+
+# -- digests ----------------------------------------------------------------------------------
+
+
+def _period_start(mode: str, now: datetime, hour: int, weekday: int) -> datetime:
+    """The most recent moment a daily/weekly digest fell due."""
+    start = now.astimezone(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    if mode == "daily":
+        return start - timedelta(days=1) if start > now else start
+    start -= timedelta(days=(start.weekday() - weekday) % 7)
+    return start - timedelta(days=7) if start > now else start
+
+
+def _digest_schedule(settings: Settings) -> tuple[int, int]:
+    section = settings.section("notify")
+    try:
+        hour = int(section.get("digest_hour", 8))
+    except (TypeError, ValueError):
+        hour = -1
+    if not 0 <= hour <= 23:
+        raise ConfigError(f"{settings.where}: [notify] digest_hour must be an hour 0-23 (UTC)")
+    day = str(section.get("digest_weekday", "monday")).lower()
+    if day not in WEEKDAYS:
+        raise ConfigError(f"{settings.where}: [notify] digest_weekday must be one of {', '.join(WEEKDAYS)}")
+    return hour, WEEKDAYS.index(day)
+
+
+def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
+    hour, weekday = _digest_schedule(workspace.settings)
+    groups = store.db.execute(
+        "SELECT DISTINCT recipient, mode FROM digest_items WHERE message_key IS NULL"
+    ).fetchall()
+    added = 0
+    for recipient, mode in groups:
+        start = _period_start(mode, now, hour, weekday)
+        rows = store.db.execute(
+            "SELECT id, diff_id, report_path FROM digest_items WHERE message_key IS NULL"
+            " AND recipient = ? AND mode = ? AND created_at < ? ORDER BY created_at, id",
+            (recipient, mode, _iso(start)),
+        ).fetchall()
+        if not rows:
+            continue
+        key = f"digest:{mode}:{_iso(start)}:{recipient.lower()}"
+        if _exists(store, key):
+            continue  # this period's digest went out already; these wait for the next one
+        filters = next(
+            (r for r in recipients(workspace.settings) if r.email == recipient and r.mode == mode),
+            Recipient(recipient, mode=mode),
+        )
+        items = []
+        for row in rows:
+            stored = store.diff(row["diff_id"])
+            changes = filters.matching(stored.changes) or stored.changes
+            items.append(diff_view(store, stored, row["report_path"], changes))
+        titles = list(dict.fromkeys(item["title"] for item in items))
+        count = sum(len(item["changes"]) for item in items)
+        label = "Daily" if mode == "daily" else "Weekly"
+        subject = (
+            f"{label} digest: {count} change{'s' if count != 1 else ''} in "
+            + (titles[0] if len(titles) == 1 else f"{len(titles)} documents ({', '.join(titles)})")
+        )
+        env = _templates(workspace)
+        view = {"mode": mode, "label": label, "items": items, "subject": subject, "since": _iso(start)}
+        msg = _build(
+            workspace,
+            key=key,
+            recipient=recipient,
+            subject=subject,
+            text=env.get_template("email/digest.txt").render(**view),
+            html=env.get_template("email/digest.html").render(**view),
+        )
+        with store.transaction() as db:
+            added += _insert(db, key, "digest", recipient, msg)
+            db.executemany(
+                "UPDATE digest_items SET message_key = ? WHERE id = ?",
+                [(key, row["id"]) for row in rows],
+            )
+    return added
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    written_eml: list[Path] = field(default_factory=list)
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, traceback-free reason for stderr."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"login refused ({exc.smtp_code}); check username and password_env"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"server said {exc.smtp_code} {header_safe(text, 120)}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "the server closed the connection"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"the server does not support this: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return header_safe(str(exc), 160) or type(exc).__name__
+
+
+class _Rejected(Exception):
+    """The server refused this message for good (5xx)."""
+
+
+class _Temporary(Exception):
+    """The server refused this message for now (4xx, or an unexpected reply)."""
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    data = re.sub(rb"\r\n|\r|\n", b"\r\n", message)
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _check(code: int, reply: bytes, expected: tuple[int, ...]) -> None:
+    if code in expected:
+        return
+    error = smtplib.SMTPResponseException(code, reply)
+    raise (_Rejected if 500 <= code < 600 else _Temporary)(_describe(error))
+
+
+class _Connection:
+    """One SMTP session, opened lazily and reused for every message of a send."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self.smtp: smtplib.SMTP | None = None
+
+    def open(self) -> smtplib.SMTP:
+        if self.smtp is not None:
+            return self.smtp
+        s = self.settings
+        context = ssl.create_default_context(cafile=s.ca_file or None)
+        helo = socket.gethostname() or "localhost"
+        if s.tls == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, local_hostname=helo, timeout=s.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, local_hostname=helo, timeout=s.timeout)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if s.tls == "starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.username:
+                smtp.login(s.username, s.password())
+        except BaseException:
+            smtp.close()
+            raise
+        self.smtp = smtp
+        _crash_point("after-connect")
+        return smtp
+
+    def reset(self) -> None:
+        """After a failed message: clear the transaction, or drop a connection that is gone."""
+        if self.smtp is None:
+            return
+        try:
+            code, _ = self.smtp.rset()
+            if code == 250:
+                return
+        except (smtplib.SMTPException, OSError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.smtp is None:
+            return
+        try:
+            self.smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self.smtp.close()
+        self.smtp = None
+
+
+def _mark(store: Store, row_id: int, state: str, **values: Any) -> None:
+    sets = ", ".join(["state = ?", *[f"{k} = ?" for k in values]])
+    with store.transaction() as db:
+        db.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id))
+
+
+def _send_one(conn: _Connection, store: Store, row: Any) -> None:
+    """Send one stored message; raises on failure. Commits "in-flight" just before the final dot."""
+    smtp = conn.open()
+    sender = parseaddr(conn.settings.sender)[1]
+    rcpt = parseaddr(row["recipient"])[1]
+    code, reply = smtp.mail(sender)
+    _check(code, reply, (250,))
+    code, reply = smtp.rcpt(rcpt)
+    _check(code, reply, (250, 251))
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    _check(code, reply, (354,))
+    smtp.send(_dot_stuffed(bytes(row["message"])))
+    _crash_point("before-final-dot")
+    # From here the server may hold the message: never send it again automatically.
+    _mark(store, row["id"], "in-flight", attempts=row["attempts"] + 1)
+    smtp.send(b".\r\n")
+    _crash_point("after-final-dot")
+    try:
+        code, reply = smtp.getreply()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise _Uncertain(_describe(exc)) from None
+    if code != 250:
+        _mark(store, row["id"], "queued")  # the server answered: it did not take the message
+        _check(code, reply, (250,))
+
+
+class _Uncertain(Exception):
+    """The final dot went out but no answer came back: the server may have the message."""
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
+
+
+def _requeue(store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str) -> None:
+    attempts = row["attempts"] + 1
+    retry = now + _backoff(attempts)
+    _mark(store, row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=_iso(retry))
+    errors.append(
+        f"{row['recipient']}: {where}: {reason}; kept in the outbox, retry after "
+        f"{retry:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _eml_name(row: Any) -> str:
+    return f"{row['id']:06d}-{row['kind']}-{_slug(row['recipient'])}.eml"
+
+
+def send_pending(
+    workspace: Workspace, store: Store, *, dry_run: bool = False, now: datetime | None = None
+) -> SendSummary:
+    """Send (or, without [smtp] or with dry_run, write as .eml) every message that is due."""
+    ensure_schema(store)
+    now = now or _now()
+    smtp_settings = None if dry_run else SmtpSettings.from_settings(workspace.settings)
+    _catch_up(workspace, store)
+    _queue_digests(workspace, store, now)
+    sent = failed = 0
+    errors: list[str] = []
+    written: list[Path] = []
+
+    # A message left in-flight by a crashed run may have reached the server: say so, once.
+    for row in store.db.execute("SELECT * FROM outbox WHERE state = 'in-flight' ORDER BY id").fetchall():
+        _mark(store, row["id"], "uncertain", last_error="the sending run stopped after the final dot")
+        errors.append(
+            f"delivery uncertain: {row['message_id']} to {row['recipient']} ({row['subject'][:80]}); "
+            "a run stopped while sending it, check the mail server's log before resending"
+        )
+
+    due = store.db.execute(
+        "SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+        " ORDER BY id",
+        (_iso(now),),
+    ).fetchall()
+    if not due:
+        return SendSummary(sent, failed, errors, written)
+
+    if smtp_settings is None:
+        for row in due:
+            path = workspace.outbox_dir / _eml_name(row)
+            write_atomic(path, bytes(row["message"]))
+            _mark(store, row["id"], "sent", sent_at=_iso(_now()), delivered_to=f"file:{path}")
+            written.append(path)
+            sent += 1
+        return SendSummary(sent, failed, errors, written)
+
+    smtp_settings.password()  # a missing password is a configuration error, said before connecting
+    conn = _Connection(smtp_settings)
+    where = f"{smtp_settings.host}:{smtp_settings.port}"
+    connect_error = ""
+    try:
+        for row in due:
+            if connect_error:  # the server is unreachable: do not knock once per message
+                failed += 1
+                _requeue(store, row, connect_error, now, errors, where)
+                continue
+            try:
+                _send_one(conn, store, row)
+            except _Uncertain as exc:
+                _mark(store, row["id"], "uncertain", last_error=str(exc))
+                errors.append(
+                    f"delivery uncertain: {row['message_id']} to {row['recipient']}: {exc} after the "
+                    "message was sent; it is not sent again"
+                )
+                conn.close()
+                continue
+            except _Rejected as exc:
+                failed += 1
+                _mark(store, row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1)
+                errors.append(f"{row['recipient']}: {where} refused the message for good: {exc}")
+                conn.reset()
+                continue
+            except (_Temporary, smtplib.SMTPException, OSError) as exc:
+                failed += 1
+                reason = str(exc) if isinstance(exc, _Temporary) else _describe(exc)
+                if conn.smtp is None:
+                    connect_error = reason
+                _requeue(store, row, reason, now, errors, where)
+                conn.reset()
+                continue
+            _mark(store, row["id"], "sent", sent_at=_iso(_now()), delivered_to=f"smtp:{where}", last_error=None)
+            _crash_point("after-mark-sent")
+            sent += 1
+    finally:
+        conn.close()
+    return SendSummary(sent, failed, errors, written)
+
+
+def outbox_rows(store: Store) -> list[dict[str, Any]]:
+    """The outbox without message bodies, newest first (for status output and tests)."""
+    ensure_schema(store)
+    rows = store.db.execute(
+        "SELECT id, key, kind, recipient, subject, message_id, state, created_at, attempts,"
+        " next_attempt_at, last_error, sent_at, delivered_to FROM outbox ORDER BY id DESC"
+    )
+    return [dict(r) for r in rows]
+
+
+__all__ = [
+    "Recipient",
+    "SendSummary",
+    "SmtpSettings",
+    "enqueue_diff",
+    "enqueue_operator",
+    "header_safe",
+    "outbox_rows",
+    "recipients",
+    "send_pending",
+]
