@@ -77,15 +77,17 @@ def cron_text(
 ) -> str:
     """A commented crontab line and a systemd service + timer pair that run `tostrack run`."""
     root = Path(workspace_root).expanduser().resolve()
+    # "python -m tostrack" arrives as one string; a path (even with spaces) is one word.
+    program = [executable] if Path(executable).exists() else shlex.split(executable)
     cron_fields, calendar, words = schedule_for(every, _minute(root))
     run_args = ["run"]
     if log_file is not None:
         run_args += ["--log-file", str(Path(log_file).expanduser().resolve())]
     cron_command = " ".join(
-        [_cron_quote(executable), "--workspace", _cron_quote(str(root)), *map(_cron_quote, run_args)]
+        [*map(_cron_quote, program), "--workspace", _cron_quote(str(root)), *map(_cron_quote, run_args)]
     )
     service_command = " ".join(
-        [_systemd_quote(executable), "--workspace", _systemd_quote(str(root)), *map(_systemd_quote, run_args)]
+        [*map(_systemd_quote, program), "--workspace", _systemd_quote(str(root)), *map(_systemd_quote, run_args)]
     )
     unit = _unit_name(root)
     log_note = (
