@@ -133,3 +133,11 @@ def test_blocked_page_without_a_browser_is_a_challenge_failure(server: HTTPServe
     result = fetch_source(src, config(chromium="/nonexistent/chromium"))
     assert isinstance(result, Failure) and result.reason == "challenge"
     assert "browser-unavailable" in result.detail
+
+
+def test_javascript_shell_without_a_browser_says_what_to_install(server: HTTPServer) -> None:
+    server.expect_request("/terms").respond_with_data(JS_PAGE, content_type="text/html")
+    src = Source("scripted/terms", (server.url_for("/terms"),))
+    result = fetch_source(src, config(chromium="/nonexistent/chromium"))
+    assert isinstance(result, Failure) and result.reason == "browser-unavailable"
+    assert "only with JavaScript" in result.detail and "apt install chromium" in result.detail

@@ -506,3 +506,36 @@ def test_config_defaults_and_values(tmp_path: Path) -> None:
 def test_bad_fetch_settings_name_the_key(tmp_path: Path, line: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         FetchConfig.from_settings(_settings(tmp_path, f"[fetch]\n{line}\n"))
+
+
+def test_redirect_to_another_host_drops_credentials(server: HTTPServer) -> None:
+    seen: list[Request] = []
+
+    def target(request: Request) -> Response:
+        seen.append(request)
+        return html()
+
+    server.expect_request("/target").respond_with_handler(target)
+    other_host = server.url_for("/target").replace("127.0.0.1", "localhost")
+    server.expect_request("/start").respond_with_data(
+        "", status=302, headers={"Location": other_host}
+    )
+    src = source(
+        server.url_for("/start"),
+        headers=(("Authorization", "Bearer secret"), ("Accept-Language", "de")),
+    )
+    snap = only(fetch_source(src, FAST))
+    assert snap.url == other_host
+    assert "Authorization" not in seen[0].headers
+    assert seen[0].headers["Accept-Language"] == "de"  # harmless headers still go along
+
+
+def test_validators_of_another_url_are_not_sent(server: HTTPServer) -> None:
+    seen, handler = scripted(html())
+    server.expect_request("/terms").respond_with_handler(handler)
+    src = source(server.url_for("/terms"))
+    moved = {"etag": '"v1"', "url": "https://old.example.test/terms"}
+    only(fetch_source(src, FAST, previous=moved))
+    assert "If-None-Match" not in seen[0].headers
+    only(fetch_source(src, FAST, previous={**moved, "url": src.url}))
+    assert seen[1].headers["If-None-Match"] == '"v1"'

@@ -174,6 +174,15 @@ def test_error_page_seen_only_after_extraction() -> None:
     )
 
 
+def test_redirect_to_a_sign_in_page_is_a_login_wall() -> None:
+    page = Snapshot("example/terms", "https://example-ai.test/login?next=/terms",
+                    "2026-11-27T05:00:00Z", 200, "text/html", legit_terms("Example AI").encode())
+    assert check_document([page], GOOD_DOC, 12, 12) == "login-wall"
+    moved = Snapshot("example/terms", "https://example-ai.test/legal/terms-of-use",
+                     "2026-11-27T05:00:00Z", 200, "text/html", legit_terms("Example AI").encode())
+    assert check_document([moved], GOOD_DOC, 12, 12) is None
+
+
 def test_error_status_is_reported() -> None:
     assert check_document([snap(legit_terms(), status=503)], GOOD_DOC, 12, 12) == "http-503"
 

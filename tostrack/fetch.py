@@ -63,6 +63,9 @@ FAILURE_REASONS = (
 
 BROWSER_MODES = ("auto", "never", "always")
 _CHALLENGE_STATUSES = frozenset({"http-403", "http-429", "http-503", "http-401"})
+_PRIVATE_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "if-none-match", "if-modified-since"}
+)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 
@@ -260,7 +263,9 @@ def fetch_source(
     session = session or requests.Session()
     try:
         conditional: dict[str, str] = {}
-        if previous and not source.combine:
+        # The validators belong to the URL they came from: a moved source starts afresh.
+        same_url = previous and previous.get("url") in (None, "", source.url)
+        if previous and same_url and not source.combine:
             if previous.get("etag"):
                 conditional["If-None-Match"] = str(previous["etag"])
             if previous.get("last_modified"):
@@ -284,35 +289,36 @@ def _fetch_one(
     config: FetchConfig,
     conditional: Mapping[str, str],
 ) -> Snapshot | Failure | NotModified:
-    from tostrack.health import looks_blocked, page_problem
+    from tostrack.health import page_problem
 
     if config.browser == "always" or (source.browser and config.browser != "never"):
         return _render(session, source, url, config)
     got = _http_get(session, source, url, config, conditional)
-    if config.browser != "auto":
+    if config.browser != "auto" or got.body is None:
         return got.result
-    if got.body is None:
-        return got.result
+    problem = page_problem(got.body, got.content_type)
     if isinstance(got.result, Failure):
         # An error status is worth a browser only when it carries a bot challenge.
-        blocked = got.result.reason in _CHALLENGE_STATUSES and page_problem(
-            got.body, got.content_type
-        ) == "challenge"
-    else:
-        blocked = looks_blocked(got.body, got.content_type)
-    if not blocked:
+        if got.result.reason not in _CHALLENGE_STATUSES or problem != "challenge":
+            return got.result
+    elif problem not in ("challenge", "needs-javascript"):
         return got.result
-    # Looks like a bot challenge or an empty JavaScript shell: let a real browser try.
+    # A bot challenge or an empty JavaScript shell: let a real browser try.
     rendered = _render(session, source, got.url, config)
     if isinstance(rendered, Snapshot):
-        if not looks_blocked(rendered.body, rendered.content_type):
-            return rendered
-        why = "still blocked after rendering in Chromium"
+        if page_problem(rendered.body, rendered.content_type) != "challenge":
+            return rendered  # the document (or a near-empty page, which health calls "empty")
+        why = "still a bot challenge after rendering in Chromium"
     else:
         why = f"the browser fallback failed ({rendered.reason}: {rendered.detail})"
     if isinstance(got.result, Failure):
         return Failure(source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}")
-    return Failure(source.id, utc_now(), "challenge", f"{got.url} looks blocked; {why}")
+    if problem == "needs-javascript" and isinstance(rendered, Failure):
+        return Failure(
+            source.id, rendered.at, rendered.reason,
+            f"{got.url} shows its text only with JavaScript; {why}",
+        )
+    return Failure(source.id, utc_now(), "challenge", f"{got.url} is a bot challenge; {why}")
 
 
 def _render(
@@ -379,6 +385,9 @@ def _attempt(
     throttle = throttle_for(session)
     current = url
     for _hop in range(config.max_redirects + 1):
+        if _host(current) != _host(url):
+            # Never hand a source's credentials or validators to another host.
+            headers = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
         with throttle.hold(current, config.delay):
             response = _request(session, current, headers, config)
             try:
@@ -417,6 +426,8 @@ def _request(
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema) as exc:
         raise _Fail("connection", f"{url}: not a URL tostrack can fetch ({exc})") from None
+    except requests.exceptions.SSLError as exc:  # asking again will not fix a certificate
+        raise _Fail("connection", f"{url}: TLS/certificate problem ({_short(exc)})") from None
     except requests.exceptions.ConnectionError as exc:
         raise _Fail("connection", f"{url}: cannot connect ({_short(exc)})", retry=True) from None
     except requests.exceptions.RequestException as exc:

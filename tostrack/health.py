@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from tostrack.models import Document, Snapshot
 
@@ -233,6 +234,8 @@ def check_document(
         problem = page_problem(snapshot.body, snapshot.content_type)
         if problem in ("challenge", "login-wall", "error-page"):
             return problem
+        if redirected_to_login(snapshot.url):
+            return "login-wall"
     problem = document_problem(document)
     if problem:
         return problem
@@ -248,6 +251,20 @@ def check_document(
     ):
         return "collapsed"
     return None
+
+
+_LOGIN_SEGMENTS = frozenset(
+    {"login", "log-in", "signin", "sign-in", "sign_in", "servicelogin", "sso", "oauth",
+     "authorize"}
+)
+
+
+def redirected_to_login(url: str) -> bool:
+    """The final URL (after redirects) is a sign-in page: /login, /signin, login.example.com."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    segments = {s.lower() for s in parts.path.split("/") if s}
+    return bool(segments & _LOGIN_SEGMENTS) or host.startswith(("login.", "signin.", "sso."))
 
 
 def document_problem(document: Document) -> str | None:
