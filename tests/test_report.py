@@ -138,6 +138,11 @@ def test_change_report_is_written_with_redline_and_evidence(tmp_path: Path) -> N
     assert "Now covers Competing models" in text and "No longer covers Scraping" in text
     assert "develop models that compete" in text  # evidence span
     assert "2 Restrictions › (a)" in text
+    # Document level: the topic the document gained and the one it lost, in plain words.
+    assert re.search(r"The document now covers\s*</dt><dd><span[^>]*>Competing models", html)
+    assert re.search(r"It no longer covers\s*</dt><dd><span[^>]*>Scraping and data", html)
+    key = re.search(r'<table class="key-changes".*?</table>', html, re.DOTALL)
+    assert key and key.group(0).index("#change-2") < key.group(0).index("#change-3")
     # Substantive first: the high-severity rewording precedes the medium removal, and the
     # cosmetic change sits collapsed in <details> after both.
     assert html.index('id="change-2"') < html.index('id="change-3"') < html.index("<details")

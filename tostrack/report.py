@@ -24,7 +24,7 @@ import os
 import tomllib
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -316,11 +316,11 @@ def _summary_sentence(stored: StoredDiff) -> str:
     cosmetic = len(stored.changes) - len(subst)
     parts: list[str] = []
     if subst:
-        kinds: dict[str, int] = {}
+        kinds = {word.lower(): 0 for word in KIND_WORDS.values()}
         for c in subst:
             word = KIND_WORDS.get(c.kind, c.kind).lower()
             kinds[word] = kinds.get(word, 0) + 1
-        detail = ", ".join(f"{n} {word}" for word, n in kinds.items())
+        detail = ", ".join(f"{n} {word}" for word, n in kinds.items() if n)
         parts.append(f"{_plural(len(subst), 'change')} in meaning ({detail})")
     else:
         parts.append("No change in meaning")
@@ -367,6 +367,17 @@ class _Context:
     labels: _Labels
     titles: dict[str, str]
     urls: dict[str, str]
+    loaded: dict[int, tuple[Any, tuple[Clause, ...]]] = field(default_factory=dict)
+
+    def load(self, version: Version) -> tuple[Any, tuple[Clause, ...]]:
+        """A version's document and clauses, read once per render."""
+        if version.id in self.loaded:
+            self.loaded[version.id] = self.loaded.pop(version.id)  # most recently used last
+        else:
+            self.loaded[version.id] = _load_version(version)
+            if len(self.loaded) > 16:  # diffs come grouped by document: a few suffice
+                del self.loaded[next(iter(self.loaded))]
+        return self.loaded[version.id]
 
     @property
     def reports(self) -> Path:
@@ -526,11 +537,25 @@ def _document_rows(
 # -- rendering -------------------------------------------------------------------------------
 
 
+KEY_CHANGES_LIMIT = 25  # entries in a report's list of key changes; the full list follows it
+
+
+def _topics(clauses: Sequence[Clause]) -> set[str]:
+    return {label for clause in clauses for label in clause.labels}
+
+
 def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
-    doc, _ = _load_version(stored.to_version)
+    doc, new_clauses = ctx.load(stored.to_version)
+    _, old_clauses = ctx.load(stored.from_version)
     ordered = _order(stored.changes)
     substantive = [_change_view(c, i, ctx.labels) for i, c in ordered if c.substantive]
     cosmetic = [_change_view(c, i, ctx.labels) for i, c in ordered if not c.substantive]
+    # Key changes: what a reader must see first (a topic gained or lost, or medium and above).
+    key = [
+        c for c in substantive
+        if c["labels_added"] or c["labels_removed"] or c["severity"] in ("high", "medium")
+    ]
+    old_topics, new_topics = _topics(old_clauses), _topics(new_clauses)
     report = change_report_path(ctx.reports, stored)
     return {
         "diff": stored,
@@ -545,6 +570,13 @@ def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str
         "effective_date_is_future": bool(doc and doc.effective_date_is_future),
         "summary": _summary_sentence(stored),
         "overall_severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+        # Document level: topics the whole document covers now but did not before, and back.
+        "topics_gained": ctx.labels.many(sorted(new_topics - old_topics)),
+        "topics_lost": ctx.labels.many(sorted(old_topics - new_topics)),
+        "key_changes": key[:KEY_CHANGES_LIMIT],
+        "key_changes_more": max(0, len(key) - KEY_CHANGES_LIMIT),
+        "topic_changes": [c for c in substantive if c["labels"]],
+        "other_changes": [c for c in substantive if not c["labels"]],
         "substantive_changes": substantive,
         "cosmetic_changes": cosmetic,
         "report_href": _rel(report, page),
@@ -566,8 +598,8 @@ def _render_diff(ctx: _Context, stored: StoredDiff) -> Path:
         evidence_from=_evidence_files(stored.from_version, page),
         evidence_to=_evidence_files(stored.to_version, page),
     )
-    _, old = _load_version(stored.from_version)
-    _, new = _load_version(stored.to_version)
+    _, old = ctx.load(stored.from_version)
+    _, new = ctx.load(stored.to_version)
     rows = _document_rows(stored, old, new, ctx.labels)
     for view in ("side-by-side", "inline"):
         view_page = _view_path(ctx.reports, stored, view)
@@ -653,7 +685,7 @@ def _matrix(ctx: _Context, page: Path) -> dict[str, Any]:
         current = ctx.store.current_version(source_id)
         if current is None:
             continue
-        _, clauses = _load_version(current)
+        _, clauses = ctx.load(current)
         first = ctx.store.versions(source_id)[0]
         history = list(reversed(ctx.store.diffs(source_id)))
         cells = []
@@ -732,7 +764,7 @@ def _render_timeline(ctx: _Context, source_id: str) -> Path:
     rank = {"change": 0, "version": 1, "failure": 2}
     events.sort(key=lambda e: (e["at"], -rank[e["kind"]]), reverse=True)
     current = ctx.store.current_version(source_id)
-    _, clauses = _load_version(current) if current else (None, ())
+    _, clauses = ctx.load(current) if current else (None, ())
     labelled = [
         {"section": c.section, "text": c.full_text, "labels": ctx.labels.many(c.labels)}
         for c in clauses
