@@ -158,7 +158,7 @@ def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path) -> None:
     assert "<del" in html and "<ins" in html and "Ireland</ins>" in html
     assert "<link" not in html and "<style" not in html and "src=" not in html  # inline only
     (attachment,) = list(msg.iter_attachments())
-    assert attachment.get_filename() == "report.html"
+    assert attachment.get_filename() == f"nimbus-terms-of-use-change-{stored.id}.html"
     assert "Full report" in attachment.get_content()
 
 

@@ -430,7 +430,8 @@ def diff_view(
         "source_id": stored.source_id,
         "headline": headline(top) if top else "",
         "severity": top.severity if top else "none",
-        "changes": [_change_view(c) for c in changes],
+        # Most severe first, document order within a severity: the reader may stop early.
+        "changes": [_change_view(c) for c in sorted(changes, key=lambda c: -_severity_rank(c))],
         "other_changes": max(0, len(substantive) - len(changes)),
         "cosmetic": sum(1 for c in stored.changes if not c.substantive),
         "effective_date": stored.to_version.effective_date,
@@ -469,6 +470,7 @@ def _build(
     text: str,
     html: str | None = None,
     attachment: Path | None = None,
+    attachment_name: str = "",
     extra_headers: Sequence[tuple[str, str]] = (),
 ) -> EmailMessage:
     sender = _sender(workspace)
@@ -487,7 +489,10 @@ def _build(
         msg.add_alternative(html, subtype="html")
     if attachment is not None:
         msg.add_attachment(
-            attachment.read_bytes(), maintype="text", subtype="html", filename=attachment.name
+            attachment.read_bytes(),
+            maintype="text",
+            subtype="html",
+            filename=attachment_name or attachment.name,
         )
     return msg
 
@@ -551,6 +556,7 @@ def enqueue_diff(
             text=env.get_template("email/change.txt").render(**view, item=view, subject=subject),
             html=env.get_template("email/change.html").render(**view, item=view, subject=subject),
             attachment=_attachable(report_path),
+            attachment_name=f"{_slug(stored.source_id)}-change-{stored.id}.html",
             extra_headers=[("X-Tostrack-Source", stored.source_id)],
         )
         messages.append((key, recipient.email, msg))
