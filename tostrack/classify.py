@@ -1,0 +1,361 @@
+"""Clause classification: deterministic, explainable rules kept as data.
+
+The taxonomy (tostrack/taxonomy/labels.toml) says what each label means; the rules
+(tostrack/taxonomy/rules.toml) say which wording triggers it. Every label comes with the exact
+span of text that triggered it, so a lawyer can see why. Labels are topics, not verdicts:
+"We will not train on your API data" is about customer-data-training just as much as
+"We may train on your API data".
+
+How a label is decided, per label:
+  1. a positive pattern matches somewhere in the text (after abbreviation masking, see _mask);
+  2. the match is not vetoed by the pattern's own `unless` / `unless_after` / `unless_before`
+     regexes (near misses next to the match), nor by the label's `negative` regexes searched in
+     the sentence that holds the match;
+  3. for an enumeration item, the match must touch the item itself, not only its lead-in;
+  4. `weak` patterns count only when the clause's heading trail matches the label's `heading`.
+
+Pure: no network, no files except the packaged data, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from tostrack.errors import ConfigError
+from tostrack.models import Change, Clause, Diff
+
+SEVERITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
+_RANK_NAME = {v: k for k, v in SEVERITY_RANK.items()}
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    name: str
+    group: str  # customer-restriction | provider-rights | contract
+    definition: str
+    severity: str  # default: low | medium | high
+    not_to_confuse_with: str
+    headline: str  # "a clause now <headline>"
+    topic: str  # "a clause about <topic> was reworded"
+
+
+def _data(name: str) -> dict[str, Any]:
+    text = resources.files("tostrack").joinpath("taxonomy", name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@lru_cache(maxsize=1)
+def taxonomy() -> tuple[Label, ...]:
+    """All labels, in the order of the packaged labels.toml."""
+    labels = []
+    for label_id, entry in _data("labels.toml").items():
+        labels.append(
+            Label(
+                id=label_id,
+                name=entry["name"],
+                group=entry["group"],
+                definition=entry["definition"],
+                severity=entry["severity"],
+                not_to_confuse_with=entry.get("not_to_confuse_with", ""),
+                headline=entry["headline"],
+                topic=entry["topic"],
+            )
+        )
+    return tuple(labels)
+
+
+def _by_id() -> dict[str, Label]:
+    return {label.id: label for label in taxonomy()}
+
+
+def _label_order() -> dict[str, int]:
+    return {label.id: i for i, label in enumerate(taxonomy())}
+
+
+RESTRICTION_LABELS: tuple[str, ...] = tuple(
+    label.id for label in taxonomy() if label.group == "customer-restriction"
+)
+
+# -- rules ------------------------------------------------------------------------------------
+
+_MACRO = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+_FLAGS = re.IGNORECASE
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    regex: re.Pattern[str]
+    unless: re.Pattern[str] | None = None  # searched inside the match
+    unless_after: re.Pattern[str] | None = None  # matched right after the match
+    unless_before: re.Pattern[str] | None = None  # searched in the text just before it
+
+
+@dataclass(frozen=True)
+class _Rules:
+    label: str
+    patterns: tuple[_Pattern, ...]
+    weak: tuple[_Pattern, ...]
+    negative: tuple[re.Pattern[str], ...]
+    heading: re.Pattern[str] | None
+
+
+def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        words = re.fullmatch(r"w(\d+)", name)
+        if words:  # {w4}: up to four words in between, lazily
+            return r"(?:[\w'’\-]+,?\s+){0," + words.group(1) + "}?"
+        if name not in macros:
+            raise ValueError(f"rules.toml {where}: unknown macro {{{name}}}")
+        return "(?:" + macros[name] + ")"
+
+    for _ in range(5):  # macros may use macros
+        expanded = _MACRO.sub(sub, pattern)
+        if expanded == pattern:
+            break
+        pattern = expanded
+    return pattern
+
+
+def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
+    source = _expand(pattern, macros, where)
+    try:
+        return re.compile(source, _FLAGS)
+    except re.error as exc:
+        raise ValueError(f"rules.toml {where}: bad regex {pattern!r}: {exc}") from None
+
+
+def _pattern(entry: str | dict[str, str], macros: Mapping[str, str], where: str) -> _Pattern:
+    if isinstance(entry, str):
+        return _Pattern(_compile(entry, macros, where))
+
+    def opt(key: str) -> re.Pattern[str] | None:
+        return _compile(entry[key], macros, f"{where}.{key}") if key in entry else None
+
+    return _Pattern(
+        _compile(entry["pattern"], macros, where),
+        unless=opt("unless"),
+        unless_after=opt("unless_after"),
+        unless_before=opt("unless_before"),
+    )
+
+
+@lru_cache(maxsize=1)
+def _rules() -> tuple[_Rules, ...]:
+    data = _data("rules.toml")
+    macros: dict[str, str] = data.get("macros", {})
+    known = _label_order()
+    out = []
+    for label in taxonomy():
+        entry = data.get(label.id, {})
+        where = f"[{label.id}]"
+        out.append(
+            _Rules(
+                label=label.id,
+                patterns=tuple(_pattern(p, macros, where) for p in entry.get("patterns", ())),
+                weak=tuple(_pattern(p, macros, where + ".weak") for p in entry.get("weak", ())),
+                negative=tuple(_compile(p, macros, where) for p in entry.get("negative", ())),
+                heading=_compile(entry["heading"], macros, where) if "heading" in entry else None,
+            )
+        )
+    unknown = set(data) - set(known) - {"macros"}
+    if unknown:
+        raise ValueError(f"rules.toml names unknown labels: {sorted(unknown)}")
+    return tuple(out)
+
+
+# -- matching ---------------------------------------------------------------------------------
+
+# Periods that do not end a sentence, replaced by a same-width non-word character so that the
+# rules' "[^.;]" gaps run through them and match offsets still index the original text.
+_ABBREV = re.compile(
+    r"\b(?:e\.g|i\.e|etc|U\.S|U\.K|E\.U|vs|Inc|Ltd|Co|Corp|No|Nos|Sec|Secs|incl|approx|cf|St|Mr|Ms|Dr)\.",
+    re.IGNORECASE,
+)
+_INNER_DOT = re.compile(r"(?<=\w)\.(?=\w)")  # 1.2, example.com, U.S
+_SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|\n")
+_SAME_WIDTH = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " ",
+                             "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
+
+
+def _mask(text: str) -> str:
+    masked = text.translate(_SAME_WIDTH)
+    masked = _ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
+    return _INNER_DOT.sub("\u2024", masked)
+
+
+def _sentence(masked: str, start: int, end: int) -> str:
+    begin = 0
+    for m in _SENTENCE_END.finditer(masked, 0, start):
+        begin = m.end()
+    stop = _SENTENCE_END.search(masked, end)
+    return masked[begin : stop.start() if stop else len(masked)]
+
+
+def _vetoed(p: _Pattern, masked: str, m: re.Match[str]) -> bool:
+    if p.unless and p.unless.search(m.group(0)):
+        return True
+    if p.unless_after and p.unless_after.match(masked, m.end()):
+        return True
+    before = masked[max(0, m.start() - 100) : m.start()]
+    return bool(p.unless_before and p.unless_before.search(before))
+
+
+def _first_match(
+    rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
+) -> tuple[int, int] | None:
+    best: tuple[int, int] | None = None
+    for p in patterns:
+        for m in p.regex.finditer(masked):
+            if m.end() <= min_end or m.end() == m.start():
+                continue  # only inside the lead-in: context, not evidence
+            if best is not None and m.start() >= best[0]:
+                break
+            if _vetoed(p, masked, m):
+                continue
+            sentence = _sentence(masked, m.start(), m.end())
+            if any(n.search(sentence) for n in rules.negative):
+                continue
+            best = (m.start(), m.end())
+            break
+    return best
+
+
+def _classify(
+    text: str, heading: Sequence[str] = (), lead_in_length: int = 0
+) -> tuple[tuple[str, str], ...]:
+    if not text.strip():
+        return ()
+    masked = _mask(text)
+    trail = " › ".join(heading)
+    out = []
+    for rules in _rules():
+        span = _first_match(rules, rules.patterns, masked, lead_in_length)
+        if span is None and rules.weak and rules.heading and trail and rules.heading.search(trail):
+            span = _first_match(rules, rules.weak, masked, lead_in_length)
+        if span is not None:
+            out.append((rules.label, text[span[0] : span[1]].strip()))
+    return tuple(out)
+
+
+def classify_text(text: str) -> tuple[tuple[str, str], ...]:
+    """(label id, evidence) for each label the text carries, in taxonomy order.
+
+    The evidence is the exact span of `text` that triggered the label.
+    """
+    return _classify(text)
+
+
+def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
+    """Copies of the clauses with labels and evidence set.
+
+    An enumeration item is read with its lead-in ("You may not" + "scrape the service"), but a
+    label needs evidence that touches the item itself: the lead-in alone would put the same label
+    on every item. The heading trail is weak context only (see `weak` rules).
+    """
+    out = []
+    for clause in clauses:
+        lead = len(clause.lead_in) + 1 if clause.lead_in else 0
+        found = _classify(clause.full_text, clause.heading, lead)
+        out.append(
+            replace(clause, labels=tuple(label for label, _ in found), evidence=tuple(found))
+        )
+    return tuple(out)
+
+
+# -- changes ----------------------------------------------------------------------------------
+
+
+def _severity_map(overrides: Mapping[str, str] | None) -> dict[str, str]:
+    table = {label.id: label.severity for label in taxonomy()}
+    for label_id, value in (overrides or {}).items():
+        if label_id not in table:
+            raise ConfigError(
+                f"[severity] names an unknown label {label_id!r}; known labels: "
+                + ", ".join(table)
+            )
+        if not isinstance(value, str) or value.lower() not in SEVERITY_RANK:
+            raise ConfigError(
+                f"[severity] {label_id} = {value!r}: use \"high\", \"medium\", \"low\" or \"none\""
+            )
+        table[label_id] = value.lower()
+    return table
+
+
+def _ordered(labels: set[str]) -> tuple[str, ...]:
+    order = _label_order()
+    return tuple(sorted(labels, key=lambda label: order.get(label, len(order))))
+
+
+def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff:
+    """Set labels, labels_added/removed and severity on every change of `diff`.
+
+    A change's labels are the union of its old and new clauses' labels. Severity is "none" for a
+    cosmetic change, else the highest severity of its labels ("low" with no label at all).
+    `severity` overrides the taxonomy defaults per label id (a workspace's [severity] table).
+    """
+    table = _severity_map(severity)
+    changes = []
+    for change in diff.changes:
+        old = {label for clause in change.old for label in clause.labels}
+        new = {label for clause in change.new for label in clause.labels}
+        both = old | new
+        if not change.substantive:
+            level = "none"
+        elif both:
+            level = _RANK_NAME[max(SEVERITY_RANK[table.get(label, "low")] for label in both)]
+        else:
+            level = "low"
+        changes.append(
+            replace(
+                change,
+                labels=_ordered(both),
+                labels_added=_ordered(new - old) if change.new else (),
+                labels_removed=_ordered(old - new) if change.old else (),
+                severity=level,
+            )
+        )
+    return Diff(tuple(changes), diff.old_clauses, diff.new_clauses)
+
+
+def _most_severe(labels: Sequence[str]) -> Label | None:
+    by_id = _by_id()
+    known = [by_id[label] for label in labels if label in by_id]
+    if not known:
+        return None
+    # max() keeps the first of equals, so ties go to taxonomy order (labels are ordered).
+    return max(known, key=lambda label: SEVERITY_RANK.get(label.severity, 0))
+
+
+def change_headline(change: Change) -> str:
+    """A plain-English phrase for an alert subject, led by the most severe label involved."""
+    if change.kind == "added":
+        label = _most_severe(change.labels_added or change.labels)
+        if label is None:
+            return "a new clause was added"
+        if label.group == "customer-restriction":
+            return f"a new clause {label.headline}"
+        return f"a new clause about {label.topic}"
+    if change.kind == "removed":
+        label = _most_severe(change.labels_removed or change.labels)
+        return f"a clause about {label.topic} was removed" if label else "a clause was removed"
+    added, removed = _most_severe(change.labels_added), _most_severe(change.labels_removed)
+    if added and (
+        removed is None or SEVERITY_RANK[added.severity] >= SEVERITY_RANK[removed.severity]
+    ):
+        return f"a clause now {added.headline}"
+    if removed:
+        return f"a clause no longer {removed.headline}"
+    label = _most_severe(change.labels)
+    what = f"a clause about {label.topic}" if label else "a clause"
+    verb = {"moved": "was moved", "split": "was split", "merged": "was merged"}.get(
+        change.kind, "was reworded"
+    )
+    return f"{what} {verb}"
