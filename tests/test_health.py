@@ -3,10 +3,19 @@ merely mention "access", "login", "JavaScript" or "error"."""
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
+from conftest import source_config, write_config
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from tostrack.health import check_document, document_problem, looks_blocked, page_problem
 from tostrack.models import Block, Document, Snapshot
+from tostrack.pipeline import run
+from tostrack.store import Store
+from tostrack.workspace import Workspace
 
 # -- pages written for these tests (modelled on the shape of real interstitials) ---------------
 
@@ -226,3 +235,110 @@ def test_plain_text_and_pdf_are_judged_by_extraction_only() -> None:
     assert check_document([text], GOOD_DOC, 12, 12) is None
     pdf = snap("%PDF-1.4", content_type="application/pdf")
     assert check_document([pdf], GOOD_DOC, 12, 12) is None
+
+
+# -- end to end: what is stored and what is reported ------------------------------------------
+
+LONG_TERMS = (
+    "<!doctype html><html><head><title>Acme Terms of Use</title></head><body><main>"
+    "<h1>Acme Terms of Use</h1>"
+    + "".join(
+        f"<h2>{n}. Part {n}</h2><p>{n}.1 The user shall respect obligation {n} of the Acme "
+        f"service at all times.</p><p>{n}.2 Acme may suspend access if obligation {n} is "
+        "not respected.</p>"
+        for n in range(1, 7)
+    )
+    + "</main></body></html>"
+)
+COLLAPSED = LONG_TERMS.split("<h2>3.")[0] + "</main></body></html>"  # 4 of 12 clauses left
+
+
+def _workspace(tmp_path: Path, url: str) -> Workspace:
+    # browser = "never": these pages must be judged as served, without a Chromium detour.
+    config = source_config(url).replace("confirm_delay = 0", 'confirm_delay = 0\nbrowser = "never"')
+    write_config(tmp_path / "ws", config)
+    return Workspace.open(tmp_path / "ws")
+
+
+def _serve(httpserver: HTTPServer, body: str | bytes, **kw: object) -> None:
+    httpserver.clear()
+    kw.setdefault("content_type", "text/html; charset=utf-8")
+    httpserver.expect_request("/terms").respond_with_data(body, **kw)
+
+
+@pytest.mark.parametrize(
+    ("served", "reason"),
+    [
+        ({"body": CLOUDFLARE}, "challenge"),  # status 200
+        ({"body": CLOUDFLARE, "status": 403}, "http-403"),
+        ({"body": LOGIN}, "login-wall"),
+        ({"body": NOT_FOUND}, "error-page"),
+        ({"body": COLLAPSED}, "collapsed"),
+        ({"body": LONG_TERMS.replace("main>", "div>")}, "selector-missed"),
+        ({"body": ""}, "empty-body"),
+        ({"body": b"\x89PNG\r\n\x1a\n", "content_type": "image/png"}, "unsupported-type"),
+    ],
+)
+def test_failure_is_recorded_never_a_version(
+    httpserver: HTTPServer, tmp_path: Path, served: dict, reason: str
+) -> None:
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    _serve(httpserver, LONG_TERMS)
+    assert [r.status for r in run(ws, force=True, send=False).results] == ["first"]
+    _serve(httpserver, served.pop("body"), **served)
+    (result,) = run(ws, force=True, send=False).results
+    assert result.status == "failed" and result.failure is not None
+    assert result.failure.reason == reason
+    with Store(ws.root) as store:
+        (version,) = store.versions("acme/terms")  # the first version stays current
+        assert store.current_version("acme/terms").id == version.id
+        assert store.diffs("acme/terms") == []
+        state = store.source_state("acme/terms")
+        assert state["consecutive_failures"] == 1 and state["last_failure_reason"] == reason
+    # Recovery: the real page again is "unchanged", not a change back.
+    _serve(httpserver, LONG_TERMS)
+    (again,) = run(ws, force=True, send=False).results
+    assert again.status == "unchanged"
+
+
+def test_challenge_on_first_fetch_stores_nothing(httpserver: HTTPServer, tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    _serve(httpserver, IMPERVA)
+    (result,) = run(ws, force=True, send=False).results
+    assert result.status == "failed" and result.failure.reason == "challenge"
+    with Store(ws.root) as store:
+        assert store.versions("acme/terms") == []
+
+
+def test_wrong_charset_and_gzip_still_give_the_right_text(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    page = LONG_TERMS.replace("obligation 2 ", "obligation 2 (données à caractère personnel) ")
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    _serve(
+        httpserver,
+        gzip.compress(page.encode("utf-8")),
+        content_type="text/html; charset=iso-8859-1",  # wrong: the bytes are UTF-8
+        headers={"Content-Encoding": "gzip"},
+    )
+    (result,) = run(ws, force=True, send=False).results
+    assert result.status == "first"
+    _, clauses = result.version.load()
+    text = " ".join(c.text for c in clauses)
+    assert "données à caractère personnel" in text and "Ã" not in text
+
+
+def test_not_modified_is_unchanged(httpserver: HTTPServer, tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    seen: list[str | None] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request.headers.get("If-None-Match"))
+        if request.headers.get("If-None-Match") == '"abc"':
+            return Response(status=304)
+        return Response(LONG_TERMS, content_type="text/html", headers={"ETag": '"abc"'})
+
+    httpserver.expect_request("/terms").respond_with_handler(handler)
+    assert run(ws, force=True, send=False).results[0].status == "first"
+    assert run(ws, force=True, send=False).results[0].status == "unchanged"
+    assert seen == [None, '"abc"']
