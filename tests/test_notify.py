@@ -606,6 +606,17 @@ def test_refused_connection_keeps_message_and_retries_with_backoff(tmp_path: Pat
     assert handler.count() == 2
 
 
+def test_dry_run_writes_eml_even_for_a_message_waiting_to_retry(tmp_path: Path) -> None:
+    ws = workspace(tmp_path / "ws", smtp_config(free_port()))
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        assert notify.send_pending(ws, store).failed == 1
+        dry = notify.send_pending(ws, store, dry_run=True)
+        assert dry.sent == 1 and len(dry.written_eml) == 1 and dry.errors == []
+        assert outbox(store)[0]["state"] == "sent"
+        assert notify.send_pending(ws, store, now=datetime.now(UTC) + timedelta(days=1)).sent == 0
+
+
 def test_451_and_dropped_connection_are_retried_and_delivered_once(
     tmp_path: Path, smtp_server: tuple[Recorder, int]
 ) -> None:

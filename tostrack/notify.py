@@ -923,10 +923,12 @@ def send_pending(
             "a run stopped while sending it, check the mail server's log before resending"
         )
 
+    # A dry run shows everything still queued, even messages waiting out a retry backoff.
+    horizon = "9999" if dry_run else _iso(now)
     due = store.db.execute(
         "SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         " ORDER BY id",
-        (_iso(now),),
+        (horizon,),
     ).fetchall()
     if not due:
         return SendSummary(sent, failed, errors, written)
