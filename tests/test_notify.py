@@ -228,6 +228,7 @@ def test_cosmetic_diff_alerts_nobody(tmp_path: Path) -> None:
         ('email = "not an address"', "not an email address"),
         ('email = "a@example.com\\r\\nBcc: x@evil.test"', "not an email address"),
         ('email = "legal@example.com"\nmin_severity = "urgent"', "min_severity"),
+        ('email = "Jörg <jörg@example.com>"', "non-ASCII"),
         ('email = "legal@example.com"\nlabels = "x"\nproviders = [1]', "list of strings"),
     ],
 )

@@ -128,6 +128,11 @@ def _checked_address(value: Any, where: str) -> str:
     _, addr = parseaddr(text)
     if _has_control(text) or not addr or "@" not in addr or " " in addr:
         raise ConfigError(f"{where}: {value!r} is not an email address")
+    if not addr.isascii():
+        raise ConfigError(
+            f"{where}: {addr!r} has non-ASCII characters, which tostrack cannot send to; write "
+            "the domain in its xn-- form"
+        )
     return text
 
 
