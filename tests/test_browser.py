@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ def test_whole_document_views_and_timeline_load_cleanly(
     inline = watched.open(folder / f"{ids['first']}-inline.html")
     assert inline.locator(".inline-doc ins").count() >= 1
     timeline = watched.open(reports / "documents" / "acme" / "terms.html")
-    assert timeline.locator(".event-version").count() == 3
+    assert timeline.locator(".event-change").count() == 2
+    assert timeline.locator(".event-version").count() == 1
     # Provider text with markup shows as text and never runs.
     timeline.locator("details summary").click()
     assert SCRIPT in timeline.locator(".clauses").inner_text()
@@ -193,6 +195,25 @@ def test_print_stylesheet_hides_navigation_and_opens_details(
     pdf = page.pdf()  # fires beforeprint: collapsed sections print open
     assert pdf[:4] == b"%PDF"
     assert page.locator(".cosmetic-list").evaluate("e => e.open")
+    assert watched.problems == []
+
+
+def test_every_page_loads_cleanly_with_ordered_headings(
+    site: tuple[Path, dict[str, int]], watched: Watched
+) -> None:
+    reports, _ = site
+    pages = sorted(reports.rglob("*.html"))
+    assert len(pages) >= 15
+    for path in pages:
+        page = watched.open(path)
+        assert page.eval_on_selector("html", "e => e.lang") == "en", path
+        levels = page.eval_on_selector_all(
+            "h1, h2, h3, h4, h5, h6", "els => els.map(e => Number(e.tagName[1]))"
+        )
+        assert levels[:1] == [1] and levels.count(1) == 1, path
+        # No level skipped on the way down (h2 -> h4 would confuse a screen reader).
+        assert all(b <= a + 1 for a, b in pairwise(levels)), (path, levels)
+        assert page.title(), path
     assert watched.problems == []
 
 

@@ -232,7 +232,7 @@ def test_timeline_lists_versions_changes_and_failures(
 ) -> None:
     ws, ids, _ = site
     acme = (ws.reports_dir / "documents" / "acme" / "terms.html").read_text(encoding="utf-8")
-    assert acme.count("Version captured") == 3
+    assert acme.count("First version recorded") == 1 and acme.count("Changed") == 2
     assert f"{ids['first']}.html" in acme and f"{ids['second']}.html" in acme
     # Newest first.
     assert acme.index("2 Jul 2026") < acme.index("10 Jun 2026") < acme.index("2 May 2026")

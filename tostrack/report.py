@@ -330,9 +330,14 @@ def _summary_sentence(stored: StoredDiff) -> str:
 
 
 def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
-    """Short phrases for lists: what a reader most needs to know first."""
+    """Short phrases for lists: what a reader most needs to know first.
+
+    Only changes on a tracked topic get a phrase of their own; the others are in the summary.
+    """
     lines: list[str] = []
     for _, change in _order([c for c in stored.changes if c.substantive]):
+        if not _change_labels(change):
+            continue
         phrase = _change_headline(change)
         if phrase:
             lines.append(phrase)
@@ -341,11 +346,14 @@ def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
             lines.append(f"A clause now covers {labels[label].name.lower()}")
         for label in change.labels_removed:
             lines.append(f"A clause no longer covers {labels[label].name.lower()}")
+        if not (change.labels_added or change.labels_removed):
+            names = ", ".join(labels[label].name.lower() for label in _change_labels(change))
+            lines.append(f"{_title(change)}: a clause about {names}")
     if not lines:
         lines.append(_summary_sentence(stored))
     unique = list(dict.fromkeys(lines))
-    if len(unique) > 3:
-        unique = [*unique[:3], f"and {len(unique) - 3} more"]
+    if len(unique) > 4:
+        unique = [*unique[:3], f"and {len(unique) - 3} more on tracked topics"]
     return unique
 
 
@@ -745,24 +753,24 @@ def _documents(ctx: _Context, page: Path) -> list[dict[str, Any]]:
 
 def _render_timeline(ctx: _Context, source_id: str) -> Path:
     page = timeline_path(ctx.reports, source_id)
+    # One event per version, carrying the change that produced it, plus one per failure.
+    produced_by = {d.to_version.id: d for d in ctx.store.diffs(source_id)}
     events: list[dict[str, Any]] = []
-    for version in ctx.store.versions(source_id):
+    for n, version in enumerate(ctx.store.versions(source_id)):
+        stored = produced_by.get(version.id)
         events.append(
             {
-                "kind": "version",
+                "kind": "change" if stored else "version",
+                "first": n == 0,
                 "at": version.captured_at,
                 "version": version,
                 "evidence": _evidence_files(version, page),
+                "diff": _diff_row(ctx, stored, page) if stored else None,
             }
         )
-    for stored in ctx.store.diffs(source_id):
-        events.append({"kind": "change", "at": stored.detected_at,
-                       "diff": _diff_row(ctx, stored, page)})
     for failure in ctx.store.failures(source_id, limit=10_000):
         events.append({"kind": "failure", "at": failure.at, "failure": failure})
-    # Newest first; at one instant a change reads before the version it produced.
-    rank = {"change": 0, "version": 1, "failure": 2}
-    events.sort(key=lambda e: (e["at"], -rank[e["kind"]]), reverse=True)
+    events.sort(key=lambda e: e["at"], reverse=True)  # newest first (sort is stable)
     current = ctx.store.current_version(source_id)
     _, clauses = ctx.load(current) if current else (None, ())
     labelled = [
