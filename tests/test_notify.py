@@ -732,3 +732,32 @@ def test_notify_command_after_a_crash(tmp_path: Path, smtp_server: tuple[Recorde
     assert proc.returncode == 0, proc.stderr
     assert "sent 2 notification(s)" in proc.stdout and proc.stderr == ""
     assert handler.count() == 2
+
+
+def test_run_killed_while_mailing_then_rerun_mails_once(
+    tmp_path: Path, smtp_server: tuple[Recorder, int], httpserver
+) -> None:
+    """The whole `tostrack run`, killed before the final dot, then cron's next run."""
+    from conftest import TERMS_V1, TERMS_V2, source_config
+
+    handler, port = smtp_server
+    httpserver.expect_request("/terms").respond_with_data(TERMS_V1, content_type="text/html")
+    config = source_config(httpserver.url_for("/terms")) + smtp_config(port).split("[[recipients]]")[0]
+    ws = workspace(tmp_path / "ws", config)
+    env = {k: v for k, v in os.environ.items() if k != notify.CRASH_ENV}
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "run", "--force"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    httpserver.clear()
+    httpserver.expect_request("/terms").respond_with_data(TERMS_V2, content_type="text/html")
+    crashed = subprocess.run(
+        command, env={**env, notify.CRASH_ENV: "before-final-dot"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert crashed.returncode == -9
+    assert handler.count() == 0
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "sent     1 notification(s)" in rerun.stdout and rerun.stderr == ""
+    assert handler.count() == 1
+    assert "compet" in str(parse(handler.messages[0][2])["Subject"]).lower()
