@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tostrack.errors import InputError
+from tostrack.errors import ConfigError, InputError
 from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
 from tostrack.report import export_records, render_diff, render_site
 from tostrack.store import Store
@@ -359,3 +359,35 @@ def test_empty_workspace_renders_a_dashboard(tmp_path: Path) -> None:
     html = index.read_text(encoding="utf-8")
     assert 'id="clause-matrix"' in html and "No changes recorded yet." in html
     assert ET.parse(ws.reports_dir / "feed.xml").getroot().findall(f"{ATOM}entry") == []
+
+
+def test_broken_template_override_says_which_file_to_fix(tmp_path: Path) -> None:
+    build_store(tmp_path)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "index.html").write_text("{% if %}broken", encoding="utf-8")
+    ws = Workspace.open(tmp_path)
+    with Store(tmp_path) as store, pytest.raises(ConfigError) as caught:
+        render_site(ws, store)
+    message = str(caught.value)
+    assert "index.html" in message and str(tmp_path / "templates" / "index.html") in message
+
+
+def test_feed_stays_valid_xml_with_control_characters(tmp_path: Path) -> None:
+    old = _clause("p-1", "Terms", "You may not resell the service.", ("acceptable-use",))
+    new = _clause("p-1", "Terms", "You may not resell\x0cthe service\x00 or train on it.",
+                  ("acceptable-use", "output-training"))
+    with Store(tmp_path) as store:
+        v1, _ = store.save_version([_snap("pdfco/terms", "2026-01-01T00:00:00Z", "a")],
+                                   Document(blocks=()), (old,), url="javascript:alert(1)")
+        store.save_version(
+            [_snap("pdfco/terms", "2026-02-01T00:00:00Z", "b")], Document(blocks=()), (new,),
+            url="javascript:alert(1)", previous=v1,
+            diff=Diff((Change("modified", True, (old,), (new,), labels_added=("output-training",),
+                              severity="high"),)),
+        )
+        render_site(Workspace.open(tmp_path), store)
+    root = ET.parse(tmp_path / "reports" / "feed.xml").getroot()
+    (entry,) = root.findall(f"{ATOM}entry")
+    assert "or train on it." in entry.find(f"{ATOM}content").text
+    report = next((tmp_path / "reports" / "changes" / "pdfco" / "terms").glob("[0-9].html"))
+    assert 'href="javascript:' not in report.read_text(encoding="utf-8")

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import os
+import re
 import tomllib
 import uuid
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from tostrack.errors import InputError
+from tostrack.errors import ConfigError, InputError, StorageError
 from tostrack.models import Change, Clause
 from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, Version, write_atomic
 from tostrack.templating import environment
@@ -400,7 +401,7 @@ def _context(workspace: Workspace, store: Store) -> _Context:
     urls: dict[str, str] = {}
     for state in store.all_source_states():
         titles[state["id"]] = state.get("title") or ""
-        urls[state["id"]] = state.get("url") or ""
+        urls[state["id"]] = _web_url(state.get("url") or "")
     for source_id in store.tracked_source_ids():
         if not titles.get(source_id):
             current = store.current_version(source_id)
@@ -423,14 +424,55 @@ def _context(workspace: Workspace, store: Store) -> _Context:
     )
 
 
+def _render(ctx: _Context, template: str, **values: Any) -> str:
+    """Render one template; a broken workspace override is the user's to fix, so say where."""
+    try:
+        return ctx.env.get_template(template).render(**values)
+    except jinja2.TemplateError as exc:
+        override = ctx.workspace.templates_dir / template
+        where = (
+            f"your override {override}"
+            if override.exists()
+            else f"the template {template} (or a workspace override it uses)"
+        )
+        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        raise ConfigError(
+            f"cannot render {template}: {exc.message or exc}{line}. Fix {where}, or delete the "
+            "override to use the packaged template."
+        ) from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {path}: {exc.strerror or exc}. Check the free space and permissions "
+            "of the workspace's reports/ folder."
+        ) from None
+
+
 def _page(ctx: _Context, template: str, path: Path, **values: Any) -> Path:
     common = {
         "css": _rel(ctx.reports / CSS_NAME, path),
         "home": _rel(ctx.reports / "index.html", path),
     }
-    html = ctx.env.get_template(template).render(**common, **values)
-    write_atomic(path, html.encode("utf-8"))
+    html = _render(ctx, template, **common, **values)
+    _write(path, html.encode("utf-8"))
     return path
+
+
+# Characters XML 1.0 forbids even when escaped (form feeds and the like come out of PDFs).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
+def _web_url(url: str) -> str:
+    """Only http(s) addresses become links; anything else is shown as text."""
+    return url if url.lower().startswith(("http://", "https://")) else ""
 
 
 def _evidence_files(version: Version, page: Path) -> list[dict[str, Any]]:
@@ -624,11 +666,11 @@ def _render_diff(ctx: _Context, stored: StoredDiff) -> Path:
 
 
 def _write_css(ctx: _Context) -> None:
-    css = ctx.env.get_template(CSS_NAME).render()
+    css = _render(ctx, CSS_NAME)
     target = ctx.reports / CSS_NAME
     data = css.encode("utf-8")
     if not target.exists() or target.read_bytes() != data:
-        write_atomic(target, data)
+        _write(target, data)
 
 
 def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
@@ -816,7 +858,7 @@ def _render_feed(
             else _rel(report, path)
         )
         values = _diff_page_values(ctx, stored, report)
-        content = ctx.env.get_template("feed_entry.html").render(**values)
+        content = _render(ctx, "feed_entry.html", **values)
         entries.append(
             {
                 "id": _entry_id(stored),
@@ -830,7 +872,9 @@ def _render_feed(
         )
     updated = max((d.detected_at for d in diffs), default="1970-01-01T00:00:00Z")
     self_href = base_url + quote(path.relative_to(ctx.reports).as_posix()) if base_url else ""
-    xml = ctx.env.get_template("feed.xml").render(
+    xml = _render(
+        ctx,
+        "feed.xml",
         title=title,
         feed_id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'tostrack:feed:' + feed_id)}",
         updated=updated,
@@ -838,7 +882,7 @@ def _render_feed(
         self_href=self_href,
         home_href=base_url + "index.html" if base_url else _rel(ctx.reports / "index.html", path),
     )
-    write_atomic(path, xml.encode("utf-8"))
+    _write(path, _xml_safe(xml).encode("utf-8"))
     return path
 
 
@@ -933,7 +977,13 @@ def _clause_records(store: Store) -> list[dict[str, Any]]:
         current = store.current_version(source_id)
         if current is None:
             continue
-        _, clauses = current.load()
+        try:
+            _, clauses = current.load()
+        except (OSError, ValueError, KeyError) as exc:
+            raise StorageError(
+                f"cannot read {current.path / 'version.json'}: {exc}. The snapshot folder is "
+                "damaged or was moved; restore it from a backup."
+            ) from None
         for clause in clauses:
             records.append(
                 {
