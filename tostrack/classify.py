@@ -211,19 +211,22 @@ def _vetoed(p: _Pattern, masked: str, m: re.Match[str]) -> bool:
 def _first_match(
     rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
 ) -> tuple[int, int] | None:
+    # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
+    # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
     for p in patterns:
         for m in p.regex.finditer(masked):
             if m.end() <= min_end or m.end() == m.start():
                 continue  # only inside the lead-in: context, not evidence
-            if best is not None and m.start() >= best[0]:
+            if best is not None and m.end() > best[1]:
                 break
             if _vetoed(p, masked, m):
                 continue
             sentence = _sentence(masked, m.start(), m.end())
             if any(n.search(sentence) for n in rules.negative):
                 continue
-            best = (m.start(), m.end())
+            if best is None or (m.end(), -m.start()) < (best[1], -best[0]):
+                best = (m.start(), m.end())
             break
     return best
 
