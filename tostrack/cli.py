@@ -535,10 +535,10 @@ def export(ctx: click.Context, what: str, fmt: str) -> None:
 @cli.command()
 @click.option(
     "--every",
-    type=click.Choice(["hourly", "daily"]),
     default="hourly",
     show_default=True,
-    help="How often cron or the timer starts a run (each source still keeps its own interval).",
+    help="How often cron or the timer starts a run: hourly, daily, 15m, 6h, ... "
+    "(each source still keeps its own interval).",
 )
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Log file for the run command.")
 @click.pass_context

@@ -51,6 +51,8 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # username = "tostrack"
 # password_env = "TOSTRACK_SMTP_PASSWORD"   # the password is read from this environment variable
 # from = "tostrack <tostrack@example.com>"
+# timeout = 30              # seconds
+# ca_file = "/etc/ssl/private-ca.pem"   # only for a server with a private certificate
 
 # Who is told. Filters are optional; mode is "immediate", "daily" or "weekly".
 # [[recipients]]
@@ -63,6 +65,8 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 [notify]
 # operators = ["ops@example.com"]   # told when a source breaks (after broken_after failures) and recovers
 # broken_after = 3
+# digest_hour = 8                   # UTC hour at which daily and weekly digests fall due
+# digest_weekday = "monday"
 """
 
 
