@@ -248,8 +248,13 @@ def _normalise_redline(
 def _redline(change: Change) -> list[tuple[str, str]]:
     old_text, new_text = _joined(change.old), _joined(change.new)
     if change.redline:
-        bare = "\n".join(c.text for c in change.new)
-        return _normalise_redline(change.redline, (new_text, bare, " ".join(c.text for c in change.new)))
+        # align.py diffs the texts joined by spaces (with lead-ins); older records may differ.
+        candidates = {
+            sep.join(c.full_text if lead else c.text for c in change.new)
+            for sep in (" ", "\n")
+            for lead in (True, False)
+        }
+        return _normalise_redline(change.redline, tuple(candidates))
     if change.kind == "added":
         return [("insert", new_text)]
     if change.kind == "removed":
@@ -572,6 +577,9 @@ def _document_rows(
                     "title": "",
                     "substantive": False,
                     "severity": "none",
+                    "section_moved": False,
+                    "old_section": clause.section if before is not None else "",
+                    "new_section": clause.section,
                 }
             )
         for j in after.get(clause.id, []):
