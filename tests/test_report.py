@@ -275,7 +275,10 @@ def test_feeds_are_valid_atom_with_substantive_changes(
 
 def test_feed_links_are_absolute_with_base_url(tmp_path: Path) -> None:
     ids = build_store(tmp_path)
-    (tmp_path / "tostrack.toml").write_text('[report]\nbase_url = "https://legal.example/tos"\n')
+    (tmp_path / "tostrack.toml").write_text(
+        '[report]\nbase_url = "https://legal.example/tos"\ntitle = "Firm <AI> watch"\n'
+        "recent_changes = 1\n"
+    )
     ws = Workspace.open(tmp_path)
     with Store(tmp_path) as store:
         render_site(ws, store)
@@ -284,6 +287,24 @@ def test_feed_links_are_absolute_with_base_url(tmp_path: Path) -> None:
     assert f"https://legal.example/tos/changes/acme/terms/{ids['first']}.html" in hrefs
     selfs = [lnk.get("href") for lnk in root.findall(f"{ATOM}link") if lnk.get("rel") == "self"]
     assert selfs == ["https://legal.example/tos/feed.xml"]
+    index = (ws.reports_dir / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Firm &lt;AI&gt; watch</h1>" in index
+    assert "Showing the 1 most recent of 2 changes" in index
+
+
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        ('base_url = "ftp://x"', "base_url"),
+        ("recent_changes = 0", "recent_changes"),
+        ("title = 3", "title"),
+    ],
+)
+def test_report_settings_are_checked(tmp_path: Path, table: str, fragment: str) -> None:
+    (tmp_path / "tostrack.toml").write_text(f"[report]\n{table}\n")
+    ws = Workspace.open(tmp_path)
+    with Store(tmp_path) as store, pytest.raises(ConfigError, match=fragment):
+        render_site(ws, store)
 
 
 def test_export_clauses_json_and_csv(tmp_path: Path) -> None:

@@ -43,6 +43,37 @@ from tostrack.workspace import Workspace
 CSS_NAME = "tostrack.css"
 RECENT_LIMIT = 50  # changes on the dashboard; the filter pages and timelines list them all
 
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The [report] table of tostrack.toml."""
+
+    title: str = "Terms dashboard"
+    base_url: str = ""  # where reports/ is published; makes feed links absolute
+    recent_changes: int = RECENT_LIMIT
+
+    @classmethod
+    def from_workspace(cls, workspace: Workspace) -> ReportSettings:
+        table = workspace.settings.section("report")
+        where = workspace.settings.where
+        title = table.get("title", cls.title)
+        base_url = table.get("base_url", "")
+        recent = table.get("recent_changes", RECENT_LIMIT)
+        if not isinstance(title, str) or not title.strip():
+            raise ConfigError(f'{where}: [report] title must be text, e.g. title = "AI terms watch"')
+        if not isinstance(base_url, str) or (
+            base_url and not base_url.lower().startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                f"{where}: [report] base_url must be an http(s) address, e.g. "
+                'base_url = "https://intranet.example/tostrack/"'
+            )
+        if isinstance(recent, bool) or not isinstance(recent, int) or recent < 1:
+            raise ConfigError(f"{where}: [report] recent_changes must be a whole number, 1 or more")
+        if base_url and not base_url.endswith("/"):
+            base_url += "/"
+        return cls(title=title.strip(), base_url=base_url, recent_changes=recent)
+
 KIND_WORDS = {
     "added": "Added",
     "removed": "Removed",
@@ -381,6 +412,7 @@ class _Context:
     labels: _Labels
     titles: dict[str, str]
     urls: dict[str, str]
+    settings: ReportSettings
     loaded: dict[int, tuple[Any, tuple[Clause, ...]]] = field(default_factory=dict)
 
     def load(self, version: Version) -> tuple[Any, tuple[Clause, ...]]:
@@ -426,6 +458,7 @@ def _context(workspace: Workspace, store: Store) -> _Context:
         labels=_Labels(),
         titles=titles,
         urls=urls,
+        settings=ReportSettings.from_workspace(workspace),
     )
 
 
@@ -854,9 +887,7 @@ def _entry_id(stored: StoredDiff) -> str:
 def _render_feed(
     ctx: _Context, path: Path, title: str, feed_id: str, diffs: Sequence[StoredDiff]
 ) -> Path:
-    base_url = str(ctx.workspace.settings.section("report").get("base_url", "") or "")
-    if base_url and not base_url.endswith("/"):
-        base_url += "/"
+    base_url = ctx.settings.base_url
     entries = []
     for stored in diffs:
         report = change_report_path(ctx.reports, stored)
@@ -924,7 +955,8 @@ def render_site(workspace: Workspace, store: Store) -> Path:
     values = {
         "documents": _documents(ctx, index),
         "matrix": _matrix(ctx, index),
-        "changes": [_diff_row(ctx, d, index) for d in diffs[:RECENT_LIMIT]],
+        "changes": [_diff_row(ctx, d, index) for d in diffs[: ctx.settings.recent_changes]],
+        "dashboard_title": ctx.settings.title,
         "total_changes": len(diffs),
         "substantive_count": sum(1 for d in diffs if d.substantive),
         "failing": len(failing),
