@@ -333,6 +333,11 @@ def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
         "labels": labels.many(_change_labels(change)),
         "labels_added": labels.many(change.labels_added),
         "labels_removed": labels.many(change.labels_removed),
+        # Topics the clause keeps (not already named as gained or lost).
+        "labels_kept": labels.many(
+            label for label in _change_labels(change)
+            if label not in change.labels_added and label not in change.labels_removed
+        ),
         "evidence": evidence,
         "redline": ops,
         "old_ops": [(op, t) for op, t in ops if op != "insert"],
