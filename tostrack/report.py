@@ -409,6 +409,17 @@ def _diff_labels(stored: StoredDiff) -> list[str]:
     return list(seen)
 
 
+def _recent(cache: dict[int, Any], key: int, make: Any, size: int = 16) -> Any:
+    """A tiny LRU: pages of one document come together, so a few entries suffice."""
+    if key in cache:
+        cache[key] = cache.pop(key)  # most recently used goes last
+    else:
+        cache[key] = make()
+        if len(cache) > size:
+            del cache[next(iter(cache))]
+    return cache[key]
+
+
 @dataclass
 class _Context:
     workspace: Workspace
@@ -419,16 +430,19 @@ class _Context:
     urls: dict[str, str]
     settings: ReportSettings
     loaded: dict[int, tuple[Any, tuple[Clause, ...]]] = field(default_factory=dict)
+    views: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def load(self, version: Version) -> tuple[Any, tuple[Clause, ...]]:
         """A version's document and clauses, read once per render."""
-        if version.id in self.loaded:
-            self.loaded[version.id] = self.loaded.pop(version.id)  # most recently used last
-        else:
-            self.loaded[version.id] = _load_version(version)
-            if len(self.loaded) > 16:  # diffs come grouped by document: a few suffice
-                del self.loaded[next(iter(self.loaded))]
-        return self.loaded[version.id]
+        return _recent(self.loaded, version.id, lambda: _load_version(version))
+
+    def change_views(self, stored: StoredDiff) -> list[dict[str, Any]]:
+        """The view of each change of a diff, in document order (a report, two views, feeds)."""
+        return _recent(
+            self.views,
+            stored.id,
+            lambda: [_change_view(c, i, self.labels) for i, c in enumerate(stored.changes)],
+        )
 
     @property
     def reports(self) -> Path:
@@ -487,6 +501,9 @@ def _render(ctx: _Context, template: str, **values: Any) -> str:
 
 def _write(path: Path, data: bytes) -> None:
     try:
+        # Unchanged pages are left alone: re-rendering a big site costs no fsyncs for them.
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
         write_atomic(path, data)
     except OSError as exc:
         raise StorageError(
@@ -559,7 +576,10 @@ def _load_version(version: Version) -> tuple[Any, tuple[Clause, ...]]:
 
 
 def _document_rows(
-    stored: StoredDiff, old: Sequence[Clause], new: Sequence[Clause], labels: _Labels
+    stored: StoredDiff,
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    views: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The new document in order, with every change in place and removed clauses where they were.
 
@@ -572,7 +592,6 @@ def _document_rows(
             change_of.setdefault(f"new:{clause.id}", i)
         for clause in change.old:
             change_of.setdefault(f"old:{clause.id}", i)
-    views = [_change_view(c, i, labels) for i, c in enumerate(stored.changes)]
     old_by_id = {c.id: c for c in old}
     new_ids = {c.id for c in new}
     placed: set[int] = set()
@@ -643,9 +662,10 @@ def _topics(clauses: Sequence[Clause]) -> set[str]:
 def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
     doc, new_clauses = ctx.load(stored.to_version)
     _, old_clauses = ctx.load(stored.from_version)
-    ordered = _order(stored.changes)
-    substantive = [_change_view(c, i, ctx.labels) for i, c in ordered if c.substantive]
-    cosmetic = [_change_view(c, i, ctx.labels) for i, c in ordered if not c.substantive]
+    views = ctx.change_views(stored)
+    ordered = [views[i] for i, _ in _order(stored.changes)]
+    substantive = [v for v in ordered if v["substantive"]]
+    cosmetic = [v for v in ordered if not v["substantive"]]
     # Key changes: what a reader must see first (a topic gained or lost, or medium and above).
     key = [
         c for c in substantive
@@ -696,7 +716,7 @@ def _render_diff(ctx: _Context, stored: StoredDiff) -> Path:
     )
     _, old = ctx.load(stored.from_version)
     _, new = ctx.load(stored.to_version)
-    rows = _document_rows(stored, old, new, ctx.labels)
+    rows = _document_rows(stored, old, new, ctx.change_views(stored))
     for view in ("side-by-side", "inline"):
         view_page = _view_path(ctx.reports, stored, view)
         _page(
@@ -712,11 +732,7 @@ def _render_diff(ctx: _Context, stored: StoredDiff) -> Path:
 
 
 def _write_css(ctx: _Context) -> None:
-    css = _render(ctx, CSS_NAME)
-    target = ctx.reports / CSS_NAME
-    data = css.encode("utf-8")
-    if not target.exists() or target.read_bytes() != data:
-        _write(target, data)
+    _write(ctx.reports / CSS_NAME, _render(ctx, CSS_NAME).encode("utf-8"))
 
 
 def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
