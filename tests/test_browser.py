@@ -217,6 +217,49 @@ def test_every_page_loads_cleanly_with_ordered_headings(
     assert watched.problems == []
 
 
+CONTRAST_JS = """
+(selectors) => {
+  const rgb = (s) => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = {};
+  for (const sel of selectors) {
+    const el = document.querySelector(sel);
+    if (!el) { out[sel] = null; continue; }
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+    out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  }
+  return out;
+}
+"""
+
+
+def test_text_contrast_meets_wcag_aa(site: tuple[Path, dict[str, int]], watched: Watched) -> None:
+    reports, ids = site
+    checks = {
+        reports / "index.html": [
+            "main p", ".muted", ".sev-high", ".sev-medium", ".sev-low", ".sev-none", ".label",
+            "main a", ".matrix .yes", "thead th", ".stats strong", "header.site .tagline",
+        ],
+        reports / "changes" / "acme" / "terms" / f"{ids['first']}.html": [
+            "ins", "del", ".facts dt", ".section", ".evidence", ".label-added", ".key",
+        ],
+    }
+    for path, selectors in checks.items():
+        ratios = watched.open(path).evaluate(CONTRAST_JS, selectors)
+        low = {sel: round(r, 2) for sel, r in ratios.items() if r is None or r < 4.5}
+        assert low == {}, (path.name, low)
+
+
 def test_no_page_loads_anything_from_outside(site: tuple[Path, dict[str, int]]) -> None:
     reports, _ = site
     for page in reports.rglob("*.html"):
