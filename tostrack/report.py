@@ -205,7 +205,9 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 
 def _segments(source_id: str) -> list[str]:
-    return [s for s in source_id.split("/") if s]
+    """provider/document -> path parts that always stay inside reports/."""
+    parts = [s for s in source_id.split("/") if s not in ("", ".", "..")]
+    return parts or ["unnamed"]
 
 
 def _rel(target: Path, page: Path) -> str:
@@ -235,7 +237,7 @@ def feed_path(reports: Path, source_id: str) -> Path:
 
 
 def _filter_path(reports: Path, kind: str, value: str) -> Path:
-    return reports / "filter" / f"{kind}-{value}.html"
+    return reports / "filter" / f"{kind}-{re.sub(r'[^A-Za-z0-9_.-]', '-', value)}.html"
 
 
 # -- view models: plain values the templates lay out ------------------------------------------
