@@ -382,6 +382,18 @@ def test_empty_workspace_renders_a_dashboard(tmp_path: Path) -> None:
     assert ET.parse(ws.reports_dir / "feed.xml").getroot().findall(f"{ATOM}entry") == []
 
 
+def test_source_that_never_fetched_gets_a_timeline_of_failures(tmp_path: Path) -> None:
+    ws = Workspace.open(tmp_path)
+    with Store(tmp_path) as store:
+        store.record_failure(Failure("zeta/terms", "2026-03-01T00:00:00Z", "challenge",
+                                     "bot check page"), title="Zeta Terms")
+        index = render_site(ws, store)
+    html = index.read_text(encoding="utf-8")
+    assert "Zeta Terms" in html and "Failing (1 in a row: challenge)" in html
+    timeline = (ws.reports_dir / "documents" / "zeta" / "terms.html").read_text(encoding="utf-8")
+    assert "Check failed" in timeline and "bot check page" in timeline
+
+
 def test_broken_template_override_says_which_file_to_fix(tmp_path: Path) -> None:
     build_store(tmp_path)
     (tmp_path / "templates").mkdir()
