@@ -352,3 +352,25 @@ def test_deterministic_across_processes_and_hash_seeds() -> None:
     here = json.dumps([classify_text(json.loads(line)["text"])
                        for line in DEV.read_text(encoding="utf-8").splitlines()])
     assert json.loads(here) == json.loads(outputs[0])
+
+
+def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gates only skip regexes that cannot match: results with and without are identical."""
+    import dataclasses
+
+    from tostrack import classify
+
+    texts = [json.loads(line)["text"] for line in DEV.read_text(encoding="utf-8").splitlines()]
+    gated = [classify_text(t) for t in texts]
+    rules = classify._rules()
+    assert sum(1 for r in rules for p in r.patterns if p.gate) > len(rules)  # gates exist
+    ungated = tuple(
+        dataclasses.replace(
+            r, gate=None,
+            patterns=tuple(dataclasses.replace(p, gate=None) for p in r.patterns),
+            weak=tuple(dataclasses.replace(p, gate=None) for p in r.weak),
+        )
+        for r in rules
+    )
+    monkeypatch.setattr(classify, "_rules", lambda: ungated)
+    assert [classify_text(t) for t in texts] == gated

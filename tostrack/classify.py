@@ -92,6 +92,7 @@ _FLAGS = re.IGNORECASE
 @dataclass(frozen=True)
 class _Pattern:
     regex: re.Pattern[str]
+    gate: tuple[str, ...] | None = None  # every match contains one of these (casefolded)
     unless: re.Pattern[str] | None = None  # searched inside the match
     unless_after: re.Pattern[str] | None = None  # matched right after the match
     unless_before: re.Pattern[str] | None = None  # searched in the text just before it
@@ -104,6 +105,7 @@ class _Rules:
     weak: tuple[_Pattern, ...]
     negative: tuple[re.Pattern[str], ...]
     heading: re.Pattern[str] | None
+    gate: tuple[str, ...] | None = None  # union of the patterns' gates: no word, no match
 
 
 def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
@@ -132,15 +134,82 @@ def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[
         raise ValueError(f"rules.toml {where}: bad regex {pattern!r}: {exc}") from None
 
 
+def _literal_sets(items: Any) -> tuple[set[str] | None, set[str] | None]:
+    """(full, best) for a parsed regex sequence.
+
+    full: the strings the sequence can match, if it is pure literal text (else None).
+    best: strings one of which every match must contain (else None), the most selective found.
+    """
+    from re import _constants as k  # the parser's opcodes; stable across 3.11+
+
+    candidates: list[set[str]] = []
+    run: set[str] = {""}
+    pure = True
+
+    def flush() -> None:
+        nonlocal run
+        if run != {""}:
+            candidates.append(run)
+        run = {""}
+
+    for op, av in items:
+        if op is k.LITERAL:
+            run = {s + chr(av) for s in run}
+        elif op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+            continue  # zero width: literal text on both sides stays adjacent
+        elif op in (k.BRANCH, k.SUBPATTERN):
+            subs = [_literal_sets(b) for b in av[1]] if op is k.BRANCH else [_literal_sets(av[-1])]
+            fulls = [f for f, _ in subs]
+            if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
+                alts = set().union(*fulls)  # type: ignore[arg-type]
+                run = {a + b for a in run for b in alts}
+                continue
+            pure = False
+            flush()
+            bests = [b for _, b in subs]
+            if all(b is not None for b in bests):
+                candidates.append(set().union(*bests))  # type: ignore[arg-type]
+        elif op in (k.MAX_REPEAT, k.MIN_REPEAT):
+            pure = False
+            flush()
+            if av[0] >= 1:
+                best = _literal_sets(av[2])[1]
+                if best is not None:
+                    candidates.append(best)
+        else:  # character classes, any, backreferences: no literal to rely on
+            pure = False
+            flush()
+    full = set(run) if pure else None
+    flush()
+    best = max(candidates, key=lambda c: min(map(len, c)), default=None)
+    return full, best
+
+
+def _gate(regex: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Literal strings one of which any match must contain, to skip the regex cheaply."""
+    try:
+        from re import _parser
+
+        best = _literal_sets(_parser.parse(regex.pattern, regex.flags))[1]
+    except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
+        return None
+    if not best or min(map(len, best)) < 3:
+        return None
+    return tuple(sorted({s.casefold() for s in best}))
+
+
 def _pattern(entry: str | dict[str, str], macros: Mapping[str, str], where: str) -> _Pattern:
     if isinstance(entry, str):
-        return _Pattern(_compile(entry, macros, where))
+        regex = _compile(entry, macros, where)
+        return _Pattern(regex, _gate(regex))
 
     def opt(key: str) -> re.Pattern[str] | None:
         return _compile(entry[key], macros, f"{where}.{key}") if key in entry else None
 
+    regex = _compile(entry["pattern"], macros, where)
     return _Pattern(
-        _compile(entry["pattern"], macros, where),
+        regex,
+        _gate(regex),
         unless=opt("unless"),
         unless_after=opt("unless_after"),
         unless_before=opt("unless_before"),
@@ -156,13 +225,18 @@ def _rules() -> tuple[_Rules, ...]:
     for label in taxonomy():
         entry = data.get(label.id, {})
         where = f"[{label.id}]"
+        patterns = tuple(_pattern(p, macros, where) for p in entry.get("patterns", ()))
+        gates = [p.gate for p in patterns]
         out.append(
             _Rules(
                 label=label.id,
-                patterns=tuple(_pattern(p, macros, where) for p in entry.get("patterns", ())),
+                patterns=patterns,
                 weak=tuple(_pattern(p, macros, where + ".weak") for p in entry.get("weak", ())),
                 negative=tuple(_compile(p, macros, where) for p in entry.get("negative", ())),
                 heading=_compile(entry["heading"], macros, where) if "heading" in entry else None,
+                gate=None if any(g is None for g in gates) else tuple(sorted(
+                    {w for g in gates for w in g or ()}
+                )),
             )
         )
     unknown = set(data) - set(known) - {"macros"}
@@ -209,12 +283,14 @@ def _vetoed(p: _Pattern, masked: str, m: re.Match[str]) -> bool:
 
 
 def _first_match(
-    rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
+    rules: _Rules, patterns: Sequence[_Pattern], masked: str, folded: str, min_end: int
 ) -> tuple[int, int] | None:
     # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
     # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
     for p in patterns:
+        if p.gate is not None and not any(word in folded for word in p.gate):
+            continue
         for m in p.regex.finditer(masked):
             if m.end() <= min_end or m.end() == m.start():
                 continue  # only inside the lead-in: context, not evidence
@@ -237,12 +313,15 @@ def _classify(
     if not text.strip():
         return ()
     masked = _mask(text)
+    folded = masked.casefold()
     trail = " › ".join(heading)
     out = []
     for rules in _rules():
-        span = _first_match(rules, rules.patterns, masked, lead_in_length)
+        span = None
+        if rules.gate is None or any(word in folded for word in rules.gate):
+            span = _first_match(rules, rules.patterns, masked, folded, lead_in_length)
         if span is None and rules.weak and rules.heading and trail and rules.heading.search(trail):
-            span = _first_match(rules, rules.weak, masked, lead_in_length)
+            span = _first_match(rules, rules.weak, masked, folded, lead_in_length)
         if span is not None:
             out.append((rules.label, text[span[0] : span[1]].strip()))
     return tuple(out)
