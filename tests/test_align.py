@@ -163,12 +163,14 @@ def test_renumbering_alone_is_cosmetic() -> None:
     assert [c.id for c in diff.new_clauses] == [c.id for c in old]
 
 
-def test_heading_style_is_cosmetic_but_a_renamed_heading_is_not() -> None:
+def test_heading_style_and_nesting_are_cosmetic() -> None:
     old = [clause(f"o{k}", t, ("3. Restrictions",)) for k, t in enumerate(PROVISIONS)]
-    restyled = [clause(f"n{k}", t, ("RESTRICTIONS",)) for k, t in enumerate(PROVISIONS)]
-    assert not diff_clauses(old, restyled).substantive
-    renamed = [clause(f"n{k}", t, ("3. Recommendations",)) for k, t in enumerate(PROVISIONS)]
-    assert diff_clauses(old, renamed).substantive
+    restyled = [clause(f"n{k}", t, ("Terms", "RESTRICTIONS")) for k, t in enumerate(PROVISIONS)]
+    diff = diff_clauses(old, restyled)
+    assert not diff.substantive and {c.kind for c in diff.changes} == {"modified"}
+    # Clauses that kept wording and place under a renamed heading: cosmetic (see align.py).
+    renamed = [clause(f"n{k}", t, ("3. Limits",)) for k, t in enumerate(PROVISIONS)]
+    assert not diff_clauses(old, renamed).substantive
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,13 @@
 
 How (most clauses never change between versions, so the cheap path comes first):
 
-1. Each clause gets a key: the words of `normalise(full_text)`, casefolded, each word encoded as
-   one character, so identical wording gives an identical (hashable, short) string.
+1. Each clause gets a key: the words of `normalise(full_text)`, casefolded, so identical wording
+   gives an identical key whatever the formatting.
 2. difflib.SequenceMatcher over the two key sequences gives the in-order backbone of clauses
    whose wording did not change.
 3. Identical keys left over on both sides are the same clause in another place.
 4. What is still unaligned is compared by word-level similarity (rapidfuzz's Indel ratio over
-   the encoded keys): one old to one new (modified), one old to several consecutive new whose
+   the words, each encoded as one character): one old to one new (modified), one old to several consecutive new whose
    concatenation is closer to it than any single one (split), several consecutive old to one new
    (merged). Best score first, greedily. A pair in the same changed region of the backbone needs
    less similarity (50) than a pair from anywhere in the document (65).
@@ -32,8 +32,10 @@ Substantive or cosmetic (cosmetic changes are recorded, never alerted on):
 - moved: a clause whose wording did not change but whose place among the other clauses did is
   reported as "moved" and is NOT substantive, unless its heading trail (numbers and case
   ignored) changed too: then it is substantive, because a provision read under another heading
-  can mean something else. The same rule covers a clause that stayed in place while the heading
-  above it was renamed: that is reported as "moved" (to another section) and is substantive.
+  can mean something else. Headings are not clauses: a clause that kept its wording and its
+  place while the heading above it changed is a cosmetic "modified" (re-extractions re-nest and
+  restyle headings far more often than providers rename them; a renamed heading usually comes
+  with reworded clauses, which are reported).
   A reworded clause that also moved is kind "modified" with moved=True (always substantive).
 - split / merged: cosmetic when the words, joined, are the same (a paragraph reflowed).
 - added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line).
@@ -161,10 +163,14 @@ def _heading_part(heading: str) -> str:
     return " ".join(_WORD.findall(text.casefold()))
 
 
-def _heading_key(clause: Clause) -> tuple[str, ...]:
-    """The heading trail as a reader hears it: no numbers, no case, no markup."""
-    parts = (_heading_part(h) for h in clause.heading)
-    return tuple(p for p in parts if p)
+def _heading_key(clause: Clause) -> str:
+    """The nearest heading above the clause as a reader hears it: no number, case or markup.
+
+    Only the nearest: a re-extraction that wraps the document in one more heading level, or
+    renames a chapter, does not put every clause below it somewhere else.
+    """
+    parts = [p for p in (_heading_part(h) for h in clause.heading) if p]
+    return parts[-1] if parts else ""
 
 
 def _has_words(text: str) -> bool:
@@ -220,6 +226,17 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
 # -- alignment --------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 16)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(normalise(text).casefold()))
+
+
+def _key(text: str) -> str:
+    """Identical for two texts with the same words in the same order, whatever the format."""
+    words = _words(text)
+    return " ".join(words) if words else "\x00" + normalise(text)
+
+
 class _Vocabulary:
     """Words as single characters, so rapidfuzz compares word sequences at string speed."""
 
@@ -227,7 +244,7 @@ class _Vocabulary:
         self.codes: dict[str, str] = {}
 
     def encode(self, text: str) -> str:
-        words = _WORD.findall(normalise(text).casefold())
+        words = _words(text)
         if not words:  # no wording: only identical punctuation matches it
             return "\x00" + normalise(text)
         out = []
@@ -275,7 +292,7 @@ def _runs(seed: int, free: set[int], limit: int) -> list[int]:
     return list(range(start, end + 1))
 
 
-def _grow(query: str, seed: int, window: list[int], keys: Sequence[str]) -> tuple[float, list[int]]:
+def _grow(query: str, seed: int, window: list[int], keys: dict[int, str]) -> tuple[float, list[int]]:
     """Grow a run of consecutive clauses from `seed` while their joined text gets closer."""
     lo = hi = window.index(seed)
     best = fuzz.ratio(query, keys[seed])
@@ -301,9 +318,11 @@ def _grow(query: str, seed: int, window: list[int], keys: Sequence[str]) -> tupl
 class _Aligner:
     def __init__(self, old: tuple[Clause, ...], new: tuple[Clause, ...]) -> None:
         self.old, self.new = old, new
-        vocabulary = _Vocabulary()
-        self.old_keys = [vocabulary.encode(c.full_text) for c in old]
-        self.new_keys = [vocabulary.encode(c.full_text) for c in new]
+        self.old_keys = [_key(c.full_text) for c in old]
+        self.new_keys = [_key(c.full_text) for c in new]
+        # Word-per-character codes for similarity, made only for clauses still unaligned.
+        self.old_codes: dict[int, str] = {}
+        self.new_codes: dict[int, str] = {}
         self.pairs: dict[int, int] = {}  # old index -> new index, one to one
         self.splits: list[tuple[int, tuple[int, ...]]] = []
         self.merges: list[tuple[tuple[int, ...], int]] = []
@@ -356,17 +375,17 @@ class _Aligner:
         """Word-level similarity of free old/new pairs worth a look (at least _SEED_CUTOFF)."""
         scores: dict[tuple[int, int], float] = {}
         if len(old_free) * len(new_free) <= _EXHAUSTIVE:
-            choices = [self.new_keys[j] for j in new_free]
+            choices = [self.new_codes[j] for j in new_free]
             for i in old_free:
-                found = process.extract(self.old_keys[i], choices, scorer=fuzz.ratio,
+                found = process.extract(self.old_codes[i], choices, scorer=fuzz.ratio,
                                         limit=None, score_cutoff=_SEED_CUTOFF)
                 for _, score, col in found:
                     scores[(i, new_free[col])] = score
             return scores
         # Many clauses changed at once: only compare clauses that share one of their rarest
         # words. A clause still half the same keeps some of them; unrelated ones rarely do.
-        old_words = {i: set(self.old_keys[i]) for i in old_free}
-        new_words = {j: set(self.new_keys[j]) for j in new_free}
+        old_words = {i: set(self.old_codes[i]) for i in old_free}
+        new_words = {j: set(self.new_codes[j]) for j in new_free}
         frequency: dict[str, int] = {}
         for words in (*old_words.values(), *new_words.values()):
             for w in words:
@@ -389,7 +408,7 @@ class _Aligner:
         for j, words in new_words.items():
             pairs.update((i, j) for w in rarest(words) for i in old_index.get(w, ()))
         for i, j in pairs:
-            score = fuzz.ratio(self.old_keys[i], self.new_keys[j], score_cutoff=_SEED_CUTOFF)
+            score = fuzz.ratio(self.old_codes[i], self.new_codes[j], score_cutoff=_SEED_CUTOFF)
             if score:
                 scores[(i, j)] = score
         return scores
@@ -430,6 +449,9 @@ class _Aligner:
         old_free, new_free = self._free()
         if not old_free or not new_free:
             return
+        vocabulary = _Vocabulary()
+        self.old_codes = {i: vocabulary.encode(self.old[i].full_text) for i in old_free}
+        self.new_codes = {j: vocabulary.encode(self.new[j].full_text) for j in new_free}
         scores = self._scores(old_free, new_free)
         # (score, local, olds, news)
         candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
@@ -448,13 +470,13 @@ class _Aligner:
         for i, (best_single, seed) in best_new.items():
             window = _runs(seed, new_set, MAX_GROUP)
             if len(window) > 1:
-                score, run = _grow(self.old_keys[i], seed, window, self.new_keys)
+                score, run = _grow(self.old_codes[i], seed, window, self.new_codes)
                 if len(run) > 1 and score >= max(GROUP_THRESHOLD, best_single + GROUP_MARGIN):
                     candidates.append((score, True, (i,), tuple(run)))
         for j, (best_single, seed) in best_old.items():
             window = _runs(seed, old_set, MAX_GROUP)
             if len(window) > 1:
-                score, run = _grow(self.new_keys[j], seed, window, self.old_keys)
+                score, run = _grow(self.new_codes[j], seed, window, self.old_codes)
                 if len(run) > 1 and score >= max(GROUP_THRESHOLD, best_single + GROUP_MARGIN):
                     candidates.append((score, True, tuple(run), (j,)))
         # Best first; on equal scores prefer the nearby pair, then document order.
@@ -529,7 +551,7 @@ def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
     same_wording = normalise(old.full_text) == normalise(new.full_text)
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
-    if in_place and same_wording and same_heading:
+    if in_place and same_wording:
         if same_raw and old.section == new.section and old.heading == new.heading \
                 and old.number == new.number:
             return None

@@ -8,14 +8,47 @@ whole history, exactly as when tracking live.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tostrack.errors import InputError
 from tostrack.history import dated_files
+from tostrack.models import Clause, Diff, Document
 from tostrack.output import diff_body
 
-__all__ = ["replay_pairs", "version_dirs"]
+__all__ = ["HistoryAnalyser", "replay_directory", "replay_pairs", "version_dirs"]
+
+
+class HistoryAnalyser:
+    """pipeline.analyse for the versions of one document, classifying each distinct clause once.
+
+    Most clauses are the same from one version to the next, and classification (many rules per
+    clause) costs far more than segmentation. classify_clauses reads each clause on its own
+    (its text, lead-in and heading trail), so a clause seen before gets the same labels again.
+    tests/test_replay.py checks that the result equals pipeline.analyse.
+    """
+
+    def __init__(self) -> None:
+        self._labels: dict[tuple[str, tuple[str, ...], str], Clause] = {}
+
+    def __call__(self, document: Document) -> tuple[Clause, ...]:
+        from tostrack.classify import classify_clauses
+        from tostrack.segment import segment_document
+
+        clauses = segment_document(document)
+        todo = {_reading(c): c for c in clauses if _reading(c) not in self._labels}
+        if todo:
+            self._labels.update(zip(todo, classify_clauses(tuple(todo.values()))))
+        out = []
+        for clause in clauses:
+            known = self._labels[_reading(clause)]
+            out.append(replace(clause, labels=known.labels, evidence=known.evidence))
+        return tuple(out)
+
+
+def _reading(clause: Clause) -> tuple[str, tuple[str, ...], str]:
+    return (clause.text, clause.heading, clause.lead_in)
 
 
 def version_dirs(directory: Path) -> list[Path]:
@@ -39,22 +72,46 @@ def version_dirs(directory: Path) -> list[Path]:
 def replay_pairs(
     dirs: Sequence[Path], severity: Mapping[str, str] | None = None
 ) -> Iterator[dict[str, Any]]:
-    """{"document", "from", "to", "summary", "changes"} for each consecutive pair, in date order."""
-    from tostrack.extract import extract_file
-    from tostrack.pipeline import analyse, compare_clauses
+    """{"document", "from", "to", "summary", "changes"} for each consecutive pair, in date order.
 
+    Each dir holds the versions of one document named by capture time (or is a folder of such
+    folders, see version_dirs).
+    """
     for given in dirs:
         for directory in version_dirs(Path(given)):
-            previous_name, previous_clauses = None, None
-            for _captured_at, path in dated_files(directory):
-                clauses = analyse(extract_file(path))
-                if previous_clauses is not None:
-                    diff = compare_clauses(previous_clauses, clauses, severity)
-                    yield {
-                        "document": str(directory),
-                        "from": previous_name,
-                        "to": path.name,
-                        **diff_body(diff),
-                    }
-                    clauses = diff.new_clauses  # ids inherited: stable through the history
-                previous_name, previous_clauses = path.name, clauses
+            for old, new, diff in replay_directory(directory, severity):
+                yield {"document": str(directory), "from": old.name, "to": new.name,
+                       **diff_body(diff)}
+
+
+def replay_directory(
+    directory: Path, severity: Mapping[str, str] | None = None
+) -> Iterator[tuple[Path, Path, Diff]]:
+    """(old file, new file, labelled diff) for each consecutive pair of one document's versions.
+
+    Each version is read and analysed once; its clauses, with the ids inherited through
+    alignment, are the old side of the next pair, so ids stay stable through the history.
+    """
+    from tostrack.extract import extract_file
+    from tostrack.pipeline import compare_clauses
+
+    analyse = HistoryAnalyser()
+    previous: tuple[Path, bytes, tuple[Clause, ...]] | None = None
+    for _captured_at, path in dated_files(directory):
+        raw = _read(path)
+        if previous is not None and raw == previous[1]:
+            clauses = previous[2]  # the same bytes again: nothing to read twice
+        else:
+            clauses = analyse(extract_file(path))
+        if previous is not None:
+            diff = compare_clauses(previous[2], clauses, severity)
+            yield previous[0], path, diff
+            clauses = diff.new_clauses
+        previous = (path, raw, clauses)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
