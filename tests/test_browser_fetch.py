@@ -141,3 +141,24 @@ def test_javascript_shell_without_a_browser_says_what_to_install(server: HTTPSer
     result = fetch_source(src, config(chromium="/nonexistent/chromium"))
     assert isinstance(result, Failure) and result.reason == "browser-unavailable"
     assert "only with JavaScript" in result.detail and "apt install chromium" in result.detail
+
+
+@needs_browser
+def test_browser_uses_the_proxy_from_the_environment(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Request] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request)
+        return Response(JS_PAGE, content_type="text/html")
+
+    server.expect_request("/via-proxy").respond_with_handler(handler)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url_for("/"))
+    monkeypatch.setenv("http_proxy", server.url_for("/"))
+    src = Source("scripted/terms", ("http://terms.example.invalid/via-proxy",), browser=True)
+    snap = only(fetch_source(src, config()))
+    assert b"rule 2 of the scripted terms" in snap.body
+    assert seen and seen[0].headers["Host"] == "terms.example.invalid"

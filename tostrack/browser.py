@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from tostrack.models import Failure, Snapshot, Source
 
@@ -21,8 +22,11 @@ INSTALL_PLAYWRIGHT = (
     "Playwright is not installed: pip install 'tostrack[browser]' "
     "(it drives the system Chromium; no browser download is needed)"
 )
-# How long a bot challenge may take to let the page through before we give up.
+# How long a bot challenge may take to let the page through before we give up (seconds),
+# and how long to wait for text that scripts add after the page went quiet.
 CHALLENGE_WAIT = 8.0
+LATE_SCRIPT_WAIT = 2.0
+_SKIPPED_RESOURCES = frozenset({"image", "media", "font"})
 
 
 def chromium_problem(path: str) -> str | None:
@@ -69,9 +73,16 @@ def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
     headers = {k: v for k, v in headers.items() if k.lower() != "user-agent"}
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=config.chromium, headless=True, timeout=timeout_ms
-            )
+            try:
+                browser = playwright.chromium.launch(
+                    executable_path=config.chromium,
+                    headless=True,
+                    timeout=timeout_ms,
+                    proxy=proxy_for(url),
+                )
+            except PlaywrightError as exc:
+                return fail("browser-unavailable", f"cannot start {config.chromium}: "
+                            f"{_first_line(exc)}")
             try:
                 return _load(source, url, config, browser, headers, user_agent, timeout_ms, fail)
             finally:
@@ -80,14 +91,41 @@ def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
         return fail("timeout", f"{url}: Chromium did not finish loading within "
                     f"{timeout_ms / 1000:g} s")
     except PlaywrightError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        message = _first_line(exc)
         if "net::ERR_" in message:
-            return fail("connection", f"{url}: {message[:300]}")
-        if "launch" in message.lower() or "executable" in message.lower():
-            return fail("browser-unavailable", f"cannot start {config.chromium}: {message[:300]}")
-        return fail("browser-error", f"{url}: {message[:300]}")
+            return fail("connection", f"{url}: {message}")
+        if "Download is starting" in message:
+            return fail("browser-error", f"{url} is a download (a PDF?), not a page: "
+                        "remove browser = true from this source")
+        return fail("browser-error", f"{url}: {message}")
     except Exception as exc:  # noqa: BLE001 - a separate program; report it, never crash a run
         return fail("browser-error", f"{url}: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else repr(exc))[:300]
+
+
+def proxy_for(url: str) -> dict[str, str] | None:
+    """The proxy requests would use for url (HTTP(S)_PROXY, NO_PROXY), in Playwright's form."""
+    import requests.utils
+
+    proxies = requests.utils.get_environ_proxies(url)
+    scheme = urlsplit(url).scheme
+    server = proxies.get(scheme) or proxies.get("all")
+    if not server:
+        return None
+    parts = urlsplit(server if "://" in server else f"http://{server}")
+    port = f":{parts.port}" if parts.port else ""
+    proxy = {"server": f"{parts.scheme}://{parts.hostname}{port}"}
+    if parts.username:
+        proxy["username"] = unquote(parts.username)
+        proxy["password"] = unquote(parts.password or "")
+    bypass = os.environ.get("NO_PROXY") or os.environ.get("no_proxy")
+    if bypass:
+        proxy["bypass"] = bypass
+    return proxy
 
 
 def _load(
@@ -103,11 +141,18 @@ def _load(
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     from tostrack.fetch import utc_now
-    from tostrack.health import looks_blocked
+    from tostrack.health import page_problem
 
     context = browser.new_context(user_agent=user_agent, extra_http_headers=headers or None)
     page = context.new_page()
     page.set_default_timeout(timeout_ms)
+    # Text is all we keep: skip images, media and fonts (faster, and lighter on the site).
+    page.route(
+        "**/*",
+        lambda route: route.abort()
+        if route.request.resource_type in _SKIPPED_RESOURCES
+        else route.continue_(),
+    )
     # The status that counts is the last main-frame document: a challenge that lets us
     # through navigates again.
     last: dict[str, Any] = {}
@@ -126,9 +171,14 @@ def _load(
     except PlaywrightTimeout:
         pass  # pages that poll forever never go idle; "load" has happened
     html = page.content()
-    deadline = time.monotonic() + min(CHALLENGE_WAIT, config.read_timeout)
-    while looks_blocked(html.encode("utf-8"), "text/html") and time.monotonic() < deadline:
-        page.wait_for_timeout(1000)
+    # A challenge takes a few seconds to let us through; late scripts a little less.
+    started = time.monotonic()
+    while True:
+        problem = page_problem(html.encode("utf-8"), "text/html")
+        patience = {"challenge": CHALLENGE_WAIT, "needs-javascript": LATE_SCRIPT_WAIT}
+        if time.monotonic() - started >= min(patience.get(problem or "", 0), config.read_timeout):
+            break
+        page.wait_for_timeout(500)
         html = page.content()
     response = last.get("response")
     status = response.status if response is not None else 200
