@@ -539,3 +539,8 @@ def test_validators_of_another_url_are_not_sent(server: HTTPServer) -> None:
     assert "If-None-Match" not in seen[0].headers
     only(fetch_source(src, FAST, previous={**moved, "url": src.url}))
     assert seen[1].headers["If-None-Match"] == '"v1"'
+
+
+def test_source_without_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no url"):
+        fetch_source(Source(id="example/none", urls=()), FAST)

@@ -259,6 +259,8 @@ def fetch_source(
     """Fetch every URL of a source. Any URL failing fails the whole source (never half a
     combined document). `previous` is the store's state of the source: its etag and
     last_modified make a conditional GET for single-page sources, answered by NOT_MODIFIED."""
+    if not source.urls:
+        raise ConfigError(f"source {source.id} has no url: give it url = \"https://...\"")
     own = session is None
     session = session or requests.Session()
     try:

@@ -76,6 +76,7 @@ CHALLENGE_TEXT = _rx(
     r"why have i been blocked",
     r"this website is using a security service to protect itself",
     r"complete the security check to access",
+    r"enable js and disable any ad ?blocker",
 )
 # Markers in a challenge page's markup (scripts, form ids, vendor hosts).
 CHALLENGE_MARKUP = _rx(
