@@ -10,10 +10,11 @@ How (most clauses never change between versions, so the cheap path comes first):
 4. What is still unaligned is compared by word-level similarity (rapidfuzz's Indel ratio over
    the words, each encoded as one character): one old to one new (modified), one old to several consecutive new whose
    concatenation is closer to it than any single one (split), several consecutive old to one new
-   (merged). Best score first, greedily. A pair in the same changed region of the backbone needs
-   less similarity (50) than a pair from anywhere in the document (65).
+   (merged). Best score first, greedily. A pair in the same gap between clauses that kept their
+   place needs less similarity (50) than a pair from anywhere in the document (65).
 5. Place: the largest set of aligned pairs that keeps its relative order stays where it was
-   (longest increasing subsequence); every other aligned clause moved.
+   (longest increasing subsequence; on ties, the clauses that kept their heading stay); every
+   other aligned clause moved.
 
 Ids: a new clause inherits the id of the old clause it is aligned with (the first old clause of
 a merge; the first new clause of a split inherits the old id). Any other new clause keeps the id
@@ -63,7 +64,7 @@ from tostrack.models import Change, Clause, Diff
 __all__ = ["diff_clauses", "normalise", "word_redline"]
 
 # Similarity (0-100, word-level) needed to call two clauses the same provision.
-LOCAL_THRESHOLD = 50.0  # both in the same changed region of the backbone
+LOCAL_THRESHOLD = 50.0  # both in the same gap between clauses that kept their place
 GLOBAL_THRESHOLD = 65.0  # anywhere else in the document
 GROUP_THRESHOLD = 70.0  # split / merged: the joined clauses against the single one
 GROUP_MARGIN = 5.0  # ... and this much better than the best single clause
@@ -260,25 +261,37 @@ class _Vocabulary:
         return "".join(out)
 
 
-def _longest_increasing(values: Sequence[int]) -> set[int]:
-    """Positions of one longest strictly increasing subsequence of `values`."""
-    tails: list[int] = []  # values
-    tail_pos: list[int] = []  # positions of those values
-    parent = [-1] * len(values)
-    for pos, value in enumerate(values):
-        k = bisect_left(tails, value)
-        if k == len(tails):
-            tails.append(value)
-            tail_pos.append(pos)
-        else:
-            tails[k] = value
-            tail_pos[k] = pos
-        parent[pos] = tail_pos[k - 1] if k else -1
+def _keep_order(pairs: Sequence[tuple[int, int, float]]) -> set[int]:
+    """Positions in `pairs` (old index, new index, weight) of the heaviest set of pairs whose
+    old and new indices increase together: the clauses that kept their place.
+
+    Heaviest longest-increasing-subsequence with a Fenwick tree of prefix maxima: O(n log n).
+    """
+    if not pairs:
+        return set()
+    size = max(i for i, _, _ in pairs) + 2
+    tree_total = [0.0] * (size + 1)
+    tree_at = [-1] * (size + 1)
+    total = [0.0] * len(pairs)
+    parent = [-1] * len(pairs)
+    for k in sorted(range(len(pairs)), key=lambda k: pairs[k][1]):
+        i, _, weight = pairs[k]
+        best, at, x = 0.0, -1, i  # best chain ending at an old index below i
+        while x > 0:
+            if tree_total[x] > best:
+                best, at = tree_total[x], tree_at[x]
+            x -= x & -x
+        total[k], parent[k] = best + weight, at
+        x = i + 1
+        while x <= size:
+            if total[k] > tree_total[x]:
+                tree_total[x], tree_at[x] = total[k], k
+            x += x & -x
     keep: set[int] = set()
-    pos = tail_pos[-1] if tail_pos else -1
-    while pos >= 0:
-        keep.add(pos)
-        pos = parent[pos]
+    k = max(range(len(pairs)), key=total.__getitem__)
+    while k >= 0:
+        keep.add(k)
+        k = parent[k]
     return keep
 
 
@@ -326,27 +339,34 @@ class _Aligner:
         self.pairs: dict[int, int] = {}  # old index -> new index, one to one
         self.splits: list[tuple[int, tuple[int, ...]]] = []
         self.merges: list[tuple[tuple[int, ...], int]] = []
-        self.old_region: dict[int, int] = {}  # changed region of the backbone, per index
-        self.new_region: dict[int, int] = {}
+        # Gap between two clauses that kept their place, per index: a pair in the same gap on
+        # both sides is "local" and needs less similarity to be believed.
+        self.old_gap: dict[int, int] = {}
+        self.new_gap: dict[int, int] = {}
 
     def align(self) -> None:
         self._backbone()
         self._same_text_elsewhere()
         self._prefer_same_place()
+        self._find_gaps()
         self._similar()
+
+    def _find_gaps(self) -> None:
+        stay = sorted(self.in_place())
+        old_anchors = stay
+        new_anchors = sorted(self.pairs[i] for i in stay)
+        old_free, new_free = self._free()
+        self.old_gap = {i: bisect_left(old_anchors, i) for i in old_free}
+        self.new_gap = {j: bisect_left(new_anchors, j) for j in new_free}
 
     def _backbone(self) -> None:
         if self.old_keys == self.new_keys:
             self.pairs = {i: i for i in range(len(self.old))}
             return
         matcher = SequenceMatcher(None, self.old_keys, self.new_keys, autojunk=False)
-        for region, (tag, i1, i2, j1, j2) in enumerate(matcher.get_opcodes()):
-            if tag == "equal":
-                for k in range(i2 - i1):
-                    self.pairs[i1 + k] = j1 + k
-            else:
-                self.old_region.update(dict.fromkeys(range(i1, i2), region))
-                self.new_region.update(dict.fromkeys(range(j1, j2), region))
+        for i, j, size in matcher.get_matching_blocks():
+            for k in range(size):
+                self.pairs[i + k] = j + k
 
     def _free(self) -> tuple[list[int], list[int]]:
         taken_new = set(self.pairs.values())
@@ -458,7 +478,7 @@ class _Aligner:
         best_new: dict[int, tuple[float, int]] = {}  # old -> (score, new), best first
         best_old: dict[int, tuple[float, int]] = {}
         for (i, j), score in scores.items():
-            local = self.old_region.get(i, -1) == self.new_region.get(j, -2)
+            local = self.old_gap.get(i, -1) == self.new_gap.get(j, -2)
             if score >= (LOCAL_THRESHOLD if local else GLOBAL_THRESHOLD):
                 candidates.append((score, local, (i,), (j,)))
             # The best partner on each side seeds a split or merge (earliest on equal scores).
@@ -494,10 +514,14 @@ class _Aligner:
                 self.merges.append((olds, news[0]))
 
     def in_place(self) -> set[int]:
-        """Old indices of the pairs that kept their relative order."""
-        ordered = sorted(self.pairs.items(), key=lambda p: p[1])
-        keep = _longest_increasing([i for i, _ in ordered])
-        return {ordered[k][0] for k in keep}
+        """Old indices of the pairs that kept their relative order (ties: same heading stays)."""
+        ordered = list(self.pairs.items())
+        bonus = 0.5 / (len(ordered) + 1)  # never outweighs one more clause kept in place
+        weighted = [
+            (i, j, 1.0 + (bonus if _heading_key(self.old[i]) == _heading_key(self.new[j]) else 0))
+            for i, j in ordered
+        ]
+        return {ordered[k][0] for k in _keep_order(weighted)}
 
 
 def _place(clause: Clause) -> tuple[object, ...]:

@@ -1,0 +1,142 @@
+"""Replaying a dated history: pairs in order, stable ids, cosmetic pairs stay quiet."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from tostrack.errors import InputError
+from tostrack.extract import extract_file
+from tostrack.pipeline import analyse, compare_files
+from tostrack.replay import HistoryAnalyser, replay_directory, replay_pairs, version_dirs
+
+V1 = """# Corvid Cloud Terms
+
+## 1. Using Corvid
+
+1.1 You may use Corvid for lawful purposes only.
+
+1.2 You may not resell access to Corvid without our written consent.
+
+## 2. Payment
+
+2.1 Fees are billed monthly in advance.
+
+2.2 Late payments accrue interest at one percent per month.
+"""
+
+# Only formatting: emphasis, a tracked link, list markers, whitespace, curly quotes.
+V2_COSMETIC = """# Corvid Cloud Terms
+
+## 1. Using Corvid
+
+1.1   You may use **Corvid** for [lawful purposes](https://corvid.example/lawful?utm_source=x) only.
+
+1.2 You may not resell access to Corvid without our written consent.
+
+## 2. Payment
+
+2.1 Fees are billed monthly in advance.
+
+2.2 Late payments accrue interest at one percent per month.
+"""
+
+# Renumbered (a new section 1), one clause reworded, one moved to another section.
+V3 = """# Corvid Cloud Terms
+
+## 1. Definitions
+
+1.1 "Corvid" means the hosted models and the console.
+
+## 2. Using Corvid
+
+2.1 You may use Corvid for lawful purposes only.
+
+## 3. Payment
+
+3.1 Fees are billed yearly in advance and are not refundable.
+
+3.2 Late payments accrue interest at one percent per month.
+
+3.3 You may not resell access to Corvid without our written consent.
+"""
+
+
+def write_history(folder: Path, versions: list[str]) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for month, text in enumerate(versions, 1):
+        name = f"2026-{month:02d}-01T00-00-00Z.md"
+        (folder / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def test_pairs_in_date_order_with_cosmetic_and_substantive_verdicts(tmp_path: Path) -> None:
+    folder = tmp_path / "corvid" / "terms"
+    names = write_history(folder, [V1, V2_COSMETIC, V2_COSMETIC, V3])
+    records = list(replay_pairs([folder]))
+    assert [(r["from"], r["to"]) for r in records] == list(itertools.pairwise(names))
+    assert all(r["document"] == str(folder) for r in records)
+    assert records[0]["summary"]["substantive"] == 0  # formatting only
+    assert records[1]["changes"] == []  # the same file twice
+    last = records[2]
+    kinds = {(c["kind"], c["moved"]) for c in last["changes"] if c["substantive"]}
+    assert ("added", False) in kinds  # the definition
+    assert ("modified", False) in kinds  # fees
+    assert ("moved", True) in kinds  # resale clause, now under Payment
+    json.dumps(records)  # the records are what `tostrack replay` prints
+
+
+def test_ids_are_stable_through_the_history(tmp_path: Path) -> None:
+    folder = tmp_path / "corvid" / "terms"
+    write_history(folder, [V1, V2_COSMETIC, V3])
+    diffs = [diff for _, _, diff in replay_directory(folder)]
+    first_ids = {c.text: c.id for c in diffs[0].old_clauses}
+    resale = next(c for c in diffs[-1].new_clauses if "resell" in c.text)
+    fees = next(c for c in diffs[-1].new_clauses if c.text.startswith("Fees"))
+    assert resale.id == first_ids["You may not resell access to Corvid without our written consent."]
+    assert fees.id == first_ids["Fees are billed monthly in advance."]
+    ids = [c.id for c in diffs[-1].new_clauses]
+    assert len(ids) == len(set(ids))
+
+
+def test_replay_agrees_with_comparing_each_pair_on_its_own(tmp_path: Path) -> None:
+    folder = tmp_path / "corvid" / "terms"
+    names = write_history(folder, [V1, V2_COSMETIC, V3])
+    for record, (old, new) in zip(replay_pairs([folder]), itertools.pairwise(names)):
+        alone = compare_files(folder / old, folder / new).diff
+        assert record["summary"] == alone.summary()
+        assert [(c["kind"], c["substantive"], c["labels"]) for c in record["changes"]] == [
+            (c.kind, c.substantive, list(c.labels)) for c in alone.changes]
+
+
+def test_history_analyser_labels_like_analyse(tmp_path: Path) -> None:
+    folder = tmp_path / "corvid" / "terms"
+    write_history(folder, [V1, V3, V1])
+    analyser = HistoryAnalyser()
+    for path in sorted(folder.iterdir()):
+        document = extract_file(path)
+        assert analyser(document) == analyse(document)
+
+
+def test_a_folder_of_documents_replays_each(tmp_path: Path) -> None:
+    write_history(tmp_path / "corpus" / "corvid" / "terms", [V1, V3])
+    write_history(tmp_path / "corpus" / "nimbus" / "policy", [V1, V2_COSMETIC, V3])
+    (tmp_path / "corpus" / "README.md").write_text("not a version")
+    assert [d.relative_to(tmp_path / "corpus").as_posix()
+            for d in version_dirs(tmp_path / "corpus")] == ["corvid/terms", "nimbus/policy"]
+    records = list(replay_pairs([tmp_path / "corpus"]))
+    assert [Path(r["document"]).name for r in records] == ["terms", "policy", "policy"]
+
+
+def test_a_folder_without_dated_files_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "terms.md").write_text(V1)
+    with pytest.raises(InputError, match="named by capture time"):
+        list(replay_pairs([tmp_path / "empty"]))
+    with pytest.raises(InputError, match="not a folder"):
+        list(replay_pairs([tmp_path / "missing"]))
