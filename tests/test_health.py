@@ -214,6 +214,11 @@ def test_collapse() -> None:
     assert check_document(page, GOOD_DOC, 16, 40) is None  # 40 %: a big edit, not a collapse
     assert check_document(page, GOOD_DOC, 4, 9) is None  # too small a document to judge
     assert check_document(page, GOOD_DOC, 12, None) is None  # first version
+    # Knowing the previous text: fewer clauses over as much text is a new layout, not a collapse.
+    longer = doc(*(b.text for b in GOOD_DOC.blocks[1:]), "One more clause of the same terms.")
+    assert check_document(page, GOOD_DOC, 12, 40, previous_document=longer) is None
+    doubled = doc(*(b.text for b in GOOD_DOC.blocks[1:] * 3))
+    assert check_document(page, GOOD_DOC, 12, 40, previous_document=doubled) == "collapsed"
 
 
 def test_long_legit_terms_page_passes() -> None:

@@ -23,6 +23,7 @@ MIN_CHARS = 200  # below this the extraction is near-empty
 MIN_CLAUSES = 3
 COLLAPSE_FLOOR = 10  # a collapse is only judged against a document of at least this many clauses
 COLLAPSE_RATIO = 0.4  # fewer than 40 % of the previous clauses left at once is a collapse
+COLLAPSE_TEXT_RATIO = 0.5  # ... and, when the previous text is known, under half of its length
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -160,7 +161,7 @@ def view_page(body: bytes, content_type: str) -> PageView | None:
 
     try:
         root = lxml.html.document_fromstring(body)
-    except (etree.ParserError, ValueError):
+    except (etree.LxmlError, ValueError):
         return None
     title_el = root.find(".//title")
     title = " ".join((title_el.text_content() if title_el is not None else "").split())
@@ -222,11 +223,14 @@ def check_document(
     document: Document,
     clause_count: int,
     previous_clause_count: int | None,
+    *,
+    previous_document: Document | None = None,
 ) -> str | None:
     """A failure reason when the fetched pages are not the document, else None.
 
     Reasons: http-<status>, challenge, login-wall, error-page, selector-missed, empty,
-    collapsed.
+    collapsed. With previous_document, a collapse must also show in the text (fewer clauses
+    over about the same text is a change of layout, not a document gone).
     """
     for snapshot in snapshots:
         if not 200 <= snapshot.status < 300:
@@ -249,6 +253,10 @@ def check_document(
         previous_clause_count is not None
         and previous_clause_count >= COLLAPSE_FLOOR
         and clause_count < COLLAPSE_RATIO * previous_clause_count
+        and (
+            previous_document is None
+            or len(text) < COLLAPSE_TEXT_RATIO * len(previous_document.text.strip())
+        )
     ):
         return "collapsed"
     return None
