@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import source_config, write_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -140,6 +142,17 @@ GOOD_DOC = doc(*(f"{n}. The customer shall comply with obligation number {n} of 
 )
 def test_page_problem(page: str, expected: str | None) -> None:
     assert page_problem(page.encode(), "text/html") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=2000), st.text(max_size=2000).map(str.encode)))
+def test_page_problem_never_raises(body: bytes) -> None:
+    assert page_problem(body, "text/html") in (
+        None, "challenge", "login-wall", "error-page", "needs-javascript"
+    )
+    assert page_problem(b"<html>" + body, "application/xhtml+xml") in (
+        None, "challenge", "login-wall", "error-page", "needs-javascript"
+    )
 
 
 def test_looks_blocked_only_for_challenges_and_javascript_shells() -> None:
@@ -347,3 +360,50 @@ def test_not_modified_is_unchanged(httpserver: HTTPServer, tmp_path: Path) -> No
     assert run(ws, force=True, send=False).results[0].status == "first"
     assert run(ws, force=True, send=False).results[0].status == "unchanged"
     assert seen == [None, '"abc"']
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A small one-page PDF with the given lines of text (Helvetica), built by hand."""
+    def esc(t: str) -> str:
+        return t.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]
+    for line in lines:
+        ops.append(f"({esc(line)}) Tj T*")
+    ops.append("ET")
+    stream = "\n".join(ops).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>"
+        ),
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    size = len(objects) + 1
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
+    return bytes(out)
+
+
+def test_pdf_source_is_tracked(httpserver: HTTPServer, tmp_path: Path) -> None:
+    lines = ["Acme Terms of Use", "1. Scope"] + [
+        f"1.{n} The user shall respect obligation {n} of the Acme service." for n in range(1, 6)
+    ] + ["2. Law", "2.1 These terms are governed by the laws of Ireland."]
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    ws.config_path.write_text(ws.config_path.read_text().replace('select = ["main"]', ""))
+    ws = Workspace.open(ws.root)
+    _serve(httpserver, make_pdf(lines), content_type="application/pdf")
+    (result,) = run(ws, force=True, send=False).results
+    assert result.status == "first", result.failure
+    _, clauses = result.version.load()
+    assert any("laws of Ireland" in c.text for c in clauses)
+    assert result.version.snapshot_meta()[0]["content_type"] == "application/pdf"
