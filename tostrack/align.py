@@ -55,6 +55,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from functools import lru_cache
+from itertools import pairwise
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Indel
@@ -154,6 +155,7 @@ def normalise(text: str) -> str:
     return text.strip()
 
 
+@lru_cache(maxsize=1 << 14)
 def _heading_part(heading: str) -> str:
     text = normalise(heading)
     for _ in range(3):
@@ -170,8 +172,11 @@ def _heading_key(clause: Clause) -> str:
     Only the nearest: a re-extraction that wraps the document in one more heading level, or
     renames a chapter, does not put every clause below it somewhere else.
     """
-    parts = [p for p in (_heading_part(h) for h in clause.heading) if p]
-    return parts[-1] if parts else ""
+    for heading in reversed(clause.heading):
+        part = _heading_part(heading)
+        if part:
+            return part
+    return ""
 
 
 def _has_words(text: str) -> bool:
@@ -515,7 +520,9 @@ class _Aligner:
 
     def in_place(self) -> set[int]:
         """Old indices of the pairs that kept their relative order (ties: same heading stays)."""
-        ordered = list(self.pairs.items())
+        ordered = sorted(self.pairs.items())
+        if all(a[1] < b[1] for a, b in pairwise(ordered)):
+            return set(self.pairs)  # nothing moved: the common case
         bonus = 0.5 / (len(ordered) + 1)  # never outweighs one more clause kept in place
         weighted = [
             (i, j, 1.0 + (bonus if _heading_key(self.old[i]) == _heading_key(self.new[j]) else 0))
@@ -572,6 +579,9 @@ def _joined(clauses: Sequence[Clause]) -> str:
 
 
 def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
+    if in_place and old.full_text == new.full_text and old.section == new.section \
+            and old.heading == new.heading and old.number == new.number:
+        return None  # the common case: nothing at all changed
     same_wording = normalise(old.full_text) == normalise(new.full_text)
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
