@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import os
 import re
 import shutil
 import threading
@@ -150,7 +151,9 @@ def _coerce(where: str, key: str, value: Any, kind: str) -> Any:
     if kind == "text":
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{bad}; give a non-empty string")
-        return value.strip() if key == "browser" else value
+        if key == "browser":
+            return value.strip().lower()
+        return os.path.expanduser(value) if key == "chromium" else value
     number: float
     if isinstance(value, bool):  # TOML true/false are not numbers here
         raise ConfigError(f"{bad}; give a number")
@@ -332,7 +335,7 @@ def _render(
         return render(source, url, config)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Got:
     """The outcome of a plain GET, with the body kept for the blocked-page check."""
 
