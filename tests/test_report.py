@@ -424,3 +424,17 @@ def test_feed_stays_valid_xml_with_control_characters(tmp_path: Path) -> None:
     assert "or train on it." in entry.find(f"{ATOM}content").text
     report = next((tmp_path / "reports" / "changes" / "pdfco" / "terms").glob("[0-9].html"))
     assert 'href="javascript:' not in report.read_text(encoding="utf-8")
+
+
+def test_feeds_keep_the_newest_entries_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tostrack import report
+
+    ids = build_store(tmp_path)
+    monkeypatch.setattr(report, "FEED_LIMIT", 1)
+    with Store(tmp_path) as store:
+        render_site(Workspace.open(tmp_path), store)
+    root = ET.parse(tmp_path / "reports" / "feed.xml").getroot()
+    (entry,) = root.findall(f"{ATOM}entry")
+    assert entry.find(f"{ATOM}link").get("href").endswith(f"/{ids['second']}.html")

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup, escape
 
 from tostrack.errors import ConfigError, InputError, StorageError
 from tostrack.models import Change, Clause
@@ -198,6 +199,18 @@ def human_time(iso: str | None) -> str:
 
 def human_date(iso: str | None) -> str:
     return human_time(iso[:10]) if iso else ""
+
+
+_OP_TAGS = {"insert": ("<ins>", "</ins>"), "delete": ("<del>", "</del>")}
+
+
+def redline_html(ops: Iterable[tuple[str, str]]) -> Markup:
+    """Word ops as <ins>/<del>/<span>, every text escaped (a jinja filter: fast on big pages)."""
+    out = []
+    for op, text in ops:
+        start, end = _OP_TAGS.get(op, ("<span>", "</span>"))
+        out.append(f"{start}{escape(text)}{end}")
+    return Markup("".join(out))
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -433,6 +446,8 @@ class _Context:
     settings: ReportSettings
     loaded: dict[int, tuple[Any, tuple[Clause, ...]]] = field(default_factory=dict)
     views: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)  # small: kept for all diffs
+    entries: dict[int, str] = field(default_factory=dict)  # feed entry HTML by diff id
 
     def load(self, version: Version) -> tuple[Any, tuple[Clause, ...]]:
         """A version's document and clauses, read once per render."""
@@ -472,6 +487,7 @@ def _context(workspace: Workspace, store: Store) -> _Context:
         human_time=human_time,
         human_date=human_date,
     )
+    env.filters["redline"] = redline_html
     return _Context(
         workspace=workspace,
         store=store,
@@ -654,6 +670,8 @@ def _document_rows(
 # -- rendering -------------------------------------------------------------------------------
 
 
+FEED_LIMIT = 100  # newest entries per feed; feed readers keep what they have seen
+FEED_ENTRY_CHANGES = 30  # changes quoted in one feed entry; the report has them all
 KEY_CHANGES_LIMIT = 25  # entries in a report's list of key changes; the full list follows it
 
 
@@ -746,16 +764,21 @@ def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
 
 
 def _diff_row(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
+    if stored.id not in ctx.rows:
+        ctx.rows[stored.id] = {
+            "id": stored.id,
+            "source_id": stored.source_id,
+            "title": ctx.title(stored.source_id),
+            "detected_at": stored.detected_at,
+            "severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+            "substantive": stored.substantive,
+            "summary": _summary_sentence(stored),
+            "headline": _headline(stored, ctx.labels),
+            "labels": ctx.labels.many(_diff_labels(stored)),
+            "label_ids": _diff_labels(stored),
+        }
     return {
-        "id": stored.id,
-        "source_id": stored.source_id,
-        "title": ctx.title(stored.source_id),
-        "detected_at": stored.detected_at,
-        "severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
-        "substantive": stored.substantive,
-        "summary": _summary_sentence(stored),
-        "headline": _headline(stored, ctx.labels),
-        "labels": ctx.labels.many(_diff_labels(stored)),
+        **ctx.rows[stored.id],
         "href": _rel(change_report_path(ctx.reports, stored), page),
         "timeline_href": _rel(timeline_path(ctx.reports, stored.source_id), page),
     }
@@ -771,7 +794,7 @@ def _filters(ctx: _Context, diffs: Sequence[StoredDiff], page: Path) -> dict[str
         )
     used: dict[str, int] = {}
     for d in diffs:
-        for label in _diff_labels(d):
+        for label in _diff_row(ctx, d, page)["label_ids"]:
             used[label] = used.get(label, 0) + 1
     labels = [
         {"id": label, "name": ctx.labels[label].name, "count": n,
@@ -792,7 +815,9 @@ def _last_label_change(
     return last
 
 
-def _matrix(ctx: _Context, page: Path) -> dict[str, Any]:
+def _matrix(
+    ctx: _Context, page: Path, by_source: dict[str, list[StoredDiff]]
+) -> dict[str, Any]:
     columns = ctx.labels.many(ctx.labels.restriction)
     rows = []
     for source_id in ctx.store.tracked_source_ids():
@@ -801,7 +826,7 @@ def _matrix(ctx: _Context, page: Path) -> dict[str, Any]:
             continue
         _, clauses = ctx.load(current)
         first = ctx.store.versions(source_id)[0]
-        history = list(reversed(ctx.store.diffs(source_id)))
+        history = list(reversed(by_source.get(source_id, [])))
         cells = []
         for label in columns:
             found = [c for c in clauses if label.id in c.labels]
@@ -857,10 +882,10 @@ def _documents(ctx: _Context, page: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _render_timeline(ctx: _Context, source_id: str) -> Path:
+def _render_timeline(ctx: _Context, source_id: str, diffs: Sequence[StoredDiff]) -> Path:
     page = timeline_path(ctx.reports, source_id)
     # One event per version, carrying the change that produced it, plus one per failure.
-    produced_by = {d.to_version.id: d for d in ctx.store.diffs(source_id)}
+    produced_by = {d.to_version.id: d for d in diffs}
     events: list[dict[str, Any]] = []
     for n, version in enumerate(ctx.store.versions(source_id)):
         stored = produced_by.get(version.id)
@@ -919,17 +944,21 @@ def _render_feed(
             if base_url
             else _rel(report, path)
         )
-        values = _diff_page_values(ctx, stored, report)
-        content = _render(ctx, "feed_entry.html", **values)
+        if stored.id not in ctx.entries:
+            values = _diff_page_values(ctx, stored, report)
+            ctx.entries[stored.id] = _render(
+                ctx, "feed_entry.html", **values, entry_limit=FEED_ENTRY_CHANGES
+            )
+        row = _diff_row(ctx, stored, path)
         entries.append(
             {
                 "id": _entry_id(stored),
-                "title": f"{ctx.title(stored.source_id)}: {_headline(stored, ctx.labels)[0]}",
+                "title": f"{row['title']}: {row['headline'][0]}",
                 "updated": stored.detected_at,
                 "href": href,
-                "content": content,
-                "labels": ctx.labels.many(_diff_labels(stored)),
-                "severity": stored.severity,
+                "content": ctx.entries[stored.id],
+                "labels": row["labels"],
+                "severity": row["severity"],
             }
         )
     updated = max((d.detected_at for d in diffs), default="1970-01-01T00:00:00Z")
@@ -955,29 +984,34 @@ def render_site(workspace: Workspace, store: Store) -> Path:
     """Re-render every page and feed under reports/; returns reports/index.html."""
     ctx = _context(workspace, store)
     _write_css(ctx)
-    diffs = store.diffs()
+    diffs = store.diffs()  # newest first
+    by_source: dict[str, list[StoredDiff]] = {}
     for stored in diffs:
-        _render_diff(ctx, stored)
+        by_source.setdefault(stored.source_id, []).append(stored)
     sources = sorted(set(store.tracked_source_ids()) | {s["id"] for s in store.all_source_states()})
+    # One document at a time, so its versions and change views are computed once.
     for source_id in sources:
-        _render_timeline(ctx, source_id)
+        mine = by_source.get(source_id, [])
+        for stored in mine:
+            _render_diff(ctx, stored)
+        _render_timeline(ctx, source_id, mine)
         _render_feed(
             ctx,
             feed_path(ctx.reports, source_id),
             f"{ctx.title(source_id)}: changes in meaning",
             source_id,
-            [d for d in diffs if d.source_id == source_id and d.substantive],
+            [d for d in mine if d.substantive][:FEED_LIMIT],
         )
     _render_feed(
         ctx, ctx.reports / "feed.xml", "Terms changes in meaning, all documents", "all",
-        [d for d in diffs if d.substantive],
+        [d for d in diffs if d.substantive][:FEED_LIMIT],
     )
 
     index = ctx.reports / "index.html"
     failing = [s for s in store.all_source_states() if (s.get("consecutive_failures") or 0) > 0]
     values = {
         "documents": _documents(ctx, index),
-        "matrix": _matrix(ctx, index),
+        "matrix": _matrix(ctx, index, by_source),
         "changes": [_diff_row(ctx, d, index) for d in diffs[: ctx.settings.recent_changes]],
         "dashboard_title": ctx.settings.title,
         "total_changes": len(diffs),
@@ -994,10 +1028,10 @@ def render_site(workspace: Workspace, store: Store) -> Path:
         chosen = [d for d in diffs if d.severity == sev]
         _render_filter(ctx, page, f"{SEVERITY_WORDS[sev]} severity", sev, chosen, diffs,
                        SEVERITY_EXPLAINED[sev])
-    labels_used = {label for d in diffs for label in _diff_labels(d)}
+    labels_used = {label for d in diffs for label in _diff_row(ctx, d, index)["label_ids"]}
     for label in sorted(labels_used):
         page = _filter_path(ctx.reports, "label", label)
-        chosen = [d for d in diffs if label in _diff_labels(d)]
+        chosen = [d for d in diffs if label in _diff_row(ctx, d, index)["label_ids"]]
         info = ctx.labels[label]
         _render_filter(ctx, page, info.name, label, chosen, diffs, info.definition)
     return index
