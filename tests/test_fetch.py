@@ -544,3 +544,22 @@ def test_validators_of_another_url_are_not_sent(server: HTTPServer) -> None:
 def test_source_without_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no url"):
         fetch_source(Source(id="example/none", urls=()), FAST)
+
+
+def test_meta_refresh_stub_is_followed_like_a_redirect(server: HTTPServer) -> None:
+    stub = (
+        '<html><head><meta http-equiv="refresh" content="0; url=/legal/terms"></head>'
+        "<body>Redirecting to the legal site</body></html>"
+    )
+    server.expect_request("/terms").respond_with_data(stub, content_type="text/html")
+    server.expect_request("/legal/terms").respond_with_handler(lambda r: html())
+    snap = only(fetch_source(source(server.url_for("/terms")), FAST))
+    assert snap.url == server.url_for("/legal/terms") and snap.body == PAGE.encode()
+    # A page that reloads itself now and then (or a challenge with no URL) is kept as is.
+    slow = PAGE.replace("<head>", '<head><meta http-equiv="refresh" content="600; url=/x">')
+    server.expect_request("/slow").respond_with_data(slow, content_type="text/html")
+    assert only(fetch_source(source(server.url_for("/slow")), FAST)).body == slow.encode()
+    loop = '<meta http-equiv="refresh" content="0;url=/loop">'
+    server.expect_request("/loop").respond_with_data(loop, content_type="text/html")
+    result = fetch_source(source(server.url_for("/loop")), FAST)
+    assert isinstance(result, Failure) and result.reason == "too-many-redirects"

@@ -446,6 +446,8 @@ def _handle(
     config: FetchConfig,
     conditional: bool,
 ) -> _Got | str:
+    from tostrack.health import page_problem
+
     status = response.status_code
     if status in _REDIRECTS:
         location = response.headers.get("Location")
@@ -477,6 +479,9 @@ def _handle(
                         "look like HTML, text or PDF")
     if not body.strip() or status == 204:
         raise _Fail("empty-body", f"{url} answered {status} with an empty body", retry=True)
+    target = meta_refresh(body, content_type)
+    if target and page_problem(body, content_type) != "challenge":
+        return urljoin(url, target)  # a "Redirecting to ..." page: follow it like a redirect
     return _Got(
         Snapshot(
             source_id=source.id,
@@ -492,6 +497,33 @@ def _handle(
         content_type,
         body,
     )
+
+
+_META_TAG = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
+_REFRESH = re.compile(rb"""http-equiv\s*=\s*["']?refresh\b""", re.IGNORECASE)
+_CONTENT = re.compile(rb"""content\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+_REFRESH_VALUE = re.compile(
+    r"""^\s*(\d+(?:\.\d+)?)\s*[;,]\s*(?:url\s*=\s*)?["']?([^"'\s]+)""", re.IGNORECASE
+)
+
+
+def meta_refresh(body: bytes, content_type: str) -> str | None:
+    """The target of an immediate <meta http-equiv="refresh"> on a small page, else None.
+
+    Only small pages with a short delay: a long page that refreshes itself every few minutes,
+    or a challenge that reloads itself (no URL), is not a redirect.
+    """
+    if content_type not in ("text/html", "application/xhtml+xml") or len(body) > 16_384:
+        return None
+    for tag in _META_TAG.findall(body):
+        content = _CONTENT.search(tag)
+        if not _REFRESH.search(tag) or not content:
+            continue
+        value = next(g for g in content.groups() if g is not None).decode("latin-1")
+        found = _REFRESH_VALUE.match(value)
+        if found and float(found.group(1)) <= 10:
+            return found.group(2)
+    return None
 
 
 def _read(
