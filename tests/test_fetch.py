@@ -563,3 +563,15 @@ def test_meta_refresh_stub_is_followed_like_a_redirect(server: HTTPServer) -> No
     server.expect_request("/loop").respond_with_data(loop, content_type="text/html")
     result = fetch_source(source(server.url_for("/loop")), FAST)
     assert isinstance(result, Failure) and result.reason == "too-many-redirects"
+
+
+def test_challenge_with_a_refresh_is_not_followed(server: HTTPServer) -> None:
+    page = (
+        "<html><head><title>Just a moment...</title><noscript>"
+        '<meta http-equiv="refresh" content="0; url=/terms?__cf_chl_tk=abc"></noscript></head>'
+        "<body>Checking your browser before accessing the site.</body></html>"
+    )
+    seen, handler = scripted(Response(page, content_type="text/html"))
+    server.expect_request("/terms").respond_with_handler(handler)
+    snap = only(fetch_source(source(server.url_for("/terms")), FAST))  # browser = "never"
+    assert snap.body == page.encode() and len(seen) == 1  # kept, for health to call it
