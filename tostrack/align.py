@@ -115,12 +115,23 @@ _HEADING_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w+")
+# What a site says about a link, not what the terms say.
+_ANNOTATION = re.compile(
+    r"\s*[(\[]?\b(?:opens?|opening)\s+in\s+(?:a\s+)?new\s+(?:window|tab)\b[)\]]?"
+    r"|\s*[(\[](?:link\s+is\s+external|external\s+link)[)\]]",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Cloudflare's e-mail obfuscation, seen by a crawler without JavaScript instead of the address.
+_HIDDEN_EMAIL = "[email protected]"
 
 
 def _strip_url(match: re.Match[str]) -> str:
-    # Keep host and path (a link to another page is wording); drop query and fragment,
-    # which is where tracking ids live.
-    return match.group(1).lower() + match.group(2).rstrip("/.,;:")
+    # Keep host and path (a link to another page is wording); drop the scheme (http/https),
+    # "www.", the query and the fragment, which is where tracking ids live.
+    host, _, path = match.group(2).partition("/")
+    host = host.lower().removeprefix("www.")
+    return f"{host}/{path}".rstrip("/.,;:")
 
 
 @lru_cache(maxsize=1 << 16)  # replays see the same clause texts again and again
@@ -129,6 +140,8 @@ def normalise(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     text = unicodedata.normalize("NFKC", text).translate(_CHARS)
+    if "new" in text or "external" in text:
+        text = _ANNOTATION.sub("", text)
     if "](" in text or "][" in text:
         text = _IMAGE.sub(r"\1", text)
         text = _LINK.sub(r"\1", text)
@@ -181,6 +194,31 @@ def _heading_key(clause: Clause) -> str:
 
 def _has_words(text: str) -> bool:
     return _WORD.search(normalise(text)) is not None
+
+
+@lru_cache(maxsize=1 << 16)
+def _wording(text: str, mask_emails: bool = False) -> str:
+    """normalise(text) without whitespace: a space more or less ("LICENSORSBE", ".**You") is
+    how a page was rendered, never a change of wording."""
+    text = normalise(text)
+    if mask_emails:
+        text = _EMAIL.sub(_HIDDEN_EMAIL, text)
+    return "".join(text.split())
+
+
+def _parts(clauses: Sequence[Clause]) -> tuple[str, ...]:
+    # Lead-in and text apart, so a list marker at the start of the text is folded too.
+    return tuple(part for c in clauses for part in (c.lead_in, c.text) if part)
+
+
+def _same_wording(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
+    if "".join(map(_wording, old)) == "".join(map(_wording, new)):
+        return True
+    hidden = "".join(_HIDDEN_EMAIL.split())
+    if any(hidden in _wording(p) for p in old + new):
+        # An address on one side, Cloudflare's mask on the other: the same wording.
+        return "".join(_wording(p, True) for p in old) == "".join(_wording(p, True) for p in new)
+    return False
 
 
 # -- word redline -----------------------------------------------------------------------------
@@ -237,10 +275,14 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(normalise(text).casefold()))
 
 
-def _key(text: str) -> str:
-    """Identical for two texts with the same words in the same order, whatever the format."""
-    words = _words(text)
-    return " ".join(words) if words else "\x00" + normalise(text)
+def _clause_words(clause: Clause) -> tuple[str, ...]:
+    return _words(clause.lead_in) + _words(clause.text) if clause.lead_in else _words(clause.text)
+
+
+def _key(clause: Clause) -> str:
+    """Identical for two clauses with the same words in the same order, whatever the format."""
+    words = _clause_words(clause)
+    return " ".join(words) if words else "\x00" + normalise(clause.full_text)
 
 
 class _Vocabulary:
@@ -249,10 +291,10 @@ class _Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, str] = {}
 
-    def encode(self, text: str) -> str:
-        words = _words(text)
+    def encode(self, clause: Clause) -> str:
+        words = _clause_words(clause)
         if not words:  # no wording: only identical punctuation matches it
-            return "\x00" + normalise(text)
+            return "\x00" + normalise(clause.full_text)
         out = []
         codes = self.codes
         for word in words:
@@ -336,8 +378,8 @@ def _grow(query: str, seed: int, window: list[int], keys: dict[int, str]) -> tup
 class _Aligner:
     def __init__(self, old: tuple[Clause, ...], new: tuple[Clause, ...]) -> None:
         self.old, self.new = old, new
-        self.old_keys = [_key(c.full_text) for c in old]
-        self.new_keys = [_key(c.full_text) for c in new]
+        self.old_keys = [_key(c) for c in old]
+        self.new_keys = [_key(c) for c in new]
         # Word-per-character codes for similarity, made only for clauses still unaligned.
         self.old_codes: dict[int, str] = {}
         self.new_codes: dict[int, str] = {}
@@ -475,8 +517,8 @@ class _Aligner:
         if not old_free or not new_free:
             return
         vocabulary = _Vocabulary()
-        self.old_codes = {i: vocabulary.encode(self.old[i].full_text) for i in old_free}
-        self.new_codes = {j: vocabulary.encode(self.new[j].full_text) for j in new_free}
+        self.old_codes = {i: vocabulary.encode(self.old[i]) for i in old_free}
+        self.new_codes = {j: vocabulary.encode(self.new[j]) for j in new_free}
         scores = self._scores(old_free, new_free)
         # (score, local, olds, news)
         candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
@@ -582,7 +624,7 @@ def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
     if in_place and old.full_text == new.full_text and old.section == new.section \
             and old.heading == new.heading and old.number == new.number:
         return None  # the common case: nothing at all changed
-    same_wording = normalise(old.full_text) == normalise(new.full_text)
+    same_wording = _same_wording(_parts((old,)), _parts((new,)))
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
     if in_place and same_wording:
@@ -613,13 +655,13 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
             keyed.append(((j, 0, 0), change))
     for i, js in aligner.splits:
         olds, news = (old_t[i],), tuple(new_clauses[j] for j in js)
-        substantive = normalise(_joined(olds)) != normalise(_joined(news))
+        substantive = not _same_wording(_parts(olds), _parts(news))
         keyed.append(((js[0], 0, 0), Change(
             "split", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
         new_of_old[i] = js[0]
     for is_, j in aligner.merges:
         olds, news = tuple(old_t[i] for i in is_), (new_clauses[j],)
-        substantive = normalise(_joined(olds)) != normalise(_joined(news))
+        substantive = not _same_wording(_parts(olds), _parts(news))
         keyed.append(((j, 0, 0), Change(
             "merged", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
         for i in is_:
