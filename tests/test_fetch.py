@@ -575,3 +575,15 @@ def test_challenge_with_a_refresh_is_not_followed(server: HTTPServer) -> None:
     server.expect_request("/terms").respond_with_handler(handler)
     snap = only(fetch_source(source(server.url_for("/terms")), FAST))  # browser = "never"
     assert snap.body == page.encode() and len(seen) == 1  # kept, for health to call it
+
+
+def test_every_fetch_key_of_the_init_template_is_valid(tmp_path: Path) -> None:
+    import re
+
+    from tostrack.config_template import CONFIG_TEMPLATE
+
+    section = CONFIG_TEMPLATE.split("[fetch]", 1)[1].split("\n[", 1)[0]
+    lines = [re.sub(r"^#\s?", "", line) for line in section.splitlines() if "=" in line]
+    assert len(lines) >= 5
+    config = FetchConfig.from_settings(_settings(tmp_path, "[fetch]\n" + "\n".join(lines)))
+    assert config.max_bytes >= 1 and config.retries >= 0
