@@ -587,3 +587,21 @@ def test_every_fetch_key_of_the_init_template_is_valid(tmp_path: Path) -> None:
     assert len(lines) >= 5
     config = FetchConfig.from_settings(_settings(tmp_path, "[fetch]\n" + "\n".join(lines)))
     assert config.max_bytes >= 1 and config.retries >= 0
+
+
+def test_download_cut_short_is_retried(server: HTTPServer) -> None:
+    def cut() -> Response:
+        # Promises more bytes than it sends, then hangs up.
+        return Response([PAGE.encode()[:100]], content_type="text/html",
+                        headers={"Content-Length": str(len(PAGE) + 500)})
+
+    seen, handler = scripted(cut(), html())
+    server.expect_request("/terms").respond_with_handler(handler)
+    snap = only(fetch_source(source(server.url_for("/terms")), FAST))
+    assert snap.body == PAGE.encode() and len(seen) == 2
+    seen2, handler2 = scripted(cut())
+    server.expect_request("/always-cut").respond_with_handler(handler2)
+    config = FetchConfig(**{**FAST.__dict__, "retries": 1})
+    result = fetch_source(source(server.url_for("/always-cut")), config)
+    assert isinstance(result, Failure) and result.reason == "connection", result
+    assert len(seen2) == 2
