@@ -156,3 +156,20 @@ def test_kill_during_run_then_rerun_records_the_change_once(
         history = [v.text_sha256 for v in store.versions("acme/terms")]
         assert len(history) == len(set(history)) == 2
     assert json.loads(json.dumps(diffs[0].summary))["substantive"] >= 1
+
+
+def test_flapping_between_two_variants_is_instability_not_a_second_change(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    _serve(httpserver, TERMS_V2)
+    assert run(ws, force=True, send=False).results[0].status == "changed"
+    _serve(httpserver, TERMS_V1)  # back to the first variant within days: A -> B -> A
+    (result,) = run(ws, force=True, send=False).results
+    assert result.status == "failed" and result.failure is not None
+    assert result.failure.reason == "unstable" and "alternates" in result.failure.detail
+    with Store(workspace_dir) as store:
+        assert len(store.versions("acme/terms")) == 2 and len(store.diffs("acme/terms")) == 1

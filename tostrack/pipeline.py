@@ -119,6 +119,7 @@ def track(
     *,
     severity: Mapping[str, str] | None = None,
     confirm: Callable[[Source], tuple[Snapshot, ...] | Failure] | None = None,
+    flap_window: int = 7 * 86400,
 ) -> TrackResult:
     """Fetch one source, and record a new version and its changes if the document changed."""
     from tostrack.health import check_document
@@ -156,6 +157,22 @@ def track(
         store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
         return TrackResult(source, "unchanged", previous)
 
+    flapped_to = _earlier_variant(store, source.id, previous, clauses, fetched[0].fetched_at, flap_window)
+    if diff.substantive and flapped_to is not None:
+        # A -> B -> A within the window: the page alternates between variants. Report the
+        # instability once as a failure; recording it would alert on the same text twice.
+        return _failed(
+            store,
+            source,
+            Failure(
+                source.id,
+                fetched[0].fetched_at,
+                "unstable",
+                f"the page went back to the text of the version captured {flapped_to.captured_at}; "
+                "it alternates between variants (check select/remove rules)",
+            ),
+        )
+
     if diff.substantive and confirm is not None:
         # A second fetch must agree before anyone is told: a flickering page is not a change.
         second = confirm(source)
@@ -189,6 +206,34 @@ def _analyse_snapshots(
 ) -> tuple[Document, tuple[Clause, ...]]:
     document = extract_snapshots(snapshots, source)
     return document, analyse(document)
+
+
+def _earlier_variant(
+    store: Store,
+    source_id: str,
+    current: Version | None,
+    clauses: Sequence[Clause],
+    fetched_at: str,
+    window: int,
+) -> Version | None:
+    """A version older than the current one, captured within `window` seconds, with this text."""
+    from tostrack.store import text_digest
+
+    if current is None or window <= 0:
+        return None
+    digest = text_digest(clauses)
+    now = _parse_utc(fetched_at)
+    for version in store.versions(source_id):
+        if version.id == current.id or version.origin != "fetch":
+            continue
+        recent = (now - _parse_utc(version.captured_at)).total_seconds() <= window
+        if recent and version.text_sha256 == digest:
+            return version
+    return None
+
+
+def _parse_utc(iso: str) -> datetime:
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _failed(store: Store, source: Source, failure: Failure) -> TrackResult:
