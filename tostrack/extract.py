@@ -440,18 +440,23 @@ def _paragraph(text: str) -> Block:
 def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ...] = ()) -> Document:
     """Drop blocks without words; read the effective date and keep a bare date line as metadata."""
     effective_date, effective_text = None, ""
+    fallback: tuple[str | None, str] | None = None  # a date line further down, e.g. at the end
     kept: list[Block] = []
     for index, block in enumerate(blocks):
         if not _LETTER.search(block.text):
             continue
-        found = _EFFECTIVE.search(block.text) if effective_date is None or index < 60 else None
-        if found and effective_date is None:
+        # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
+        # the top of the document is its effective date.
+        found = _EFFECTIVE.search(block.text)
+        if found and effective_date is None and index < 60:
             effective_date, effective_text = _iso(found), block.text
-        if found and len(block.text) <= _DATE_LINE_MAX and block.kind != "heading":
+        elif found and fallback is None:
+            fallback = (_iso(found), block.text)
+        if found and len(block.text) <= _DATE_LINE_MAX:
             continue  # "Last updated: May 1, 2026" is metadata; its change is not a clause change
-        if found and block.kind == "heading" and len(block.text) <= _DATE_LINE_MAX:
-            continue
         kept.append(block)
+    if effective_date is None and fallback is not None:
+        effective_date, effective_text = fallback
     return Document(
         blocks=tuple(kept),
         title=title,
