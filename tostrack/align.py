@@ -102,6 +102,7 @@ _MARKER = re.compile(
     r"|\((?:\d{1,3}|[A-Za-z]{1,2}|[ivxlcdmIVXLCDM]{1,6})\)\s*"  # (1) (a) (iv)
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\)\s+"  # 1) a) iv)
     r"|\d{1,3}(?:\.\d{1,3})+\.?\s+(?=[A-Z(\"'])"  # 1.2 Title, 1.2. Title
+    r"|[A-Z]\.\d{1,3}(?:\.\d{1,3})*\.?\s+"  # K.3. Title
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\.\s+"  # 1. a. iv.
     r"|(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*"
     r"\d{1,3}(?:\.\d{1,3})*[A-Za-z]?\s*(?:[.:)]|-\s)\s*"  # Section 3. / Article 5 - / § 3:
@@ -111,7 +112,8 @@ _MARKER = re.compile(
 # Headings: any leading token that is a number, however written ("3", "1.2", "IV", "A.").
 _HEADING_NUMBER = re.compile(
     r"^(?:(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*)?"
-    r"(?:\(?(?:\d+(?:\.\d+)*|[ivxlcdm]{1,6}|[a-z])[.):]?)(?:\s+|$)",
+    r"(?:\(?(?:\d+(?:\.\d+)*|[a-z]\.\d+(?:\.\d+)*)[.):]?|\(?(?:[ivxlcdm]{1,6}|[a-z])[.):])"
+    r"(?:\s+|$)",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w+")
