@@ -207,7 +207,9 @@ def test_dashboard_has_matrix_filters_and_recent_changes(
     assert len(rows) == 2
     acme = next(r for r in rows if "Acme Terms" in r)
     cells = dict(re.findall(r'data-label="([^"]+)">(.*?)</td>', acme, re.DOTALL))
-    assert "Yes" in cells["competing-models"] and "compete with Acme" in cells["competing-models"]
+    assert "Yes" in cells["competing-models"] and "</mark> with Acme." in cells["competing-models"]
+    # The words that earned the label are marked in the clause.
+    assert "<mark>develop models that compete</mark>" in cells["competing-models"]
     assert "changed" in cells["competing-models"] and "10 Jun 2026" in cells["competing-models"]
     assert "No" in cells["data-extraction"] and "10 Jun 2026" in cells["data-extraction"]
     assert "Yes" in cells["benchmarking"] and "2 Jul 2026" in cells["benchmarking"]
@@ -424,6 +426,13 @@ def test_feed_stays_valid_xml_with_control_characters(tmp_path: Path) -> None:
     assert "or train on it." in entry.find(f"{ATOM}content").text
     report = next((tmp_path / "reports" / "changes" / "pdfco" / "terms").glob("[0-9].html"))
     assert 'href="javascript:' not in report.read_text(encoding="utf-8")
+
+
+def test_highlight_marks_evidence_and_escapes_the_rest() -> None:
+    from tostrack.report import highlight_html
+
+    html = str(highlight_html("Do not <b>scrape</b>; or Scrape it.", ["SCRAPE", "or scrape", ""]))
+    assert html == "Do not &lt;b&gt;<mark>scrape</mark>&lt;/b&gt;; <mark>or Scrape</mark> it."
 
 
 def test_feeds_keep_the_newest_entries_only(

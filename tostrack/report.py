@@ -213,6 +213,22 @@ def redline_html(ops: Iterable[tuple[str, str]]) -> Markup:
     return Markup("".join(out))
 
 
+def highlight_html(text: str, spans: Iterable[str]) -> Markup:
+    """text escaped, with the first occurrence of each evidence span marked (<mark>)."""
+    lowered = text.lower()
+    marks: list[tuple[int, int]] = []
+    for span in spans:
+        at = lowered.find(span.lower()) if span else -1
+        if at >= 0 and all(at >= e or at + len(span) <= b for b, e in marks):
+            marks.append((at, at + len(span)))
+    out, pos = [], 0
+    for begin, end in sorted(marks):
+        out.append(f"{escape(text[pos:begin])}<mark>{escape(text[begin:end])}</mark>")
+        pos = end
+    out.append(str(escape(text[pos:])))
+    return Markup("".join(out))
+
+
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
@@ -488,6 +504,7 @@ def _context(workspace: Workspace, store: Store) -> _Context:
         human_date=human_date,
     )
     env.filters["redline"] = redline_html
+    env.filters["highlight"] = highlight_html
     return _Context(
         workspace=workspace,
         store=store,
@@ -905,7 +922,12 @@ def _render_timeline(ctx: _Context, source_id: str, diffs: Sequence[StoredDiff])
     current = ctx.store.current_version(source_id)
     _, clauses = ctx.load(current) if current else (None, ())
     labelled = [
-        {"section": c.section, "text": c.full_text, "labels": ctx.labels.many(c.labels)}
+        {
+            "section": c.section,
+            "text": c.full_text,
+            "labels": ctx.labels.many(c.labels),
+            "evidence": [t for _, t in c.evidence if t],
+        }
         for c in clauses
         if c.labels
     ]
