@@ -234,6 +234,19 @@ def test_a_list_marker_at_the_start_of_an_item_is_folded_after_its_lead_in() -> 
     assert kinds(diff_clauses(old, new)) == [("modified", False)]
 
 
+def test_a_heading_written_as_a_paragraph_is_heading_style() -> None:
+    old = [clause("o0", "Your Privacy", ()),
+           *[clause(f"o{k + 1}", t, ()) for k, t in enumerate(PROVISIONS[:3])]]
+    new = [clause(f"n{k}", t, ("2. YOUR PRIVACY",)) for k, t in enumerate(PROVISIONS[:3])]
+    diff = diff_clauses(old, new)
+    assert kinds(diff) == [("removed", False), ("modified", False), ("modified", False),
+                           ("modified", False)]
+    assert kinds(diff_clauses(new, old))[0] == ("added", False)
+    # A paragraph that merely shares words with some heading is still a change.
+    other = [clause("o0", "Your Privacy matters to us", ()), *old[1:]]
+    assert kinds(diff_clauses(other, new))[0] == ("removed", True)
+
+
 def test_a_line_without_words_coming_and_going_is_cosmetic() -> None:
     old = version(PROVISIONS)
     new = version([*PROVISIONS[:3], "…", *PROVISIONS[3:]], prefix="n")

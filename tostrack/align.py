@@ -39,7 +39,8 @@ Substantive or cosmetic (cosmetic changes are recorded, never alerted on):
   with reworded clauses, which are reported).
   A reworded clause that also moved is kind "modified" with moved=True (always substantive).
 - split / merged: cosmetic when the words, joined, are the same (a paragraph reflowed).
-- added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line).
+- added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line), or
+  when it is a heading of the other version written as a paragraph (heading style).
 
 Changes come in new-document order; a removed clause sits where it was, right after the change
 or clause that preceded it in the old version. Labels stay empty: classify fills them.
@@ -641,6 +642,20 @@ def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
     return Change("modified", True, (old,), (new,), redline, moved=not in_place)
 
 
+def _headings(clauses: Sequence[Clause]) -> set[str]:
+    return {part for trail in {c.heading for c in clauses} for h in trail
+            if (part := _heading_part(h))}
+
+
+def _wording_appeared(clause: Clause, other_headings: set[str]) -> bool:
+    """Is an added (removed) clause a change of wording? Not when it has no words, nor when it
+    is a heading of the other version written as a paragraph ("**Your Privacy**" became, or
+    stopped being, "## Your Privacy"): that is heading style."""
+    if not _has_words(clause.full_text):
+        return False
+    return not (not clause.lead_in and _heading_part(clause.text) in other_headings)
+
+
 def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
     """Align two versions' clauses and say what changed, clause by clause (see module doc)."""
     old_t, new_t = tuple(old), tuple(new)
@@ -669,9 +684,11 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
         for i in is_:
             new_of_old[i] = j
     taken_new = {j for j in new_of_old.values()} | {j for _, js in aligner.splits for j in js}
+    old_headings, new_headings = _headings(old_t), _headings(new_t)
     for j, clause in enumerate(new_clauses):
         if j not in taken_new:
-            keyed.append(((j, 0, 0), Change("added", _has_words(clause.full_text), (), (clause,))))
+            keyed.append(((j, 0, 0), Change(
+                "added", _wording_appeared(clause, old_headings), (), (clause,))))
     # A removed clause goes right after where its predecessor (one that stayed in place) went.
     anchor = -1.0
     for i, clause in enumerate(old_t):
@@ -680,6 +697,6 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
                 anchor = new_of_old[i]
             continue
         keyed.append(((anchor + 0.5, 1, i), Change(
-            "removed", _has_words(clause.full_text), (clause,), ())))
+            "removed", _wording_appeared(clause, new_headings), (clause,), ())))
     keyed.sort(key=lambda kc: kc[0])
     return Diff(tuple(c for _, c in keyed), old_t, new_clauses)
