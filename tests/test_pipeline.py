@@ -173,3 +173,29 @@ def test_flapping_between_two_variants_is_instability_not_a_second_change(
     assert result.failure.reason == "unstable" and "alternates" in result.failure.detail
     with Store(workspace_dir) as store:
         assert len(store.versions("acme/terms")) == 2 and len(store.diffs("acme/terms")) == 1
+
+
+def _numbered_terms(count: int) -> str:
+    paragraphs = "".join(
+        f"<p>{n}. Clause {n}: the customer shall keep account {n} credentials confidential and "
+        f"shall tell us within {n + 1} days of any unauthorised use of that account.</p>"
+        for n in range(1, count + 1)
+    )
+    return f"<html><body><main><h1>Acme AI Terms</h1>{paragraphs}</main></body></html>"
+
+
+def test_collapse_is_a_failure_until_the_same_short_text_comes_back_three_times(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    url = _serve(httpserver, _numbered_terms(30))
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    _serve(httpserver, _numbered_terms(4))
+    first, second = (run(ws, force=True, send=False).results[0] for _ in range(2))
+    assert [first.status, second.status] == ["failed", "failed"]
+    assert first.failure is not None and first.failure.reason == "collapsed"
+    with Store(workspace_dir) as store:
+        assert len(store.versions("acme/terms")) == 1  # the previous version stays current
+    (third,) = run(ws, force=True, send=False).results
+    assert third.status == "changed"  # a cut confirmed by three identical fetches is real

@@ -25,9 +25,23 @@ _LAZY = {
 }
 
 __all__ = [
-    "Block", "Change", "Clause", "Diff", "Document", "Failure", "Snapshot", "Source",
-    "extract_bytes", "extract_file", "extract_text", "segment_document", "diff_clauses",
-    "classify_clauses", "classify_text", "compare_files", "compare_documents",
+    "Block",
+    "Change",
+    "Clause",
+    "Diff",
+    "Document",
+    "Failure",
+    "Snapshot",
+    "Source",
+    "classify_clauses",
+    "classify_text",
+    "compare_documents",
+    "compare_files",
+    "diff_clauses",
+    "extract_bytes",
+    "extract_file",
+    "extract_text",
+    "segment_document",
 ]
 
 

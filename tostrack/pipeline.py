@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tostrack.models import Clause, Diff, Document, Failure, Snapshot, Source
+from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
 from tostrack.store import Store, Version
 from tostrack.workspace import Workspace
 
@@ -139,11 +139,26 @@ def track(
 
     document, clauses = _analyse_snapshots(fetched, source)
     previous_clauses = previous.load()[1] if previous else None
-    reason = check_document(
-        fetched, document, len(clauses), previous.clause_count if previous else None
+    # The stored version keeps clauses, not blocks: its text is what a collapse is measured on.
+    previous_text = (
+        Document(tuple(Block("paragraph", c.full_text) for c in previous_clauses))
+        if previous_clauses is not None
+        else None
     )
+    reason = check_document(
+        fetched,
+        document,
+        len(clauses),
+        previous.clause_count if previous else None,
+        previous_document=previous_text,
+    )
+    if reason == "collapsed" and _collapse_confirmed(store, state, clauses):
+        reason = None  # the same shorter text, fetched again and again: the document really shrank
     if reason:
-        return _failed(store, source, Failure(source.id, fetched[0].fetched_at, reason, _detail(document)))
+        detail = _detail(document)
+        if reason == "collapsed":
+            detail = f"{_COLLAPSE_MARK}{_digest(clauses)} {detail}"
+        return _failed(store, source, Failure(source.id, fetched[0].fetched_at, reason, detail))
 
     if previous is None:
         version, _ = store.save_version(fetched, document, clauses, title=source.title, url=source.url)
@@ -206,6 +221,29 @@ def _analyse_snapshots(
 ) -> tuple[Document, tuple[Clause, ...]]:
     document = extract_snapshots(snapshots, source)
     return document, analyse(document)
+
+
+# A collapse seen this many times in a row with the very same text is accepted as the document.
+COLLAPSE_ACCEPTED_AFTER = 3
+_COLLAPSE_MARK = "text sha256 "
+
+
+def _digest(clauses: Sequence[Clause]) -> str:
+    from tostrack.store import text_digest
+
+    return text_digest(clauses)
+
+
+def _collapse_confirmed(store: Store, state: Mapping[str, object], clauses: Sequence[Clause]) -> bool:
+    """True when the runs just before this one all failed as "collapsed" on exactly this text."""
+    needed = COLLAPSE_ACCEPTED_AFTER - 1
+    if int(str(state.get("consecutive_failures") or 0)) < needed:
+        return False
+    mark = f"{_COLLAPSE_MARK}{_digest(clauses)}"
+    recent = store.failures(str(state["id"]), limit=needed)
+    return len(recent) == needed and all(
+        f.reason == "collapsed" and f.detail.startswith(mark) for f in recent
+    )
 
 
 def _earlier_variant(
