@@ -188,3 +188,108 @@ def test_edits_are_found_where_they_were_made(doc: list[Clause], data: st.DataOb
         {"added": 1, "removed": 1})
     removed = [c.old[0] for c in diff.changes if c.kind == "removed"]
     assert removed in ([], [gone]) or removed[0].text == gone.text
+
+
+# -- whole documents: Markdown through extract, segment, classify and align ---------------------
+
+PLAIN = [w for w in WORDS if w not in ("may", "must", "not", "never")]
+
+
+@st.composite
+def markdown_documents(draw: st.DrawFn) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """Sections of (heading words, [(kind, sentence)]) with kind "para" | "bullet" | "number"."""
+    sections = []
+    headings_used: set[str] = set()
+    for _ in range(draw(st.integers(1, 4))):
+        heading = " ".join(draw(st.lists(st.sampled_from(PLAIN), min_size=1, max_size=3)))
+        if heading in headings_used:
+            continue
+        headings_used.add(heading)
+        body = draw(st.lists(st.tuples(st.sampled_from(["para", "bullet", "number"]),
+                                       st.lists(st.sampled_from(PLAIN), min_size=4,
+                                                max_size=18)), min_size=1, max_size=5))
+        sections.append((heading, body))
+    return sections
+
+
+def render(sections: list, style: dict) -> str:
+    """Markdown for `sections`; `style` picks only formatting (never wording)."""
+    out = ["# Corvid Terms", ""]
+    for s, (heading, body) in enumerate(sections):
+        number = s + style["offset"]
+        title = heading.upper() if style["upper"] else heading.title()
+        out += [f"**{number}. {title}**" if style["bold_headings"] else f"## {number}. {title}", ""]
+        for k, (kind, words) in enumerate(body):
+            words = [words[0].capitalize(), *words[1:]]
+            quote = style["quotes"]
+            words[1] = f"{quote[0]}{words[1]}{quote[1]}"
+            words[2] = f"{words[2]}{style['dash']}{words.pop(3)}"  # one token: never a list
+            for w in style["emphasis"]:
+                if w < len(words):
+                    words[w] = f"**{words[w]}**"
+            for w in style["links"]:
+                if w < len(words):
+                    words[w] = f"[{words[w]}](https://corvid.example/{w}?utm_id={style['tracking']})"
+            glue = style["space"]
+            text = glue.join(words) + "."
+            if kind == "para":
+                out += [f"{number}.{k + 1} {text}", ""]
+            elif kind == "bullet":
+                out += [f"{style['bullet']}{text}", ""]
+            else:
+                out += [f"{k + 1}. {text}", ""]
+        out.append("\n" * style["blank"])
+    return "\n".join(out)
+
+
+styles = st.fixed_dictionaries({
+    "offset": st.integers(1, 3),
+    "upper": st.booleans(),
+    "emphasis": st.lists(st.integers(0, 10), max_size=3),
+    "links": st.lists(st.integers(0, 10), max_size=2),
+    "tracking": st.integers(0, 10**6),
+    "space": st.sampled_from([" ", "  ", "\n", " \n"]),
+    "bullet": st.sampled_from(["- ", "* ", "+ ", "*   ", "-   "]),
+    "blank": st.integers(0, 2),
+    "quotes": st.sampled_from(['""', "“”", "''", "‘’", "«»"]),
+    "dash": st.sampled_from([" - ", " — ", "—", " – ", " -- "]),
+    "bold_headings": st.booleans(),
+})
+BASE_STYLE = {"offset": 1, "upper": False, "emphasis": [], "links": [], "tracking": 0,
+              "space": " ", "bullet": "- ", "blank": 0, "quotes": '""', "dash": " - ",
+              "bold_headings": False}
+
+
+def compare_markdown(old: str, new: str) -> Diff:
+    from tostrack.extract import extract_text
+    from tostrack.pipeline import compare_documents
+
+    return compare_documents(extract_text(old, "markdown"), extract_text(new, "markdown")).diff
+
+
+@settings(max_examples=25)
+@given(markdown_documents())
+def test_a_markdown_document_against_itself_has_no_changes(sections: list) -> None:
+    text = render(sections, BASE_STYLE)
+    assert compare_markdown(text, text).changes == ()
+
+
+@settings(max_examples=40)
+@given(markdown_documents(), styles)
+def test_restyled_markdown_gives_no_substantive_change(sections: list, style: dict) -> None:
+    diff = compare_markdown(render(sections, BASE_STYLE), render(sections, style))
+    assert diff.substantive == (), [
+        (c.kind, [x.full_text for x in c.old], [x.full_text for x in c.new])
+        for c in diff.substantive]
+
+
+@settings(max_examples=25)
+@given(markdown_documents(), st.randoms(use_true_random=False))
+def test_reordered_markdown_sections_give_only_moves(sections: list, rnd: random.Random) -> None:
+    shuffled = list(sections)
+    rnd.shuffle(shuffled)
+    # Keep each section's number with it, so only the order changes.
+    old = render(sections, BASE_STYLE)
+    diff = compare_markdown(old, render(shuffled, BASE_STYLE))
+    assert {c.kind for c in diff.changes} <= {"moved", "modified"}
+    assert all(not c.substantive for c in diff.changes if c.kind == "modified")

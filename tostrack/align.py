@@ -79,8 +79,8 @@ _SIGNATURE = 6  # ... those sharing one of a clause's rarest words
 
 _CHARS = str.maketrans(
     {
-        **dict.fromkeys("‘’‚‛′ʼ", "'"),
-        **dict.fromkeys("“”„‟″«»", '"'),
+        # Single or double, straight or curly: a quote style, never wording.
+        **dict.fromkeys("‘’‚‛′ʼ\"“”„‟″«»", "'"),
         **dict.fromkeys("‐‑‒–—―−⁃", "-"),
         **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
     }
@@ -102,7 +102,7 @@ _MARKER = re.compile(
     r"[-*+•·▪◦‣○●■□►]\s+"  # bullets
     r"|\((?:\d{1,3}|[A-Za-z]{1,2}|[ivxlcdmIVXLCDM]{1,6})\)\s*"  # (1) (a) (iv)
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\)\s+"  # 1) a) iv)
-    r"|\d{1,3}(?:\.\d{1,3})+\.?\s+(?=[A-Z(\"'])"  # 1.2 Title, 1.2. Title
+    r"|\d{1,3}(?:\.\d{1,3})+\.?\s+(?=[A-Z('])"  # 1.2 Title, 1.2. Title
     r"|[A-Z]\.\d{1,3}(?:\.\d{1,3})*\.?\s+"  # K.3. Title
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\.\s+"  # 1. a. iv.
     r"|(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*"
@@ -118,6 +118,7 @@ _HEADING_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w+")
+_QUOTES = re.compile(r"'{2,}")
 # What a site says about a link, not what the terms say.
 _ANNOTATION = re.compile(
     r"\s*[(\[]?\b(?:opens?|opening)\s+in\s+(?:a\s+)?new\s+(?:window|tab)\b[)\]]?"
@@ -143,6 +144,8 @@ def normalise(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     text = unicodedata.normalize("NFKC", text).translate(_CHARS)
+    if "''" in text:
+        text = _QUOTES.sub("'", text)
     if "new" in text or "external" in text:
         text = _ANNOTATION.sub("", text)
     if "](" in text or "][" in text:
