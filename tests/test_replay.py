@@ -140,3 +140,19 @@ def test_a_folder_without_dated_files_is_a_clear_error(tmp_path: Path) -> None:
         list(replay_pairs([tmp_path / "empty"]))
     with pytest.raises(InputError, match="not a folder"):
         list(replay_pairs([tmp_path / "missing"]))
+
+
+def test_markdown_differing_only_in_link_targets_is_not_extracted_again(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    folder = tmp_path / "corvid" / "terms"
+    tracked = V2_COSMETIC.replace("utm_source=x", "utm_source=y&sid=42")
+    write_history(folder, [V2_COSMETIC, tracked, tracked.replace("lawful purposes", "any purpose")])
+    import tostrack.extract
+
+    calls = []
+    real = tostrack.extract.extract_file
+    monkeypatch.setattr(tostrack.extract, "extract_file", lambda p: calls.append(p) or real(p))
+    records = list(replay_pairs([folder]))
+    assert [p.name for p in calls] == ["2026-01-01T00-00-00Z.md", "2026-03-01T00-00-00Z.md"]
+    assert records[0]["changes"] == []
+    assert records[1]["summary"]["substantive"] == 1  # the link text itself changed
