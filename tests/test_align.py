@@ -187,6 +187,7 @@ def test_heading_style_and_nesting_are_cosmetic() -> None:
         ("(a) You must be 18.", "a) You must be 18."),
         ("Section 4. You must be 18.", "Section 7: You must be 18."),
         ("Exclusions. No duty applies.", "K.3. Exclusions. No duty applies."),
+        ("Either party may end it.", "I.2.a. Either party may end it."),
         ("AT&amp;T and <b>you</b> agree.", "AT&T and you agree."),
         ("Terms\u00a0of Use\u200b apply.", "Terms of Use apply."),
         ("1\\. Scope applies.", "1. Scope applies."),

@@ -103,7 +103,7 @@ _MARKER = re.compile(
     r"|\((?:\d{1,3}|[A-Za-z]{1,2}|[ivxlcdmIVXLCDM]{1,6})\)\s*"  # (1) (a) (iv)
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\)\s+"  # 1) a) iv)
     r"|\d{1,3}(?:\.\d{1,3})+\.?\s+(?=[A-Z('])"  # 1.2 Title, 1.2. Title
-    r"|[A-Z]\.\d{1,3}(?:\.\d{1,3})*\.?\s+"  # K.3. Title
+    r"|[A-Z]\.\d{1,3}(?:\.(?:\d{1,3}|[a-z]))*\.?\s+"  # K.3. Title, I.2.a. Text
     r"|(?:\d{1,3}|[A-Za-z]|[ivxlcdmIVXLCDM]{1,6})\.\s+"  # 1. a. iv.
     r"|(?:section|article|clause|part|chapter|schedule|annex|appendix|§)\s*"
     r"\d{1,3}(?:\.\d{1,3})*[A-Za-z]?\s*(?:[.:)]|-\s)\s*"  # Section 3. / Article 5 - / § 3:
