@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
-from bs4.element import ProcessingInstruction
-from soupsieve import SelectorSyntaxError
+import lxml.html
+from bs4 import UnicodeDammit
+from cssselect import SelectorError
+from lxml import etree
+from lxml.cssselect import CSSSelector
+from lxml.html import HtmlElement
 
 from tostrack.errors import InputError
 from tostrack.models import Block, Document
@@ -180,61 +183,100 @@ def _markdown_to_html(text: str) -> str:
 
 
 # -- HTML -> blocks ---------------------------------------------------------------------------
+# The walk runs on lxml's tree: the same parser BeautifulSoup would use, without building a
+# Python object per node, which makes extraction several times faster on long documents.
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
 
 
 def _from_html(html: str, select: Sequence[str], remove: Sequence[str]) -> Document:
-    soup = BeautifulSoup(html, "lxml")
-    title = _clean(soup.title.get_text("")) if soup.title else ""
-    for node in soup.find_all(string=lambda s: isinstance(s, (Comment, ProcessingInstruction))):
-        node.extract()
-    for tag in soup.find_all(_DROP):
-        tag.decompose()
+    root = _parse_html(html)
+    if root is None:
+        return _finish([], "", (("selector", "missed"),) if select else ())
+    title_element = root.find(".//title")
+    title = _clean(title_element.text_content()) if title_element is not None else ""
+    _drop(list(root.iter(*_DROP)))
     for selector in remove:
-        for tag in _select(soup, selector):
-            tag.decompose()
-    for tag in soup.find_all([*_BLOCK_TAGS, "br"]):
-        # A space at each block boundary, so inline text can be joined without inventing spaces
-        # ("a <a>link</a>." stays "a link.") and blocks never run together.
-        tag.append(" ")
-        tag.insert(0, " ")
+        _drop(_select(root, selector))
     metadata: list[tuple[str, str]] = []
     if select:
-        roots = _selected_roots(soup, select)
+        roots = _selected_roots(root, select)
         if not roots:
             metadata.append(("selector", "missed"))
     else:
-        for tag in soup.find_all(_CHROME):
-            tag.decompose()
-        roots = [soup.body or soup]
+        _drop(list(root.iter(*_CHROME)))
+        body = root.find("body")
+        roots = [body if body is not None else root]
     blocks: list[Block] = []
-    for root in roots:
-        blocks.extend(_blocks(root, list_depth=0))
+    for element in roots:
+        blocks.extend(_blocks(element, list_depth=0))
     if not title:
         title = next((b.text for b in blocks if b.kind == "heading"), "")
     return _finish(blocks, title, tuple(metadata))
 
 
-def _select(soup: BeautifulSoup, selector: str) -> list[Tag]:
+def _parse_html(html: str) -> HtmlElement | None:
+    html = _XML_DECLARATION.sub("", html, count=1)  # lxml refuses str input that declares bytes
+    if not html.strip():
+        return None
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
     try:
-        return list(soup.select(selector))
-    except (SelectorSyntaxError, ValueError, NotImplementedError) as exc:
+        return lxml.html.document_fromstring(html, parser=parser)
+    except (etree.ParserError, ValueError):
+        return None
+
+
+def _drop(elements: Sequence[HtmlElement]) -> None:
+    for element in elements:
+        if element.getparent() is not None:
+            element.drop_tree()  # keeps the text that follows the element
+
+
+def _select(root: HtmlElement, selector: str) -> list[HtmlElement]:
+    try:
+        return list(CSSSelector(selector)(root))
+    except (SelectorError, ValueError, NotImplementedError) as exc:
         raise InputError(f"invalid CSS selector {selector!r}: {exc}") from None
 
 
-def _selected_roots(soup: BeautifulSoup, select: Sequence[str]) -> list[Tag]:
+def _selected_roots(root: HtmlElement, select: Sequence[str]) -> list[HtmlElement]:
     """Every element matched by any selector, in document order, without nested duplicates."""
-    matched: dict[int, Tag] = {}
-    for selector in select:
-        for tag in _select(soup, selector):
-            matched[id(tag)] = tag
-    roots = [t for t in matched.values() if not any(id(p) in matched for p in t.parents)]
-    order = {id(t): i for i, t in enumerate(soup.find_all(True))}
-    return sorted(roots, key=lambda t: order.get(id(t), 0))
+    matched = {element for selector in select for element in _select(root, selector)}
+    order = {element: i for i, element in enumerate(root.iter())}
+    roots = [e for e in matched if not any(a in matched for a in e.iterancestors())]
+    return sorted(roots, key=lambda e: order.get(e, 0))
 
 
-def _blocks(node: Tag, list_depth: int) -> Iterator[Block]:
+def _tag(element: HtmlElement) -> str:
+    return element.tag.lower() if isinstance(element.tag, str) else ""
+
+
+def _text(element: HtmlElement) -> str:
+    """The element's words, with a space at each block boundary so blocks never run together
+    and inline text is not split ("a <a>link</a>." stays "a link.")."""
+    parts: list[str] = []
+
+    def walk(node: HtmlElement) -> None:
+        boundary = _tag(node) in _BLOCK_TAGS or _tag(node) == "br"
+        if boundary:
+            parts.append(" ")
+        if node.text:
+            parts.append(node.text)
+        for child in node:
+            if _tag(child):
+                walk(child)
+            if child.tail:
+                parts.append(child.tail)
+        if boundary:
+            parts.append(" ")
+
+    walk(element)
+    return "".join(parts)
+
+
+def _blocks(node: HtmlElement, list_depth: int) -> Iterator[Block]:
     """Walk an element: emit a block for each heading, paragraph, list item and table row."""
-    inline: list[str] = []
+    inline: list[str] = [node.text or ""]
 
     def flush() -> Iterator[Block]:
         text = _clean("".join(inline))
@@ -242,22 +284,18 @@ def _blocks(node: Tag, list_depth: int) -> Iterator[Block]:
         if text:
             yield _paragraph(text)
 
-    for child in node.children:
-        if isinstance(child, NavigableString):
-            inline.append(str(child))
-            continue
-        if not isinstance(child, Tag):
-            continue
-        name = child.name
+    for child in node:
+        name = _tag(child)
         if name not in _BLOCK_TAGS:
             if name == "br":
                 inline.append("\n")
-            else:
-                inline.append(child.get_text(""))
+            elif name:
+                inline.append(_text(child))
+            inline.append(child.tail or "")
             continue
         yield from flush()
         if name in _HEADINGS:
-            text = _clean(child.get_text(""))
+            text = _clean(_text(child))
             if text:
                 marker, rest = split_marker(text)
                 yield Block("heading", rest or text, _HEADINGS[name], marker if rest else "")
@@ -267,27 +305,27 @@ def _blocks(node: Tag, list_depth: int) -> Iterator[Block]:
             yield from _list_item(child, max(list_depth, 1), "")
         elif name == "tr":
             yield from _table_row(child)
-        elif name == "hr":
-            continue
         elif name in ("dt", "summary", "caption"):
-            text = _clean(child.get_text(""))
+            text = _clean(_text(child))
             if text:
                 yield _paragraph(text)
-        else:
+        elif name != "hr":
             yield from _blocks(child, list_depth)
+        inline.append(child.tail or "")
     yield from flush()
 
 
-def _list_items(list_tag: Tag, depth: int) -> Iterator[Block]:
-    ordered = list_tag.name == "ol"
+def _list_items(list_tag: HtmlElement, depth: int) -> Iterator[Block]:
+    ordered = _tag(list_tag) == "ol"
     try:
         number = int(list_tag.get("start", 1))
     except (TypeError, ValueError):
         number = 1
     kind = (list_tag.get("type") or "1") if ordered else ""
     first = True
-    for child in list_tag.children:
-        if isinstance(child, Tag) and child.name == "li":
+    stray = [list_tag.text or ""]
+    for child in list_tag:
+        if _tag(child) == "li":
             implicit = _ordinal(number, str(kind)) if ordered else ""
             for block in _list_item(child, depth, implicit):
                 if first and block.kind == "list_item":
@@ -295,30 +333,35 @@ def _list_items(list_tag: Tag, depth: int) -> Iterator[Block]:
                     first = False
                 yield block
             number += 1
-        elif isinstance(child, Tag):
+        elif _tag(child):
             yield from _blocks(child, depth - 1)
-        elif isinstance(child, NavigableString) and _clean(str(child)):
-            yield _paragraph(_clean(str(child)))
+        stray.append(child.tail or "")
+    text = _clean("".join(stray))
+    if text:  # words typed straight inside <ul>, outside any <li>
+        yield _paragraph(text)
 
 
-def _list_item(li: Tag, depth: int, implicit_marker: str) -> Iterator[Block]:
+def _list_item(li: HtmlElement, depth: int, implicit_marker: str) -> Iterator[Block]:
     """A list item's own words, then its nested lists and blocks as their own items."""
-    own: list[str] = []
+    own: list[str] = [li.text or ""]
     nested: list[Block] = []
-    for child in li.children:
-        if isinstance(child, Tag) and child.name in ("ul", "ol"):
+    for child in li:
+        name = _tag(child)
+        if name in ("ul", "ol"):
             nested.extend(_list_items(child, depth + 1))
-        elif isinstance(child, Tag) and child.name in ("table", "dl", "pre") or nested:
+        elif name in ("table", "dl", "pre") or nested:
             # Tables, and words after a nested list, are blocks of their own.
-            if isinstance(child, Tag):
-                nested.extend(_blocks(child, depth) if child.name in _BLOCK_TAGS else
-                              [Block("paragraph", _clean(child.get_text("")), depth)])
-            elif _clean(str(child)):
-                nested.append(Block("paragraph", _clean(str(child)), depth))
-        elif isinstance(child, Tag):
-            own.append(child.get_text(""))
-        else:
-            own.append(str(child))
+            if name in _BLOCK_TAGS:
+                nested.extend(_blocks(child, depth))
+            elif name:
+                nested.append(Block("paragraph", _clean(_text(child)), depth))
+        elif name:
+            own.append(_text(child))
+        tail = child.tail or ""
+        if nested and _clean(tail):
+            nested.append(Block("paragraph", _clean(tail), depth))
+        elif not nested:
+            own.append(tail)
     nested = [b for b in nested if b.text]
     text = _clean("".join(own))
     if text:
@@ -329,8 +372,8 @@ def _list_item(li: Tag, depth: int, implicit_marker: str) -> Iterator[Block]:
     yield from nested
 
 
-def _table_row(tr: Tag) -> Iterator[Block]:
-    cells = [_clean(c.get_text("")) for c in tr.find_all(["td", "th"], recursive=False)]
+def _table_row(tr: HtmlElement) -> Iterator[Block]:
+    cells = [_clean(_text(c)) for c in tr if _tag(c) in ("td", "th")]
     cells = [c for c in cells if c]
     if cells:
         yield Block("table_row", " | ".join(cells))
