@@ -156,3 +156,26 @@ def test_markdown_differing_only_in_link_targets_is_not_extracted_again(tmp_path
     assert [p.name for p in calls] == ["2026-01-01T00-00-00Z.md", "2026-03-01T00-00-00Z.md"]
     assert records[0]["changes"] == []
     assert records[1]["summary"]["substantive"] == 1  # the link text itself changed
+
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
+@pytest.mark.parametrize("document", ["microsoft/copilot-terms-of-use", "openai/business-terms"])
+def test_corpus_tracking_link_churn_is_never_substantive(document: str) -> None:
+    """Versions that differ only in link targets (rotating tracking ids), each extracted on its
+    own: no substantive change. And ids stay unique through the replayed history."""
+    import re
+
+    target = re.compile(r"\]\((?:[^()\n]|\([^()\n]*\))*\)")
+    churn = []
+    for old, new, diff in replay_directory(CORPUS / document):
+        ids = [c.id for c in diff.new_clauses]
+        assert len(ids) == len(set(ids)), (old.name, new.name)
+        texts = [p.read_text(encoding="utf-8") for p in (old, new)]
+        if texts[0] != texts[1] and target.sub("]()", texts[0]) == target.sub("]()", texts[1]):
+            churn.append((old, new))
+    assert churn
+    for old, new in churn[:8]:
+        assert not compare_files(old, new).diff.substantive, (old.name, new.name)
