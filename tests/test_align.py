@@ -163,6 +163,27 @@ def test_renumbering_alone_is_cosmetic() -> None:
     assert [c.id for c in diff.new_clauses] == [c.id for c in old]
 
 
+def _numbered(prefix: str, top: int, texts: list[str]) -> list[Clause]:
+    heading = (f"{top} Confidentiality",)
+    return [Clause(f"{prefix}{k}", f"{top} Confidentiality › {top}.{k + 1}", heading, t,
+                   number=f"{top}.{k + 1}") for k, t in enumerate(texts)]
+
+
+def test_cross_references_that_follow_a_renumbering_are_cosmetic() -> None:
+    old = _numbered("o", 4, [PROVISIONS[0], PROVISIONS[1],
+                             "The duties in Section 4.1 and 4.2 do not apply to public data."])
+    new = _numbered("n", 7, [PROVISIONS[0], PROVISIONS[1],
+                             "The duties in Section 7.1 and 7.2 do not apply to public data."])
+    diff = diff_clauses(old, new)
+    assert diff.changes and not diff.substantive
+    # Pointing at another provision than the renumbering says is a change of wording.
+    elsewhere = _numbered("n", 7, [PROVISIONS[0], PROVISIONS[1],
+                                   "The duties in Section 7.2 do not apply to public data."])
+    old_single = _numbered("o", 4, [PROVISIONS[0], PROVISIONS[1],
+                                    "The duties in Section 4.1 do not apply to public data."])
+    assert kinds(diff_clauses(old_single, elsewhere)).count(("modified", True)) == 1
+
+
 def test_heading_style_and_nesting_are_cosmetic() -> None:
     old = [clause(f"o{k}", t, ("3. Restrictions",)) for k, t in enumerate(PROVISIONS)]
     restyled = [clause(f"n{k}", t, ("Terms", "RESTRICTIONS")) for k, t in enumerate(PROVISIONS)]

@@ -29,7 +29,9 @@ Substantive or cosmetic (cosmetic changes are recorded, never alerted on):
   Letter case is kept in clause text: rewriting a clause in capitals changes how conspicuous
   it is, which a disclaimer's validity can depend on. Headings are compared casefolded and
   without their numbers, so heading style and renumbering alone are cosmetic.
-- modified: cosmetic when old and new normalise to the same text (e.g. renumbering, markup).
+- modified: cosmetic when old and new normalise to the same text (e.g. renumbering, markup),
+  also once the old text's cross-references ("Section 4.1") are rewritten to the new numbering
+  that the aligned clauses themselves show (4.1 became 7.1).
 - moved: a clause whose wording did not change but whose place among the other clauses did is
   reported as "moved" and is NOT substantive, unless its heading trail (numbers and case
   ignored) changed too: then it is substantive, because a provision read under another heading
@@ -626,11 +628,15 @@ def _joined(clauses: Sequence[Clause]) -> str:
     return " ".join(c.full_text for c in clauses)
 
 
-def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
+def _pair_change(
+    old: Clause, new: Clause, in_place: bool, renumbered: dict[str, str]
+) -> Change | None:
     if in_place and old.full_text == new.full_text and old.section == new.section \
             and old.heading == new.heading and old.number == new.number:
         return None  # the common case: nothing at all changed
-    same_wording = _same_wording(_parts((old,)), _parts((new,)))
+    same_wording = _same_wording(_parts((old,)), _parts((new,))) or (
+        bool(renumbered) and _same_wording(
+            tuple(_renumber(p, renumbered) for p in _parts((old,))), _parts((new,))))
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
     if in_place and same_wording:
@@ -643,6 +649,47 @@ def _pair_change(old: Clause, new: Clause, in_place: bool) -> Change | None:
     if same_wording:
         return Change("moved", not same_heading, (old,), (new,), redline, moved=True)
     return Change("modified", True, (old,), (new,), redline, moved=not in_place)
+
+
+_SECTION_NUMBER = re.compile(r"^\(?(\d{1,3}(?:\.\d{1,3})*)[.)]?(?:\s|$)")
+_REFERENCE = re.compile(
+    r"\b(?:sections?|§§?|articles?|clauses?|paragraphs?|subsections?)\s*"
+    r"\d{1,3}(?:\.\d{1,3})*(?:\s*(?:,|and|or|to|through|-)\s*\d{1,3}(?:\.\d{1,3})*)*",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d{1,3}(?:\.\d{1,3})*")
+
+
+def _numbers(clause: Clause) -> list[str]:
+    """The numbers along a clause's section path: "4 Confidentiality › 4.2 › (d)" -> 4, 4.2."""
+    found = []
+    for part in clause.section.split("›"):
+        match = _SECTION_NUMBER.match(part.strip())
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def _renumbering(
+    old: Sequence[Clause], new: Sequence[Clause], pairs: dict[int, int]
+) -> dict[str, str]:
+    """Old section number -> new one, read off aligned clauses (only unambiguous ones)."""
+    seen: dict[str, set[str]] = {}
+    for i, j in pairs.items():
+        before, after = _numbers(old[i]), _numbers(new[j])
+        if before != after and len(before) == len(after):
+            for a, b in zip(before, after):
+                seen.setdefault(a, set()).add(b)
+    return {a: next(iter(b)) for a, b in seen.items() if len(b) == 1 and a not in b}
+
+
+def _renumber(text: str, renumbered: dict[str, str]) -> str:
+    """Cross-references rewritten to the new numbering: "Section 4.1" -> "Section 7.1" when
+    section 4.1 became 7.1. A reference that only follows the renumbering is not a change."""
+    def one(match: re.Match[str]) -> str:
+        return _NUMBER.sub(lambda m: renumbered.get(m.group(0), m.group(0)), match.group(0))
+
+    return _REFERENCE.sub(one, text) if renumbered else text
 
 
 def _headings(clauses: Sequence[Clause]) -> set[str]:
@@ -667,10 +714,11 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
     new_clauses = _inherit_ids(aligner)
     stay = aligner.in_place()
 
+    renumbered = _renumbering(old_t, new_t, aligner.pairs)
     keyed: list[tuple[tuple[float, int, int], Change]] = []
     new_of_old: dict[int, int] = dict(aligner.pairs)
     for i, j in aligner.pairs.items():
-        change = _pair_change(old_t[i], new_clauses[j], i in stay)
+        change = _pair_change(old_t[i], new_clauses[j], i in stay, renumbered)
         if change is not None:
             keyed.append(((j, 0, 0), change))
     for i, js in aligner.splits:
