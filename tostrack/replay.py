@@ -97,18 +97,21 @@ def replay_directory(
     from tostrack.pipeline import compare_clauses
 
     analyse = HistoryAnalyser()
-    previous: tuple[Path, bytes, tuple[Clause, ...]] | None = None
+    previous: tuple[Path, bytes, Document | None, tuple[Clause, ...]] | None = None
     for _captured_at, path in dated_files(directory):
         raw = _read(path)
+        document = None
         if previous is not None and _same_text(path, raw, previous[1]):
-            clauses = previous[2]  # nothing a reader sees changed: no need to extract again
+            clauses = previous[3]  # nothing a reader sees changed: no need to extract again
         else:
-            clauses = analyse(extract_file(path))
+            document = extract_file(path)
+            same = previous is not None and document == previous[2]
+            clauses = previous[3] if previous is not None and same else analyse(document)
         if previous is not None:
-            diff = compare_clauses(previous[2], clauses, severity)
+            diff = compare_clauses(previous[3], clauses, severity)
             yield previous[0], path, diff
             clauses = diff.new_clauses
-        previous = (path, raw, clauses)
+        previous = (path, raw, document or (previous[2] if previous else None), clauses)
 
 
 _LINK_TARGET = re.compile(rb"\]\((?:[^()\n]|\([^()\n]*\))*\)")
