@@ -254,7 +254,7 @@ _ABBREV = re.compile(
     re.IGNORECASE,
 )
 _INNER_DOT = re.compile(r"(?<=\w)\.(?=\w)")  # 1.2, example.com, U.S
-_SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|\n")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n")
 _SAME_WIDTH = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " ",
                              "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
 
