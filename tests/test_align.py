@@ -269,6 +269,27 @@ def test_a_heading_written_as_a_paragraph_is_heading_style() -> None:
     assert kinds(diff_clauses(other, new))[0] == ("removed", True)
 
 
+@pytest.mark.parametrize("line", ["Select language", "close", "Table of contents",
+                                  "Dated: May 25, 2018", "Effective date: 11-04-2023",
+                                  "Last Update: Feb 10, 2026"])
+def test_page_furniture_and_date_stamps_are_not_terms(line: str) -> None:
+    old = version(PROVISIONS[:3])
+    new = version([PROVISIONS[0], line, *PROVISIONS[1:3]], prefix="n")
+    assert kinds(diff_clauses(old, new)) == [("added", False)]
+    assert kinds(diff_clauses(new, old)) == [("removed", False)]
+
+
+def test_a_new_date_stamp_is_cosmetic_but_a_dated_provision_is_not() -> None:
+    old = version([PROVISIONS[0], "Dated: May 25, 2018"])
+    new = version([PROVISIONS[0], "Dated: May 25, 2019"], prefix="n")
+    assert kinds(diff_clauses(old, new)) == [("modified", False)]
+    new = version([PROVISIONS[0], "Dated: June 2, 2019"], prefix="n")  # too unlike to pair
+    assert not diff_clauses(old, new).substantive
+    old = version([PROVISIONS[0], "Refunds close on May 25, 2018."])
+    new = version([PROVISIONS[0], "Refunds close on June 2, 2019."], prefix="n")
+    assert kinds(diff_clauses(old, new)) == [("modified", True)]
+
+
 def test_a_line_without_words_coming_and_going_is_cosmetic() -> None:
     old = version(PROVISIONS)
     new = version([*PROVISIONS[:3], "…", *PROVISIONS[3:]], prefix="n")

@@ -41,8 +41,10 @@ Substantive or cosmetic (cosmetic changes are recorded, never alerted on):
   with reworded clauses, which are reported).
   A reworded clause that also moved is kind "modified" with moved=True (always substantive).
 - split / merged: cosmetic when the words, joined, are the same (a paragraph reflowed).
-- added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line), or
-  when it is a heading of the other version written as a paragraph (heading style).
+- added / removed: cosmetic only when the clause has no word at all (e.g. a stray "…" line),
+  when it is a heading of the other version written as a paragraph (heading style), or when it
+  is page furniture ("Select language", "close") or a bare date stamp ("Dated: May 25, 2018":
+  dates are document metadata, see extract).
 
 Changes come in new-document order; a removed clause sits where it was, right after the change
 or clause that preceded it in the old version. Labels stay empty: classify fills them.
@@ -636,7 +638,8 @@ def _pair_change(
         return None  # the common case: nothing at all changed
     same_wording = _same_wording(_parts((old,)), _parts((new,))) or (
         bool(renumbered) and _same_wording(
-            tuple(_renumber(p, renumbered) for p in _parts((old,))), _parts((new,))))
+            tuple(_renumber(p, renumbered) for p in _parts((old,))), _parts((new,)))
+    ) or (_is_furniture(old) and _is_furniture(new))
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
     if in_place and same_wording:
@@ -697,11 +700,37 @@ def _headings(clauses: Sequence[Clause]) -> set[str]:
             if (part := _heading_part(h))}
 
 
+# Page furniture a capture sometimes includes: a whole clause that says only this is not terms.
+_UI_LABELS = frozenset({
+    "close", "menu", "print", "share", "copy link", "select language", "language",
+    "other language versions", "table of contents", "contents", "back to top", "skip to content",
+    "skip to main content", "previous versions", "see previous versions", "download pdf",
+})
+_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+           r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+# A line that is only a date stamp ("Dated: May 25, 2018", "Effective date: 11-04-2023"): the
+# document's metadata, reported as such by extract, never a clause of the terms.
+_DATE_LINE = re.compile(
+    r"^(?:dated|date|effective(?: date| as of| from)?|last (?:updated?|modified|revised)"
+    r"|(?:updated|revised|published)(?: on)?|version date)\s*:?\s*"
+    rf"(?:{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS}\.?,? \d{{4}}"
+    r"|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})\.?$"
+)
+
+
+def _is_furniture(clause: Clause) -> bool:
+    if clause.lead_in:
+        return False
+    text = normalise(clause.text).casefold()
+    return " ".join(_WORD.findall(text)) in _UI_LABELS or bool(_DATE_LINE.match(text))
+
+
 def _wording_appeared(clause: Clause, other_headings: set[str]) -> bool:
     """Is an added (removed) clause a change of wording? Not when it has no words, nor when it
     is a heading of the other version written as a paragraph ("**Your Privacy**" became, or
-    stopped being, "## Your Privacy"): that is heading style."""
-    if not _has_words(clause.full_text):
+    stopped being, "## Your Privacy"): that is heading style. Nor when it is page furniture
+    ("Select language") or a bare date stamp."""
+    if not _has_words(clause.full_text) or _is_furniture(clause):
         return False
     return not (not clause.lead_in and _heading_part(clause.text) in other_headings)
 
