@@ -132,7 +132,8 @@ def _where(change: dict) -> str:
 
 @click.command()
 @click.argument("corpus", required=False, type=click.Path(path_type=Path))
-@click.option("--only", default="", help="Only documents whose path starts with this, e.g. openai/.")
+@click.option("--only", default="",
+              help="Only documents whose path starts with this, e.g. openai/.")
 @click.option("--list", "listing", type=click.Choice(["none", "substantive", "cosmetic", "all"]),
               default="none", show_default=True, help="List the pairs judged so, for spot checks.")
 @click.option("--show", default=0, show_default=True,
@@ -189,7 +190,8 @@ def main(corpus: Path | None, only: str, listing: str, show: int, no_git: bool) 
         failed.append("peak memory")
     out("targets                      " + ("met" if not failed else "MISSED: " + ", ".join(failed)))
     for pair in flagged:
-        out(f"  re-extraction judged substantive: {pair.document} {pair.old.name} -> {pair.new.name}")
+        out(f"  re-extraction judged substantive: {pair.document} "
+            f"{pair.old.name} -> {pair.new.name}")
     if listing != "none":
         out("")
         for pair in pairs:

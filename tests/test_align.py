@@ -21,7 +21,9 @@ PROVISIONS = [
 ]
 
 
-def clause(cid: str, text: str, heading: tuple[str, ...] = ("General",), number: str = "") -> Clause:
+def clause(
+    cid: str, text: str, heading: tuple[str, ...] = ("General",), number: str = ""
+) -> Clause:
     section = " › ".join((*heading, number)) if number else " › ".join(heading)
     return Clause(id=cid, section=section, heading=heading, text=text, number=number)
 
@@ -74,8 +76,11 @@ def test_unchanged_clause_moved_within_its_section_is_a_cosmetic_move() -> None:
 
 
 def test_clause_moved_under_another_heading_is_substantive() -> None:
-    old = [clause(f"o{k}", t, ("Use",) if k < 4 else ("Payment",)) for k, t in enumerate(PROVISIONS)]
-    new = [clause(f"n{k}", t, ("Use",) if k < 4 else ("Payment",)) for k, t in enumerate(PROVISIONS)]
+    def section(k: int) -> tuple[str, ...]:
+        return ("Use",) if k < 4 else ("Payment",)
+
+    old = [clause(f"o{k}", t, section(k)) for k, t in enumerate(PROVISIONS)]
+    new = [clause(f"n{k}", t, section(k)) for k, t in enumerate(PROVISIONS)]
     mover = new.pop(1)
     new.append(clause("n9", mover.text, ("Payment",)))
     diff = diff_clauses(old, new)
@@ -202,7 +207,8 @@ def test_heading_style_and_nesting_are_cosmetic() -> None:
         ('Read the "Usage Policy".', "Read the “Usage Policy”."),
         ("See the [pricing page](https://x.example/p?ref=abc&utm_source=m) for fees.",
          "See the [pricing page](https://x.example/p?ref=zzz) for fees."),
-        ("See https://x.example/help?trk=1 for fees.", "See https://x.example/help?trk=2#top for fees."),
+        ("See https://x.example/help?trk=1 for fees.",
+         "See https://x.example/help?trk=2#top for fees."),
         ("You **must** keep your key secret.", "You _must_ keep your key `secret`."),
         ("* You must be 18.", "-   You must be 18."),
         ("(a) You must be 18.", "a) You must be 18."),
@@ -234,7 +240,8 @@ def test_cosmetic_rewrites_are_not_substantive(before: str, after: str) -> None:
     [
         ("13 or older may use the service.", "16 or older may use the service."),
         ("Section 230 of the Act applies.", "Section 231 of the Act applies."),
-        ("See https://x.example/privacy for details.", "See https://x.example/cookies for details."),
+        ("See https://x.example/privacy for details.",
+         "See https://x.example/cookies for details."),
         ("You may share outputs.", "You may not share outputs."),
         ("WE PROVIDE THE SERVICE AS IS.", "We provide the service as is."),
         ("Fees are 5 USD.", "Fees are 5 EUR."),

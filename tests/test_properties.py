@@ -132,7 +132,9 @@ def cosmetic_pairs(draw: st.DrawFn) -> tuple[list[Clause], list[Clause]]:
 
 
 @given(cosmetic_pairs())
-def test_cosmetic_rewrites_give_no_substantive_change(pair: tuple[list[Clause], list[Clause]]) -> None:
+def test_cosmetic_rewrites_give_no_substantive_change(
+    pair: tuple[list[Clause], list[Clause]],
+) -> None:
     old, new = pair
     diff = diff_clauses(old, new)
     assert diff.substantive == (), [(c.kind, c.old and c.old[0].text, c.new and c.new[0].text)
@@ -229,7 +231,8 @@ def render(sections: list, style: dict) -> str:
                     words[w] = f"**{words[w]}**"
             for w in style["links"]:
                 if w < len(words):
-                    words[w] = f"[{words[w]}](https://corvid.example/{w}?utm_id={style['tracking']})"
+                    target = f"https://corvid.example/{w}?utm_id={style['tracking']}"
+                    words[w] = f"[{words[w]}]({target})"
             glue = style["space"]
             text = glue.join(words) + "."
             if kind == "para":

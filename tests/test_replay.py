@@ -98,7 +98,8 @@ def test_ids_are_stable_through_the_history(tmp_path: Path) -> None:
     first_ids = {c.text: c.id for c in diffs[0].old_clauses}
     resale = next(c for c in diffs[-1].new_clauses if "resell" in c.text)
     fees = next(c for c in diffs[-1].new_clauses if c.text.startswith("Fees"))
-    assert resale.id == first_ids["You may not resell access to Corvid without our written consent."]
+    resale_text = "You may not resell access to Corvid without our written consent."
+    assert resale.id == first_ids[resale_text]
     assert fees.id == first_ids["Fees are billed monthly in advance."]
     ids = [c.id for c in diffs[-1].new_clauses]
     assert len(ids) == len(set(ids))

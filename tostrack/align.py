@@ -8,10 +8,11 @@ How (most clauses never change between versions, so the cheap path comes first):
    whose wording did not change.
 3. Identical keys left over on both sides are the same clause in another place.
 4. What is still unaligned is compared by word-level similarity (rapidfuzz's Indel ratio over
-   the words, each encoded as one character): one old to one new (modified), one old to several consecutive new whose
-   concatenation is closer to it than any single one (split), several consecutive old to one new
-   (merged). Best score first, greedily. A pair in the same gap between clauses that kept their
-   place needs less similarity (50) than a pair from anywhere in the document (65).
+   the words, each encoded as one character): one old to one new (modified), one old to several
+   consecutive new whose concatenation is closer to it than any single one (split), several
+   consecutive old to one new (merged). Best score first, greedily. A pair in the same gap
+   between clauses that kept their place needs less similarity (50) than a pair from anywhere
+   in the document (65).
 5. Place: the largest set of aligned pairs that keeps its relative order stays where it was
    (longest increasing subsequence; on ties, the clauses that kept their heading stay); every
    other aligned clause moved.
@@ -362,7 +363,9 @@ def _runs(seed: int, free: set[int], limit: int) -> list[int]:
     return list(range(start, end + 1))
 
 
-def _grow(query: str, seed: int, window: list[int], keys: dict[int, str]) -> tuple[float, list[int]]:
+def _grow(
+    query: str, seed: int, window: list[int], keys: dict[int, str]
+) -> tuple[float, list[int]]:
     """Grow a run of consecutive clauses from `seed` while their joined text gets closer."""
     lo = hi = window.index(seed)
     best = fuzz.ratio(query, keys[seed])
@@ -613,7 +616,8 @@ def _inherit_ids(aligner: _Aligner) -> tuple[Clause, ...]:
     retired = taken | {c.id for c in old}
     for j, clause in enumerate(new):
         if ids[j] is None:
-            ids[j] = clause.id if clause.id and clause.id not in retired else _fresh_id(clause, retired)
+            own = clause.id if clause.id and clause.id not in retired else None
+            ids[j] = own or _fresh_id(clause, retired)
             retired.add(ids[j])
     return tuple(
         c if c.id == ids[j] else _replace_id(c, ids[j] or c.id) for j, c in enumerate(new)
@@ -713,7 +717,8 @@ _MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?
 _DATE_LINE = re.compile(
     r"^(?:dated|date|effective(?: date| as of| from)?|last (?:updated?|modified|revised)"
     r"|(?:updated|revised|published)(?: on)?|version date)\s*:?\s*"
-    rf"(?:{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}|\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS}\.?,? \d{{4}}"
+    rf"(?:{_MONTHS}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTHS}\.?,? \d{{4}}"
     r"|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})\.?$"
 )
 
