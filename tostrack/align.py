@@ -143,7 +143,9 @@ def _strip_url(match: re.Match[str]) -> str:
     return f"{host}/{path}".rstrip("/.,;:")
 
 
-@lru_cache(maxsize=1 << 16)  # replays see the same clause texts again and again
+# Caches sized for a document's history (a few thousand distinct clauses), not for ever: a
+# long-running process must not grow without bound.
+@lru_cache(maxsize=1 << 14)  # replays see the same clause texts again and again
 def normalise(text: str) -> str:
     """The wording of `text`, with every formatting-only difference folded (see module doc)."""
     if "&" in text:
@@ -179,7 +181,7 @@ def normalise(text: str) -> str:
     return text.strip()
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def _heading_part(heading: str) -> str:
     text = normalise(heading)
     for _ in range(3):
@@ -207,7 +209,7 @@ def _has_words(text: str) -> bool:
     return _WORD.search(normalise(text)) is not None
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def _wording(text: str, mask_emails: bool = False) -> str:
     """normalise(text) without whitespace: a space more or less ("LICENSORSBE", ".**You") is
     how a page was rendered, never a change of wording."""
@@ -281,7 +283,7 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
 # -- alignment --------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(normalise(text).casefold()))
 
