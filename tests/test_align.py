@@ -103,6 +103,22 @@ def test_reworded_item_that_moved_is_one_modified_and_moved_change() -> None:
     assert rebuild(change.redline, "old") == "You may not reverse engineer any model we provide;"
 
 
+def test_a_rewritten_provision_keeps_its_run_in_title_and_its_id() -> None:
+    before = ("Your Content. You keep ownership of what you upload, and you license it to us "
+              "only to run the service for you.")
+    after = ("Your Content. As between you and us, and to the extent the law allows, you own "
+             "your input and you are assigned any output we produce.")
+    old = version([PROVISIONS[0], before, PROVISIONS[2]])
+    new = version([PROVISIONS[0], PROVISIONS[2], PROVISIONS[5], after], prefix="n")
+    diff = diff_clauses(old, new)
+    assert kinds(diff) == [("added", True), ("modified", True)]
+    assert diff.changes[1].moved and diff.changes[1].new[0].id == "o1"
+    # Without the shared title the two texts are too unlike to call the same provision.
+    untitled = [c if not c.text.startswith("Your") else Clause(
+        c.id, c.section, c.heading, c.text.removeprefix("Your Content. ")) for c in new]
+    assert ("removed", True) in kinds(diff_clauses(old, untitled))
+
+
 def test_added_and_removed_in_document_order() -> None:
     old = version(PROVISIONS)
     texts = list(PROVISIONS)

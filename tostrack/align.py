@@ -12,10 +12,11 @@ How (most clauses never change between versions, so the cheap path comes first):
    consecutive new whose concatenation is closer to it than any single one (split), several
    consecutive old to one new (merged). Best score first, greedily. A pair in the same gap
    between clauses that kept their place needs less similarity (50) than a pair from anywhere
-   in the document (65).
+   in the document (65); two clauses opening with the same run-in title ("Your Content."),
+   found once in each version, need only 30.
 5. Place: the largest set of aligned pairs that keeps its relative order stays where it was
-   (longest increasing subsequence; on ties, the clauses that kept their heading stay); every
-   other aligned clause moved.
+   (longest increasing subsequence; on ties, clauses that kept their wording, then their
+   heading, stay); every other aligned clause moved.
 
 Ids: a new clause inherits the id of the old clause it is aligned with (the first old clause of
 a merge; the first new clause of a split inherits the old id). Any other new clause keeps the id
@@ -73,6 +74,7 @@ __all__ = ["diff_clauses", "normalise", "word_redline"]
 # Similarity (0-100, word-level) needed to call two clauses the same provision.
 LOCAL_THRESHOLD = 50.0  # both in the same gap between clauses that kept their place
 GLOBAL_THRESHOLD = 65.0  # anywhere else in the document
+TITLED_THRESHOLD = 30.0  # both open with the same run-in title ("Your Content."), unique in each
 GROUP_THRESHOLD = 70.0  # split / merged: the joined clauses against the single one
 GROUP_MARGIN = 5.0  # ... and this much better than the best single clause
 MAX_GROUP = 8  # at most this many clauses in a split or merge
@@ -539,9 +541,12 @@ class _Aligner:
         candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
         best_new: dict[int, tuple[float, int]] = {}  # old -> (score, new), best first
         best_old: dict[int, tuple[float, int]] = {}
+        old_titles, new_titles = _unique_titles(self.old), _unique_titles(self.new)
         for (i, j), score in scores.items():
             local = self.old_gap.get(i, -1) == self.new_gap.get(j, -2)
-            if score >= (LOCAL_THRESHOLD if local else GLOBAL_THRESHOLD):
+            titled = i in old_titles and old_titles[i] == new_titles.get(j)
+            if score >= (TITLED_THRESHOLD if titled else LOCAL_THRESHOLD if local
+                         else GLOBAL_THRESHOLD):
                 candidates.append((score, local, (i,), (j,)))
             # The best partner on each side seeds a split or merge (earliest on equal scores).
             if i not in best_new or (score, -j) > (best_new[i][0], -best_new[i][1]):
@@ -576,20 +581,40 @@ class _Aligner:
                 self.merges.append((olds, news[0]))
 
     def in_place(self) -> set[int]:
-        """Old indices of the pairs that kept their relative order (ties: same heading stays)."""
+        """Old indices of the pairs that kept their relative order. On ties, clauses that kept
+        their wording, then those that kept their heading, stay; the others moved."""
         ordered = sorted(self.pairs.items())
         if all(a[1] < b[1] for a, b in pairwise(ordered)):
             return set(self.pairs)  # nothing moved: the common case
-        bonus = 0.5 / (len(ordered) + 1)  # never outweighs one more clause kept in place
-        weighted = [
-            (i, j, 1.0 + (bonus if _heading_key(self.old[i]) == _heading_key(self.new[j]) else 0))
-            for i, j in ordered
-        ]
+        unit = 0.3 / (len(ordered) + 1)  # all bonuses together never outweigh one more clause
+
+        def weight(i: int, j: int) -> float:
+            same_words = self.old_keys[i] == self.new_keys[j]
+            same_heading = _heading_key(self.old[i]) == _heading_key(self.new[j])
+            return 1.0 + unit * (2 * same_words + same_heading)
+
+        weighted = [(i, j, weight(i, j)) for i, j in ordered]
         return {ordered[k][0] for k in _keep_order(weighted)}
 
 
 def _place(clause: Clause) -> tuple[object, ...]:
     return (clause.full_text, clause.section, clause.heading, clause.number)
+
+
+_TITLE = re.compile(r"^([^.:;!?]{2,60}?)[.:]\s")
+
+
+def _unique_titles(clauses: Sequence[Clause]) -> dict[int, str]:
+    """Index -> run-in title ("Your Content." opening a paragraph), for titles that open exactly
+    one clause of the version. Rewritten provisions usually keep their title."""
+    found: dict[str, list[int]] = {}
+    for k, clause in enumerate(clauses):
+        match = _TITLE.match(normalise(clause.text))
+        if match:
+            words = _WORD.findall(match.group(1).casefold())
+            if 1 <= len(words) <= 6:
+                found.setdefault(" ".join(words), []).append(k)
+    return {ks[0]: title for title, ks in found.items() if len(ks) == 1}
 
 
 def _fresh_id(clause: Clause, taken: set[str]) -> str:
