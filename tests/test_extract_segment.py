@@ -124,6 +124,9 @@ def test_plain_text_numbering_and_headings() -> None:
         ("Updated on Sept. 3, 2024", "2024-09-03"),
         ("Last modified 2023-11-30", "2023-11-30"),
         ("These terms were last updated on 9th June 2026.", "2026-06-09"),
+        ("Last Update: August 14, 2025", "2025-08-14"),
+        ("Dated: March 17, 2021", "2021-03-17"),
+        ("Effective date: 11-04-2023", "2023-11-04"),
     ],
 )
 def test_effective_date_is_metadata_not_a_clause(line: str, iso: str) -> None:
@@ -199,3 +202,23 @@ def test_pdf_goes_through_the_same_path(tmp_path: Path) -> None:
     broken.write_bytes(b"%PDF-1.4 this is not really a pdf")
     with pytest.raises(InputError):
         extract_file(broken)
+
+
+def test_a_date_inside_a_provision_stays_a_provision() -> None:
+    doc = extract_text("# Terms\n\nThe order form dated 1 March 2024 applies.\n", "markdown")
+    assert doc.effective_date is None and texts(doc) == ["Terms", "The order form dated 1 March 2024 applies."]
+
+
+def test_the_browser_tab_title_above_the_heading_is_not_a_clause() -> None:
+    doc = extract_text("Business terms | Acme\n\n# Business terms\n\nPlan | Price\n", "markdown")
+    assert texts(doc) == ["Business terms", "Plan | Price"]
+
+
+@pytest.mark.parametrize(
+    ("line", "marker"),
+    [("K.3. Customer shall pay.", "K.3"), ("I.2.a. Fees apply.", "I.2.a"), ("k. Rules apply.", "k"),
+     ("Article 5 Liability", "Article 5"), ("§ 3 Scope", "§ 3"), ("2(a) Fees", "2(a)")],
+)
+def test_numbering_styles_are_markers(line: str, marker: str) -> None:
+    (block,) = extract_text(line, "text").blocks
+    assert block.marker == marker

@@ -59,7 +59,8 @@ MARKER = re.compile(
       | \d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,4}\))*\.?(?=\s)
       | \((?:[a-z]{1,2}|[ivxlc]{1,6}|[A-Z]{1,2}|[IVXLC]{1,6}|\d{1,3})\)
       | (?:[a-z]|[ivx]{1,4}|\d{1,2})\)(?=\s)
-      | [A-Z]\.(?=\s+[A-Z])
+      | (?:[A-Z]|[IVX]{1,4})\.(?:\d{1,3}\.)+(?:[a-z]\.)?(?=\s)
+      | (?:[A-Z]|[a-z])\.(?=\s+[A-Z])
     )[\s:.\-–—]*""",
     re.VERBOSE,
 )
@@ -76,15 +77,18 @@ _MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|A
 _DATE = (
     rf"(?:(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>\d{{4}})"
     rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
-    rf"|(?P<y3>\d{{4}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}}))"
+    rf"|(?P<y3>\d{{4}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}})"
+    # 11-04-2023 or 11/04/2023: read month first, as the US providers that write it mean it
+    rf"|(?P<m4>\d{{1,2}})[-/](?P<d4>\d{{1,2}})[-/](?P<y4>\d{{4}}))"
 )
 _EFFECTIVE = re.compile(
-    r"(?P<label>last\s+(?:updated|modified|revised|changed)|effective(?:\s+date)?(?:\s+(?:as\s+of|from|on))?"
+    r"(?P<label>last\s+(?:updated|update|modified|revised|changed)|^\s*dated|effective(?:\s+date)?(?:\s+(?:as\s+of|from|on))?"
     r"|updated(?:\s+on)?|date\s+of\s+last\s+revision|version\s+date|revised(?:\s+on)?"
     r"|these\s+terms\s+(?:are|were)\s+last\s+updated(?:\s+on)?|in\s+effect\s+(?:as\s+of|from))"
     r"\s*[:\-–—]?\s*(?:on\s+|as\s+of\s+)?" + _DATE,
     re.IGNORECASE,
 )
+_PAGE_TITLE = re.compile(r"^[^.|]{2,60} [|–—] [^.|]{2,40}$")
 # A date line on its own is metadata, not a clause; longer sentences keep their wording.
 _DATE_LINE_MAX = 160
 
@@ -485,9 +489,13 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
     effective_date, effective_text = None, ""
     fallback: tuple[str | None, str] | None = None  # a date line further down, e.g. at the end
     kept: list[Block] = []
+    seen_heading = False
     for index, block in enumerate(blocks):
         if not _LETTER.search(block.text):
             continue
+        seen_heading = seen_heading or block.kind == "heading"
+        if not seen_heading and block.kind == "paragraph" and _PAGE_TITLE.match(block.text):
+            continue  # "Business terms | Acme" above the heading: the browser tab's title
         # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
         # the top of the document is its effective date.
         found = _EFFECTIVE.search(block.text)
@@ -514,6 +522,8 @@ def _iso(match: re.Match[str]) -> str | None:
     try:
         if g["y3"]:
             year, month, day = int(g["y3"]), int(g["m3"]), int(g["d3"])
+        elif g["y4"]:
+            year, month, day = int(g["y4"]), int(g["m4"]), int(g["d4"])
         else:
             month_name = (g["m1"] or g["m2"]).rstrip(".").lower()
             month = _MONTHS.get(month_name, _MONTHS.get(month_name[:3], 0))
