@@ -222,3 +222,16 @@ def test_the_browser_tab_title_above_the_heading_is_not_a_clause() -> None:
 def test_numbering_styles_are_markers(line: str, marker: str) -> None:
     (block,) = extract_text(line, "text").blocks
     assert block.marker == marker
+
+
+def test_headings_the_page_did_not_mark_up_and_numbering_that_outranks_markup() -> None:
+    md = (
+        "# Privacy\n\n## 2. Collection\n\nWe collect data.\n\n### 9. Children\n\nNo accounts for children.\n\n"
+        "**Your Choices**\n\nYou may object.\n\n**Note:** this sentence is not a heading.\n\n"
+        "10\\. Your rights\n\nYou may ask for a copy.\n"
+    )
+    by_text = {c.text: c for c in segment_document(extract_text(md, "markdown"))}
+    assert by_text["No accounts for children."].section == "9 Children"  # not under 2
+    assert by_text["You may object."].section == "9 Children › Your Choices"
+    assert by_text["Note: this sentence is not a heading."].section == "9 Children › Your Choices"
+    assert by_text["You may ask for a copy."].section == "10 Your rights"

@@ -309,6 +309,8 @@ def _blocks(node: HtmlElement, list_depth: int) -> Iterator[Block]:
             yield from _list_item(child, max(list_depth, 1), "")
         elif name == "tr":
             yield from _table_row(child)
+        elif name == "p" and (heading := _bold_heading(child)) is not None:
+            yield heading
         elif name in ("dt", "summary", "caption"):
             text = _clean(_text(child))
             if text:
@@ -479,9 +481,30 @@ def _paragraph(text: str) -> Block:
     if bullet:
         return Block("list_item", text[bullet.end():], 1, "•")
     marker, rest = split_marker(text)
+    if marker and rest and _DECIMAL.match(marker) and _looks_like_heading(rest):
+        # "10. Your rights and choices" typed as a paragraph is the heading of section 10.
+        return Block("heading", rest, min(6, 2 + marker.count(".")), marker)
     if marker and rest:
         return Block("paragraph", rest, 0, marker)
     return Block("paragraph", text)
+
+
+_DECIMAL = re.compile(r"^\d{1,3}(?:\.\d{1,3})*$")
+_EMPHASIS = ("strong", "b")
+
+
+def _bold_heading(p: HtmlElement) -> Block | None:
+    """A paragraph that is nothing but a short bold phrase is a heading the page did not mark up."""
+    children = [c for c in p if _tag(c)]
+    if (p.text or "").strip() or len(children) != 1 or _tag(children[0]) not in _EMPHASIS:
+        return None
+    if (children[0].tail or "").strip():
+        return None
+    text = _clean(_text(children[0]))
+    marker, rest = split_marker(text)
+    if not _looks_like_heading(rest or text):
+        return None
+    return Block("heading", rest or text, 6, marker if rest else "")
 
 
 def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ...] = ()) -> Document:

@@ -74,7 +74,7 @@ def _provisions(
 ) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], str, str, str]]:
     """(section path parts, heading trail, number, lead-in, text) for each clause-sized block."""
     title_level = _title_level(blocks)
-    headings: list[tuple[int, str]] = []  # (level, label) of the open headings
+    headings: list[tuple[int, int, str]] = []  # (level, numbering depth, label) of open headings
     # Open list items by depth: (marker, text if it introduces its children else "").
     items: dict[int, tuple[str, str]] = {}
     paragraph_lead_in = ""
@@ -84,13 +84,18 @@ def _provisions(
         if block.kind == "heading":
             if block.level == title_level and not headings:
                 continue  # the document's title is not a section
-            while headings and headings[-1][0] >= block.level:
+            depth = _numbering_depth(block.marker)
+            # "9 Children" closes "2 Collection" even when the page set it one level deeper:
+            # numbering says where a section sits more reliably than the markup does.
+            while headings and (
+                headings[-1][0] >= block.level or (depth and 0 < depth <= headings[-1][1])
+            ):
                 headings.pop()
-            headings.append((block.level, _label(block)))
+            headings.append((block.level, depth, _label(block)))
             items.clear()
             paragraph_lead_in = ""
             continue
-        trail = tuple(label for _, label in headings)
+        trail = tuple(label for _, _, label in headings)
         if block.kind == "list_item":
             depth = max(block.level, 1)
             if depth == 1 and block.starts_list and index != lead_in_at + 1:
@@ -115,6 +120,14 @@ def _provisions(
         else:
             paragraph_lead_in = ""
         yield trail, trail, block.marker, "", block.text
+
+
+_NUMBERED = re.compile(r"^\d{1,3}(?:\.\d{1,3})*$")
+
+
+def _numbering_depth(marker: str) -> int:
+    """2 for "4.1", 1 for "9"; 0 when the marker is not plain decimal numbering."""
+    return marker.count(".") + 1 if _NUMBERED.match(marker) else 0
 
 
 def _title_level(blocks: Sequence[Block]) -> int | None:
