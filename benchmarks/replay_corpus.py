@@ -55,34 +55,57 @@ def _manifest_kinds(corpus: Path) -> dict[tuple[str, str], str]:
             for d in manifest.get("documents", []) for v in d.get("version_list", [])}
 
 
-def replay(corpus: Path, only: str, keep_changes: bool) -> tuple[list[Pair], list[int], float]:
+def replay(
+    corpus: Path, only: str, keep_changes: bool, jobs: int = 1
+) -> tuple[list[Pair], list[int], float]:
     """Replay each document as `tostrack replay` does; a pair's time is analysing its new
-    version plus aligning and labelling (the old version was analysed for the pair before)."""
-    from tostrack.output import diff_body
-    from tostrack.replay import replay_directory, version_dirs
+    version plus aligning and labelling (the old version was analysed for the pair before).
+    With jobs > 1, documents are replayed in that many processes, as `tostrack replay -j`."""
+    from functools import partial
+
+    from tostrack.replay import version_dirs
 
     kinds = _manifest_kinds(corpus)
+    directories = [d for d in version_dirs(corpus)
+                   if not only or d.relative_to(corpus).as_posix().startswith(only)]
+    work = partial(_replay_document, corpus=corpus, kinds=kinds, keep_changes=keep_changes)
     pairs: list[Pair] = []
     clause_counts: list[int] = []
     started = time.perf_counter()
-    for directory in version_dirs(corpus):
-        name = directory.relative_to(corpus).as_posix()
-        if only and not name.startswith(only):
-            continue
-        t0 = time.perf_counter()
-        first = True
-        for old, new, diff in replay_directory(directory):
-            seconds = time.perf_counter() - t0
-            if first:
-                clause_counts.append(len(diff.old_clauses))
-                first = False
-            clause_counts.append(len(diff.new_clauses))
-            body = diff_body(diff)
-            pairs.append(Pair(name, old, new, seconds, body["summary"],
-                              body["changes"] if keep_changes else [],
-                              kinds.get((name, new.name), "")))
-            t0 = time.perf_counter()
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(work, directories))
+    else:
+        results = [work(d) for d in directories]
+    for document_pairs, counts in results:
+        pairs.extend(document_pairs)
+        clause_counts.extend(counts)
     return pairs, clause_counts, time.perf_counter() - started
+
+
+def _replay_document(
+    directory: Path, corpus: Path, kinds: dict[tuple[str, str], str], keep_changes: bool
+) -> tuple[list[Pair], list[int]]:
+    from tostrack.output import diff_body
+    from tostrack.replay import replay_directory
+
+    name = directory.relative_to(corpus).as_posix()
+    pairs: list[Pair] = []
+    clause_counts: list[int] = []
+    t0 = time.perf_counter()
+    for old, new, diff in replay_directory(directory):
+        seconds = time.perf_counter() - t0
+        if not clause_counts:
+            clause_counts.append(len(diff.old_clauses))
+        clause_counts.append(len(diff.new_clauses))
+        body = diff_body(diff)
+        pairs.append(Pair(name, old, new, seconds, body["summary"],
+                          body["changes"] if keep_changes else [],
+                          kinds.get((name, new.name), "")))
+        t0 = time.perf_counter()
+    return pairs, clause_counts
 
 
 def _cpu(who: int) -> float:
@@ -109,7 +132,9 @@ def git_word_diff(pairs: list[Pair]) -> tuple[float, float, float]:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # The largest single process, this one or a replay worker (Linux reports KiB).
+    peaks = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return max(peaks) / 1024
 
 
 def _redline(change: dict) -> str:
@@ -139,16 +164,20 @@ def _where(change: dict) -> str:
 @click.option("--show", default=0, show_default=True,
               help="With --list: print up to N changes of each listed pair, with redlines.")
 @click.option("--no-git", is_flag=True, help="Skip the git word-diff comparison.")
-def main(corpus: Path | None, only: str, listing: str, show: int, no_git: bool) -> None:
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Replay documents in this many processes (as `tostrack replay -j`).")
+def main(
+    corpus: Path | None, only: str, listing: str, show: int, no_git: bool, jobs: int
+) -> None:
     """Replay CORPUS (default: ../shared/corpus next to the project) and print figures."""
     corpus = corpus or DEFAULT_CORPUS
     if not corpus.is_dir():
         raise click.ClickException(
             f"no corpus at {corpus}: pass the path of a folder of dated versions "
             "(e.g. a checkout of ../shared/corpus)")
-    cpu_before = _cpu(resource.RUSAGE_SELF)
-    pairs, counts, wall = replay(corpus, only, keep_changes=listing != "none" and show > 0)
-    cpu = _cpu(resource.RUSAGE_SELF) - cpu_before
+    cpu_before = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
+    pairs, counts, wall = replay(corpus, only, keep_changes=listing != "none" and show > 0, jobs=jobs)
+    cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu_before
     if not pairs:
         raise click.ClickException(f"no pairs of dated versions under {corpus}")
     peak = _peak_mb()
@@ -167,7 +196,7 @@ def main(corpus: Path | None, only: str, listing: str, show: int, no_git: bool) 
     out(f"clause changes               {changes} substantive, {cosmetic} cosmetic")
     out(f"clauses per version          mean {sum(counts) / len(counts):.0f}, max {max(counts)}")
     out(f"tostrack time                {wall:.2f} s wall, {cpu:.2f} s CPU "
-        "(extract, segment, classify, align)")
+        f"(extract, segment, classify, align; {jobs} process{'es' if jobs > 1 else ''})")
     out(f"slowest pair                 {slow.seconds:.3f} s  {slow.document} {slow.new.name}")
     out(f"peak memory (ru_maxrss)      {peak:.0f} MB")
     reextracted = [p for p in pairs if p.change_kind in REEXTRACTIONS]

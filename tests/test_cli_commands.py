@@ -148,3 +148,15 @@ def test_run_log_file_records_what_was_printed(
     lines = log.read_text().splitlines()
     assert lines and lines[0].endswith("tracking acme/terms: first version stored")
     assert lines[0][:4].isdigit() and "Z " in lines[0]
+
+
+def test_replay_in_two_processes_prints_the_same_lines(runner: CliRunner, tmp_path: Path) -> None:
+    for name, variants in (("acme/terms", (TERMS_V1, TERMS_V2)), ("acme/policy", (TERMS_V2, TERMS_V1))):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        for day, html in zip(("2026-01-01", "2026-02-01"), variants, strict=True):
+            (folder / f"{day}T00-00-00Z.html").write_text(html, encoding="utf-8")
+    one = runner.invoke(cli, ["replay", str(tmp_path)])
+    two = runner.invoke(cli, ["replay", "-j", "2", str(tmp_path)])
+    assert one.exit_code == two.exit_code == 0, two.output
+    assert one.output == two.output and len(one.output.splitlines()) == 2

@@ -223,7 +223,11 @@ def classify(file: str, fmt: str, jsonl: bool, input_format: str) -> None:
 @cli.command()
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
-def replay(dirs: tuple[str, ...], fmt: str) -> None:
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Replay this many documents at once, in separate processes (output order is kept).",
+)
+def replay(dirs: tuple[str, ...], fmt: str, jobs: int) -> None:
     """Diff each consecutive pair of dated versions in each DIR (touches no workspace).
 
     Each DIR holds versions of one document named by capture time, e.g.
@@ -235,7 +239,7 @@ def replay(dirs: tuple[str, ...], fmt: str) -> None:
     """
     from tostrack.replay import replay_pairs
 
-    for record in replay_pairs([Path(d) for d in dirs]):
+    for record in replay_pairs([Path(d) for d in dirs], jobs=jobs):
         if fmt == "jsonl":
             click.echo(json.dumps(record, ensure_ascii=False))
         else:

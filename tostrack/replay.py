@@ -71,18 +71,39 @@ def version_dirs(directory: Path) -> list[Path]:
 
 
 def replay_pairs(
-    dirs: Sequence[Path], severity: Mapping[str, str] | None = None
+    dirs: Sequence[Path], severity: Mapping[str, str] | None = None, *, jobs: int = 1
 ) -> Iterator[dict[str, Any]]:
     """{"document", "from", "to", "summary", "changes"} for each consecutive pair, in date order.
 
     Each dir holds the versions of one document named by capture time (or is a folder of such
-    folders, see version_dirs).
+    folders, see version_dirs). With jobs > 1, documents are replayed in that many processes;
+    the output order is the same.
     """
-    for given in dirs:
-        for directory in version_dirs(Path(given)):
-            for old, new, diff in replay_directory(directory, severity):
-                yield {"document": str(directory), "from": old.name, "to": new.name,
-                       **diff_body(diff)}
+    directories = [d for given in dirs for d in version_dirs(Path(given))]
+    if jobs <= 1 or len(directories) <= 1:
+        for directory in directories:
+            yield from _directory_records(directory, severity)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(directories))) as pool:
+        work = partial(_directory_record_list, severity=severity)
+        for records in pool.map(work, directories):
+            yield from records
+
+
+def _directory_records(
+    directory: Path, severity: Mapping[str, str] | None
+) -> Iterator[dict[str, Any]]:
+    for old, new, diff in replay_directory(directory, severity):
+        yield {"document": str(directory), "from": old.name, "to": new.name, **diff_body(diff)}
+
+
+def _directory_record_list(
+    directory: Path, severity: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    return list(_directory_records(directory, severity))
 
 
 def replay_directory(
