@@ -122,8 +122,6 @@ def track(
     flap_window: int = 7 * 86400,
 ) -> TrackResult:
     """Fetch one source, and record a new version and its changes if the document changed."""
-    from tostrack.health import check_document
-
     state = store.source_state(source.id) or {}
     previous = store.current_version(source.id)
     fetched = fetcher(source)
@@ -139,26 +137,9 @@ def track(
 
     document, clauses = _analyse_snapshots(fetched, source)
     previous_clauses = previous.load()[1] if previous else None
-    # The stored version keeps clauses, not blocks: its text is what a collapse is measured on.
-    previous_text = (
-        Document(tuple(Block("paragraph", c.full_text) for c in previous_clauses))
-        if previous_clauses is not None
-        else None
-    )
-    reason = check_document(
-        fetched,
-        document,
-        len(clauses),
-        previous.clause_count if previous else None,
-        previous_document=previous_text,
-    )
-    if reason == "collapsed" and _collapse_confirmed(store, state, clauses):
-        reason = None  # the same shorter text, fetched again and again: the document really shrank
-    if reason:
-        detail = _detail(document)
-        if reason == "collapsed":
-            detail = f"{_COLLAPSE_MARK}{_digest(clauses)} {detail}"
-        return _failed(store, source, Failure(source.id, fetched[0].fetched_at, reason, detail))
+    problem = _not_the_document(store, state, fetched, document, clauses, previous_clauses)
+    if problem:
+        return _failed(store, source, problem)
 
     if previous is None:
         version, _ = store.save_version(fetched, document, clauses, title=source.title, url=source.url)
@@ -176,17 +157,11 @@ def track(
     if diff.substantive and flapped_to is not None:
         # A -> B -> A within the window: the page alternates between variants. Report the
         # instability once as a failure; recording it would alert on the same text twice.
-        return _failed(
-            store,
-            source,
-            Failure(
-                source.id,
-                fetched[0].fetched_at,
-                "unstable",
-                f"the page went back to the text of the version captured {flapped_to.captured_at}; "
-                "it alternates between variants (check select/remove rules)",
-            ),
+        detail = (
+            f"the page went back to the text of the version captured {flapped_to.captured_at}; "
+            "it alternates between variants (check select/remove rules)"
         )
+        return _failed(store, source, Failure(source.id, fetched[0].fetched_at, "unstable", detail))
 
     if diff.substantive and confirm is not None:
         # A second fetch must agree before anyone is told: a flickering page is not a change.
@@ -221,6 +196,40 @@ def _analyse_snapshots(
 ) -> tuple[Document, tuple[Clause, ...]]:
     document = extract_snapshots(snapshots, source)
     return document, analyse(document)
+
+
+def _not_the_document(
+    store: Store,
+    state: Mapping[str, object],
+    fetched: Sequence[Snapshot],
+    document: Document,
+    clauses: Sequence[Clause],
+    previous_clauses: Sequence[Clause] | None,
+) -> Failure | None:
+    """A failure when what was fetched is not the document (error page, challenge, collapse...)."""
+    from tostrack.health import check_document
+
+    # The stored version keeps clauses, not blocks: its text is what a collapse is measured on.
+    previous_text = (
+        Document(tuple(Block("paragraph", c.full_text) for c in previous_clauses))
+        if previous_clauses is not None
+        else None
+    )
+    reason = check_document(
+        fetched,
+        document,
+        len(clauses),
+        len(previous_clauses) if previous_clauses is not None else None,
+        previous_document=previous_text,
+    )
+    if reason == "collapsed" and _collapse_confirmed(store, state, clauses):
+        return None  # the same shorter text, fetched again and again: the document really shrank
+    if not reason:
+        return None
+    detail = _detail(document)
+    if reason == "collapsed":
+        detail = f"{_COLLAPSE_MARK}{_digest(clauses)} {detail}"
+    return Failure(fetched[0].source_id, fetched[0].fetched_at, reason, detail)
 
 
 # A collapse seen this many times in a row with the very same text is accepted as the document.
