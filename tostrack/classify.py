@@ -285,14 +285,36 @@ def _vetoed(p: _Pattern, masked: str, m: re.Match[str]) -> bool:
     return bool(p.unless_before and p.unless_before.search(before))
 
 
+@lru_cache(maxsize=1)
+def _gate_automaton() -> Any:
+    """Every gate literal of every rule in one Aho-Corasick automaton: one pass over a clause
+    finds which literals it contains, instead of a substring search per literal and rule."""
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for rules in _rules():
+        for gate in (rules.gate, *(p.gate for p in (*rules.patterns, *rules.weak))):
+            for word in gate or ():
+                automaton.add_word(word, word)
+    automaton.make_automaton()
+    return automaton
+
+
+def _literals_in(folded: str) -> frozenset[str]:
+    automaton = _gate_automaton()
+    if not len(automaton):
+        return frozenset()
+    return frozenset(word for _, word in automaton.iter(folded))
+
+
 def _first_match(
-    rules: _Rules, patterns: Sequence[_Pattern], masked: str, folded: str, min_end: int
+    rules: _Rules, patterns: Sequence[_Pattern], masked: str, present: frozenset[str], min_end: int
 ) -> tuple[int, int] | None:
     # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
     # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
     for p in patterns:
-        if p.gate is not None and not any(word in folded for word in p.gate):
+        if p.gate is not None and present.isdisjoint(p.gate):
             continue
         for m in p.regex.finditer(masked):
             if m.end() <= min_end or m.end() == m.start():
@@ -316,15 +338,15 @@ def _classify(
     if not text.strip():
         return ()
     masked = _mask(text)
-    folded = masked.casefold()
+    present = _literals_in(masked.casefold())
     trail = " › ".join(heading)
     out = []
     for rules in _rules():
         span = None
-        if rules.gate is None or any(word in folded for word in rules.gate):
-            span = _first_match(rules, rules.patterns, masked, folded, lead_in_length)
+        if rules.gate is None or not present.isdisjoint(rules.gate):
+            span = _first_match(rules, rules.patterns, masked, present, lead_in_length)
         if span is None and rules.weak and rules.heading and trail and rules.heading.search(trail):
-            span = _first_match(rules, rules.weak, masked, folded, lead_in_length)
+            span = _first_match(rules, rules.weak, masked, present, lead_in_length)
         if span is not None:
             out.append((rules.label, text[span[0] : span[1]].strip()))
     return tuple(out)
