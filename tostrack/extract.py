@@ -1,6 +1,6 @@
 """Snapshot bytes -> Document: one structural path for HTML, Markdown, plain text and PDF.
 
-Markdown is rendered to HTML (cmark, via cmarkgfm) and plain text / PDF text is turned into the same
+Markdown is rendered to HTML (markdown-it-py) and plain text / PDF text is turned into the same
 blocks, so there is one segmenter downstream. Pure: bytes in, Document out; no network, no
 files (except extract_file, the convenience entry for the CLI), no clock.
 """
@@ -180,15 +180,10 @@ def _pdf_text(body: bytes) -> str:
 
 
 def _markdown_to_html(text: str) -> str:
-    import cmarkgfm
-    from cmarkgfm.cmark import Options
+    from markdown_it import MarkdownIt
 
-    # cmark, the CommonMark reference parser (C), with GitHub's table extension; raw HTML inside
-    # the Markdown is kept so it parses like a page. About 18x faster than a pure-Python parser
-    # on the corpus, with the same blocks.
-    return cmarkgfm.markdown_to_html_with_extensions(
-        text, options=Options.CMARK_OPT_UNSAFE, extensions=["table"]
-    )
+    # "commonmark" plus tables; raw HTML inside the Markdown is kept so it parses like a page.
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
 
 
 # -- HTML -> blocks ---------------------------------------------------------------------------
