@@ -39,7 +39,8 @@ class ImportResult:
 def import_directory(workspace: Workspace, source_id: str, directory: Path, *, url: str = "") -> ImportResult:
     """Store each dated file as a version captured at its date. Never notifies anyone."""
     from tostrack.models import Source
-    from tostrack.pipeline import analyse, compare_clauses, extract_snapshots
+    from tostrack.pipeline import compare_clauses, extract_snapshots
+    from tostrack.replay import HistoryAnalyser
     from tostrack.store import text_digest
 
     if "/" not in source_id:
@@ -51,6 +52,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     severity = workspace.settings.section("severity")
     workspace.ensure()
     versions = changes = skipped = 0
+    analyse = HistoryAnalyser()  # a clause seen in an earlier version is not classified again
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
         previous = store.current_version(source_id)
         for captured_at, path in files:
