@@ -462,7 +462,25 @@ def change_headline(change: Change) -> str:
         return f"a clause no longer {removed.headline}"
     label = _most_severe(change.labels)
     what = f"a clause about {label.topic}" if label else "a clause"
+    flip = _negation_flip(change)
+    if flip and change.substantive:
+        # "We do not train on your content" -> "We may train on your content" keeps its label
+        # but reverses its meaning: say so rather than "reworded".
+        return f"{what} changed: a negation was {flip}"
     verb = {"moved": "was moved", "split": "was split", "merged": "was merged"}.get(
         change.kind, "was reworded"
     )
     return f"{what} {verb}"
+
+
+_NEGATION = re.compile(r"\b(?:not|never|no longer|cannot|won't|don't|doesn't|will not|may not)\b|n't\b",
+                       re.IGNORECASE)
+
+
+def _negation_flip(change: Change) -> str:
+    """"removed" or "added" when the old and new wording differ in how many negations they hold."""
+    old = sum(len(_NEGATION.findall(c.full_text)) for c in change.old)
+    new = sum(len(_NEGATION.findall(c.full_text)) for c in change.new)
+    if old == new or not change.old or not change.new:
+        return ""
+    return "removed" if new < old else "added"
