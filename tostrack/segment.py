@@ -39,15 +39,18 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
             path = [*section, number] if number else list(section)
             if item_number:
                 path.append(f"({item_number})")
-            body = Clause(
-                id="",
-                section=SEP.join(p for p in path if p),
-                heading=heading,
-                text=item_text,
-                number=f"({item_number})" if item_number else number,
-                lead_in=full_lead,
+            number_shown = f"({item_number})" if item_number else number
+            full_text = f"{full_lead} {item_text}".strip() if full_lead else item_text
+            clauses.append(
+                Clause(
+                    id=_unique_id(clause_id(full_text), seen_ids),
+                    section=SEP.join(p for p in path if p),
+                    heading=heading,
+                    text=item_text,
+                    number=number_shown,
+                    lead_in=full_lead,
+                )
             )
-            clauses.append(_with_id(body, seen_ids))
     return tuple(clauses)
 
 
@@ -57,13 +60,10 @@ def clause_id(text: str) -> str:
     return "c" + hashlib.blake2b(words.encode("utf-8"), digest_size=5).hexdigest()
 
 
-def _with_id(clause: Clause, seen: dict[str, int]) -> Clause:
-    base = clause_id(clause.full_text)
+def _unique_id(base: str, seen: dict[str, int]) -> str:
     count = seen.get(base, 0) + 1
     seen[base] = count
-    from dataclasses import replace
-
-    return replace(clause, id=base if count == 1 else f"{base}-{count}")
+    return base if count == 1 else f"{base}-{count}"
 
 
 # -- blocks -> provisions ---------------------------------------------------------------------
@@ -163,6 +163,8 @@ def _last_sentence(text: str) -> str:
 
 def _split_enumeration(text: str) -> list[tuple[str, str, str]]:
     """[(item number, lead-in, item text)]; [("", "", text)] when the text is not an enumeration."""
+    if "(" not in text:
+        return [("", "", text)]
     markers = list(_INLINE_MARKER.finditer(text))
     if len(markers) < 2:
         return [("", "", text)]
