@@ -88,6 +88,7 @@ _EFFECTIVE = re.compile(
     r"\s*[:\-–—]?\s*(?:on\s+|as\s+of\s+)?" + _DATE,
     re.IGNORECASE,
 )
+_YEAR = re.compile(r"\d{4}")  # every date form read below has a four-digit year
 _PAGE_TITLE = re.compile(r"^[^.|]{2,60} [|–—] [^.|]{2,40}$")
 # A date line on its own is metadata, not a clause; longer sentences keep their wording.
 _DATE_LINE_MAX = 160
@@ -521,7 +522,7 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
             continue  # "Business terms | Acme" above the heading: the browser tab's title
         # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
         # the top of the document is its effective date.
-        found = _EFFECTIVE.search(block.text)
+        found = _EFFECTIVE.search(block.text) if _YEAR.search(block.text) else None
         if found and effective_date is None and index < 60:
             effective_date, effective_text = _iso(found), block.text
         elif found and fallback is None:
