@@ -18,6 +18,8 @@ _LAZY = {
     "extract_text": "tostrack.extract",
     "segment_document": "tostrack.segment",
     "diff_clauses": "tostrack.align",
+    "word_redline": "tostrack.align",
+    "replay_pairs": "tostrack.replay",
     "classify_clauses": "tostrack.classify",
     "classify_text": "tostrack.classify",
     "compare_files": "tostrack.pipeline",
@@ -41,7 +43,9 @@ __all__ = [
     "extract_bytes",
     "extract_file",
     "extract_text",
+    "replay_pairs",
     "segment_document",
+    "word_redline",
 ]
 
 
