@@ -199,3 +199,21 @@ def test_collapse_is_a_failure_until_the_same_short_text_comes_back_three_times(
         assert len(store.versions("acme/terms")) == 1  # the previous version stays current
     (third,) = run(ws, force=True, send=False).results
     assert third.status == "changed"  # a cut confirmed by three identical fetches is real
+
+
+def test_better_extraction_rules_never_alert(httpserver: HTTPServer, workspace_dir: Path) -> None:
+    """A version stored by older extraction rules is re-read from its raw snapshot before diffing."""
+    url = _serve(httpserver, TERMS_V1)
+    write_config(workspace_dir, source_config(url))
+    ws = Workspace.open(workspace_dir)
+    run(ws, force=True, send=False)
+    with Store(workspace_dir) as store:
+        version = store.current_version("acme/terms")
+        assert version is not None
+        stored = json.loads((version.path / "version.json").read_text())
+    # What an older extractor might have kept: the page's menu as a clause of its own.
+    stored["clauses"].insert(0, {**stored["clauses"][0], "id": "c-old-menu", "text": "Menu Pricing"})
+    (version.path / "version.json").write_text(json.dumps(stored))
+    _serve(httpserver, TERMS_V1_RERENDERED)  # new bytes, same text
+    result = run(ws, force=True, dry_run_mail=True)
+    assert result.results[0].status == "unchanged" and not result.eml_files

@@ -146,7 +146,8 @@ def track(
         store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
         return TrackResult(source, "first", version)
 
-    diff = compare_clauses(previous_clauses or (), clauses, severity)
+    baseline = _as_read_today(previous, source, previous_clauses or ())
+    diff = compare_clauses(baseline, clauses, severity)
     if not diff.changes:
         # Raw bytes changed but the text did not (a re-rendered page): keep the evidence, no version.
         store.save_snapshot_only(fetched, previous)
@@ -196,6 +197,30 @@ def _analyse_snapshots(
 ) -> tuple[Document, tuple[Clause, ...]]:
     document = extract_snapshots(snapshots, source)
     return document, analyse(document)
+
+
+def _as_read_today(
+    previous: Version, source: Source, stored: Sequence[Clause]
+) -> tuple[Clause, ...]:
+    """The previous version as today's extraction reads its raw snapshot, keeping its clause ids.
+
+    When extraction rules improve, the stored clauses of the last version differ from what the
+    same bytes give today. Diffing against the stored clauses would report the improvement as
+    a change of the terms; diffing against a re-extraction of the same evidence never does.
+    """
+    from tostrack.align import diff_clauses
+    from tostrack.errors import InputError
+
+    try:
+        snapshots = previous.snapshots()
+        _, today = _analyse_snapshots(snapshots, source) if snapshots else (None, ())
+    except (OSError, KeyError, ValueError, InputError):
+        return tuple(stored)  # no readable evidence: the stored clauses are all we have
+    if not today or [(c.section, c.full_text) for c in today] == [
+        (c.section, c.full_text) for c in stored
+    ]:
+        return tuple(stored)
+    return diff_clauses(stored, today).new_clauses  # ids carried over to today's reading
 
 
 def _not_the_document(

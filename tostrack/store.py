@@ -116,6 +116,23 @@ class Version:
     def snapshot_meta(self) -> list[dict[str, Any]]:
         return _read_json(self.path / "snapshot.json")["snapshots"]
 
+    def snapshots(self) -> tuple[Snapshot, ...]:
+        """The raw captures of this version, as fetched (for re-extraction with today's rules)."""
+        source_id = _read_json(self.path / "snapshot.json").get("source_id", self.source_id)
+        return tuple(
+            Snapshot(
+                source_id=source_id,
+                url=m["url"],
+                fetched_at=m["fetched_at"],
+                status=m["status"],
+                content_type=m["content_type"],
+                body=(self.path / m["file"]).read_bytes(),
+                headers=tuple(m.get("headers", {}).items()),
+                encoding=m.get("encoding"),
+            )
+            for m in self.snapshot_meta()
+        )
+
 
 @dataclass(frozen=True)
 class StoredDiff:
