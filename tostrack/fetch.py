@@ -458,11 +458,17 @@ def _handle(
     content_type, charset = parse_content_type(response.headers.get("Content-Type", ""))
     if not 200 <= status < 300:
         retry = status == 429 or status >= 500
-        wait = _retry_after(response.headers.get("Retry-After"), config) if retry else 0.0
+        asked = _retry_after(response.headers.get("Retry-After")) if retry else 0.0
+        detail = f"{url} answered {status} {response.reason or ''}".strip()
+        if asked > config.max_retry_after:
+            # Waiting less than the server asked is impolite and wasted: leave it to a later run.
+            retry = False
+            detail += (f"; it asked to wait {asked:.0f} s, longer than [fetch] max_retry_after, "
+                       "so a later run will try again")
         # Keep a little of the body: a challenge page says what it is.
         body = _read(response, url, min(config.max_bytes, 512 * 1024), config, truncate=True)
-        raise _Fail(f"http-{status}", f"{url} answered {status} {response.reason or ''}".strip(),
-                    retry=retry, wait=wait, body=body, content_type=content_type, url=url)
+        raise _Fail(f"http-{status}", detail, retry=retry, wait=asked, body=body,
+                    content_type=content_type, url=url)
     if content_type not in SUPPORTED_TYPES and content_type not in _SNIFFED_TYPES:
         raise _Fail("unsupported-type", f"{url} is {content_type}, not HTML, text or PDF")
     length = response.headers.get("Content-Length", "")
@@ -573,8 +579,8 @@ def _is_read_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _retry_after(value: str | None, config: FetchConfig) -> float:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date), capped."""
+def _retry_after(value: str | None) -> float:
+    """Seconds a Retry-After header asks for (seconds or HTTP date); 0 when absent or unreadable."""
     if not value:
         return 0.0
     value = value.strip()
@@ -589,7 +595,7 @@ def _retry_after(value: str | None, config: FetchConfig) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, min(seconds, config.max_retry_after))
+    return max(0.0, seconds)
 
 
 def _short(exc: BaseException) -> str:
