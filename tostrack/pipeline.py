@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
-from tostrack.store import Store, Version
+from tostrack.store import Store, StoredDiff, Version
 from tostrack.workspace import Workspace
 
 # -- pure stages ------------------------------------------------------------------------------
@@ -388,6 +388,7 @@ def run(
     severity = workspace.settings.section("severity")
     broken_after = int(workspace.settings.section("notify").get("broken_after", 3))
     results: list[TrackResult] = []
+    recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
     skipped = 0
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
@@ -416,11 +417,7 @@ def run(
             )
             results.append(result)
             if result.diff_id is not None:
-                stored = store.diff(result.diff_id)
-                path = report.render_diff(workspace, store, stored)
-                reports.append(path)
-                if result.status == "changed":
-                    notify.enqueue_diff(workspace, store, stored, path)
+                recorded.append((result, store.diff(result.diff_id)))
             if result.status == "failed" and result.consecutive_failures == broken_after:
                 notify.enqueue_operator(
                     workspace, store, "broken", source.id,
@@ -429,7 +426,12 @@ def run(
             elif result.status != "failed" and was_broken:
                 notify.enqueue_operator(workspace, store, "recovered", source.id, "")
         if results:
-            report.render_site(workspace, store)
+            report.render_site(workspace, store)  # every page, the new change reports included
+        for result, stored in recorded:
+            path = report.change_report_path(workspace.reports_dir, stored)
+            reports.append(path)
+            if result.status == "changed":
+                notify.enqueue_diff(workspace, store, stored, path)
         summary = notify.send_pending(workspace, store, dry_run=dry_run_mail) if send else None
     return RunResult(
         results=tuple(results),
