@@ -160,3 +160,26 @@ def test_replay_in_two_processes_prints_the_same_lines(runner: CliRunner, tmp_pa
     two = runner.invoke(cli, ["replay", "-j", "2", str(tmp_path)])
     assert one.exit_code == two.exit_code == 0, two.output
     assert one.output == two.output and len(one.output.splitlines()) == 2
+
+
+def test_outbox_lists_messages_and_resends_an_uncertain_one(
+    runner: CliRunner, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    _ws_with_two_versions(runner, httpserver, tmp_path)
+    assert runner.invoke(cli, ["-w", str(tmp_path), "notify"]).exit_code == 0
+    listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
+    (message,) = listed
+    assert message["state"] == "sent" and message["recipient"] == "legal@example.com"
+    refused = runner.invoke(cli, ["-w", str(tmp_path), "outbox", "resend", str(message["id"])])
+    assert refused.exit_code == 2 and "only uncertain or rejected" in refused.output
+
+    with sqlite3.connect(tmp_path / "tostrack.db") as db:  # as a crash after the final dot leaves it
+        db.execute("UPDATE outbox SET state = 'uncertain' WHERE id = ?", (message["id"],))
+    again = runner.invoke(cli, ["-w", str(tmp_path), "outbox", "resend", str(message["id"])])
+    assert again.exit_code == 0, again.output
+    resent = runner.invoke(cli, ["-w", str(tmp_path), "notify"])
+    assert resent.exit_code == 0 and ".eml" in resent.output  # written (again) by this run
+    listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
+    assert [m["state"] for m in listed] == ["sent"]

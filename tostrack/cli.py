@@ -566,6 +566,54 @@ def cron(ctx: click.Context, every: str, log_file: str | None) -> None:
 
 
 
+@cli.group(invoke_without_command=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def outbox(ctx: click.Context, fmt: str) -> None:
+    """List the notification outbox: every message, its state and its last error.
+
+    States: queued (waiting, or retrying with backoff), in-flight, sent, uncertain (a run stopped
+    after the mail server may have taken it: check the server's log), rejected (refused for
+    good by the server).
+
+    \b
+    Examples:
+      tostrack outbox
+      tostrack outbox --format json | jq '.[] | select(.state != "sent")'
+      tostrack outbox resend 12
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tostrack.notify import outbox_rows
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    with Store(ws.root) as store:
+        rows = outbox_rows(store)
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    for r in rows:
+        error = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
+        click.echo(f"{r['id']:>5}  {r['state']:<10} {r['recipient']:<30} {r['subject'] or ''}{error}")
+
+
+@outbox.command(name="resend")
+@click.argument("message_id", type=int)
+@click.pass_context
+def outbox_resend(ctx: click.Context, message_id: int) -> None:
+    """Queue an uncertain or rejected message again (after checking the mail server's log)."""
+    from tostrack.lock import workspace_lock
+    from tostrack.notify import requeue
+    from tostrack.store import Store
+
+    ws = _workspace(ctx)
+    with workspace_lock(ws.lock_path), Store(ws.root) as store:
+        done = requeue(store, message_id)
+    click.echo(f"message {done['id']} to {done['recipient']} queued again (was {done['was']}); "
+               "the next `tostrack notify` or `run` sends it")
+
+
 def main() -> None:
     """Entry point for the console script."""
     try:

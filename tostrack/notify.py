@@ -30,7 +30,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
-from tostrack.errors import ConfigError
+from tostrack.errors import ConfigError, InputError
 from tostrack.models import Change
 from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, write_atomic
 from tostrack.workspace import Settings, Workspace
@@ -999,6 +999,24 @@ def outbox_rows(store: Store) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def requeue(store: Store, message_id: int) -> dict[str, Any]:
+    """Put an "uncertain" or "rejected" message back in the queue, by hand, after checking the
+    mail server's log: the next run or `tostrack notify` sends it again."""
+    ensure_schema(store)
+    row = store.db.execute("SELECT id, state, recipient FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    if row is None:
+        raise InputError(f"no message {message_id} in the outbox; `tostrack outbox` lists them")
+    if row["state"] not in ("uncertain", "rejected"):
+        raise InputError(
+            f"message {message_id} is {row['state']}: only uncertain or rejected messages are sent again"
+        )
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?", (message_id,)
+        )
+    return {"id": message_id, "recipient": row["recipient"], "was": row["state"]}
+
+
 __all__ = [
     "Recipient",
     "SendSummary",
@@ -1008,5 +1026,6 @@ __all__ = [
     "header_safe",
     "outbox_rows",
     "recipients",
+    "requeue",
     "send_pending",
 ]
