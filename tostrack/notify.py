@@ -21,12 +21,13 @@ import signal
 import smtplib
 import socket
 import ssl
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -485,7 +486,8 @@ def _build(
     msg["To"] = recipient
     msg["Subject"] = header_safe(subject)
     msg["Date"] = format_datetime(_now())
-    msg["Message-ID"] = make_msgid(idstring=_slug(key)[:40], domain=header_safe(domain))
+    # Short enough never to be folded onto a second header line (some readers keep the fold).
+    msg["Message-ID"] = f"<{uuid.uuid4().hex[:20]}.{_slug(key)[:16]}@{header_safe(domain)}>"
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in extra_headers:
         msg[name] = header_safe(value)
