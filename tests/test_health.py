@@ -346,7 +346,13 @@ def test_wrong_charset_and_gzip_still_give_the_right_text(
     assert "données à caractère personnel" in text and "Ã" not in text
 
 
-def test_not_modified_is_unchanged(httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_not_modified_is_unchanged(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tostrack.pipeline
+
+    # Not on the source's weekly day of unconditional fetches, whatever today is.
+    monkeypatch.setattr(tostrack.pipeline, "full_fetch_day", lambda source_id, now: False)
     ws = _workspace(tmp_path, httpserver.url_for("/terms"))
     seen: list[str | None] = []
 
@@ -407,3 +413,23 @@ def test_pdf_source_is_tracked(httpserver: HTTPServer, tmp_path: Path) -> None:
     _, clauses = result.version.load()
     assert any("laws of Ireland" in c.text for c in clauses)
     assert result.version.snapshot_meta()[0]["content_type"] == "application/pdf"
+
+
+def test_on_the_weekly_full_fetch_day_validators_are_not_sent(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tostrack.pipeline
+
+    ws = _workspace(tmp_path, httpserver.url_for("/terms"))
+    seen: list[str | None] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request.headers.get("If-None-Match"))
+        return Response(LONG_TERMS, content_type="text/html", headers={"ETag": '"abc"'})
+
+    httpserver.expect_request("/terms").respond_with_handler(handler)
+    monkeypatch.setattr(tostrack.pipeline, "full_fetch_day", lambda source_id, now: False)
+    run(ws, force=True, send=False)
+    monkeypatch.setattr(tostrack.pipeline, "full_fetch_day", lambda source_id, now: True)
+    assert run(ws, force=True, send=False).results[0].status == "unchanged"
+    assert seen == [None, None]

@@ -217,3 +217,13 @@ def test_better_extraction_rules_never_alert(httpserver: HTTPServer, workspace_d
     _serve(httpserver, TERMS_V1_RERENDERED)  # new bytes, same text
     result = run(ws, force=True, dry_run_mail=True)
     assert result.results[0].status == "unchanged" and not result.eml_files
+
+
+def test_one_day_a_week_each_source_is_fetched_without_validators() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tostrack.pipeline import full_fetch_day
+
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    days = [full_fetch_day("acme/terms", start + timedelta(days=n)) for n in range(14)]
+    assert days.count(True) == 2 and days.index(True) + 7 == len(days) - 1 - days[::-1].index(True)
