@@ -76,13 +76,20 @@ def replay(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(work, directories))
+            # Largest histories first, so no process is left with a big one at the end.
+            futures = {d: pool.submit(work, d) for d in sorted(directories, key=_history_bytes,
+                                                                reverse=True)}
+            results = [futures[d].result() for d in directories]
     else:
         results = [work(d) for d in directories]
     for document_pairs, counts in results:
         pairs.extend(document_pairs)
         clause_counts.extend(counts)
     return pairs, clause_counts, time.perf_counter() - started
+
+
+def _history_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
 
 
 def _replay_document(

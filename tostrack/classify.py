@@ -360,6 +360,16 @@ def classify_text(text: str) -> tuple[tuple[str, str], ...]:
     return _classify(text)
 
 
+def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
+    """The labels whose `heading` rule matches this heading trail: the only way a clause's
+    headings change its labels. Two trails with the same context classify a text alike, which
+    lets a history be classified once per distinct reading (see replay.HistoryAnalyser)."""
+    trail = " › ".join(heading)
+    if not trail:
+        return ()
+    return tuple(r.label for r in _rules() if r.weak and r.heading and r.heading.search(trail))
+
+
 def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
     """Copies of the clauses with labels and evidence set.
 

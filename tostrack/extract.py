@@ -65,7 +65,6 @@ MARKER = re.compile(
     re.VERBOSE,
 )
 _BULLET = re.compile(r"^[•·▪◦‣○●■□\-–—*]\s+")
-_SPACE = re.compile(r"\s+")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -464,7 +463,7 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), Non
 
 def _clean(text: str) -> str:
     # Zero-width joiners and soft hyphens come and go with page builds; they are never wording.
-    return _SPACE.sub(" ", text.translate(_INVISIBLE)).strip()
+    return " ".join(text.translate(_INVISIBLE).split())
 
 
 def split_marker(text: str) -> tuple[str, str]:

@@ -32,24 +32,32 @@ class HistoryAnalyser:
 
     def __init__(self) -> None:
         self._labels: dict[tuple[str, tuple[str, ...], str], Clause] = {}
+        self._contexts: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def __call__(self, document: Document) -> tuple[Clause, ...]:
         from tostrack.classify import classify_clauses
         from tostrack.segment import segment_document
 
         clauses = segment_document(document)
-        todo = {_reading(c): c for c in clauses if _reading(c) not in self._labels}
+        readings = [self._reading(c) for c in clauses]
+        todo = {r: c for r, c in zip(readings, clauses, strict=True) if r not in self._labels}
         if todo:
-            self._labels.update(zip(todo, classify_clauses(tuple(todo.values()))))
+            self._labels.update(zip(todo, classify_clauses(tuple(todo.values())), strict=True))
         out = []
-        for clause in clauses:
-            known = self._labels[_reading(clause)]
+        for clause, reading in zip(clauses, readings, strict=True):
+            known = self._labels[reading]
             out.append(replace(clause, labels=known.labels, evidence=known.evidence))
         return tuple(out)
 
+    def _reading(self, clause: Clause) -> tuple[str, tuple[str, ...], str]:
+        """What the classifier reads: the text, the lead-in, and what the headings mean to it
+        (a renumbered or renamed heading usually changes nothing the rules look at)."""
+        from tostrack.classify import heading_context
 
-def _reading(clause: Clause) -> tuple[str, tuple[str, ...], str]:
-    return (clause.text, clause.heading, clause.lead_in)
+        context = self._contexts.get(clause.heading)
+        if context is None:
+            context = self._contexts[clause.heading] = heading_context(clause.heading)
+        return (clause.text, context, clause.lead_in)
 
 
 def version_dirs(directory: Path) -> list[Path]:
@@ -89,8 +97,16 @@ def replay_pairs(
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(directories))) as pool:
         work = partial(_directory_record_list, severity=severity)
-        for records in pool.map(work, directories):
-            yield from records
+        # Largest histories first, so no process is left with a big one at the end; the output
+        # keeps the order of the directories.
+        largest_first = sorted(directories, key=_history_bytes, reverse=True)
+        futures = {d: pool.submit(work, d) for d in largest_first}
+        for directory in directories:
+            yield from futures[directory].result()
+
+
+def _history_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
 
 
 def _directory_records(
