@@ -356,7 +356,7 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
     """The gates only skip regexes that cannot match: results with and without are identical."""
     import dataclasses
 
-    from tostrack import classify
+    from tostrack.classify import rules as classify
 
     texts = [json.loads(line)["text"] for line in DEV.read_text(encoding="utf-8").splitlines()]
     gated = [classify_text(t) for t in texts]

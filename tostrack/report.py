@@ -139,7 +139,7 @@ def _taxonomy() -> tuple[dict[str, LabelInfo], tuple[str, ...]]:
     except (ImportError, AttributeError, TypeError):
         items = None
     if items is None:
-        data = (resources.files("tostrack") / "taxonomy" / "labels.toml").read_bytes()
+        data = (resources.files("tostrack.classify") / "data" / "labels.toml").read_bytes()
         items = list(tomllib.loads(data.decode("utf-8")).items())
     labels = {
         key: LabelInfo(

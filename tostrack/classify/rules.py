@@ -1,7 +1,7 @@
 """Clause classification: deterministic, explainable rules kept as data.
 
-The taxonomy (tostrack/taxonomy/labels.toml) says what each label means; the rules
-(tostrack/taxonomy/rules.toml) say which wording triggers it. Every label comes with the exact
+The taxonomy (tostrack/classify/data/labels.toml) says what each label means; the rules
+(tostrack/classify/data/rules.toml) say which wording triggers it. Every label comes with the exact
 span of text that triggered it, so a lawyer can see why. Labels are topics, not verdicts:
 "We will not train on your API data" is about customer-data-training just as much as
 "We may train on your API data".
@@ -23,68 +23,12 @@ Pure: no network, no files except the packaged data, no clock.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-from tostrack.errors import ConfigError
-from tostrack.models import Change, Clause, Diff
-
-SEVERITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
-_RANK_NAME = {v: k for k, v in SEVERITY_RANK.items()}
-
-
-@dataclass(frozen=True)
-class Label:
-    id: str
-    name: str
-    group: str  # customer-restriction | provider-rights | contract
-    definition: str
-    severity: str  # default: low | medium | high
-    not_to_confuse_with: str
-    headline: str  # "a clause now <headline>"
-    topic: str  # "a clause about <topic> was reworded"
-
-
-def _data(name: str) -> dict[str, Any]:
-    text = resources.files("tostrack").joinpath("taxonomy", name).read_text(encoding="utf-8")
-    return tomllib.loads(text)
-
-
-@lru_cache(maxsize=1)
-def taxonomy() -> tuple[Label, ...]:
-    """All labels, in the order of the packaged labels.toml."""
-    labels = []
-    for label_id, entry in _data("labels.toml").items():
-        labels.append(
-            Label(
-                id=label_id,
-                name=entry["name"],
-                group=entry["group"],
-                definition=entry["definition"],
-                severity=entry["severity"],
-                not_to_confuse_with=entry.get("not_to_confuse_with", ""),
-                headline=entry["headline"],
-                topic=entry["topic"],
-            )
-        )
-    return tuple(labels)
-
-
-def _by_id() -> dict[str, Label]:
-    return {label.id: label for label in taxonomy()}
-
-
-def _label_order() -> dict[str, int]:
-    return {label.id: i for i, label in enumerate(taxonomy())}
-
-
-RESTRICTION_LABELS: tuple[str, ...] = tuple(
-    label.id for label in taxonomy() if label.group == "customer-restriction"
-)
+from tostrack.classify.taxonomy import _data, _label_order, taxonomy
 
 # -- rules ------------------------------------------------------------------------------------
 
@@ -332,7 +276,7 @@ def _first_match(
     return best
 
 
-def _classify(
+def match_rules(
     text: str, heading: Sequence[str] = (), lead_in_length: int = 0
 ) -> tuple[tuple[str, str], ...]:
     if not text.strip():
@@ -352,14 +296,6 @@ def _classify(
     return tuple(out)
 
 
-def classify_text(text: str) -> tuple[tuple[str, str], ...]:
-    """(label id, evidence) for each label the text carries, in taxonomy order.
-
-    The evidence is the exact span of `text` that triggered the label.
-    """
-    return _classify(text)
-
-
 def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
     """The labels whose `heading` rule matches this heading trail: the only way a clause's
     headings change its labels. Two trails with the same context classify a text alike, which
@@ -368,129 +304,3 @@ def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
     if not trail:
         return ()
     return tuple(r.label for r in _rules() if r.weak and r.heading and r.heading.search(trail))
-
-
-def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
-    """Copies of the clauses with labels and evidence set.
-
-    An enumeration item is read with its lead-in ("You may not" + "scrape the service"), but a
-    label needs evidence that touches the item itself: the lead-in alone would put the same label
-    on every item. The heading trail is weak context only (see `weak` rules).
-    """
-    out = []
-    for clause in clauses:
-        lead = len(clause.lead_in) + 1 if clause.lead_in else 0
-        found = _classify(clause.full_text, clause.heading, lead)
-        out.append(
-            replace(clause, labels=tuple(label for label, _ in found), evidence=tuple(found))
-        )
-    return tuple(out)
-
-
-# -- changes ----------------------------------------------------------------------------------
-
-
-def _severity_map(overrides: Mapping[str, str] | None) -> dict[str, str]:
-    table = {label.id: label.severity for label in taxonomy()}
-    for label_id, value in (overrides or {}).items():
-        if label_id not in table:
-            raise ConfigError(
-                f"[severity] names an unknown label {label_id!r}; known labels: "
-                + ", ".join(table)
-            )
-        if not isinstance(value, str) or value.lower() not in SEVERITY_RANK:
-            raise ConfigError(
-                f"[severity] {label_id} = {value!r}: use \"high\", \"medium\", \"low\" or \"none\""
-            )
-        table[label_id] = value.lower()
-    return table
-
-
-def _ordered(labels: set[str]) -> tuple[str, ...]:
-    order = _label_order()
-    return tuple(sorted(labels, key=lambda label: order.get(label, len(order))))
-
-
-def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff:
-    """Set labels, labels_added/removed and severity on every change of `diff`.
-
-    A change's labels are the union of its old and new clauses' labels. Severity is "none" for a
-    cosmetic change, else the highest severity of its labels ("low" with no label at all).
-    `severity` overrides the taxonomy defaults per label id (a workspace's [severity] table).
-    """
-    table = _severity_map(severity)
-    changes = []
-    for change in diff.changes:
-        old = {label for clause in change.old for label in clause.labels}
-        new = {label for clause in change.new for label in clause.labels}
-        both = old | new
-        if not change.substantive:
-            level = "none"
-        elif both:
-            level = _RANK_NAME[max(SEVERITY_RANK[table.get(label, "low")] for label in both)]
-        else:
-            level = "low"
-        changes.append(
-            replace(
-                change,
-                labels=_ordered(both),
-                labels_added=_ordered(new - old) if change.new else (),
-                labels_removed=_ordered(old - new) if change.old else (),
-                severity=level,
-            )
-        )
-    return Diff(tuple(changes), diff.old_clauses, diff.new_clauses)
-
-
-def _most_severe(labels: Sequence[str]) -> Label | None:
-    by_id = _by_id()
-    known = [by_id[label] for label in labels if label in by_id]
-    if not known:
-        return None
-    # max() keeps the first of equals, so ties go to taxonomy order (labels are ordered).
-    return max(known, key=lambda label: SEVERITY_RANK.get(label.severity, 0))
-
-
-def change_headline(change: Change) -> str:
-    """A plain-English phrase for an alert subject, led by the most severe label involved."""
-    if change.kind == "added":
-        label = _most_severe(change.labels_added or change.labels)
-        if label is None:
-            return "a new clause was added"
-        if label.group == "customer-restriction":
-            return f"a new clause {label.headline}"
-        return f"a new clause about {label.topic}"
-    if change.kind == "removed":
-        label = _most_severe(change.labels_removed or change.labels)
-        return f"a clause about {label.topic} was removed" if label else "a clause was removed"
-    added, removed = _most_severe(change.labels_added), _most_severe(change.labels_removed)
-    if added and (
-        removed is None or SEVERITY_RANK[added.severity] >= SEVERITY_RANK[removed.severity]
-    ):
-        return f"a clause now {added.headline}"
-    if removed:
-        return f"a clause no longer {removed.headline}"
-    label = _most_severe(change.labels)
-    what = f"a clause about {label.topic}" if label else "a clause"
-    flip = _negation_flip(change)
-    if flip and change.substantive:
-        # "We do not train on your content" -> "We may train on your content" keeps its label
-        # but reverses its meaning: say so rather than "reworded".
-        return f"{what} changed: a negation was {flip}"
-    verb = {"moved": "was moved", "split": "was split", "merged": "was merged"}.get(
-        change.kind, "was reworded"
-    )
-    return f"{what} {verb}"
-
-
-_NEGATION = re.compile(r"\b(?:not|never|no longer|cannot|won't|don't|doesn't|will not|may not)\b|n't\b",
-                       re.IGNORECASE)
-
-
-def _negation_flip(change: Change) -> str:
-    """"removed" or "added" when the old and new wording differ in how many negations they hold."""
-    old = sum(len(_NEGATION.findall(c.full_text)) for c in change.old)
-    new = sum(len(_NEGATION.findall(c.full_text)) for c in change.new)
-    if old == new or not change.old or not change.new:
-        return ""
-    return "removed" if new < old else "added"
