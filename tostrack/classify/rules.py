@@ -1,7 +1,8 @@
 """Clause classification: deterministic, explainable rules kept as data.
 
 The taxonomy (tostrack/classify/data/labels.toml) says what each label means; the rules
-(tostrack/classify/data/rules.toml) say which wording triggers it. Every label comes with the exact
+(tostrack/classify/data/rules/<label>.toml, one file per label, and rules/macros.toml, which
+also documents the format) say which wording triggers it. Every label comes with the exact
 span of text that triggered it, so a lawyer can see why. Labels are topics, not verdicts:
 "We will not train on your API data" is about customer-data-training just as much as
 "We may train on your API data".
@@ -17,18 +18,23 @@ The evidence is the accepted match that ends first. Before running a regex, a ch
 for the literal words any match must contain (derived from the regex itself, see _gate); it
 skips most regexes on most clauses and never changes a result (a test checks that).
 
+Every pattern, negative and veto has an id; `explain_rules` says which pattern decided each
+label and which matches were blocked, by which veto or negative.
+
 Pure: no network, no files except the packaged data, no clock.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
-from tostrack.classify.taxonomy import _data, _label_order, taxonomy
+from tostrack.classify.taxonomy import taxonomy
 
 # -- rules ------------------------------------------------------------------------------------
 
@@ -36,13 +42,25 @@ _MACRO = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _FLAGS = re.IGNORECASE
 
 
+_VETOES = ("unless", "unless_after", "unless_before")
+
+
+@dataclass(frozen=True)
+class _Regex:
+    """A negative or a veto: its id and compiled regex."""
+
+    id: str
+    regex: re.Pattern[str]
+
+
 @dataclass(frozen=True)
 class _Pattern:
     regex: re.Pattern[str]
     gate: tuple[str, ...] | None = None  # every match contains one of these (casefolded)
-    unless: re.Pattern[str] | None = None  # searched inside the match
-    unless_after: re.Pattern[str] | None = None  # matched right after the match
-    unless_before: re.Pattern[str] | None = None  # searched in the text just before it
+    unless: _Regex | None = None  # searched inside the match
+    unless_after: _Regex | None = None  # matched right after the match
+    unless_before: _Regex | None = None  # searched in the text just before it
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,7 @@ class _Rules:
     label: str
     patterns: tuple[_Pattern, ...]
     weak: tuple[_Pattern, ...]
-    negative: tuple[re.Pattern[str], ...]
+    negative: tuple[_Regex, ...]
     heading: re.Pattern[str] | None
     gate: tuple[str, ...] | None = None  # union of the patterns' gates: no word, no match
 
@@ -62,7 +80,7 @@ def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
         if words:  # {w4}: up to four words in between, lazily
             return r"(?:[\w'’\-]+,?\s+){0," + words.group(1) + "}?"
         if name not in macros:
-            raise ValueError(f"rules.toml {where}: unknown macro {{{name}}}")
+            raise ValueError(f"rules {where}: unknown macro {{{name}}}")
         return "(?:" + macros[name] + ")"
 
     for _ in range(5):  # macros may use macros
@@ -78,7 +96,7 @@ def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[
     try:
         return re.compile(source, _FLAGS)
     except re.error as exc:
-        raise ValueError(f"rules.toml {where}: bad regex {pattern!r}: {exc}") from None
+        raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
 
 
 def _literal_sets(items: Any) -> tuple[set[str] | None, set[str] | None]:
@@ -145,50 +163,57 @@ def _gate(regex: re.Pattern[str]) -> tuple[str, ...] | None:
     return tuple(sorted({s.casefold() for s in best}))
 
 
-def _pattern(entry: str | dict[str, str], macros: Mapping[str, str], where: str) -> _Pattern:
-    if isinstance(entry, str):
-        regex = _compile(entry, macros, where)
-        return _Pattern(regex, _gate(regex))
+def _source(value: str | list[str]) -> str:
+    """A regex written as one literal string or as a list of them (long ones, to fit lines)."""
+    return value if isinstance(value, str) else "".join(value)
 
-    def opt(key: str) -> re.Pattern[str] | None:
-        return _compile(entry[key], macros, f"{where}.{key}") if key in entry else None
 
-    regex = _compile(entry["pattern"], macros, where)
-    return _Pattern(
-        regex,
-        _gate(regex),
-        unless=opt("unless"),
-        unless_after=opt("unless_after"),
-        unless_before=opt("unless_before"),
-    )
+def _veto(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Regex:
+    return _Regex(entry["id"], _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}"))
+
+
+def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Pattern:
+    regex = _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}")
+    vetoes = {key: _veto(entry[key], macros, where) for key in _VETOES if key in entry}
+    return _Pattern(regex, _gate(regex), id=entry["id"], **vetoes)
+
+
+def _rule_files() -> dict[str, dict[str, Any]]:
+    """The parsed files of data/rules, by name without ".toml"."""
+    folder = resources.files("tostrack.classify").joinpath("data", "rules")
+    return {
+        item.name.removesuffix(".toml"): tomllib.loads(item.read_text(encoding="utf-8"))
+        for item in folder.iterdir() if item.name.endswith(".toml")
+    }
 
 
 @lru_cache(maxsize=1)
 def _rules() -> tuple[_Rules, ...]:
-    data = _data("rules.toml")
-    macros: dict[str, str] = data.get("macros", {})
-    known = _label_order()
+    files = _rule_files()
+    macros = {name: _source(value) for name, value in files.pop("macros", {}).items()}
+    labels = [label.id for label in taxonomy()]
+    unknown = set(files) - set(labels)
+    if unknown:
+        raise ValueError(f"data/rules has files for unknown labels: {sorted(unknown)}")
     out = []
-    for label in taxonomy():
-        entry = data.get(label.id, {})
-        where = f"[{label.id}]"
-        patterns = tuple(_pattern(p, macros, where) for p in entry.get("patterns", ()))
+    for label in labels:
+        entry = files.get(label, {})
+        where = f"{label}.toml"
+        patterns = tuple(_pattern(p, macros, where) for p in entry.get("pattern", ()))
         gates = [p.gate for p in patterns]
+        heading = entry.get("heading")
         out.append(
             _Rules(
-                label=label.id,
+                label=label,
                 patterns=patterns,
-                weak=tuple(_pattern(p, macros, where + ".weak") for p in entry.get("weak", ())),
-                negative=tuple(_compile(p, macros, where) for p in entry.get("negative", ())),
-                heading=_compile(entry["heading"], macros, where) if "heading" in entry else None,
+                weak=tuple(_pattern(p, macros, where) for p in entry.get("weak", ())),
+                negative=tuple(_veto(n, macros, where) for n in entry.get("negative", ())),
+                heading=_compile(_source(heading), macros, where) if heading else None,
                 gate=None if any(g is None for g in gates) else tuple(sorted(
                     {w for g in gates for w in g or ()}
                 )),
             )
         )
-    unknown = set(data) - set(known) - {"macros"}
-    if unknown:
-        raise ValueError(f"rules.toml names unknown labels: {sorted(unknown)}")
     return tuple(out)
 
 
@@ -220,13 +245,27 @@ def _sentence(masked: str, start: int, end: int) -> str:
     return masked[begin : stop.start() if stop else len(masked)]
 
 
-def _vetoed(p: _Pattern, masked: str, m: re.Match[str]) -> bool:
-    if p.unless and p.unless.search(m.group(0)):
-        return True
-    if p.unless_after and p.unless_after.match(masked, m.end()):
-        return True
+def _veto_of(p: _Pattern, masked: str, m: re.Match[str]) -> _Regex | None:
+    """The veto of pattern `p` that blocks match `m`, if any."""
+    if p.unless and p.unless.regex.search(m.group(0)):
+        return p.unless
+    if p.unless_after and p.unless_after.regex.match(masked, m.end()):
+        return p.unless_after
     before = masked[max(0, m.start() - 100) : m.start()]
-    return bool(p.unless_before and p.unless_before.search(before))
+    if p.unless_before and p.unless_before.regex.search(before):
+        return p.unless_before
+    return None
+
+
+def _negative_of(rules: _Rules, masked: str, m: re.Match[str]) -> _Regex | None:
+    """The label's negative found in the sentence that holds match `m`, if any."""
+    if not rules.negative:
+        return None
+    sentence = _sentence(masked, m.start(), m.end())
+    for n in rules.negative:
+        if n.regex.search(sentence):
+            return n
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -265,10 +304,7 @@ def _first_match(
                 continue  # only inside the lead-in: context, not evidence
             if best is not None and m.end() > best[1]:
                 break
-            if _vetoed(p, masked, m):
-                continue
-            sentence = _sentence(masked, m.start(), m.end())
-            if any(n.search(sentence) for n in rules.negative):
+            if _veto_of(p, masked, m) or _negative_of(rules, masked, m):
                 continue
             if best is None or (m.end(), -m.start()) < (best[1], -best[0]):
                 best = (m.start(), m.end())
