@@ -8,7 +8,10 @@ Layout under <workspace>/snapshots/<provider>/<document>/<stamp>/:
 
 Every file is written to a temporary name, fsynced and renamed, and a stamp folder is renamed into
 place only when complete; the SQLite row that makes it visible is written after, in one
-transaction. A crash leaves either nothing or an orphan folder that no row points at.
+transaction. Before the rename, the folder's name is noted in the database as pending: a crash
+between the rename and the commit leaves an orphan folder that the next run finds by that note
+and adopts (see recovery.py). Everything the database says about versions and diffs can be
+recomputed from the folders (`tostrack rebuild`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,10 @@ from typing import Any, Self
 from tostrack.errors import StorageError
 from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CRASH_ENV = "TOSTRACK_CRASH_AT"  # the same test hook as notify's (see _crash_point)
+CRASH_STEPS = ("after-rename",)
+DIFF_KINDS = ("clauses", "effective-date")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS versions (
     title TEXT NOT NULL DEFAULT '',
     effective_date TEXT,
     clause_count INTEGER NOT NULL,
-    origin TEXT NOT NULL DEFAULT 'fetch'
+    origin TEXT NOT NULL DEFAULT 'fetch',
+    redirect TEXT
 );
 CREATE INDEX IF NOT EXISTS versions_by_source ON versions (source_id, captured_at);
 CREATE TABLE IF NOT EXISTS diffs (
@@ -66,7 +73,8 @@ CREATE TABLE IF NOT EXISTS diffs (
     summary TEXT NOT NULL,
     substantive INTEGER NOT NULL,
     severity TEXT NOT NULL,
-    notify INTEGER NOT NULL DEFAULT 1
+    notify INTEGER NOT NULL DEFAULT 1,
+    kind TEXT NOT NULL DEFAULT 'clauses'
 );
 CREATE INDEX IF NOT EXISTS diffs_by_source ON diffs (source_id, detected_at);
 CREATE TABLE IF NOT EXISTS changes (
@@ -86,7 +94,18 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE INDEX IF NOT EXISTS failures_by_source ON failures (source_id, at);
 """
 
+# Columns added after schema 1: (table, column, definition), added to an older database on open.
+_ADDED_COLUMNS = (
+    ("versions", "redirect", "TEXT"),
+    ("diffs", "kind", "TEXT NOT NULL DEFAULT 'clauses'"),
+)
+_PENDING = "pending:"  # meta key prefix: a capture folder renamed into place, its row not yet committed
+
 SEVERITY_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+class DatabaseUnreadable(StorageError):
+    """tostrack.db cannot be read as a database (truncated, overwritten, not SQLite)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,7 @@ class Version:
     effective_date: str | None
     clause_count: int
     origin: str
+    redirect: str | None = None  # "requested URL -> final URL" when the fetch ended on another host
 
     def load(self) -> tuple[Document, tuple[Clause, ...]]:
         data = _read_json(self.path / "version.json")
@@ -147,6 +167,11 @@ class StoredDiff:
     substantive: bool
     severity: str
     changes: tuple[Change, ...]
+    kind: str = "clauses"  # or "effective-date": only the announced date changed, no clause
+
+    @property
+    def effective_date_only(self) -> bool:
+        return self.kind == "effective-date"
 
 
 def clause_from_json(data: dict[str, Any]) -> Clause:
@@ -309,14 +334,38 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.executescript(SCHEMA)
+                self._migrate()
+            except sqlite3.DatabaseError as exc:
+                self.db.close()
+                if not _is_corrupt(exc):
+                    raise
+                raise DatabaseUnreadable(self._unreadable(exc)) from None
+
+    def _unreadable(self, exc: Exception) -> str:
+        found = len(capture_folders(self.snapshots_dir))
+        if found:
+            return (
+                f"{self.db_path} cannot be read ({exc}); the {found} capture(s) in "
+                f"{self.snapshots_dir} are intact: run `tostrack rebuild` to recreate the database "
+                "from them (the unreadable file is kept aside)"
             )
+        return f"{self.db_path} cannot be read ({exc}); move it away and run again"
+
+    def _migrate(self) -> None:
+        for table, column, definition in _ADDED_COLUMNS:
+            columns = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -376,8 +425,19 @@ class Store:
                 (at, at, snapshot_sha256, etag, last_modified, source_id),
             )
 
-    def record_failure(self, failure: Failure, *, title: str = "", url: str = "") -> int:
-        """Record a failed fetch; returns the number of consecutive failures so far."""
+    def record_failure(
+        self,
+        failure: Failure,
+        *,
+        title: str = "",
+        url: str = "",
+        also: Callable[[sqlite3.Connection, int], None] | None = None,
+    ) -> int:
+        """Record a failed fetch; returns the number of consecutive failures so far.
+
+        `also(db, count)` runs inside the same transaction (the operator's "broken" alert is
+        queued there: a kill between the failure and its alert cannot keep one without the other).
+        """
         with self.transaction() as db:
             self._touch_source(db, failure.source_id, title, url)
             db.execute(
@@ -392,6 +452,8 @@ class Store:
             row = db.execute(
                 "SELECT consecutive_failures FROM sources WHERE id = ?", (failure.source_id,)
             ).fetchone()
+            if also is not None:
+                also(db, int(row[0]))
         return int(row[0])
 
     def failures(self, source_id: str, limit: int = 100) -> list[Failure]:
@@ -415,6 +477,7 @@ class Store:
             effective_date=row["effective_date"],
             clause_count=row["clause_count"],
             origin=row["origin"],
+            redirect=row["redirect"],
         )
 
     def current_version(self, source_id: str) -> Version | None:
@@ -451,26 +514,65 @@ class Store:
         previous: Version | None = None,
         origin: str = "fetch",
         notify: bool = True,
+        kind: str = "clauses",
+        redirect: str | None = None,
+        requested_urls: Sequence[str] = (),
     ) -> tuple[Version, int | None]:
         """Store a new version (raw files, extracted clauses) and the diff from the previous one.
 
         Returns the version and the id of the recorded diff (None for a first version or a
-        diff with no changes at all).
+        diff with no changes at all). kind "effective-date" records a diff with no clause
+        changes: only the announced effective date moved.
         """
         if not snapshots:
             raise ValueError("a version needs at least one raw snapshot")
         source_id = snapshots[0].source_id
+        folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
+        rel = folder.relative_to(self.root).as_posix()
+        with self.transaction() as db:  # noted first: a crash after the rename leaves a known orphan
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (_PENDING + rel, snapshots[0].fetched_at),
+            )
+        with _storage_errors(f"saving a snapshot of {source_id}"):
+            self._write_stamp_folder(
+                folder, snapshots, document, clauses, origin=origin, requested_urls=requested_urls
+            )
+        _crash_point("after-rename")
+        return self.record_version(
+            folder, snapshots, document, clauses, title=title, url=url, diff=diff,
+            previous=previous, origin=origin, notify=notify, kind=kind, redirect=redirect,
+        )
+
+    def record_version(
+        self,
+        folder: Path,
+        snapshots: Sequence[Snapshot],
+        document: Document,
+        clauses: Sequence[Clause],
+        *,
+        title: str = "",
+        url: str = "",
+        diff: Diff | None = None,
+        previous: Version | None = None,
+        origin: str = "fetch",
+        notify: bool = True,
+        kind: str = "clauses",
+        redirect: str | None = None,
+    ) -> tuple[Version, int | None]:
+        """The rows for a capture folder already on disk (a new one, or one adopted or rebuilt)."""
+        if kind not in DIFF_KINDS:
+            raise ValueError(f"diff kind must be one of {DIFF_KINDS}, not {kind!r}")
+        source_id = snapshots[0].source_id
         captured_at = snapshots[0].fetched_at
-        folder = self._stamp_folder(source_id, captured_at)
         rel = folder.relative_to(self.root).as_posix()
         combined_sha = _combined_sha(snapshots)
-        with _storage_errors(f"saving a snapshot of {source_id}"):
-            self._write_stamp_folder(folder, snapshots, document, clauses)
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
             cur = db.execute(
                 "INSERT INTO versions (source_id, captured_at, path, text_sha256, snapshot_sha256,"
-                " title, effective_date, clause_count, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " title, effective_date, clause_count, origin, redirect)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     source_id,
                     captured_at,
@@ -481,11 +583,12 @@ class Store:
                     document.effective_date,
                     len(clauses),
                     origin,
+                    redirect,
                 ),
             )
             version_id = int(cur.lastrowid)
             diff_id = None
-            if previous is not None and diff is not None and diff.changes:
+            if previous is not None and diff is not None and (diff.changes or kind != "clauses"):
                 summary = diff.summary()
                 severity = max(
                     (c.severity for c in diff.changes), key=lambda s: SEVERITY_ORDER.get(s, 0),
@@ -493,7 +596,7 @@ class Store:
                 )
                 cur = db.execute(
                     "INSERT INTO diffs (source_id, from_version, to_version, detected_at, summary,"
-                    " substantive, severity, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " substantive, severity, notify, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         source_id,
                         previous.id,
@@ -503,6 +606,7 @@ class Store:
                         int(summary["substantive"] > 0),
                         severity,
                         int(notify),
+                        kind,
                     ),
                 )
                 diff_id = int(cur.lastrowid)
@@ -516,7 +620,42 @@ class Store:
             db.execute(
                 "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?", (combined_sha, source_id)
             )
+            db.execute("DELETE FROM meta WHERE key = ?", (_PENDING + rel,))
         return self.version(version_id), diff_id
+
+    # captures on disk (orphans, rebuild) -----------------------------------------------------
+
+    def pending_captures(self) -> list[Path]:
+        """Capture folders renamed into place whose database commit never happened (a crash).
+
+        Notes for folders that never reached their final name are dropped here.
+        """
+        rows = self.db.execute(
+            "SELECT key FROM meta WHERE key LIKE ? ORDER BY value, key", (_PENDING + "%",)
+        ).fetchall()
+        found = []
+        for (key,) in rows:
+            folder = self.root / key[len(_PENDING):]
+            known = self.db.execute(
+                "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING):],)
+            ).fetchone()
+            if known or not (folder / "version.json").is_file():
+                with self.transaction() as db:
+                    db.execute("DELETE FROM meta WHERE key = ?", (key,))
+                continue
+            found.append(folder)
+        return found
+
+    def unindexed_captures(self) -> list[Path]:
+        """Capture folders holding a version that no row points at, oldest first."""
+        known = {r[0] for r in self.db.execute("SELECT path FROM versions")}
+        return [
+            f for f in capture_folders(self.snapshots_dir)
+            if f.relative_to(self.root).as_posix() not in known
+        ]
+
+    def has_versions(self) -> bool:
+        return self.db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is not None
 
     def save_snapshot_only(self, snapshots: Sequence[Snapshot], version: Version) -> None:
         """Keep raw bytes that differ from the stored ones but extract to the same version."""
@@ -539,6 +678,9 @@ class Store:
         document: Document | None,
         clauses: Sequence[Clause] | None,
         same_as: Version | None = None,
+        *,
+        origin: str = "fetch",
+        requested_urls: Sequence[str] = (),
     ) -> None:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
@@ -560,7 +702,11 @@ class Store:
                         "bytes": len(snap.body),
                     }
                 )
-            info: dict[str, Any] = {"source_id": snapshots[0].source_id, "snapshots": meta}
+                if i < len(requested_urls) and requested_urls[i] != snap.url:
+                    meta[-1]["requested_url"] = requested_urls[i]  # the fetch was redirected
+            info: dict[str, Any] = {
+                "source_id": snapshots[0].source_id, "origin": origin, "snapshots": meta,
+            }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
             write_atomic(tmp / "snapshot.json", _json_bytes(info))
@@ -598,6 +744,7 @@ class Store:
             substantive=bool(row["substantive"]),
             severity=row["severity"],
             changes=changes,
+            kind=row["kind"],
         )
 
     def diff(self, diff_id: int) -> StoredDiff:
@@ -623,12 +770,101 @@ class Store:
         return [self._stored_diff(r) for r in self.db.execute(sql, args)]
 
 
+def _crash_point(step: str) -> None:
+    """Test hook: TOSTRACK_CRASH_AT=<step> kills this process (as kill -9 would) at that step."""
+    if os.environ.get(CRASH_ENV) == step:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def capture_folders(snapshots_dir: Path) -> list[Path]:
+    """Every capture folder under snapshots/ that holds an extracted version, oldest first.
+
+    (Folders of raw bytes that extracted to an already stored version have no version.json.)
+    """
+    if not snapshots_dir.is_dir():
+        return []
+    found = [
+        p.parent for p in snapshots_dir.rglob("version.json")
+        if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
+    ]
+    return sorted(found, key=lambda f: (f.name, f.as_posix()))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A capture folder read back from disk: what rebuild and orphan adoption record."""
+
+    folder: Path
+    source_id: str
+    origin: str
+    snapshots: tuple[Snapshot, ...]
+    document: Document
+    clauses: tuple[Clause, ...]
+    redirect: str | None
+
+
+def read_capture(folder: Path) -> Capture:
+    """Read a capture folder (snapshot.json, raw files, version.json). Raises OSError/ValueError/KeyError."""
+    info = _read_json(folder / "snapshot.json")
+    data = _read_json(folder / "version.json")
+    source_id = info["source_id"]
+    snapshots = tuple(
+        Snapshot(
+            source_id=source_id,
+            url=m["url"],
+            fetched_at=m["fetched_at"],
+            status=m["status"],
+            content_type=m["content_type"],
+            body=(folder / m["file"]).read_bytes(),
+            headers=tuple(m.get("headers", {}).items()),
+            encoding=m.get("encoding"),
+        )
+        for m in info["snapshots"]
+    )
+    if not snapshots:
+        raise ValueError(f"{folder / 'snapshot.json'} lists no raw file")
+    origin = info.get("origin") or (
+        "import" if str(info["snapshots"][0].get("url", "")).startswith("file:") else "fetch"
+    )
+    redirects = [
+        f"{m['requested_url']} -> {m['url']}" for m in info["snapshots"]
+        if m.get("requested_url") and cross_host(m["requested_url"], m["url"])
+    ]
+    return Capture(
+        folder=folder,
+        source_id=source_id,
+        origin=origin,
+        snapshots=snapshots,
+        document=document_from_json(data["document"]),
+        clauses=tuple(clause_from_json(c) for c in data["clauses"]),
+        redirect="; ".join(redirects) or None,
+    )
+
+
+def cross_host(requested: str, final: str) -> bool:
+    """True when a fetch of `requested` ended on another host (www. aside)."""
+    from urllib.parse import urlsplit
+
+    def host(url: str) -> str:
+        name = (urlsplit(url).hostname or "").lower()
+        return name.removeprefix("www.")
+
+    return host(requested) != host(final)
+
+
 def _combined_sha(snapshots: Sequence[Snapshot]) -> str:
     if len(snapshots) == 1:
         return snapshots[0].sha256
     import hashlib
 
     return hashlib.sha256("".join(s.sha256 for s in snapshots).encode()).hexdigest()
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return any(m in text for m in ("not a database", "malformed", "corrupt", "disk image"))
 
 
 def _fsync_dir(path: Path) -> None:
