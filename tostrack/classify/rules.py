@@ -340,3 +340,100 @@ def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
     if not trail:
         return ()
     return tuple(r.label for r in _rules() if r.weak and r.heading and r.heading.search(trail))
+
+
+# -- explanations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockedMatch:
+    """A match of pattern `rule` that did not count: veto or negative `by` blocked it."""
+
+    rule: str
+    by: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LabelExplanation:
+    """Why a label was given, or what matched but was blocked.
+
+    `rule` is the id of the pattern whose match is the evidence (None when the label is not
+    given); `matched` every pattern with an accepted match, the deciding one first; `blocked`
+    the matches that vetoes and negatives dropped; `weak` whether a heading-dependent pattern
+    decided it.
+    """
+
+    label: str
+    rule: str | None
+    evidence: str
+    start: int
+    end: int
+    matched: tuple[str, ...]
+    blocked: tuple[BlockedMatch, ...]
+    weak: bool = False
+
+    @property
+    def given(self) -> bool:
+        return self.rule is not None
+
+
+def _explain_patterns(
+    rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
+) -> tuple[list[tuple[int, int, str]], list[BlockedMatch]]:
+    """(accepted, blocked): each pattern's first accepted match, and the blocked ones before it."""
+    accepted: list[tuple[int, int, str]] = []
+    blocked: list[BlockedMatch] = []
+    for p in patterns:
+        for m in p.regex.finditer(masked):
+            if m.end() <= min_end or m.end() == m.start():
+                continue
+            by = _veto_of(p, masked, m) or _negative_of(rules, masked, m)
+            if by is None:
+                accepted.append((m.start(), m.end(), p.id))
+                break
+            blocked.append(BlockedMatch(p.id, by.id, m.start(), m.end(), ""))
+    return accepted, blocked
+
+
+def explain_rules(
+    text: str, heading: Sequence[str] = (), lead_in_length: int = 0
+) -> tuple[LabelExplanation, ...]:
+    """Per label that any pattern matched (given or blocked), in taxonomy order: the pattern id
+    that decided it with its evidence, the other patterns that agreed, and the matches that
+    vetoes or negatives blocked (with their ids). Gives the same labels and evidence as
+    `match_rules`, which is the fast path (no explanation, literal gates)."""
+    if not text.strip():
+        return ()
+    masked = _mask(text)
+    trail = " › ".join(heading)
+    out = []
+    for rules in _rules():
+        accepted, blocked = _explain_patterns(rules, rules.patterns, masked, lead_in_length)
+        weak = False
+        if not accepted and rules.weak and rules.heading and trail and rules.heading.search(trail):
+            accepted, more = _explain_patterns(rules, rules.weak, masked, lead_in_length)
+            blocked += more
+            weak = bool(accepted)
+        if not accepted and not blocked:
+            continue
+        # The evidence is the accepted match that ends first (ties: the longest, then the
+        # earliest pattern), as in _first_match.
+        order = sorted(range(len(accepted)), key=lambda i: (accepted[i][1], -accepted[i][0], i))
+        matched = tuple(accepted[i][2] for i in order)
+        start, end, rule = accepted[order[0]] if accepted else (0, 0, None)
+        out.append(LabelExplanation(
+            label=rules.label,
+            rule=rule,
+            evidence=text[start:end].strip(),
+            start=start,
+            end=end,
+            matched=matched,
+            blocked=tuple(
+                BlockedMatch(b.rule, b.by, b.start, b.end, text[b.start : b.end]) for b in blocked
+            ),
+            weak=weak,
+        ))
+    return tuple(out)
