@@ -405,3 +405,104 @@ def test_word_redline_groups_a_changed_phrase() -> None:
 def test_changes_are_frozen_values() -> None:
     diff = diff_clauses(version(PROVISIONS[:2]), version(PROVISIONS[1:3], prefix="n"))
     assert all(isinstance(c, Change) and c.labels == () for c in diff.changes)
+
+
+# -- redrafted provisions: a lead-in and its items rewritten in place --------------------------
+
+HEAD = ("4 Your content",)
+BEFORE = "You keep ownership of everything you upload to the service."
+AFTER = "Either of us may end this agreement with thirty days' written notice."
+OLD_LEAD = ("How we use your chats. We use your chats to run the service for you. We do not use "
+            "your chats to train our models, except in two cases:")
+OLD_ITEMS = (
+    "when you send us feedback about a reply, we may keep that feedback and learn from it;",
+    ("when a chat is flagged for a safety check, our reviewers may read it and use it to make "
+     "our abuse filters better."),
+)
+NEW_LEAD = ("How we use your chats. We may use your chats to run and improve the service, "
+            "including to train our models, unless you opt out in your settings. Even if you opt "
+            "out, we train on chats when:")
+NEW_ITEMS = ("you send us feedback about a reply, or",
+             "a chat is flagged for a safety check, to make our abuse filters better.")
+
+
+def _paragraph(cid: str, text: str, heading: tuple[str, ...] = HEAD) -> Clause:
+    return Clause(cid, heading[0], heading, text)
+
+
+def _items(prefix: str, lead_in: str, items: tuple[str, ...], labels: tuple[str, ...] = ()
+           ) -> list[Clause]:
+    return [Clause(f"{prefix}{k}", f"{HEAD[0]} › ({k + 1})", HEAD, text, number=f"({k + 1})",
+                   lead_in=lead_in, labels=labels) for k, text in enumerate(items)]
+
+
+def _last_sentence(text: str) -> str:
+    return text[text.rindex(". ") + 2:]
+
+
+def test_a_lead_in_and_its_items_redrafted_in_place_read_as_modified() -> None:
+    old = [_paragraph("o0", BEFORE), _paragraph("o1", OLD_LEAD),
+           *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS), _paragraph("o9", AFTER)]
+    new = [_paragraph("n0", BEFORE), _paragraph("n1", NEW_LEAD),
+           *_items("ni", _last_sentence(NEW_LEAD), NEW_ITEMS), _paragraph("n9", AFTER)]
+    diff = diff_clauses(old, new)
+    assert kinds(diff) == [("modified", True)] * 3
+    assert [(c.old[0].id, c.new[0].id) for c in diff.changes] == [
+        ("o1", "o1"), ("oi0", "oi0"), ("oi1", "oi1")]
+
+
+def test_an_enumeration_that_now_runs_inline_merges_its_old_lead_in() -> None:
+    # Old: a lead-in paragraph, then a list. New: one paragraph, "... when: (1) ..., or (2) ...",
+    # which segmentation gives as two items whose lead-in is the whole paragraph before them.
+    old = [_paragraph("o0", BEFORE), _paragraph("o1", OLD_LEAD),
+           *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS), _paragraph("o9", AFTER)]
+    new = [_paragraph("n0", BEFORE), *_items("ni", NEW_LEAD, NEW_ITEMS), _paragraph("n9", AFTER)]
+    diff = diff_clauses(old, new)
+    assert kinds(diff) == [("merged", True), ("modified", True)]
+    merged, modified = diff.changes
+    assert [c.id for c in merged.old] == ["o1", "oi0"] and merged.new[0].text == NEW_ITEMS[0]
+    assert modified.old[0].id == "oi1" and modified.new[0].id == "oi1"
+    # The old lead-in sentence is in the redline once, not once per clause that repeats it.
+    assert rebuild(merged.redline, "old").count("except in two cases") == 1
+    assert rebuild(merged.redline, "new") == merged.new[0].full_text
+    # And back: an inline enumeration given a lead-in paragraph of its own is a split.
+    back = diff_clauses(new, old)
+    assert kinds(back) == [("split", True), ("modified", True)]
+    assert [c.text for c in back.changes[0].new] == [OLD_LEAD, OLD_ITEMS[0]]
+
+
+def test_a_shared_topic_label_lets_a_looser_redraft_pair() -> None:
+    before = "We never look at the files you store with us."
+    after = "Our staff may look at stored files when a court orders it."
+    label = ("customer-data-training",)
+
+    def versions(labels: tuple[str, ...]) -> tuple[list[Clause], list[Clause]]:
+        old = [_paragraph("o0", BEFORE), Clause("o1", HEAD[0], HEAD, before, labels=labels),
+               _paragraph("o9", AFTER)]
+        new = [_paragraph("n0", BEFORE), Clause("n1", HEAD[0], HEAD, after, labels=labels),
+               _paragraph("n9", AFTER)]
+        return old, new
+
+    assert kinds(diff_clauses(*versions(()))) == [("removed", True), ("added", True)]
+    assert kinds(diff_clauses(*versions(label))) == [("modified", True)]
+
+
+def test_a_redraft_pairs_only_within_its_section() -> None:
+    lead = "We do not sell the data you give us, and we never rent it out to anyone."
+    other = "We do not sell the data you give us to brokers; we may share it with our partners."
+    old = [_paragraph("o0", BEFORE), _paragraph("o1", lead), _paragraph("o9", AFTER)]
+    elsewhere = [_paragraph("n0", BEFORE), _paragraph("n9", AFTER),
+                 _paragraph("n1", other, ("9 Partners",))]
+    assert kinds(diff_clauses(old, elsewhere)) == [("removed", True), ("added", True)]
+    here = [_paragraph("n0", BEFORE), _paragraph("n1", other), _paragraph("n9", AFTER)]
+    assert kinds(diff_clauses(old, here)) == [("modified", True)]
+
+
+def test_two_differently_titled_provisions_are_not_a_redraft() -> None:
+    old = [_paragraph("o0", BEFORE),
+           _paragraph("o1", "Refunds. We refund unused credit within thirty days of a request."),
+           _paragraph("o9", AFTER)]
+    new = [_paragraph("n0", BEFORE),
+           _paragraph("n1", "Taxes. You pay any tax due on credit within thirty days of a bill."),
+           _paragraph("n9", AFTER)]
+    assert kinds(diff_clauses(old, new)) == [("removed", True), ("added", True)]

@@ -14,7 +14,14 @@ How (most clauses never change between versions, so the cheap path comes first):
    between clauses that kept their place needs less similarity (50) than a pair from anywhere
    in the document (65); two clauses opening with the same run-in title ("Your Content."),
    found once in each version, need only 30.
-5. Place: the largest set of aligned pairs that keeps its relative order stays where it was
+5. Redrafts: what is left over in the same gap under the same nearest heading is one provision
+   rewritten more often than not (a lead-in and its items redrafted), so a pair there needs only
+   40, or 25 when the two share a topic label; two enumerated items are compared on their own
+   words, without their lead-ins. Then a lead-in paragraph left over goes with the items it
+   introduces: with the lead-in paragraph of their new items, or, when the other version runs
+   the enumeration inline ("... when: (1) ..., or (2) ..."), merged into (split from) the first
+   item. A redrafted provision reads as rewritten, not as removals plus unrelated additions.
+6. Place: the largest set of aligned pairs that keeps its relative order stays where it was
    (longest increasing subsequence; on ties, clauses that kept their wording, then their
    heading, stay); every other aligned clause moved.
 
@@ -60,6 +67,7 @@ import re
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import replace
 from difflib import SequenceMatcher
 from functools import lru_cache
 from itertools import pairwise
@@ -75,12 +83,15 @@ __all__ = ["diff_clauses", "normalise", "word_redline"]
 LOCAL_THRESHOLD = 50.0  # both in the same gap between clauses that kept their place
 GLOBAL_THRESHOLD = 65.0  # anywhere else in the document
 TITLED_THRESHOLD = 30.0  # both open with the same run-in title ("Your Content."), unique in each
+REDRAFT_THRESHOLD = 40.0  # left over in the same gap under the same heading: a redraft
+REDRAFT_LABELLED = 25.0  # ... that also shares a topic label with the old clause
 GROUP_THRESHOLD = 70.0  # split / merged: the joined clauses against the single one
 GROUP_MARGIN = 5.0  # ... and this much better than the best single clause
 MAX_GROUP = 8  # at most this many clauses in a split or merge
 _SEED_CUTOFF = 25.0  # below this a clause is not even considered as one part of a split
 _EXHAUSTIVE = 40_000  # compare every free pair up to this many; beyond, only likely ones
 _SIGNATURE = 6  # ... those sharing one of a clause's rarest words
+_REDRAFT_PAIRS = 2_500  # a section with more leftover pairs than this was rewritten wholesale
 
 # -- normalise --------------------------------------------------------------------------------
 
@@ -414,6 +425,8 @@ class _Aligner:
         self._prefer_same_place()
         self._find_gaps()
         self._similar()
+        self._redrafted()
+        self._lead_ins()
 
     def _find_gaps(self) -> None:
         stay = sorted(self.in_place())
@@ -580,6 +593,107 @@ class _Aligner:
             else:
                 self.merges.append((olds, news[0]))
 
+    def _redrafted(self) -> None:
+        """Pair what is still left over within one section: a provision redrafted in place.
+
+        A removed and an added clause in the same gap between clauses that kept their place,
+        under the same nearest heading, are most likely one provision rewritten (a lead-in and
+        its items redrafted), so they need less similarity (REDRAFT_THRESHOLD, or
+        REDRAFT_LABELLED when they share a topic label). Two items of enumerations are compared
+        on their own words: a rewritten lead-in says nothing about which item is which. Two
+        clauses opening with run-in titles that share no word ("By Us." / "Mitigation.") are
+        never paired here.
+        """
+        old_free, new_free = self._free()
+        if not old_free or not new_free:
+            return
+        groups: dict[tuple[int, str], tuple[list[int], list[int]]] = {}
+        for i in old_free:
+            key = (self.old_gap.get(i, -1), _heading_key(self.old[i]))
+            groups.setdefault(key, ([], []))[0].append(i)
+        for j in new_free:
+            group = groups.get((self.new_gap.get(j, -2), _heading_key(self.new[j])))
+            if group is not None:
+                group[1].append(j)
+        vocabulary = _Vocabulary()
+        codes: dict[tuple[int, int, bool], str] = {}
+
+        def code(side: int, k: int, item: bool) -> str:
+            found = codes.get((side, k, item))
+            if found is None:
+                clause = (self.old, self.new)[side][k]
+                if item:  # an enumerated item's own words, without its lead-in
+                    clause = replace(clause, lead_in="")
+                found = codes[(side, k, item)] = vocabulary.encode(clause)
+            return found
+
+        candidates: list[tuple[float, int, int]] = []
+        for olds, news in groups.values():
+            if not news or len(olds) * len(news) > _REDRAFT_PAIRS:
+                continue
+            for i in olds:
+                a = self.old[i]
+                for j in news:
+                    b = self.new[j]
+                    item = bool(a.lead_in and b.lead_in)
+                    score = fuzz.ratio(code(0, i, item), code(1, j, item))
+                    if _other_titles(a, b):
+                        continue
+                    shared = a.labels and not set(a.labels).isdisjoint(b.labels)
+                    if score >= (REDRAFT_LABELLED if shared else REDRAFT_THRESHOLD):
+                        candidates.append((score, i, j))
+        candidates.sort(key=lambda c: (-c[0], c[2], c[1]))
+        taken_old: set[int] = set()
+        taken_new: set[int] = set()
+        for _score, i, j in candidates:
+            if i not in taken_old and j not in taken_new:
+                taken_old.add(i)
+                taken_new.add(j)
+                self.pairs[i] = j
+
+    def _lead_ins(self) -> None:
+        """A lead-in paragraph left over goes with the items it introduces.
+
+        Items paired across versions whose lead-ins are paragraphs on both sides: the two
+        lead-ins are one provision (same place), however much they were rewritten. A lead-in
+        paragraph on one side only (the other version runs the enumeration inline, "... when:
+        (1) ..., or (2) ..."): it merges into, or splits from, the first item.
+        """
+        old_free, new_free = self._free()
+        if not old_free and not new_free:
+            return
+        old_free_set, new_free_set = set(old_free), set(new_free)
+        by_new = {j: i for i, j in self.pairs.items()}
+        for p in old_free:
+            q = p + 1
+            j = self.pairs.get(q)
+            if j is None or not _introduces(self.old[p], self.old[q]):
+                continue
+            if _heading_key(self.old[p]) != _heading_key(self.new[j]):
+                continue
+            if j - 1 in new_free_set and _introduces(self.new[j - 1], self.new[j]):
+                self.pairs[p] = j - 1
+                new_free_set.discard(j - 1)
+            elif self.new[j].lead_in and not (j > 0 and _introduces(self.new[j - 1], self.new[j])):
+                del self.pairs[q]
+                self.merges.append(((p, q), j))
+            else:
+                continue
+            old_free_set.discard(p)
+        for r in new_free:
+            if r not in new_free_set:
+                continue
+            s = r + 1
+            i = by_new.get(s)
+            if i is None or self.pairs.get(i) != s or not _introduces(self.new[r], self.new[s]):
+                continue
+            if _heading_key(self.new[r]) != _heading_key(self.old[i]):
+                continue
+            if self.old[i].lead_in and not (i > 0 and _introduces(self.old[i - 1], self.old[i])):
+                del self.pairs[i]
+                self.splits.append((i, (r, s)))
+                new_free_set.discard(r)
+
     def in_place(self) -> set[int]:
         """Old indices of the pairs that kept their relative order. On ties, clauses that kept
         their wording, then those that kept their heading, stay; the others moved."""
@@ -595,6 +709,31 @@ class _Aligner:
 
         weighted = [(i, j, weight(i, j)) for i, j in ordered]
         return {ordered[k][0] for k in _keep_order(weighted)}
+
+
+def _title_words(clause: Clause) -> frozenset[str]:
+    match = _TITLE.match(normalise(clause.text))
+    words = _WORD.findall(match.group(1).casefold()) if match else []
+    return frozenset(words) if 1 <= len(words) <= 6 else frozenset()
+
+
+def _other_titles(a: Clause, b: Clause) -> bool:
+    """Do the two open with run-in titles that share no word ("By Us." / "Mitigation.")? Then
+    they are two provisions, however alike their words."""
+    first, second = _title_words(a), _title_words(b)
+    return bool(first and second) and first.isdisjoint(second)
+
+
+def _introduces(paragraph: Clause, item: Clause) -> bool:
+    """Is `paragraph` the lead-in of `item` (the next clause)? Segmentation gives an item the
+    last sentence of the paragraph before its list as its lead-in."""
+    if not item.lead_in or paragraph.lead_in == item.lead_in:
+        return False
+    text, lead = _words(paragraph.text), _words(item.lead_in)
+    for size in range(min(len(text), len(lead)), 1, -1):
+        if text[-size:] == lead[:size]:
+            return True
+    return False
 
 
 def _place(clause: Clause) -> tuple[object, ...]:
@@ -652,13 +791,15 @@ def _inherit_ids(aligner: _Aligner) -> tuple[Clause, ...]:
 
 
 def _replace_id(clause: Clause, new_id: str) -> Clause:
-    from dataclasses import replace
-
     return replace(clause, id=new_id)
 
 
 def _joined(clauses: Sequence[Clause]) -> str:
-    return " ".join(c.full_text for c in clauses)
+    """The clauses' text as one, each with its lead-in unless the clause before states it."""
+    return " ".join(
+        c.text if k and _introduces(clauses[k - 1], c) else c.full_text
+        for k, c in enumerate(clauses)
+    )
 
 
 def _pair_change(
