@@ -59,7 +59,10 @@ def test_taxonomy_is_complete_and_ordered() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("You may not use Output to develop competing models.", ["competing-models"]),
+        # using output to develop a competing model: both labels (../shared/labels/README.md)
+        ("You may not use Output to develop competing models.",
+         ["competing-models", "output-training"]),
+        ("You may not use the Services to build a competing product.", ["competing-models"]),
         ("Any dispute will be finally resolved by binding arbitration.", ["arbitration"]),
         ("These terms are governed by the laws of England and Wales.", ["governing-law"]),
         (
@@ -67,7 +70,7 @@ def test_taxonomy_is_complete_and_ordered() -> None:
                 "You may not reverse engineer or decompile any part of the service, or use its "
                 "output to develop models that compete with Acme."
             ),
-            ["competing-models", "reverse-engineering"],
+            ["competing-models", "output-training", "reverse-engineering"],
         ),
         ("Please read these terms.", []),
     ],
@@ -160,7 +163,9 @@ def test_enumeration_items_are_labelled_with_their_lead_in() -> None:
             clause("share your login with anyone else.", lead_in=lead, cid="c3"),
         ]
     )
-    assert [c.labels for c in items] == [("data-extraction",), ("competing-models",), ()]
+    assert [c.labels for c in items] == [
+        ("data-extraction",), ("competing-models", "output-training"), ()
+    ]
     assert dict(items[0].evidence)["data-extraction"] in items[0].full_text
 
 
@@ -218,10 +223,11 @@ def test_label_changes_added_removed_and_severity() -> None:
     )
     out = label_changes(diff)
     gained, lost, removed, cosmetic, unlabelled = out.changes
-    assert gained.labels == ("competing-models", "reverse-engineering")
-    assert gained.labels_added == ("competing-models",) and gained.labels_removed == ()
-    assert gained.severity == "high"
-    assert lost.labels_removed == ("competing-models",) and lost.severity == "high"
+    assert gained.labels == ("competing-models", "output-training", "reverse-engineering")
+    assert gained.labels_added == ("competing-models", "output-training")
+    assert gained.labels_removed == () and gained.severity == "high"
+    assert lost.labels_removed == ("competing-models", "output-training")
+    assert lost.severity == "high"
     assert removed.labels_removed == ("governing-law",) and removed.severity == "medium"
     assert cosmetic.severity == "none" and cosmetic.labels == ("governing-law",)
     assert unlabelled.severity == "low" and unlabelled.labels == ()
@@ -231,9 +237,12 @@ def test_label_changes_added_removed_and_severity() -> None:
 
 def test_severity_overrides() -> None:
     diff = Diff((Change("removed", True, (LAW,), ()), Change("modified", True, (OLD,), (NEW,))))
-    raised = label_changes(diff, {"governing-law": "high", "competing-models": "low"})
+    raised = label_changes(
+        diff, {"governing-law": "high", "competing-models": "low", "output-training": "low"}
+    )
     assert raised.changes[0].severity == "high"
-    # competing-models lowered to low; reverse-engineering (medium) is now the highest
+    # competing-models and output-training lowered to low; reverse-engineering (medium) is now
+    # the highest
     assert raised.changes[1].severity == "medium"
     silenced = label_changes(diff, {"governing-law": "none"})
     assert silenced.changes[0].severity == "none"
