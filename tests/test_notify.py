@@ -148,7 +148,8 @@ def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path) -> None:
     html = msg.get_body(("html",)).get_content()
     for body in (text, html):
         assert "2 Use › 2.3" in body and "9 Disputes" in body
-        assert "competing-models" in body and "high" in body
+        # topic names, not label ids (issue 11)
+        assert "Competing models" in body and "competing-models" not in body and "high" in body
         assert "2026-04-01" in body  # effective date
         assert stored.to_version.snapshot_meta()[0]["sha256"] in body
         assert stored.to_version.snapshot_meta()[0]["fetched_at"] in body
@@ -322,7 +323,7 @@ def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path) -> None
     assert daily["To"] == "daily@example.com" and weekly["To"] == "weekly@example.com"
     assert str(daily["Subject"]) == "Daily digest: 2 changes in Nimbus AI Terms of Use"
     body = daily.get_body(("plain",)).get_content()
-    assert "competing-models" in body and "[-England-]{+Ireland+}" in body
+    assert "Competing models" in body and "[-England-]{+Ireland+}" in body
     assert [parse(p.read_bytes())["To"] for p in later.written_eml] == ["daily@example.com"]
 
 

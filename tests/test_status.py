@@ -104,7 +104,8 @@ def test_rows_for_each_state(store: Store) -> None:
     assert bolt["last_success_at"] == "2026-11-26T00:00:00Z"
     assert bolt["last_checked_at"] == "2026-11-27T00:00:00Z"
     assert bolt["versions"] == 1 and bolt["last_change_at"] is None
-    assert bolt["next_due_at"] == "2026-11-28T00:00:00Z"
+    # a failing source is retried soon (1 h, doubling per failure), not a whole day later
+    assert bolt["next_due_at"] == "2026-11-27T02:00:00Z"
 
     assert cora["state"] == "broken"
     assert cora["consecutive_failures"] == 3

@@ -113,7 +113,7 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
     from tostrack.pipeline import run as run_pipeline
 
     result = run_pipeline(_workspace(ctx), force=force, only=only, send=not no_send)
-    lines: list[tuple[str, bool]] = []  # (text, to stderr)
+    lines: list[tuple[str, bool]] = [(m, m.startswith("warning")) for m in result.messages]
     for r in result.results:
         if r.status == "changed":
             lines.append((f"changed  {r.source.id}: {r.substantive} substantive change(s)", False))
@@ -129,6 +129,8 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
             (f"failed   {r.source.id}: {reason} (failure {r.consecutive_failures} in a row)", True)
         )
     lines += [(f"mail     {err}", True) for err in result.notification_errors]
+    if result.summary:
+        lines.append((result.summary, True))  # the one line to read when everything failed
     for text, to_stderr in lines:
         click.echo(text, err=to_stderr)
     if log_file and lines:
@@ -298,6 +300,10 @@ def history(ctx: click.Context, source: str | None, fmt: str) -> None:
         for v in entry["versions"]:
             changes = v.get("substantive_changes")
             note = f", {changes} substantive change(s)" if changes else ""
+            if v.get("effective_date_only"):
+                note += f", effective date {v['previous_effective_date'] or 'none'} -> {v['effective_date'] or 'none'} only"
+            if v.get("redirect"):
+                note += f", redirected {v['redirect']}"
             click.echo(f"  {v['captured_at']}  {v['clauses']} clauses  sha256 {v['sha256'][:12]}{note}")
         for f in entry["failures"]:
             click.echo(f"  {f['at']}  FAILED {f['reason']}")
@@ -466,7 +472,8 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
 def status(ctx: click.Context, fmt: str) -> None:
     """Show each source's state: last check, last success, failures, current version, next due.
 
-    Exit status 0 when no source is broken, 3 when one is.
+    Exit status 0 when every source works, 3 when one is failing or broken (its last check
+    failed; see the NOTE column), 2 when the workspace cannot be read.
 
     \b
     Example:
@@ -487,7 +494,7 @@ def status(ctx: click.Context, fmt: str) -> None:
         _echo_json(rows)
     else:
         click.echo(format_status(rows), nl=False)
-    if any(r["state"] == "broken" for r in rows):
+    if any(r["state"] in ("failing", "broken") for r in rows):
         sys.exit(EXIT_SOURCES_FAILED)
 
 
@@ -612,6 +619,37 @@ def outbox_resend(ctx: click.Context, message_id: int) -> None:
         done = requeue(store, message_id)
     click.echo(f"message {done['id']} to {done['recipient']} queued again (was {done['was']}); "
                "the next `tostrack notify` or `run` sends it")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Replace a database that is readable and records versions.")
+@click.pass_context
+def rebuild(ctx: click.Context, force: bool) -> None:
+    """Recreate tostrack.db from the captures in snapshots/, without alerting anyone.
+
+    Each capture folder keeps its raw bytes (snapshot.json) and its extracted version
+    (version.json, with clause ids): versions and diffs are recorded again from them, oldest
+    first. For a database that was emptied, deleted or corrupted (`run` refuses one and says
+    to run this). The old file is kept aside as tostrack.db.before-rebuild-<time>. The outbox
+    and the failure history are not in the captures: they start empty.
+
+    \b
+    Example:
+      tostrack rebuild && tostrack status
+    """
+    from tostrack.recovery import rebuild as rebuild_database
+
+    ws = _workspace(ctx)
+    result = rebuild_database(ws, force=force)
+    click.echo(
+        f"Rebuilt {ws.db_path.name}: {result.versions} version(s) of "
+        f"{result.sources} source(s), {result.changes} with substantive changes, "
+        f"{result.effective_date_changes} effective-date change(s); nobody was notified."
+    )
+    if result.kept_aside:
+        click.echo(f"The previous database is kept as {result.kept_aside}")
+    for line in result.skipped:
+        click.echo(f"skipped  {line}", err=True)
 
 
 def main() -> None:

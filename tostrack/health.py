@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tostrack.models import Document, Snapshot
+from tostrack.models import Document, Failure, Snapshot
 
 # Thresholds, in characters of visible text and in clauses.
 SHORT_PAGE = 2500  # a whole raw page (navigation and footer included) this short may be a wall
@@ -296,3 +296,41 @@ def document_problem(document: Document) -> str | None:
     if ERROR_TEXT.search(text) and len(text) < 800:
         return "error-page"
     return None
+
+
+# -- when every source failed ----------------------------------------------------------------
+
+_DNS = re.compile(
+    r"name or service not known|failed to resolve|nameresolution|name resolution|"
+    r"nodename nor servname|getaddrinfo|no address associated|could not resolve",
+    re.IGNORECASE,
+)
+_NO_NETWORK = re.compile(r"network is unreachable|no route to host", re.IGNORECASE)
+_REFUSED = re.compile(r"connection refused", re.IGNORECASE)
+_TLS = re.compile(r"tls|ssl|certificate", re.IGNORECASE)
+
+
+def likely_cause(failures: Sequence[Failure]) -> str:
+    """What a run in which every source failed most likely ran into, and what to check."""
+    from collections import Counter
+
+    if not failures:
+        return "nothing was fetched"
+    details = " ".join(f.detail for f in failures)
+    reasons = Counter(f.reason for f in failures)
+    if _DNS.search(details):
+        return "DNS lookups failed: no network, or no DNS server reachable from this machine (check the network and /etc/resolv.conf, then run again)"
+    if _NO_NETWORK.search(details):
+        return "no network: the hosts are unreachable from this machine (check the network, then run again)"
+    if set(reasons) == {"timeout"}:
+        return "every fetch timed out: the network is down or very slow, or a firewall drops the traffic"
+    if reasons["connection"] == len(failures) and _REFUSED.search(details):
+        return "every connection was refused: a proxy or firewall in the way? (check HTTPS_PROXY)"
+    if reasons["connection"] == len(failures) and _TLS.search(details):
+        return "TLS failed everywhere: a proxy intercepting HTTPS, missing CA certificates or a wrong clock"
+    if set(reasons) <= {"challenge", "http-403", "http-429", "http-401", "login-wall"}:
+        return "every host refused the crawler (bot challenges, 403/429): this machine's address may be blocked"
+    if set(reasons) == {"evidence-missing"}:
+        return "the stored captures cannot be read: restore snapshots/ from a backup, or run `tostrack rebuild --force`"
+    reason, count = reasons.most_common(1)[0]
+    return f"most often {reason} ({count} of {len(failures)}); see the lines above"

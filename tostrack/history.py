@@ -40,6 +40,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     """Store each dated file as a version captured at its date. Never notifies anyone."""
     from tostrack.models import Source
     from tostrack.pipeline import compare_clauses, extract_snapshots
+    from tostrack.recovery import effective_date_changed
     from tostrack.replay import HistoryAnalyser
     from tostrack.store import text_digest
 
@@ -68,16 +69,18 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
                                                  url=source.url, origin="import")
                 versions += 1
                 continue
-            if text_digest(clauses) == previous.text_sha256:
+            dated = effective_date_changed(previous, document)
+            if text_digest(clauses) == previous.text_sha256 and not dated:
                 skipped += 1
                 continue
             diff = compare_clauses(previous.load()[1], clauses, severity)
-            if not diff.changes:
+            if not diff.changes and not dated:
                 skipped += 1
                 continue
+            kind = "clauses" if diff.changes else "effective-date"  # only the announced date moved
             previous, _ = store.save_version((snapshot,), document, diff.new_clauses, title=source_id,
                                              url=source.url, diff=diff, previous=previous,
-                                             origin="import", notify=False)
+                                             origin="import", notify=False, kind=kind)
             versions += 1
             changes += bool(diff.substantive)
     return ImportResult(versions, changes, skipped)
@@ -102,6 +105,7 @@ def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any
 def _one(store: Store, source_id: str) -> dict[str, Any]:
     diffs = {d.to_version.id: d for d in store.diffs(source_id)}
     versions = []
+    before = None
     for v in store.versions(source_id):
         d = diffs.get(v.id)
         versions.append({
@@ -116,7 +120,12 @@ def _one(store: Store, source_id: str) -> dict[str, Any]:
             "substantive_changes": d.summary["substantive"] if d else 0,
             "cosmetic_changes": d.summary["cosmetic"] if d else 0,
             "severity": d.severity if d else "none",
+            # only the announced effective date moved (no clause changed)
+            "effective_date_only": bool(d and d.effective_date_only),
+            "previous_effective_date": before.effective_date if before else None,
+            "redirect": v.redirect,  # "requested -> final" when fetched from another host
         })
+        before = v
     failures = [{"at": f.at, "reason": f.reason, "detail": f.detail} for f in store.failures(source_id)]
     failures.reverse()
     return {"source": source_id, "versions": versions, "failures": failures}

@@ -101,6 +101,7 @@ class Recipient:
     labels: tuple[str, ...] = ()
     min_severity: str = "none"
     mode: str = "immediate"
+    effective_date_changes: bool = False  # also tell when only the announced effective date moves
 
     def wants_source(self, source_id: str) -> bool:
         if not self.providers and not self.sources:
@@ -159,8 +160,12 @@ def recipients(settings: Settings) -> tuple[Recipient, ...]:
             raise ConfigError(
                 f"{where}: min_severity must be one of {', '.join(SEVERITY_ORDER)}, not {severity!r}"
             )
+        dated = table.get("effective_date_changes", False)
+        if not isinstance(dated, bool):
+            raise ConfigError(f"{where}: effective_date_changes must be true or false, not {dated!r}")
         found.append(
             Recipient(
+                effective_date_changes=dated,
                 email=_checked_address(table.get("email"), where),
                 providers=_str_list(table, "providers", where),
                 sources=_str_list(table, "sources", where),
@@ -365,6 +370,17 @@ def _text_redline(ops: Sequence[tuple[str, str]]) -> str:
     return "".join(out)
 
 
+def topic_names(labels: Iterable[str]) -> list[str]:
+    """Label ids as readers know them ("competing-models" -> "Competing models")."""
+    try:
+        from tostrack.classify import taxonomy
+
+        names = {label.id: label.name for label in taxonomy()}
+    except (ImportError, AttributeError, KeyError, OSError, ValueError):
+        names = {}
+    return [names.get(label) or label for label in labels]
+
+
 def _change_view(change: Change) -> dict[str, Any]:
     ops = _redline(change)
     return {
@@ -373,9 +389,11 @@ def _change_view(change: Change) -> dict[str, Any]:
         "section": _section(change),
         "headline": headline(change),
         "severity": change.severity,
-        "labels": list(change.labels),
-        "labels_added": list(change.labels_added),
-        "labels_removed": list(change.labels_removed),
+        # Topic names, not ids: the reader is a lawyer, not the configuration file.
+        "labels": topic_names(change.labels),
+        "labels_added": topic_names(change.labels_added),
+        "labels_removed": topic_names(change.labels_removed),
+        "label_ids": list(change.labels),
         "redline": ops,
         "text_redline": " ".join(_text_redline(ops).split()),
     }
@@ -415,9 +433,21 @@ def _attachable(report_path: Path | str) -> Path | None:
         return None
 
 
-def _report_uri(report_path: Path | str) -> str:
+def _report_uri(report_path: Path | str, workspace: Workspace | None = None) -> str:
+    """The change report's address: under [report] base_url when the reports are published."""
     if not report_path:
         return ""
+    if workspace is not None:
+        base = workspace.settings.section("report").get("base_url", "")
+        if isinstance(base, str) and base.lower().startswith(("http://", "https://")):
+            from urllib.parse import quote
+
+            try:
+                rel = Path(report_path).resolve().relative_to(workspace.reports_dir.resolve())
+            except ValueError:
+                rel = None
+            if rel is not None:
+                return base.rstrip("/") + "/" + quote(rel.as_posix())
     try:
         return Path(report_path).resolve().as_uri()
     except ValueError:
@@ -425,7 +455,11 @@ def _report_uri(report_path: Path | str) -> str:
 
 
 def diff_view(
-    store: Store, stored: StoredDiff, report_path: Path | str, changes: Sequence[Change]
+    store: Store,
+    stored: StoredDiff,
+    report_path: Path | str,
+    changes: Sequence[Change],
+    workspace: Workspace | None = None,
 ) -> dict[str, Any]:
     """Everything the change templates show about one recorded diff."""
     title = _title(store, stored)
@@ -445,7 +479,8 @@ def diff_view(
         "detected_at": stored.detected_at,
         "previous_captured_at": stored.from_version.captured_at,
         "report_path": str(report_path) if report_path else "",
-        "report_uri": _report_uri(report_path),
+        "report_uri": _report_uri(report_path, workspace),
+        "effective_date_only": stored.effective_date_only,
         "attached": _attachable(report_path) is not None,
         "evidence": _evidence(stored),
     }
@@ -535,6 +570,8 @@ def enqueue_diff(
     Everything is recorded in one transaction, with a note that this diff has been handled.
     """
     ensure_schema(store)
+    if stored.effective_date_only:
+        return _enqueue_effective_date(workspace, store, stored, report_path)
     if not stored.substantive:
         return 0
     messages: list[tuple[str, str, EmailMessage]] = []
@@ -553,7 +590,7 @@ def enqueue_diff(
         if _exists(store, key):
             continue
         env = env or _templates(workspace)
-        view = diff_view(store, stored, report_path, changes)
+        view = diff_view(store, stored, report_path, changes, workspace)
         subject = subject_for(view["title"], changes)
         msg = _build(
             workspace,
@@ -584,10 +621,47 @@ def enqueue_diff(
     return added
 
 
+def _enqueue_effective_date(
+    workspace: Workspace, store: Store, stored: StoredDiff, report_path: Path | str | None
+) -> int:
+    """Only the announced effective date moved: one message to each recipient who asked
+    (effective_date_changes = true), whatever their mode; nobody else is told."""
+    messages = []
+    env = None
+    for recipient in recipients(workspace.settings):
+        if not recipient.effective_date_changes or not recipient.wants_source(stored.source_id):
+            continue
+        key = f"diff:{stored.id}:{recipient.email.lower()}"
+        if _exists(store, key):
+            continue
+        env = env or _templates(workspace)
+        view = diff_view(store, stored, report_path or "", (), workspace)
+        old = stored.from_version.effective_date or "no date"
+        new = stored.to_version.effective_date or "no date"
+        subject = header_safe(f"{view['title']}: effective date now {new} (was {old}), no clause changed")
+        msg = _build(
+            workspace,
+            key=key,
+            recipient=recipient.email,
+            subject=subject,
+            text=env.get_template("email/effective_date.txt").render(**view, subject=subject),
+            extra_headers=[("X-Tostrack-Source", stored.source_id)],
+        )
+        messages.append((key, recipient.email, msg))
+    added = 0
+    with store.transaction() as db:
+        for key, address, msg in messages:
+            added += _insert(db, key, "change", address, msg)
+        db.execute(
+            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, _iso(_now()))
+        )
+    return added
+
+
 def _catch_up(workspace: Workspace, store: Store) -> int:
     """Queue diffs that a crashed run recorded but never got to enqueue."""
     rows = store.db.execute(
-        "SELECT id FROM diffs WHERE notify = 1 AND substantive = 1"
+        "SELECT id FROM diffs WHERE notify = 1 AND (substantive = 1 OR kind = 'effective-date')"
         " AND id NOT IN (SELECT diff_id FROM notified_diffs) ORDER BY id"
     ).fetchall()
     added = 0
@@ -612,55 +686,66 @@ def enqueue_operator(
     workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
 ) -> int:
     """Tell the operators that a source broke or recovered; one "broken" per breakage."""
-    if kind not in ("broken", "recovered"):
-        raise ValueError(f"operator message kind must be 'broken' or 'recovered', not {kind!r}")
     ensure_schema(store)
     with store.transaction() as db:
-        row = db.execute(
-            "SELECT broken, incident FROM operator_alerts WHERE source_id = ?", (source_id,)
-        ).fetchone()
-        broken, incident = (bool(row[0]), int(row[1])) if row else (False, 0)
-        if (kind == "broken" and broken) or (kind == "recovered" and not broken):
-            return 0  # already told about this breakage / never told it broke
-        if kind == "broken":
-            incident += 1
-        db.execute(
-            "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
-            " incident = excluded.incident, since = excluded.since",
-            (source_id, int(kind == "broken"), incident, _iso(_now())),
+        return queue_operator_alert(db, workspace, store, kind, source_id, detail)
+
+
+def queue_operator_alert(
+    db: Any, workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
+) -> int:
+    """enqueue_operator inside a transaction the caller holds (that of the failure itself).
+
+    The once-per-breakage flag is set in the same transaction as the messages, so ">=
+    broken_after" fires once, and a kill loses both or neither. Needs ensure_schema first.
+    """
+    if kind not in ("broken", "recovered"):
+        raise ValueError(f"operator message kind must be 'broken' or 'recovered', not {kind!r}")
+    row = db.execute(
+        "SELECT broken, incident FROM operator_alerts WHERE source_id = ?", (source_id,)
+    ).fetchone()
+    broken, incident = (bool(row[0]), int(row[1])) if row else (False, 0)
+    if (kind == "broken" and broken) or (kind == "recovered" and not broken):
+        return 0  # already told about this breakage / never told it broke
+    if kind == "broken":
+        incident += 1
+    db.execute(
+        "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
+        " incident = excluded.incident, since = excluded.since",
+        (source_id, int(kind == "broken"), incident, _iso(_now())),
+    )
+    addresses = operators(workspace.settings)
+    if not addresses:
+        return 0
+    state = store.source_state(source_id) or {}
+    env = _templates(workspace)
+    view = {
+        "kind": kind,
+        "source_id": source_id,
+        "title": state.get("title") or source_id,
+        "url": state.get("url") or "",
+        "detail": detail,
+        "failures": state.get("consecutive_failures") or 0,
+        "broken_since": state.get("broken_since") or "",
+        "at": _iso(_now()),
+    }
+    reason = detail.partition(":")[0] if detail else ""
+    subject = f"[tostrack] source {kind}: {view['title']}" + (
+        f" ({reason})" if kind == "broken" and reason else ""
+    )
+    added = 0
+    for address in addresses:
+        key = f"op:{kind}:{source_id}:{incident}:{address.lower()}"
+        msg = _build(
+            workspace,
+            key=key,
+            recipient=address,
+            subject=subject,
+            text=env.get_template("email/operator.txt").render(**view),
+            extra_headers=[("X-Tostrack-Source", source_id)],
         )
-        addresses = operators(workspace.settings)
-        if not addresses:
-            return 0
-        state = store.source_state(source_id) or {}
-        env = _templates(workspace)
-        view = {
-            "kind": kind,
-            "source_id": source_id,
-            "title": state.get("title") or source_id,
-            "url": state.get("url") or "",
-            "detail": detail,
-            "failures": state.get("consecutive_failures") or 0,
-            "broken_since": state.get("broken_since") or "",
-            "at": _iso(_now()),
-        }
-        reason = detail.partition(":")[0] if detail else ""
-        subject = f"[tostrack] source {kind}: {view['title']}" + (
-            f" ({reason})" if kind == "broken" and reason else ""
-        )
-        added = 0
-        for address in addresses:
-            key = f"op:{kind}:{source_id}:{incident}:{address.lower()}"
-            msg = _build(
-                workspace,
-                key=key,
-                recipient=address,
-                subject=subject,
-                text=env.get_template("email/operator.txt").render(**view),
-                extra_headers=[("X-Tostrack-Source", source_id)],
-            )
-            added += _insert(db, key, "operator", address, msg)
+        added += _insert(db, key, "operator", address, msg)
     return added
 
 
@@ -716,7 +801,7 @@ def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
         for row in rows:
             stored = store.diff(row["diff_id"])
             changes = filters.matching(stored.changes) or stored.changes
-            items.append(diff_view(store, stored, row["report_path"], changes))
+            items.append(diff_view(store, stored, row["report_path"], changes, workspace))
         titles = list(dict.fromkeys(item["title"] for item in items))
         count = sum(len(item["changes"]) for item in items)
         label = "Daily" if mode == "daily" else "Weekly"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
 from tostrack.store import Store, StoredDiff, Version
@@ -95,8 +96,9 @@ class TrackResult:
     """What happened to one source in one run.
 
     status: "first" (first version stored), "changed" (substantive change recorded),
-    "cosmetic" (only cosmetic differences; recorded, never alerted), "unchanged",
-    "failed" (nothing stored as a version; see failure).
+    "cosmetic" (only cosmetic differences; recorded, never alerted), "effective-date" (only the
+    announced effective date moved; recorded, alerted only to recipients who asked),
+    "unchanged", "failed" (nothing stored as a version; see failure).
     """
 
     source: Source
@@ -106,6 +108,11 @@ class TrackResult:
     failure: Failure | None = None
     substantive: int = 0
     consecutive_failures: int = 0
+    redirect: str | None = None  # the version was fetched from another host than declared
+
+
+# Called inside the transaction that records a failure, with its connection and the streak.
+FailureHook = Callable[[Any, Failure, int], None]
 
 
 def utc_now() -> str:
@@ -120,76 +127,157 @@ def track(
     severity: Mapping[str, str] | None = None,
     confirm: Callable[[Source], tuple[Snapshot, ...] | Failure] | None = None,
     flap_window: int = 7 * 86400,
+    on_failure: FailureHook | None = None,
 ) -> TrackResult:
     """Fetch one source, and record a new version and its changes if the document changed."""
+    from tostrack.recovery import effective_date_changed
+
+    def failed(failure: Failure) -> TrackResult:
+        return _failed(store, source, failure, on_failure)
+
     state = store.source_state(source.id) or {}
     previous = store.current_version(source.id)
+    previous_clauses = None
+    if previous is not None:
+        try:
+            previous_clauses = previous.load()[1]
+        except (OSError, ValueError, KeyError) as exc:
+            return failed(_evidence_missing(source, previous, exc))
     fetched = fetcher(source)
     if isinstance(fetched, Failure):
-        return _failed(store, source, fetched)
+        return failed(fetched)
     if not isinstance(fetched, tuple):  # the server said 304 Not Modified
-        store.record_check(source.id, utc_now(), title=source.title, url=source.url)
-        return TrackResult(source, "unchanged", previous)
+        return _unchanged(store, source, state, previous, utc_now(), on_failure, {})
     check_meta = _cache_headers(fetched)
     if previous and _combined(fetched) == state.get("last_snapshot_sha256"):
-        store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
-        return TrackResult(source, "unchanged", previous)
+        return _unchanged(store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta)
 
     document, clauses = _analyse_snapshots(fetched, source)
-    previous_clauses = previous.load()[1] if previous else None
     problem = _not_the_document(store, state, fetched, document, clauses, previous_clauses)
     if problem:
-        return _failed(store, source, problem)
+        return failed(problem)
+    redirect = _redirect(source, fetched)
+    where = {"title": source.title, "url": source.url}
+    saving = {**where, "redirect": redirect, "requested_urls": source.urls}
 
     if previous is None:
-        version, _ = store.save_version(fetched, document, clauses, title=source.title, url=source.url)
-        store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
-        return TrackResult(source, "first", version)
+        version, _ = store.save_version(fetched, document, clauses, **saving)
+        store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
+        return TrackResult(source, "first", version, redirect=redirect)
 
-    baseline = _as_read_today(previous, source, previous_clauses or ())
+    baseline, baseline_document = _as_read_today(previous, source, previous_clauses or ())
     diff = compare_clauses(baseline, clauses, severity)
     if not diff.changes:
+        if effective_date_changed(baseline_document or previous, document):
+            # Same clauses, another announced date ("Effective Sept 28" -> "Oct 8"): a version
+            # of its own, shown everywhere, alerted only to recipients who asked for dates.
+            version, diff_id = store.save_version(
+                fetched, document, diff.new_clauses, **saving, diff=diff, previous=previous,
+                kind="effective-date",
+            )
+            store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
+            return TrackResult(source, "effective-date", version, diff_id, redirect=redirect)
         # Raw bytes changed but the text did not (a re-rendered page): keep the evidence, no version.
         store.save_snapshot_only(fetched, previous)
-        store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
-        return TrackResult(source, "unchanged", previous)
+        return _unchanged(store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta)
 
     flapped_to = _earlier_variant(store, source.id, previous, clauses, fetched[0].fetched_at, flap_window)
-    if diff.substantive and flapped_to is not None:
+    if diff.substantive and flapped_to is not None and not _repeated(
+        store, state, "unstable", _digest(clauses)
+    ):
         # A -> B -> A within the window: the page alternates between variants. Report the
-        # instability once as a failure; recording it would alert on the same text twice.
+        # instability as a failure; recording it would alert on the same text twice. A page
+        # that stays on the earlier text for COLLAPSE_ACCEPTED_AFTER fetches has reverted, and
+        # the revert is recorded like any change.
         detail = (
-            f"the page went back to the text of the version captured {flapped_to.captured_at}; "
-            "it alternates between variants (check select/remove rules)"
+            f"{_COLLAPSE_MARK}{_digest(clauses)} the page went back to the text of the version "
+            f"captured {flapped_to.captured_at}; it alternates between variants (check "
+            "select/remove rules), or reverted (accepted once it stays so)"
         )
-        return _failed(store, source, Failure(source.id, fetched[0].fetched_at, "unstable", detail))
+        return failed(Failure(source.id, fetched[0].fetched_at, "unstable", detail))
 
     if diff.substantive and confirm is not None:
         # A second fetch must agree before anyone is told: a flickering page is not a change.
         second = confirm(source)
         if isinstance(second, Failure):
-            return _failed(store, source, second)
+            return failed(second)
         _, second_clauses = _analyse_snapshots(second, source)
         if [c.full_text for c in second_clauses] != [c.full_text for c in clauses]:
-            return _failed(
-                store,
-                source,
-                Failure(source.id, second[0].fetched_at, "unstable", "a second fetch disagreed"),
-            )
+            return failed(Failure(source.id, second[0].fetched_at, "unstable", "a second fetch disagreed"))
 
     version, diff_id = store.save_version(
         fetched,
         document,
         diff.new_clauses,
-        title=source.title,
-        url=source.url,
+        **saving,
         diff=diff,
         previous=previous,
         notify=bool(diff.substantive),
     )
-    store.record_check(source.id, fetched[0].fetched_at, title=source.title, url=source.url, **check_meta)
+    store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
     status = "changed" if diff.substantive else "cosmetic"
-    return TrackResult(source, status, version, diff_id, substantive=len(diff.substantive))
+    return TrackResult(
+        source, status, version, diff_id, substantive=len(diff.substantive), redirect=redirect
+    )
+
+
+def _evidence_missing(source: Source, previous: Version, exc: BaseException) -> Failure:
+    what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    name = getattr(exc, "filename", None) or previous.path / "version.json"
+    return Failure(
+        source.id,
+        utc_now(),
+        "evidence-missing",
+        f"the stored version captured {previous.captured_at} cannot be read ({what}: {name}); "
+        f"restore {previous.path.parent} from a backup, or run `tostrack rebuild --force` to "
+        "record only the captures still on disk",
+    )
+
+
+def _unchanged(
+    store: Store,
+    source: Source,
+    state: Mapping[str, Any],
+    previous: Version | None,
+    at: str,
+    on_failure: FailureHook | None,
+    check_meta: Mapping[str, str | None],
+) -> TrackResult:
+    """The page shows the stored version's text again (same bytes, a 304, or same text)."""
+    if previous is not None and _alternating(store, state, previous):
+        # Right after an "unstable" fetch of another text: the page flips between the two.
+        detail = (
+            f"{_COLLAPSE_MARK}{previous.text_sha256} the page is back to the text of the version "
+            f"captured {previous.captured_at} right after showing an earlier one; it alternates "
+            "between variants (check select/remove rules)"
+        )
+        return _failed(store, source, Failure(source.id, at, "unstable", detail), on_failure)
+    store.record_check(source.id, at, title=source.title, url=source.url, **check_meta)
+    return TrackResult(source, "unchanged", previous)
+
+
+def _alternating(store: Store, state: Mapping[str, Any], previous: Version) -> bool:
+    """The last check failed as "unstable" on another text than the stored version's."""
+    if state.get("last_failure_reason") != "unstable" or not state.get("consecutive_failures"):
+        return False
+    last = store.failures(str(state["id"]), limit=1)
+    return bool(
+        last
+        and last[0].detail.startswith(_COLLAPSE_MARK)
+        and not last[0].detail.startswith(f"{_COLLAPSE_MARK}{previous.text_sha256}")
+    )
+
+
+def _redirect(source: Source, fetched: Sequence[Snapshot]) -> str | None:
+    """"requested -> final" for each page whose fetch ended on another host."""
+    from tostrack.store import cross_host
+
+    hops = [
+        f"{asked} -> {snap.url}"
+        for asked, snap in zip(source.urls, fetched)
+        if snap.url and cross_host(asked, snap.url)
+    ]
+    return "; ".join(hops) or None
 
 
 def _analyse_snapshots(
@@ -201,26 +289,28 @@ def _analyse_snapshots(
 
 def _as_read_today(
     previous: Version, source: Source, stored: Sequence[Clause]
-) -> tuple[Clause, ...]:
+) -> tuple[tuple[Clause, ...], Document | None]:
     """The previous version as today's extraction reads its raw snapshot, keeping its clause ids.
 
     When extraction rules improve, the stored clauses of the last version differ from what the
     same bytes give today. Diffing against the stored clauses would report the improvement as
     a change of the terms; diffing against a re-extraction of the same evidence never does.
+    Also returns that re-extracted document (None without readable evidence), whose effective
+    date is the one to compare.
     """
     from tostrack.align import diff_clauses
     from tostrack.errors import InputError
 
     try:
         snapshots = previous.snapshots()
-        _, today = _analyse_snapshots(snapshots, source) if snapshots else (None, ())
+        document, today = _analyse_snapshots(snapshots, source) if snapshots else (None, ())
     except (OSError, KeyError, ValueError, InputError):
-        return tuple(stored)  # no readable evidence: the stored clauses are all we have
+        return tuple(stored), None  # no readable evidence: the stored clauses are all we have
     if not today or [(c.section, c.full_text) for c in today] == [
         (c.section, c.full_text) for c in stored
     ]:
-        return tuple(stored)
-    return diff_clauses(stored, today).new_clauses  # ids carried over to today's reading
+        return tuple(stored), document
+    return diff_clauses(stored, today).new_clauses, document  # ids carried over to today's reading
 
 
 def _not_the_document(
@@ -270,13 +360,18 @@ def _digest(clauses: Sequence[Clause]) -> str:
 
 def _collapse_confirmed(store: Store, state: Mapping[str, object], clauses: Sequence[Clause]) -> bool:
     """True when the runs just before this one all failed as "collapsed" on exactly this text."""
+    return _repeated(store, state, "collapsed", _digest(clauses))
+
+
+def _repeated(store: Store, state: Mapping[str, object], reason: str, digest: str) -> bool:
+    """True when the fetches just before this one all failed with `reason` on text `digest`."""
     needed = COLLAPSE_ACCEPTED_AFTER - 1
-    if int(str(state.get("consecutive_failures") or 0)) < needed:
+    if not state or int(str(state.get("consecutive_failures") or 0)) < needed:
         return False
-    mark = f"{_COLLAPSE_MARK}{_digest(clauses)}"
+    mark = f"{_COLLAPSE_MARK}{digest}"
     recent = store.failures(str(state["id"]), limit=needed)
     return len(recent) == needed and all(
-        f.reason == "collapsed" and f.detail.startswith(mark) for f in recent
+        f.reason == reason and f.detail.startswith(mark) for f in recent
     )
 
 
@@ -308,8 +403,11 @@ def _parse_utc(iso: str) -> datetime:
     return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def _failed(store: Store, source: Source, failure: Failure) -> TrackResult:
-    count = store.record_failure(failure, title=source.title, url=source.url)
+def _failed(
+    store: Store, source: Source, failure: Failure, on_failure: FailureHook | None = None
+) -> TrackResult:
+    also = (lambda db, count: on_failure(db, failure, count)) if on_failure else None
+    count = store.record_failure(failure, title=source.title, url=source.url, also=also)
     return TrackResult(source, "failed", failure=failure, consecutive_failures=count)
 
 
@@ -343,7 +441,8 @@ class RunResult:
     notification_errors: tuple[str, ...] = ()
     eml_files: tuple[Path, ...] = ()
     skipped_not_due: int = 0
-    messages: tuple[str, ...] = field(default_factory=tuple)
+    messages: tuple[str, ...] = field(default_factory=tuple)  # orphans adopted, warnings
+    summary: str = ""  # one closing line when every source failed, naming the likely cause
 
     @property
     def failed(self) -> tuple[TrackResult, ...]:
@@ -362,13 +461,14 @@ def full_fetch_day(source_id: str, now: datetime) -> bool:
 
 
 def is_due(source: Source, state: Mapping[str, object] | None, now: datetime) -> bool:
-    if not state or not state.get("last_checked_at"):
+    """Due after its interval; after a failure, at the next run (backing off; see schedule.py)."""
+    from tostrack.schedule import is_due as due
+
+    if not state:
         return True
-    last = datetime.strptime(str(state["last_checked_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=UTC
-    )
-    # A little slack so an hourly cron does not miss a source whose interval is exactly 1 h.
-    return (now - last).total_seconds() >= source.interval - 120
+    last = state.get("last_checked_at")
+    return due(str(last) if last else None, source.interval,
+               int(str(state.get("consecutive_failures") or 0)), now)
 
 
 def run(
@@ -384,21 +484,27 @@ def run(
 
     from tostrack import notify, report
     from tostrack.fetch import FetchConfig, fetch_source
+    from tostrack.health import likely_cause
     from tostrack.lock import workspace_lock
+    from tostrack.recovery import reconcile
     from tostrack.sources import load_sources
 
     workspace.ensure()
-    sources = load_sources(workspace.settings)
+    all_sources = load_sources(workspace.settings)
+    sources = all_sources
     if only:
         sources = tuple(s for s in sources if s.id in only or s.provider in only)
     config = FetchConfig.from_settings(workspace.settings)
     severity = workspace.settings.section("severity")
     broken_after = int(workspace.settings.section("notify").get("broken_after", 3))
+    notify.operators(workspace.settings)  # a bad operator address stops the run now, not at the alert
     results: list[TrackResult] = []
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
     skipped = 0
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
+        messages = reconcile(store, all_sources, severity)
+        notify.ensure_schema(store)
         now = datetime.now(UTC)
 
         def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
@@ -413,37 +519,47 @@ def run(
             time.sleep(config.confirm_delay)
             return fetch_source(s, config, session=session)
 
+        def alert_operators(db: Any, failure: Failure, count: int) -> None:
+            # In the failure's own transaction: the alert is queued with it or not at all, and
+            # the once-per-breakage flag makes ">=" fire once however the streak got there.
+            if count >= max(broken_after, 1):
+                notify.queue_operator_alert(
+                    db, workspace, store, "broken", failure.source_id,
+                    f"{failure.reason}: {failure.detail[:200]}",
+                )
+
         for source in sources:
             state = store.source_state(source.id)
             if not force and not is_due(source, state, now):
                 skipped += 1
                 continue
-            was_broken = bool(state and state["consecutive_failures"] >= broken_after)
             result = track(
                 source,
                 store,
                 fetcher,
                 severity=severity,
                 confirm=confirm if config.confirm_delay > 0 else None,
+                on_failure=alert_operators,
             )
             results.append(result)
             if result.diff_id is not None:
                 recorded.append((result, store.diff(result.diff_id)))
-            if result.status == "failed" and result.consecutive_failures == broken_after:
-                notify.enqueue_operator(
-                    workspace, store, "broken", source.id,
-                    f"{result.failure.reason}: {result.failure.detail[:200]}" if result.failure else "",
-                )
-            elif result.status != "failed" and was_broken:
+            if result.status != "failed" and state and state["consecutive_failures"]:
                 notify.enqueue_operator(workspace, store, "recovered", source.id, "")
+            if result.redirect and result.version is not None:
+                messages.append(f"redirect {source.id}: {result.redirect} (recorded with the version)")
         if results:
             report.render_site(workspace, store)  # every page, the new change reports included
         for result, stored in recorded:
             path = report.change_report_path(workspace.reports_dir, stored)
             reports.append(path)
-            if result.status == "changed":
+            if result.status in ("changed", "effective-date"):
                 notify.enqueue_diff(workspace, store, stored, path)
         summary = notify.send_pending(workspace, store, dry_run=dry_run_mail) if send else None
+    failures = [r.failure for r in results if r.failure is not None]
+    closing = ""
+    if results and len(failures) == len(results):
+        closing = f"all {len(results)} source(s) failed: {likely_cause(failures)}"
     return RunResult(
         results=tuple(results),
         reports=tuple(reports),
@@ -451,4 +567,6 @@ def run(
         notification_errors=tuple(summary.errors) if summary else (),
         eml_files=tuple(summary.written_eml) if summary else (),
         skipped_not_due=skipped,
+        messages=tuple(messages),
+        summary=closing,
     )

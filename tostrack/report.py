@@ -385,6 +385,11 @@ def _order(changes: Sequence[Change]) -> list[tuple[int, Change]]:
 
 
 def _summary_sentence(stored: StoredDiff) -> str:
+    if stored.effective_date_only:
+        return (
+            f"Only the effective date changed: {human_date(stored.from_version.effective_date) if stored.from_version.effective_date else 'none stated'}"
+            f" → {human_date(stored.to_version.effective_date) if stored.to_version.effective_date else 'none stated'}; no clause changed."
+        )
     subst = [c for c in stored.changes if c.substantive]
     cosmetic = len(stored.changes) - len(subst)
     parts: list[str] = []
@@ -721,6 +726,8 @@ def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str
         "previous_effective_date": stored.from_version.effective_date,
         "effective_date_text": getattr(doc, "effective_date_text", "") if doc else "",
         "effective_date_is_future": bool(doc and doc.effective_date_is_future),
+        "effective_date_only": stored.effective_date_only,
+        "redirect": stored.to_version.redirect,  # fetched from another host than declared
         "summary": _summary_sentence(stored),
         "overall_severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
         # Document level: topics the whole document covers now but did not before, and back.
@@ -789,6 +796,8 @@ def _diff_row(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
             "detected_at": stored.detected_at,
             "severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
             "substantive": stored.substantive,
+            "effective_date_only": stored.effective_date_only,
+            "redirect": stored.to_version.redirect,
             "summary": _summary_sentence(stored),
             "headline": _headline(stored, ctx.labels),
             "labels": ctx.labels.many(_diff_labels(stored)),
@@ -1002,6 +1011,11 @@ def _render_feed(
 # -- the whole site --------------------------------------------------------------------------
 
 
+def _in_feed(stored: StoredDiff) -> bool:
+    """Changes in meaning, and moves of the effective date (a legal fact, never silent)."""
+    return stored.substantive or stored.effective_date_only
+
+
 def render_site(workspace: Workspace, store: Store) -> Path:
     """Re-render every page and feed under reports/; returns reports/index.html."""
     ctx = _context(workspace, store)
@@ -1022,11 +1036,11 @@ def render_site(workspace: Workspace, store: Store) -> Path:
             feed_path(ctx.reports, source_id),
             f"{ctx.title(source_id)}: changes in meaning",
             source_id,
-            [d for d in mine if d.substantive][:FEED_LIMIT],
+            [d for d in mine if _in_feed(d)][:FEED_LIMIT],
         )
     _render_feed(
         ctx, ctx.reports / "feed.xml", "Terms changes in meaning, all documents", "all",
-        [d for d in diffs if d.substantive][:FEED_LIMIT],
+        [d for d in diffs if _in_feed(d)][:FEED_LIMIT],
     )
 
     index = ctx.reports / "index.html"

@@ -1,4 +1,4 @@
-"""`tostrack cron`: a ready crontab line and a systemd service + timer for scheduled runs.
+"""When sources are due, and `tostrack cron`: a crontab line and a systemd service + timer.
 
 tostrack takes its own workspace lock (an overlapping run exits at once with status 75), so no
 flock(1) wrapper is needed, and each source keeps its own interval, so a frequent schedule only
@@ -10,11 +10,42 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tostrack.errors import ConfigError
 
 _EVERY = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?)$")
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+# After a failure a source is due again soon, not a whole interval later: first after RETRY_FIRST,
+# doubling with each failure in a row, never later than its own interval.
+RETRY_FIRST = 3600
+# A run starting a little early still counts: an hourly cron must not miss a source due in 1 h.
+SLACK = 120
+
+
+def retry_delay(interval: int, failures: int) -> int:
+    """Seconds from a check to the next one: the interval, or sooner after failures."""
+    if failures <= 0:
+        return interval
+    return min(interval, RETRY_FIRST * 2 ** min(failures - 1, 16))
+
+
+def next_check(last_checked: str | None, interval: int, failures: int = 0) -> datetime | None:
+    """When a source is next due (None: due now, never checked or an unreadable time)."""
+    if not last_checked:
+        return None
+    try:
+        last = datetime.strptime(last_checked, _ISO).replace(tzinfo=UTC)
+    except ValueError:  # a hand-edited database: treat the source as due
+        return None
+    return last + timedelta(seconds=retry_delay(interval, failures))
+
+
+def is_due(last_checked: str | None, interval: int, failures: int, now: datetime) -> bool:
+    due = next_check(last_checked, interval, failures)
+    return due is None or now >= due - timedelta(seconds=SLACK)
 
 
 def _minute(workspace_root: Path) -> int:

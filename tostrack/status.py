@@ -3,7 +3,8 @@ checked and changed, and when is it next due.
 
 States:
   ok             the last check worked
-  failing        the last check(s) failed, fewer than broken_after in a row
+  failing        the last check(s) failed, fewer than broken_after in a row (retried at the
+                 next run, backing off; see schedule.py)
   broken         broken_after or more failures in a row (operators have been told once)
   never-fetched  declared but not yet checked by a run (an imported history does not count)
 """
@@ -11,10 +12,11 @@ States:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tostrack.models import Source
+from tostrack.schedule import next_check
 from tostrack.store import Store
 
 STATES = ("ok", "failing", "broken", "never-fetched")
@@ -48,7 +50,9 @@ def workspace_status(
                 "clauses": current.clause_count if current else None,
                 "effective_date": current.effective_date if current else None,
                 "last_change_at": changes[0].detected_at if changes else None,
-                "next_due_at": _next_due(last_checked, source.interval, now),
+                # only the announced date moved (not alerted by default, but never silent)
+                "effective_date_changed_at": store.last_diff_at(source.id, "effective-date"),
+                "next_due_at": _next_due(last_checked, source.interval, failures, now),
             }
         )
     return rows
@@ -64,16 +68,11 @@ def _state(last_checked: str | None, failures: int, broken_after: int) -> str:
     return "ok"
 
 
-def _next_due(last_checked: str | None, interval: int, now: datetime) -> str:
+def _next_due(last_checked: str | None, interval: int, failures: int, now: datetime) -> str:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    if not last_checked:
-        return _iso(now)
-    try:
-        last = datetime.strptime(last_checked, _ISO).replace(tzinfo=UTC)
-    except ValueError:  # a hand-edited database: treat the source as due
-        return _iso(now)
-    return _iso(last + timedelta(seconds=interval))
+    due = next_check(last_checked, interval, failures)
+    return _iso(due if due is not None else now)
 
 
 def _iso(moment: datetime) -> str:
@@ -122,10 +121,22 @@ def _short(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
 
 
+_HINTS = {
+    "evidence-missing": "its stored capture is gone from snapshots/: restore it from a backup, "
+    "or `tostrack rebuild --force`",
+    "unstable": "the page alternates between texts (check select/remove)",
+}
+
+
 def _note(row: dict[str, Any]) -> str:
     if row["consecutive_failures"]:
-        return f"{row['consecutive_failures']}x {row['last_failure_reason'] or 'failed'}"
+        reason = row["last_failure_reason"] or "failed"
+        hint = f" ({_HINTS[reason]})" if reason in _HINTS else ""
+        return f"{row['consecutive_failures']}x {reason}{hint}"
     if row["clauses"] is not None:
         effective = f", effective {row['effective_date']}" if row["effective_date"] else ""
+        moved = row.get("effective_date_changed_at")
+        if moved and (not row["last_change_at"] or moved > row["last_change_at"]):
+            effective += f" (date changed {_short(moved)})"
         return f"{row['clauses']} clauses{effective}"
     return ""

@@ -326,10 +326,14 @@ def text_digest(clauses: Sequence[Clause]) -> str:
 class Store:
     """The workspace's records. Open with Store(root); use as a context manager or call close()."""
 
-    def __init__(self, root: Path, db_path: Path | None = None) -> None:
+    def __init__(self, root: Path, db_path: Path | None = None, *, read_only: bool = False) -> None:
         self.root = Path(root)
         self.snapshots_dir = self.root / "snapshots"
         self.db_path = db_path or self.root / "tostrack.db"
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         with _storage_errors("opening the database"):
             self.root.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
@@ -345,6 +349,33 @@ class Store:
                 if not _is_corrupt(exc):
                     raise
                 raise DatabaseUnreadable(self._unreadable(exc)) from None
+
+    def _open_read_only(self) -> None:
+        """For commands that only read (status, history, report): nothing is created or
+        migrated, and a read-only workspace (mount, permissions) works. No database yet reads
+        as an empty one."""
+        with _storage_errors("opening the database read-only"):
+            if not self.db_path.exists():
+                self.db = sqlite3.connect(":memory:", isolation_level=None)
+                self.db.row_factory = sqlite3.Row
+                self.db.executescript(SCHEMA)
+                self._migrate()
+                return
+            uri = self.db_path.resolve().as_uri()
+            for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+                # immutable: a WAL database in a folder this process cannot write (no -shm can
+                # be made); nothing else can be writing to it there either.
+                self.db = sqlite3.connect(uri + mode, uri=True, timeout=30, isolation_level=None)
+                self.db.row_factory = sqlite3.Row
+                try:
+                    self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                    return
+                except sqlite3.DatabaseError as exc:
+                    self.db.close()
+                    if _is_corrupt(exc):
+                        raise DatabaseUnreadable(self._unreadable(exc)) from None
+                    last = exc
+            raise last
 
     def _unreadable(self, exc: Exception) -> str:
         found = len(capture_folders(self.snapshots_dir))
@@ -746,6 +777,13 @@ class Store:
             changes=changes,
             kind=row["kind"],
         )
+
+    def last_diff_at(self, source_id: str, kind: str) -> str | None:
+        """When the newest diff of this kind ("clauses", "effective-date") was detected."""
+        row = self.db.execute(
+            "SELECT MAX(detected_at) FROM diffs WHERE source_id = ? AND kind = ?", (source_id, kind)
+        ).fetchone()
+        return row[0] if row else None
 
     def diff(self, diff_id: int) -> StoredDiff:
         row = self.db.execute("SELECT * FROM diffs WHERE id = ?", (diff_id,)).fetchone()
