@@ -51,19 +51,35 @@ _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 # A leading number or letter the source shows: "1.", "1.1", "2(a)", "(iii)", "a)", "Article 5",
 # "Section 3", "§ 3". Kept apart from the wording so renumbering alone is not a change.
+# Chinese, Japanese and Korean characters (Han, kana, Hangul): CJK text has no capitals and no
+# spaces between words, so headings, sentences and markers are recognised by other signs.
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_HAN_NUMERAL = "一二三四五六七八九十百千零〇两"
 MARKER = re.compile(
-    r"""^(?P<marker>
+    rf"""^(?P<marker>
         (?:(?:Article|Section|Clause|Part|Schedule|Annex|Appendix)\s+[0-9IVXLC]+[A-Za-z]?(?:\.\d+)*\.?
           (?=[\s:.\-–—]))
       | §\s?\d+(?:\.\d+)*
-      | \d{1,3}(?:\.\d{1,3})*(?:\([a-z0-9]{1,4}\))*\.?(?=\s)
-      | \((?:[a-z]{1,2}|[ivxlc]{1,6}|[A-Z]{1,2}|[IVXLC]{1,6}|\d{1,3})\)
-      | (?:[a-z]|[ivx]{1,4}|\d{1,2})\)(?=\s)
-      | (?:[A-Z]|[IVX]{1,4})\.(?:\d{1,3}\.)+(?:[a-z]\.)?(?=\s)
+      | 第\s?[0-9{_HAN_NUMERAL}]{{1,6}}\s?(?:部分|编|章|节|条|款|篇)   # 第一章 第3条
+      | 제\s?\d{{1,3}}\s?(?:장|절|조)(?:의\s?\d{{1,2}})?               # 제1조
+      | [{_HAN_NUMERAL}]{{1,3}}[、.．](?=\s*[^\s\d])                   # 一、
+      | [（(][{_HAN_NUMERAL}]{{1,3}}[）)]                               # （一）
+      | （\d{{1,3}}[）)] | \(\d{{1,3}}）                                  # （1）
+      | [①-⑳]
+      | \d{{1,3}}(?:[.．]\d{{1,3}})*[、．](?=\s*[^\s\d])                 # 1、 2.1、 1．
+      | \d{{1,3}}(?:\.\d{{1,3}})+\.?(?=[{CJK}]) | \d{{1,3}}\.(?=[{CJK}])  # 2.1本软件 1.本协议
+      | [ivx]{{1,4}}\.(?=\s*[{CJK}])                                     # i. 任何
+      | \d{{1,3}}(?:\.\d{{1,3}})*(?:\([a-z0-9]{{1,4}}\))*\.?(?=\s)
+      | \((?:[a-z]{{1,2}}|[ivxlc]{{1,6}}|[A-Z]{{1,2}}|[IVXLC]{{1,6}}|\d{{1,3}})\)
+      | (?:[a-z]|[ivx]{{1,4}}|\d{{1,2}})\)(?=\s)
+      | (?:[A-Z]|[IVX]{{1,4}})\.(?:\d{{1,3}}\.)+(?:[a-z]\.)?(?=\s)
       | (?:[A-Z]|[a-z])\.(?=\s+[A-Z])
-    )[\s:.\-–—]*""",
+    )[\s:.\-–—：、．]*""",
     re.VERBOSE,
 )
+_CJK_CHAR = re.compile(f"[{CJK}]")
+# Full-width brackets and stops of a marker, written the ASCII way: "（1）" is "(1)", "1、" is "1".
+_MARKER_FORMS = str.maketrans({"（": "(", "）": ")", "．": "."})
 _BULLET = re.compile(r"^[•·▪◦‣○●■□\-–—*]\s+")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -87,6 +103,31 @@ _EFFECTIVE = re.compile(
     r"\s*[:\-–—]?\s*(?:on\s+|as\s+of\s+)?" + _DATE,
     re.IGNORECASE,
 )
+# Chinese, Japanese and Korean date lines: "生效日期：2026年7月22日", "更新日期: 2026-07-15",
+# "2026年4月1日施行", "시행일: 2026년 7월 22일". The label says which date it is.
+def _cjk_date(n: int) -> str:
+    return (
+        rf"(?P<y{n}>\d{{4}})\s*(?:[年년]\s*(?P<m{n}>\d{{1,2}})\s*[月월]\s*(?P<d{n}>\d{{1,2}})\s*[日일号]?"
+        rf"|[-/.](?P<n{n}>\d{{1,2}})[-/.](?P<e{n}>\d{{1,2}})(?!\d))"
+    )
+
+
+
+_CJK_KINDS = {
+    "effective": "生效|施行|实施|實施|발효|시행",
+    "updated": r"更新|修订|修訂|修改|修正|改定|改訂|개정|최종\s*수정|업데이트",
+    "published": "发布|發布|公布|制定|공고|게시",
+}
+_CJK_LABEL = "|".join(f"(?P<{k}>(?:{v})(?:日期|时间|時間|日|일자|일)?)" for k, v in _CJK_KINDS.items())
+_CJK_DATED = re.compile(
+    rf"(?:最近|最后|最新|最終|最终|版本)?(?:{_CJK_LABEL})\s*[:：]?\s*(?:于|於)?\s*{_cjk_date(1)}"
+    # "本协议自2026年7月22日起生效", "2026年4月1日 改定": read only on a line that is little more
+    rf"|{_cjk_date(2)}\s*(?:起|から|부터)?\s*(?:正式)?(?P<after>{'|'.join(_CJK_KINDS.values())})"
+)
+_CJK_KIND_OF = [(kind, re.compile(words)) for kind, words in _CJK_KINDS.items()]
+_CJK_VERSION = re.compile(r"版本(?:号|號)?\s*[:：]\s*(?P<version>[Vv]?\d+(?:\.\d+)*)")
+# What a CJK date line may hold besides its dates ("本协议自……起生效"): a few characters.
+_CJK_DATE_LINE_REST = 12
 _YEAR = re.compile(r"\d{4}")  # every date form read below has a four-digit year
 _PAGE_TITLE = re.compile(r"^[^.|]{2,60} [|–—] [^.|]{2,40}$")
 # A date line on its own is metadata, not a clause; longer sentences keep their wording.
@@ -283,16 +324,18 @@ def _blocks(node: HtmlElement, list_depth: int) -> Iterator[Block]:
     inline: list[str] = [node.text or ""]
 
     def flush() -> Iterator[Block]:
-        text = _clean("".join(inline))
+        raw = "".join(inline)
         inline.clear()
-        if text:
-            yield _paragraph(text)
+        for piece in _hard_break_pieces(raw):
+            text = _clean(piece)
+            if text:
+                yield _paragraph(text)
 
     for child in node:
         name = _tag(child)
         if name not in _BLOCK_TAGS:
             if name == "br":
-                inline.append("\n")
+                inline.append(_HARD_BREAK)
             elif name:
                 inline.append(_text(child))
             inline.append(child.tail or "")
@@ -319,6 +362,38 @@ def _blocks(node: HtmlElement, list_depth: int) -> Iterator[Block]:
             yield from _blocks(child, list_depth)
         inline.append(child.tail or "")
     yield from flush()
+
+
+# A <br> (a Markdown hard break): whitespace to _clean, and where a numbered line starts
+# ("…。<br>2.2 …"), the start of a new block in any language.
+_HARD_BREAK = "\x1e"
+_BARE_NUMBER = re.compile(r"\d+")
+
+
+def _hard_break_pieces(raw: str) -> list[str]:
+    if _HARD_BREAK not in raw:
+        return [raw]
+    pieces: list[str] = []
+    for line in raw.split(_HARD_BREAK):
+        if pieces and _starts_numbered(line.strip().lstrip("*_")):
+            # "**7.2 …" where Markdown left the asterisks of an unclosed bold as text
+            pieces.append(line.strip().lstrip("*_"))
+        elif pieces:
+            pieces[-1] += " " + line
+        else:
+            pieces.append(line)
+    return pieces
+
+
+def _starts_numbered(line: str) -> bool:
+    """"2.2 …", "(b) …", "第三条 …", "（一）…" after a line break; not "123 Main Street"."""
+    line = line.strip()
+    if _BULLET.match(line):
+        return True
+    match = MARKER.match(line)
+    if not match or not line[match.end():].strip():
+        return False
+    return not _BARE_NUMBER.fullmatch(match.group("marker").strip())
 
 
 def _list_items(list_tag: HtmlElement, depth: int) -> Iterator[Block]:
@@ -449,7 +524,15 @@ def _text_block(text: str) -> Block:
     return _paragraph(text)
 
 
+_CJK_SENTENCE_SIGNS = ("。", "；", "，", "：", "！", "？", ".", ";", ",", ":", "的")
+
+
 def _looks_like_heading(text: str) -> bool:
+    if _CJK_CHAR.match(text) or (text[:1] in "“《【「" and _CJK_CHAR.search(text[:3])):
+        # "导言", "服务的变更、中断和终止": short, no sentence punctuation; a list item that
+        # ends in 的 ("……的；") is an item, and a bold sentence is a clause, not a heading.
+        return len(text) <= 30 and not text.endswith(_CJK_SENTENCE_SIGNS) and not any(
+            sign in text for sign in "。；，！？")
     return len(text) <= 80 and not text.endswith((".", ";", ",", ":")) and text[:1].isupper() and (
         len(text.split()) <= 8
     )
@@ -473,7 +556,7 @@ def split_marker(text: str) -> tuple[str, str]:
         return "", text
     marker = match.group("marker").strip()
     rest = text[match.end():].strip()
-    return marker.rstrip("."), rest
+    return marker.translate(_MARKER_FORMS).rstrip(".、"), rest
 
 
 def _paragraph(text: str) -> Block:
@@ -481,7 +564,9 @@ def _paragraph(text: str) -> Block:
     if bullet:
         return Block("list_item", text[bullet.end():], 1, "•")
     marker, rest = split_marker(text)
-    if marker and rest and _DECIMAL.match(marker) and _looks_like_heading(rest):
+    if marker and rest and (_DECIMAL.match(marker) or _CJK_SECTION.match(marker)) and (
+        _looks_like_heading(rest)
+    ):
         # "10. Your rights and choices" typed as a paragraph is the heading of section 10.
         return Block("heading", rest, min(6, 2 + marker.count(".")), marker)
     if marker and rest:
@@ -490,6 +575,8 @@ def _paragraph(text: str) -> Block:
 
 
 _DECIMAL = re.compile(r"^\d{1,3}(?:\.\d{1,3})*$")
+# Markers that number sections in Chinese, Japanese and Korean terms: 第一章, 第3条, 一, (一), 제1조.
+_CJK_SECTION = re.compile(rf"^(?:第.+|제.+|[{_HAN_NUMERAL}]{{1,3}}|\([{_HAN_NUMERAL}]{{1,3}}\))$")
 _EMPHASIS = ("strong", "b")
 
 
@@ -511,6 +598,8 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
     """Drop blocks without words; read the effective date and keep a bare date line as metadata."""
     effective_date, effective_text = None, ""
     fallback: tuple[str | None, str] | None = None  # a date line further down, e.g. at the end
+    cjk_dates: dict[str, tuple[str, str]] = {}  # kind -> (ISO date, line): 生效 / 更新 / 发布
+    extra: list[tuple[str, str]] = []
     kept: list[Block] = []
     seen_heading = False
     for index, block in enumerate(blocks):
@@ -519,9 +608,17 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
         seen_heading = seen_heading or block.kind == "heading"
         if not seen_heading and block.kind == "paragraph" and _PAGE_TITLE.match(block.text):
             continue  # "Business terms | Acme" above the heading: the browser tab's title
+        has_year = _YEAR.search(block.text) is not None
+        if has_year and _CJK_CHAR.search(block.text) and _cjk_date_line(block.text, index, cjk_dates):
+            continue  # "生效日期：2026年7月22日" is metadata, like "Last updated: May 1, 2026"
+        if index < 60 and "版本" in block.text and len(block.text) <= 40:
+            version = _CJK_VERSION.search(block.text)
+            if version:
+                extra.append(("version", version.group("version")))
+                continue
         # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
         # the top of the document is its effective date.
-        found = _EFFECTIVE.search(block.text) if _YEAR.search(block.text) else None
+        found = _EFFECTIVE.search(block.text) if has_year else None
         if found and effective_date is None and index < 60:
             effective_date, effective_text = _iso(found), block.text
         elif found and fallback is None:
@@ -531,13 +628,83 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
         kept.append(block)
     if effective_date is None and fallback is not None:
         effective_date, effective_text = fallback
+    # 生效日期 is the effective date; without one, the update (or publication) date stands for it.
+    for kind in ("effective", "updated", "published"):
+        if kind in cjk_dates and (kind == "effective" or effective_date is None):
+            effective_date, effective_text = cjk_dates[kind]
+    extra.extend((f"{kind}_date", cjk_dates[kind][0]) for kind in ("updated", "published")
+                 if kind in cjk_dates)
     return Document(
-        blocks=tuple(kept),
+        blocks=_cjk_levels(kept),
         title=title,
         effective_date=effective_date,
         effective_date_text=effective_text,
-        metadata=metadata,
+        metadata=metadata + tuple(extra),
     )
+
+
+def _cjk_date_line(text: str, index: int, dates: dict[str, tuple[str, str]]) -> bool:
+    """Read the labelled dates of a CJK block into `dates`; True when the block is a date line."""
+    found = list(_CJK_DATED.finditer(text))
+    if not found:
+        return False
+    rest = text
+    for match in found:
+        rest = rest.replace(match.group(0), "")
+    is_line = len(_LETTER.findall(rest)) <= _CJK_DATE_LINE_REST
+    for match in found:
+        g = match.groupdict()
+        if g["after"]:
+            if not is_line:
+                continue  # "我们将于2026年5月1日更新收费标准" is a clause about a change
+            kind = next(k for k, words in _CJK_KIND_OF if words.search(g["after"]))
+        else:
+            kind = next(k for k in _CJK_KINDS if g[k])
+        n = "1" if g["y1"] else "2"
+        iso = _date(g["y" + n], g["m" + n] or g["n" + n], g["d" + n] or g["e" + n])
+        if iso and index < 60:
+            dates.setdefault(kind, (iso, text))
+    return is_line
+
+
+def _date(year: str, month: str, day: str) -> str | None:
+    from datetime import date
+
+    try:
+        return date(int(year), int(month), int(day)).isoformat()
+    except (ValueError, TypeError):
+        return None
+
+
+def _marker_style(marker: str) -> str:
+    """The numbering scheme of a CJK heading's marker: 第…章, 第…条, 一, (一), decimal depth."""
+    if marker[:1] in "第제":
+        return marker[-1]
+    if _DECIMAL.match(marker):
+        return f"decimal{marker.count('.')}"
+    if marker.startswith("("):
+        return "(han)" if marker[1:2] in _HAN_NUMERAL else "(n)"
+    return "han" if marker[:1] in _HAN_NUMERAL else marker[:1]
+
+
+def _cjk_levels(blocks: list[Block]) -> tuple[Block, ...]:
+    """Heading levels of CJK terms from their numbering: the scheme met first is the outermost
+    (一、 above （一） above 1. in one document, 1、 above 1.1 in another), whatever the page's
+    markup (bold lines, paragraphs) said. A lone unnumbered heading at the top is the title."""
+    headings = [i for i, b in enumerate(blocks) if b.kind == "heading" and _CJK_CHAR.search(b.text)]
+    if not headings:
+        return tuple(blocks)
+    styles: dict[str, int] = {}
+    out = list(blocks)
+    for i in headings:
+        block = blocks[i]
+        if block.marker:
+            level = styles.setdefault(_marker_style(block.marker), min(6, 2 + len(styles)))
+            out[i] = Block("heading", block.text, level, block.marker)
+    first = blocks[headings[0]]
+    if not first.marker and headings[0] == 0 and styles and first.level >= 2:
+        out[0] = Block("heading", first.text, 1)
+    return tuple(out)
 
 
 def _iso(match: re.Match[str]) -> str | None:

@@ -25,6 +25,16 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 # "(a)", "(ii)", "(3)", "(B)" standing at a word boundary inside a sentence.
 _INLINE_MARKER = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=[:;,—–-]))\((?P<m>[a-z]{1,2}|[ivx]{1,5}|\d{1,2}|[A-Z])\)\s")
+# CJK numbering inside a sentence: "包括：（1）……；（2）……", "（一）……（二）……", "①……②……".
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_HAN_NUMERALS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二", "十三",
+                 "十四", "十五", "十六", "十七", "十八", "十九", "二十"]
+_CIRCLED = [chr(c) for c in range(ord("①"), ord("⑳") + 1)]
+_CJK_INLINE_MARKER = re.compile(
+    r"(?:(?<=\s)|(?<=^)|(?<=[:;,：；，。、]))"
+    rf"(?:[（(](?P<m>\d{{1,2}}|[{''.join(set(''.join(_HAN_NUMERALS)))}]{{1,3}})[）)]|(?P<c>[①-⑳]))\s*"
+)
 _ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv",
           "xv", "xvi", "xvii", "xviii", "xix", "xx"]
 
@@ -33,8 +43,11 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     """Split a document's blocks into clauses with section paths, heading trails and lead-ins."""
     clauses: list[Clause] = []
     seen_ids: dict[str, int] = {}
-    for section, heading, number, lead_in, text in _provisions(document.blocks):
-        for item_number, item_lead_in, item_text in _split_enumeration(text):
+    cjk = _is_cjk(document.blocks)
+    provisions = _cjk_provisions(document.blocks) if cjk else _provisions(document.blocks)
+    split = _split_cjk_enumeration if cjk else _split_enumeration
+    for section, heading, number, lead_in, text in provisions:
+        for item_number, item_lead_in, item_text in split(text):
             full_lead = " ".join(p for p in (lead_in, item_lead_in) if p)
             path = [*section, number] if number else list(section)
             if item_number:
@@ -148,14 +161,133 @@ def _label(block: Block) -> str:
 
 def _introduces(block: Block, next_block: Block | None, depth: int) -> bool:
     """True when the block ends with a colon and the next block is a list item below it."""
-    if next_block is None or next_block.kind != "list_item" or not block.text.rstrip().endswith(":"):
+    if next_block is None or next_block.kind != "list_item" or not block.text.rstrip().endswith(
+        (":", "：")
+    ):
         return False
     return max(next_block.level, 1) > depth
 
 
 def _last_sentence(text: str) -> str:
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])|(?<=[。！？])\s*(?=\S)", text)
     return parts[-1] if parts else text
+
+
+# -- CJK terms ---------------------------------------------------------------------------------
+# Chinese (and Japanese, Korean) terms number their provisions in the text, one per paragraph,
+# far more often than in list markup: "5.1.2 ……包括但不限于：" then "（1）……；" "（2）……；".
+# The numbering gives the nesting; a paragraph that ends with a colon introduces the items below
+# it (its last sentence is their lead-in, as for English lists).
+
+
+def _is_cjk(blocks: Sequence[Block]) -> bool:
+    """True when the document is written in Chinese, Japanese or Korean (a sample of its text)."""
+    sample = "".join(b.text for b in blocks[:80])[:6000]
+    letters = sum(1 for ch in sample if ch.isalpha())
+    return letters > 0 and len(_CJK_CHAR.findall(sample)) > 0.3 * letters
+
+
+def _style(marker: str) -> tuple[str, int]:
+    """The numbering scheme of a marker, and for decimal numbering its depth ("5.1.2" -> 3)."""
+    if _NUMBERED.match(marker):
+        return "decimal", marker.count(".") + 1
+    if marker.startswith("("):
+        return ("(han)" if marker[1:2] in "一二三四五六七八九十" else
+                "(n)" if marker[1:2].isdigit() else "(a)"), 0
+    if re.fullmatch(r"[ivxlc]+", marker):
+        return "roman", 0
+    if marker[:1] in "第제":
+        return marker[-1], 0
+    return marker[:1] if marker[:1] in _CIRCLED else "other", 0
+
+
+def _cjk_provisions(
+    blocks: Sequence[Block],
+) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], str, str, str]]:
+    """_provisions for CJK terms: numbered paragraphs nest by their numbering."""
+    title_level = _title_level(blocks)
+    headings: list[tuple[int, int, str]] = []
+    open_items: list[tuple[tuple[str, int], str, str]] = []  # (style, marker, lead-in) open above
+    for index, block in enumerate(blocks):
+        if block.kind == "heading":
+            if block.level == title_level and not headings:
+                continue
+            depth = _numbering_depth(block.marker)
+            while headings and (
+                headings[-1][0] >= block.level or (depth and 0 < depth <= headings[-1][1])
+            ):
+                headings.pop()
+            headings.append((block.level, depth, _label(block)))
+            open_items.clear()
+            continue
+        style = _style(block.marker) if block.marker else ("", 0)
+        if style[0] == "decimal":
+            # "5.3" after the heading "5.2 信息内容规范" is a sibling of that section, not in it
+            while headings and 0 < style[1] <= headings[-1][1]:
+                headings.pop()
+        trail = tuple(label for _, _, label in headings)
+        if block.kind == "list_item" or not block.marker:
+            if block.kind != "list_item":
+                open_items.clear()
+            section = trail + tuple(m for _, m, _ in open_items if m)
+            lead_in = " ".join(t for _, _, t in open_items if t)
+            if block.kind == "paragraph" and block.text.rstrip().endswith((":", "：")):
+                open_items.append((("", 0), "", _last_sentence(block.text)))
+            yield section, trail, block.marker, lead_in, block.text
+            continue
+        # A marker of a scheme already open closes it and everything below it; a new scheme
+        # (or a deeper decimal) opens one level further in.
+        for k, (open_style, _, _) in enumerate(open_items):
+            if open_style == style or (
+                style[0] == "decimal" and open_style[0] == "decimal" and open_style[1] >= style[1]
+            ):
+                del open_items[k:]
+                break
+        section = trail + tuple(m for _, m, _ in open_items if m)
+        lead_in = " ".join(t for _, _, t in open_items if t)
+        introduces = block.text.rstrip().endswith((":", "："))
+        open_items.append((style, block.marker, _last_sentence(block.text) if introduces else ""))
+        yield section, trail, block.marker, lead_in, block.text
+
+
+def _split_cjk_enumeration(text: str) -> list[tuple[str, str, str]]:
+    """_split_enumeration for CJK text: "您不得：（1）……；（2）……。" (also English markers)."""
+    if "（" not in text and "(" not in text and not any(c in text for c in "①②"):
+        return [("", "", text)]
+    markers = list(_CJK_INLINE_MARKER.finditer(text))
+    if len(markers) < 2:
+        return _split_enumeration(text)
+    run = _ordered_cjk_run(markers)
+    if len(run) < 2:
+        return _split_enumeration(text)
+    lead_in = text[: run[0].start()].strip()
+    if len(_CJK_CHAR.findall(lead_in)) < 2:
+        return [("", "", text)]
+    out = []
+    for i, match in enumerate(run):
+        end = run[i + 1].start() if i + 1 < len(run) else len(text)
+        item = text[match.end():end].strip()
+        if not item:
+            return [("", "", text)]
+        number = match.group("m") or match.group("c")
+        out.append((number, lead_in, item))
+    return out
+
+
+def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
+    for start, first in enumerate(markers):
+        value = first.group("m") or first.group("c")
+        sequence = {"1": [str(n) for n in range(1, 40)], "一": _HAN_NUMERALS,
+                    "①": _CIRCLED}.get(value)
+        if sequence is None:
+            continue
+        run = [first]
+        for match in markers[start + 1:]:
+            if len(run) < len(sequence) and (match.group("m") or match.group("c")) == sequence[len(run)]:
+                run.append(match)
+        if len(run) >= 2:
+            return run
+    return []
 
 
 # -- inline enumerations ----------------------------------------------------------------------
