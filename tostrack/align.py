@@ -101,6 +101,10 @@ _CHARS = str.maketrans(
         **dict.fromkeys("‘’‚‛′ʼ\"“”„‟″«»", "'"),
         **dict.fromkeys("‐‑‒–—―−⁃", "-"),
         **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
+        # Full-width punctuation NFKC leaves alone ("，：；（）" it folds already): a typesetting
+        # choice in CJK text, never wording. Ideographic spaces are folded with the others.
+        **dict.fromkeys("「」『』〝〞〟", "'"),
+        "。": ".", "｡": ".", "【": "[", "】": "]", "〔": "(", "〕": ")", "〖": "[", "〗": "]",
     }
 )
 _IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
@@ -249,7 +253,11 @@ def _same_wording(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
 
 # -- word redline -----------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+# Words, except in Chinese and Japanese, which have no spaces between words: there every Han or
+# kana character is a token, so "未满18周岁" -> "未满16周岁" marks "18" -> "16", not the phrase.
+# (Korean puts spaces between words, so its words stay whole.)
+_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+|\s+|[^\w\s]")
 
 
 def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
