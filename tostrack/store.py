@@ -32,7 +32,7 @@ from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
 
 SCHEMA_VERSION = 2
 CRASH_ENV = "TOSTRACK_CRASH_AT"  # the same test hook as notify's (see _crash_point)
-CRASH_STEPS = ("after-rename",)
+CRASH_STEPS = ("after-rename", "in-failure-transaction")
 DIFF_KINDS = ("clauses", "effective-date")
 
 SCHEMA = """
@@ -485,6 +485,7 @@ class Store:
             ).fetchone()
             if also is not None:
                 also(db, int(row[0]))
+            _crash_point("in-failure-transaction")
         return int(row[0])
 
     def failures(self, source_id: str, limit: int = 100) -> list[Failure]:
