@@ -17,6 +17,7 @@ from tostrack.classify import (
     change_headline,
     classify_clauses,
     classify_text,
+    explain,
     label_changes,
     taxonomy,
 )
@@ -169,17 +170,51 @@ def test_enumeration_items_are_labelled_with_their_lead_in() -> None:
     assert dict(items[0].evidence)["data-extraction"] in items[0].full_text
 
 
-def test_lead_in_alone_is_context_not_evidence() -> None:
+def test_a_lead_in_that_states_a_rule_passes_its_topic_to_every_item() -> None:
+    # Issue #10: "We do not use X to train except when: (a) ...; (b) ..." governs training on
+    # customer data in every item, although no item says "train".
+    lead = "We do not use the conversations you have with our assistant to train our models, except:"
+    items = classify_clauses([
+        clause("where you choose to send us a rating or comment about an answer;", lead_in=lead),
+        clause("where our safety team reviews a conversation it has flagged.", lead_in=lead,
+               cid="c2"),
+    ])
+    for item in items:
+        assert "customer-data-training" in item.labels
+        decided = dict(item.evidence)["customer-data-training"]
+        assert decided in item.full_text
+    by = {d.label: d.by for d in explain(items[0].text, (), lead)}
+    assert by["customer-data-training"] == "lead-in"
+
+
+def test_a_bare_lead_in_passes_nothing() -> None:
+    lead = "You may not:"
+    items = classify_clauses([
+        clause("resell access to the Services;", lead_in=lead),
+        clause("send automated queries to harvest content from the Services.", lead_in=lead,
+               cid="c2"),
+    ])
+    assert "data-extraction" not in items[0].labels
+    assert "data-extraction" in items[1].labels
+
+
+def test_lead_in_rule_is_inherited_but_item_rules_still_need_the_item() -> None:
     lead = "You must not use Output to develop competing models, and you must not:"
     (item,) = classify_clauses([clause("resell the Services.", lead_in=lead)])
-    assert "competing-models" not in item.labels
+    assert "competing-models" in item.labels  # stated by the lead-in itself
+    assert "data-extraction" not in item.labels
 
 
 def test_heading_is_weak_context_only() -> None:
+    # The rules: a weak pattern needs its heading. (The learned model may know this wording
+    # well enough without one; that is its job.)
+    from tostrack.classify.rules import match_rules
+
     text = "You may opt out of this section by emailing us within 30 days of signing up."
-    (under,) = classify_clauses([clause(text, heading=("Terms", "Arbitration"))])
-    (bare,) = classify_clauses([clause(text)])
-    assert under.labels == ("arbitration",) and bare.labels == ()
+    under = match_rules(text, ("Terms", "Arbitration"))
+    assert [label for label, _ in under] == ["arbitration"] and match_rules(text) == ()
+    (labelled_under,) = classify_clauses([clause(text, heading=("Terms", "Arbitration"))])
+    assert labelled_under.labels == ("arbitration",)
     (heading_only,) = classify_clauses([clause("We will contact you.", heading=("Arbitration",))])
     assert heading_only.labels == ()
     (restriction,) = classify_clauses([clause("Do not do this.", heading=("Scraping",))])

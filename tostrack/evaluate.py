@@ -214,15 +214,21 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def evaluate(path: Path) -> EvalReport:
-    """Run classify_text on every record of a labelled JSONL file and score it per label."""
+def evaluate(path: Path, exclude_unsure: bool = False) -> EvalReport:
+    """Run classify_text on every record of a labelled JSONL file and score it per label.
+
+    A record's "section" is passed as its heading trail; with `exclude_unsure`, records marked
+    "unsure": true (where careful readers could disagree) are left out.
+    """
     records = read_records(Path(path))
+    if exclude_unsure:
+        records = [r for r in records if not r.get("unsure")]
     order = [label.id for label in taxonomy()]
     counts = {label: [0, 0, 0] for label in order}
     misses = []
     for number, record in enumerate(records, 1):
         gold = set(record["labels"])
-        found = classify_text(record["text"])
+        found = classify_text(record["text"], str(record.get("section") or ""))
         predicted = {label for label, _ in found}
         for label in gold & predicted:
             counts[label][0] += 1
@@ -243,4 +249,5 @@ def evaluate(path: Path) -> EvalReport:
     scores = tuple(
         LabelScore(label, *counts[label]) for label in order if any(counts[label])
     )
-    return EvalReport(str(path), len(records), scores, tuple(misses))
+    source = f"{path} (unsure excluded)" if exclude_unsure else str(path)
+    return EvalReport(source, len(records), scores, tuple(misses))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -126,7 +127,9 @@ def _read_stdin() -> str:
         return data.decode("latin-1")
 
 
-def classify_document(file: str, input_format: str = "auto") -> dict[str, Any]:
+def classify_document(
+    file: str, input_format: str = "auto", explain: bool = False
+) -> dict[str, Any]:
     """{"source": file, "clauses": [clause, ...]} for `tostrack classify FILE|-`."""
     from tostrack.extract import extract_file, extract_text
     from tostrack.pipeline import analyse
@@ -146,21 +149,66 @@ def classify_document(file: str, input_format: str = "auto") -> dict[str, Any]:
     return {
         "source": file,
         "document": document_json(document, file, len(clauses)),
-        "clauses": [c.to_json() for c in clauses],
+        "clauses": [clause_json(c, explain) for c in clauses],
     }
 
 
-def classify_record(record: dict[str, Any]) -> dict[str, Any]:
-    """One --jsonl record: its text split into clauses, each labelled; labels is their union."""
+def classify_record(record: dict[str, Any], explain: bool = False) -> dict[str, Any]:
+    """One --jsonl record: its text split into clauses, each labelled; labels is their union.
+
+    A record's "section" (a section path or heading trail, "Restrictions › 3.2") is read as the
+    heading trail of its clauses, as it would be inside the document.
+    """
+    from tostrack.classify import classify_clauses
     from tostrack.extract import extract_text
-    from tostrack.pipeline import analyse
+    from tostrack.segment import segment_document
 
-    clauses: tuple[Clause, ...] = analyse(extract_text(str(record.get("text", "")), "text"))
+    section = str(record.get("section") or "")
+    trail = tuple(part.strip() for part in section.split("›") if part.strip())
+    clauses = segment_document(extract_text(str(record.get("text", "")), "text"))
+    clauses = classify_clauses(tuple(replace(c, heading=c.heading or trail) for c in clauses))
     labels = sorted({label for c in clauses for label in c.labels})
-    return {"id": record.get("id"), "labels": labels, "clauses": [c.to_json() for c in clauses]}
+    out = {"id": record.get("id"), "labels": labels,
+           "clauses": [clause_json(c, explain) for c in clauses]}
+    return out
 
 
-def classify_jsonl_lines(stream: TextIO | Iterable[str]) -> Iterator[str]:
+def clause_json(clause: Clause, explain: bool = False) -> dict[str, Any]:
+    """A clause's JSON; with `explain`, why each label was given (and what a veto blocked)."""
+    data = clause.to_json()
+    if explain:
+        from tostrack.classify import explain as explain_clause
+
+        data["explain"] = [
+            {"label": d.label, "by": d.by, "rule": d.rule or None, "evidence": d.evidence,
+             "probability": d.probability, "words": [w for w, _ in d.words],
+             "blocked": list(d.blocked)}
+            for d in explain_clause(clause.text, clause.heading, clause.lead_in)
+        ]
+    return data
+
+
+def explain_lines(explained: list[dict[str, Any]]) -> list[str]:
+    """The text form of clause_json(...)["explain"], indented under the clause."""
+    lines = []
+    for d in explained:
+        if d["by"] == "blocked":
+            lines.append(f"      {d['label']}: not given; blocked {', '.join(d['blocked'])}")
+            continue
+        why = {"rule": f"rule {d['rule']}", "lead-in": "its lead-in states it",
+               "model": "learned model"}[d["by"]]
+        if d["probability"] is not None:
+            why += f", p={d['probability']:.2f}"
+        if d["words"]:
+            why += f", words: {', '.join(d['words'])}"
+        lines.append(f"      {d['label']}: {why}")
+        lines.append(f"        evidence: {d['evidence'][:160]}")
+        if d["blocked"]:
+            lines.append(f"        also blocked: {', '.join(d['blocked'])}")
+    return lines
+
+
+def classify_jsonl_lines(stream: TextIO | Iterable[str], explain: bool = False) -> Iterator[str]:
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
@@ -170,4 +218,4 @@ def classify_jsonl_lines(stream: TextIO | Iterable[str]) -> Iterator[str]:
             raise InputError(f"line {number} is not JSON: {exc.msg}") from None
         if not isinstance(record, dict) or "text" not in record:
             raise InputError(f"line {number} needs an object with 'id' and 'text'")
-        yield json.dumps(classify_record(record), ensure_ascii=False)
+        yield json.dumps(classify_record(record, explain), ensure_ascii=False)

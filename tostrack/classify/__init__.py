@@ -3,47 +3,175 @@
     from tostrack.classify import classify_text
     classify_text("You may not scrape the service.")  # (("data-extraction", "scrape"),)
 
-The taxonomy (data/labels.toml) says what each label means; the rules (rules.py and its data)
-say which wording triggers a label; changes.py turns clause labels into change labels,
-severity and headlines. Pure: no network, no files except the packaged data, no clock.
+A hybrid, deterministic and explainable:
+  - rules (rules.py and data/rules/): precise patterns for formulaic wording; their evidence is
+    the matched span;
+  - a learned linear model (model.py, weights in data/model.npz) for wording no rule foresaw;
+    it reads the clause, its heading trail and which rules fired, and adds a label when its
+    probability reaches the label's threshold; its evidence is the sentence that weighed most.
+A label is kept when either says so. The taxonomy (data/labels.toml) says what each label
+means; changes.py turns clause labels into change labels, severity and headlines.
+
+Pure: no network, no files except the packaged data, no clock.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
-from tostrack.classify.rules import heading_context, match_rules
+from tostrack.classify.model import Model, packaged_model
 from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label, taxonomy
 from tostrack.models import Clause
 
 __all__ = [
-    "RESTRICTION_LABELS", "SEVERITY_RANK", "Label", "change_headline", "classify_clauses",
-    "classify_text", "heading_context", "label_changes", "taxonomy",
+    "RESTRICTION_LABELS", "SEVERITY_RANK", "Decision", "Label", "change_headline",
+    "classify_clauses", "classify_text", "explain", "heading_context", "label_changes",
+    "taxonomy",
 ]
 
+TRAIL = " › "
 
-def classify_text(text: str) -> tuple[tuple[str, str], ...]:
+
+@dataclass(frozen=True)
+class Decision:
+    """Why a clause carries a label: which part of the classifier decided, and on what."""
+
+    label: str
+    evidence: str  # an exact span of the clause's text
+    by: str  # "rule" | "lead-in" | "model"
+    rule: str = ""  # the rule id, for "rule" and "lead-in"
+    probability: float | None = None  # the model's, whenever a model is shipped
+    words: tuple[tuple[str, float], ...] = ()  # the model's heaviest features, for "model"
+    blocked: tuple[str, ...] = ()  # "pattern-id by veto-id": rule matches that were dropped
+
+
+def _trail(heading: Sequence[str] | str) -> str:
+    return heading if isinstance(heading, str) else TRAIL.join(heading)
+
+
+_SENTENCE = re.compile(r"[^.;:!?。；！？\n]+[.;:!?。；！？]?")
+
+
+def _best_sentence(model: Model, label: str, text: str) -> str:
+    """The sentence of `text` the model finds most about `label`: the evidence it can show."""
+    column = model.labels.index(label)
+    best, best_score = text.strip(), float("-inf")
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group(0).strip()
+        if len(sentence) < 3:
+            continue
+        score = float(model.scores(sentence)[column])
+        if score > best_score:
+            best, best_score = sentence, score
+    return best
+
+
+def decide(
+    text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False
+) -> tuple[Decision, ...]:
+    """Every label of one clause (its text after its lead-in), in taxonomy order.
+
+    An enumeration item is read with its lead-in, but a rule must match the item itself: a bare
+    "You may not:" would otherwise put its label on every item. A lead-in that states a rule on
+    its own ("We do not use your chats to train our models except when:") passes that label to
+    every item under it.
+    """
+    full = f"{lead_in} {text}".strip() if lead_in else text
+    if not full.strip():
+        return ()
+    trail = _trail(heading)
+    heading_parts = tuple(heading.split(TRAIL)) if isinstance(heading, str) and heading else (
+        tuple(heading) if not isinstance(heading, str) else ()
+    )
+    lead = len(lead_in) + 1 if lead_in else 0
+    found: dict[str, Decision] = {
+        label: Decision(label, evidence, "rule")
+        for label, evidence in _rules.match_rules(full, heading_parts, lead)
+    }
+    if lead_in:
+        for label, evidence in _rules.match_rules(lead_in):
+            found.setdefault(label, Decision(label, evidence, "lead-in"))
+    model = packaged_model()
+    if model is not None:
+        probs = model.scores(full, trail, found)
+        for label, p, threshold in zip(model.labels, probs, model.thresholds, strict=True):
+            if label in found:
+                if explain:
+                    found[label] = replace(found[label], probability=round(float(p), 3))
+            elif p >= threshold:
+                words = tuple(model.weighed_most(label, full, trail, found)) if explain else ()
+                found[label] = Decision(label, _best_sentence(model, label, full), "model",
+                                        probability=round(float(p), 3), words=words)
+    if explain:
+        found = _with_rule_ids(found, _rules.explain_rules(full, heading_parts, lead))
+    order = {label.id: i for i, label in enumerate(taxonomy())}
+    decisions = sorted(found.values(), key=lambda d: order.get(d.label, len(order)))
+    return tuple(d for d in decisions if explain or d.by != "blocked")
+
+
+def _with_rule_ids(
+    found: dict[str, Decision], explained: Sequence[_rules.LabelExplanation]
+) -> dict[str, Decision]:
+    by_label = {e.label: e for e in explained}
+    out = {}
+    for label, d in found.items():
+        e = by_label.get(label)
+        if e is None:
+            out[label] = d
+            continue
+        blocked = tuple(f"{b.rule} by {b.by}" for b in e.blocked)
+        rule = (e.rule or "") if d.by == "rule" else d.rule
+        out[label] = replace(d, rule=rule, blocked=blocked)
+    for label, e in by_label.items():  # matched but blocked, and nothing else gave the label
+        if label not in out and e.blocked:
+            out[label] = Decision(label, "", "blocked",
+                                  blocked=tuple(f"{b.rule} by {b.by}" for b in e.blocked))
+    return out
+
+
+def classify_text(text: str, heading: Sequence[str] | str = ()) -> tuple[tuple[str, str], ...]:
     """(label id, evidence) for each label the text carries, in taxonomy order.
 
-    The evidence is the exact span of `text` that triggered the label.
+    The evidence is an exact span of `text`: the words a rule matched, or the sentence the
+    learned model weighed most. `heading` is the clause's heading trail or section path, if
+    known ("Restrictions › 3.2" or ("Restrictions", "3.2")).
     """
-    return match_rules(text)
+    return tuple((d.label, d.evidence) for d in decide(text, heading))
+
+
+def explain(text: str, heading: Sequence[str] | str = (), lead_in: str = "") -> tuple[Decision, ...]:
+    """decide() with the rule ids, model probabilities and heaviest words filled in; rule
+    matches that a veto or negative dropped appear as decisions by "blocked" (no label)."""
+    return decide(text, heading, lead_in, explain=True)
+
+
+def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
+    """What a heading trail means to the classifier: the labels whose heading rule it matches
+    and, when a model is shipped, the heading words it reads. Two trails with the same context
+    classify a text alike, which lets a history be classified once per distinct reading (see
+    replay.HistoryAnalyser)."""
+    context = _rules.heading_context(heading)
+    model = packaged_model()
+    if model is not None and heading:
+        context += tuple(f for f in model_heading_features(_trail(heading)))
+    return context
+
+
+def model_heading_features(trail: str) -> tuple[str, ...]:
+    from tostrack.classify.model import features
+
+    return tuple(sorted(set(features("", trail))))
 
 
 def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
-    """Copies of the clauses with labels and evidence set.
-
-    An enumeration item is read with its lead-in ("You may not" + "scrape the service"), but a
-    label needs evidence that touches the item itself: the lead-in alone would put the same label
-    on every item. The heading trail is weak context only (see `weak` rules).
-    """
+    """Copies of the clauses with labels and evidence set (see decide)."""
     out = []
     for clause in clauses:
-        lead = len(clause.lead_in) + 1 if clause.lead_in else 0
-        found = match_rules(clause.full_text, clause.heading, lead)
-        out.append(
-            replace(clause, labels=tuple(label for label, _ in found), evidence=tuple(found))
-        )
+        found = decide(clause.text, clause.heading, clause.lead_in)
+        out.append(replace(clause, labels=tuple(d.label for d in found),
+                           evidence=tuple((d.label, d.evidence) for d in found)))
     return tuple(out)

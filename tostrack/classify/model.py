@@ -1,0 +1,146 @@
+"""The learned half of the classifier: a linear model over hashed features.
+
+Rules are precise where wording is formulaic; this model gives recall on wording no rule
+foresaw. A clause becomes a bag of hashed features (words, word pairs, character 4-grams of
+Latin text, character 1- to 3-grams of CJK text, the words of its heading trail, and which
+rules fired); each label has one weight per feature bucket and a bias. The score of a label is
+the logistic of bias + mean weight of the clause's features.
+
+What ships (data/model.npz) is a matrix of numbers indexed by hash bucket: no vocabulary and no
+text, so no sentence of the material it learned from can be read back out of it. Training lives
+in tostrack/classify/train.py (scikit-learn, optional); inference here is a few lines of numpy.
+
+Pure and deterministic: the hash is CRC-32 (not Python's salted hash), no clock, no network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+# Bumped whenever the features change, so a model trained on other features is refused.
+FEATURE_VERSION = 1
+BUCKETS = 1 << 18
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+_LATIN_RUN = re.compile(r"[a-z0-9' ]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[str]:
+    """The feature strings of a clause (before hashing), each prefixed by its kind.
+
+    `text` is the clause with its lead-in; `heading` its heading trail or section path;
+    `rules` the labels the rule engine gave it.
+    """
+    folded = text.casefold().translate(_QUOTES)
+    words = _words(folded)
+    out = [f"w|{w}" for w in words]
+    out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
+    out += [f"s|{w}" for w in words[:4]]  # how it opens: "you may not", "we may"
+    for run in _LATIN_RUN.findall(" ".join(words)):
+        padded = f" {run} "
+        out += [f"c|{padded[i:i + 4]}" for i in range(len(padded) - 3)]
+    for run in _CJK.findall(folded):
+        out += [f"z|{ch}" for ch in run]
+        out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
+        out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
+    if heading:
+        trail = heading.casefold().translate(_QUOTES)
+        out += [f"h|{w}" for w in _words(trail) if not w.isdigit()]
+        out += [f"hz|{run[i:i + 2]}" for run in _CJK.findall(trail) for i in range(len(run) - 1)]
+    out += [f"r|{label}" for label in rules]
+    return out
+
+
+def bucket(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8")) & (BUCKETS - 1)
+
+
+def vectorise(feats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket indices, values): binary presence, scaled to unit length."""
+    idx = np.unique(np.fromiter((bucket(f) for f in feats), dtype=np.int64, count=len(feats)))
+    if not len(idx):
+        return idx, np.zeros(0)
+    return idx, np.full(len(idx), 1.0 / np.sqrt(len(idx)))
+
+
+@dataclass(frozen=True)
+class Model:
+    labels: tuple[str, ...]
+    weights: np.ndarray  # BUCKETS x len(labels), float32
+    bias: np.ndarray  # len(labels)
+    thresholds: np.ndarray  # len(labels): decide a label when its probability reaches this
+
+    def scores(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> np.ndarray:
+        idx, val = vectorise(features(text, heading, rules))
+        if not len(idx):
+            return np.zeros(len(self.labels))
+        z = val @ self.weights[idx] + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def decide(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> set[str]:
+        probs = self.scores(text, heading, rules)
+        return {label for label, p, t in zip(self.labels, probs, self.thresholds, strict=True)
+                if p >= t}
+
+    def weighed_most(
+        self, label: str, text: str, heading: str = "", rules: Iterable[str] = (), top: int = 5
+    ) -> list[tuple[str, float]]:
+        """The features of this text that pushed hardest towards `label`, for --explain.
+
+        The feature strings are rebuilt from the text itself: the model holds none.
+        """
+        column = self.labels.index(label)
+        # Character 4-grams are fragments no reader can weigh; words, pairs and CJK runs are not.
+        feats = sorted({f for f in features(text, heading, rules) if not f.startswith("c|")})
+        weighed = [(f, float(self.weights[bucket(f), column])) for f in feats]
+        weighed.sort(key=lambda fw: -fw[1])
+        return [(f, round(w, 3)) for f, w in weighed[:top] if w > 0]
+
+    def to_arrays(self) -> dict[str, Any]:
+        nonzero = np.flatnonzero(np.any(self.weights != 0, axis=1))
+        return {
+            "feature_version": np.array(FEATURE_VERSION),
+            "labels": np.array(self.labels),
+            "rows": nonzero.astype(np.int32),
+            "values": self.weights[nonzero].astype(np.float16),
+            "bias": self.bias.astype(np.float32),
+            "thresholds": self.thresholds.astype(np.float32),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Any) -> Model:
+        if int(data["feature_version"]) != FEATURE_VERSION:
+            raise ValueError("classifier model was trained on other features; retrain it")
+        labels = tuple(str(x) for x in data["labels"])
+        weights = np.zeros((BUCKETS, len(labels)), dtype=np.float32)
+        weights[data["rows"]] = data["values"].astype(np.float32)
+        return cls(labels, weights, data["bias"].astype(np.float64),
+                   data["thresholds"].astype(np.float64))
+
+
+MODEL_FILE = "model.npz"
+
+
+@lru_cache(maxsize=1)
+def packaged_model() -> Model | None:
+    """The model shipped in tostrack/classify/data, or None when there is none (rules only)."""
+    path = resources.files("tostrack.classify").joinpath("data", MODEL_FILE)
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
+        return Model.from_arrays(data)

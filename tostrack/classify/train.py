@@ -1,0 +1,157 @@
+"""Train the learned classifier (tostrack/classify/model.py) on labelled clauses.
+
+    python -m tostrack.classify.train                 # writes tostrack/classify/data/model.npz
+    python -m tostrack.classify.train --cv            # document-grouped cross-validation only
+
+Needs scikit-learn (`pip install 'tostrack[train]'`); tostrack itself never imports this
+module. The training sets are JSON Lines with "text", "labels" and optionally "section" and
+"doc" (tests/data/*.jsonl, written for this project, and ../shared/labels/real-clauses.jsonl,
+real clauses labelled by our conventions). What is written holds weights per hash bucket only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tostrack.classify.model import BUCKETS, MODEL_FILE, Model, features, vectorise
+from tostrack.classify.rules import match_rules
+from tostrack.classify.taxonomy import taxonomy
+
+ROOT = Path(__file__).resolve().parents[2]
+OWN_SETS = tuple(sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl")))
+REAL_SET = ROOT.parent / "shared" / "labels" / "real-clauses.jsonl"
+C = 8.0  # inverse regularisation, chosen by grouped cross-validation
+DEFAULT_THRESHOLD = 0.6  # chosen by grouped cross-validation
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    section: str
+    labels: frozenset[str]
+    doc: str  # the document it comes from: the unit of grouped cross-validation
+    unsure: bool = False
+
+    def feats(self) -> list[str]:
+        return features(self.text, self.section, rule_labels(self.text))
+
+
+def rule_labels(text: str) -> tuple[str, ...]:
+    return tuple(label for label, _ in match_rules(text))
+
+
+def read_examples(path: Path) -> list[Example]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        out.append(Example(r["text"], r.get("section", ""), frozenset(r["labels"]),
+                           r.get("doc") or f"own:{path.stem}", bool(r.get("unsure"))))
+    return out
+
+
+def _matrix(examples: Sequence[Example]) -> object:
+    from scipy.sparse import csr_matrix
+
+    rows, cols, vals = [], [], []
+    for i, ex in enumerate(examples):
+        idx, val = vectorise(ex.feats())
+        rows += [i] * len(idx)
+        cols += idx.tolist()
+        vals += val.tolist()
+    return csr_matrix((vals, (rows, cols)), shape=(len(examples), BUCKETS), dtype=np.float64)
+
+
+def fit(examples: Sequence[Example], c: float = C, matrix: object = None) -> Model:
+    from sklearn.linear_model import LogisticRegression
+
+    labels = tuple(label.id for label in taxonomy())
+    x = _matrix(examples) if matrix is None else matrix
+    weights = np.zeros((BUCKETS, len(labels)), dtype=np.float32)
+    bias = np.full(len(labels), -10.0)
+    for j, label in enumerate(labels):
+        y = np.array([label in ex.labels for ex in examples])
+        if y.sum() < 2:
+            continue  # too rare to learn: rules only
+        clf = LogisticRegression(C=c, solver="liblinear", dual=True,
+                                 class_weight="balanced", max_iter=500)
+        clf.fit(x, y)
+        weights[:, j] = clf.coef_[0]
+        bias[j] = clf.intercept_[0]
+    return Model(labels, weights, bias, np.full(len(labels), DEFAULT_THRESHOLD))
+
+
+def grouped_cv(
+    own: Sequence[Example], real: Sequence[Example], c: float = C,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[tuple[Example, set[str]]]:
+    """Train on the project's sets and every real document but one, predict that one."""
+    everything = [*own, *real]
+    x = _matrix(everything)
+    docs = sorted({ex.doc for ex in real})
+    out = []
+    for doc in docs:
+        keep = np.array([ex.doc != doc for ex in everything])
+        model = fit([ex for ex, k in zip(everything, keep, strict=True) if k], c, x[keep])
+        test = [ex for ex in real if ex.doc == doc]
+        for ex in test:
+            out.append((ex, model.decide(ex.text, ex.section, rule_labels(ex.text))))
+        log(f"  {doc}: {len(test)} clauses")
+    return out
+
+
+def score(pairs: Sequence[tuple[Example, set[str]]], exclude_unsure: bool = True) -> dict:
+    labels = [label.id for label in taxonomy()]
+    counts = {label: [0, 0, 0] for label in labels}
+    for ex, predicted in pairs:
+        if exclude_unsure and ex.unsure:
+            continue
+        for label in labels:
+            gold, got = label in ex.labels, label in predicted
+            if gold and got:
+                counts[label][0] += 1
+            elif got:
+                counts[label][1] += 1
+            elif gold:
+                counts[label][2] += 1
+    tp, fp, fn = (sum(v[i] for v in counts.values()) for i in range(3))
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return {"micro_f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r,
+            "labels": counts}
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        print("training needs scikit-learn: pip install 'tostrack[train]'", file=sys.stderr)
+        return 2
+    own = [ex for path in OWN_SETS for ex in read_examples(path)]
+    real = read_examples(REAL_SET) if REAL_SET.is_file() else []
+    if "--cv" in argv:
+        if not real:
+            print(f"no real clauses at {REAL_SET}", file=sys.stderr)
+            return 2
+        result = score(grouped_cv(own, real, log=print))
+        print(json.dumps({k: v for k, v in result.items() if k != "labels"}, indent=1))
+        return 0
+    model = fit([*own, *real])
+    target = Path(__file__).parent / "data" / MODEL_FILE
+    tmp = target.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **model.to_arrays())
+    tmp.replace(target)
+    print(f"wrote {target} ({target.stat().st_size // 1024} KiB) from "
+          f"{len(own)} own and {len(real)} real clauses")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
