@@ -139,7 +139,10 @@ _HEADING_NUMBER = re.compile(
     r"(?:\s+|$)",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"\w+")
+_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Alignment compares words; Chinese and Japanese have no spaces between words, so there each Han
+# or kana character counts as one (as in the redline): "随时停止" and "随时暂停" share three.
+_WORD = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+")
 _QUOTES = re.compile(r"'{2,}")
 # What a site says about a link, not what the terms say.
 _ANNOTATION = re.compile(
@@ -256,7 +259,6 @@ def _same_wording(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
 # Words, except in Chinese and Japanese, which have no spaces between words: there every Han or
 # kana character is a token, so "未满18周岁" -> "未满16周岁" marks "18" -> "16", not the phrase.
 # (Korean puts spaces between words, so its words stay whole.)
-_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+|\s+|[^\w\s]")
 
 
