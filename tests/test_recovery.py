@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from conftest import TERMS_V1, TERMS_V2, source_config, write_config
 from pytest_httpserver import HTTPServer
 
@@ -39,7 +39,7 @@ def _serve(httpserver: HTTPServer, pages: dict[str, str]) -> None:
         httpserver.expect_request(path).respond_with_data(html, content_type="text/html; charset=utf-8")
 
 
-def _invoke(ws: Path, *args: str):  # noqa: ANN202 - click's Result
+def _invoke(ws: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--workspace", str(ws), *args])
 
 
