@@ -167,9 +167,12 @@ def test_run_history_report_notify(runner: CliRunner, httpserver: HTTPServer, tm
 
     notify = runner.invoke(cli, ["--workspace", str(ws), "notify", "--dry-run"])
     assert notify.exit_code == 0, notify.output
-    assert len(list((ws / "outbox").glob("*.eml"))) == 1
-    again = runner.invoke(cli, ["--workspace", str(ws), "notify", "--dry-run"])
+    assert len(list((ws / "preview").glob("*.eml"))) == 1 and not (ws / "outbox").exists()
+    sent = runner.invoke(cli, ["--workspace", str(ws), "notify"])
+    assert "1 written" in sent.output and len(list((ws / "outbox").glob("*.eml"))) == 1
+    again = runner.invoke(cli, ["--workspace", str(ws), "notify"])
     assert len(list((ws / "outbox").glob("*.eml"))) == 1, again.output  # exactly once
+    assert "nothing queued" in again.output
 
 
 def test_failed_source_exits_3_and_says_why(runner: CliRunner, httpserver: HTTPServer, tmp_path: Path) -> None:
@@ -192,6 +195,7 @@ def test_import_backfills_without_notifying(runner: CliRunner, tmp_path: Path) -
     (folder / "2025-01-01T00-00-00Z.html").write_text(TERMS_V1)
     (folder / "2025-06-01T00-00-00Z.html").write_text(TERMS_V2)
     ws = tmp_path / "ws"
+    write_config(ws, '[[sources]]\nid = "acme/terms"\nurl = "https://acme.example/terms"\n')
     result = runner.invoke(cli, ["--workspace", str(ws), "import", "acme/terms", str(folder)])
     assert result.exit_code == 0, result.output
     assert "Imported 2 version(s)" in result.output

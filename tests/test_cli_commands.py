@@ -171,7 +171,8 @@ def test_outbox_lists_messages_and_resends_an_uncertain_one(
     assert runner.invoke(cli, ["-w", str(tmp_path), "notify"]).exit_code == 0
     listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
     (message,) = listed
-    assert message["state"] == "sent" and message["recipient"] == "legal@example.com"
+    # no [smtp]: written to outbox/ as .eml, which is not "sent"
+    assert message["state"] == "written" and message["recipient"] == "legal@example.com"
     refused = runner.invoke(cli, ["-w", str(tmp_path), "outbox", "resend", str(message["id"])])
     assert refused.exit_code == 2 and "only uncertain or rejected" in refused.output
 
@@ -182,4 +183,4 @@ def test_outbox_lists_messages_and_resends_an_uncertain_one(
     resent = runner.invoke(cli, ["-w", str(tmp_path), "notify"])
     assert resent.exit_code == 0 and ".eml" in resent.output  # written (again) by this run
     listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
-    assert [m["state"] for m in listed] == ["sent"]
+    assert [m["state"] for m in listed] == ["written"]

@@ -134,8 +134,8 @@ def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path) -> None:
         assert notify.enqueue_diff(ws, store, stored, report) == 0  # idempotent
         summary = notify.send_pending(ws, store)
         again = notify.send_pending(ws, store)
-    assert summary.sent == 1 and summary.failed == 0 and summary.errors == []
-    assert again.sent == 0 and again.written_eml == []
+    assert summary.written == 1 and summary.sent == 0 and summary.failed == 0 and summary.errors == []
+    assert again.written == 0 and again.written_eml == []
     (path,) = summary.written_eml
     assert path.parent == ws.outbox_dir and list(ws.outbox_dir.glob("*.eml")) == [path]
     msg = parse(path.read_bytes())
@@ -172,6 +172,13 @@ def test_recipient_filters_and_severity(tmp_path: Path) -> None:
         [[recipients]]
         email = "openai@example.com"
         providers = ["openai"]
+
+        [registry]
+        include = ["openai"]
+
+        [[sources]]
+        id = "nimbus/terms-of-use"
+        url = "https://nimbus.test/terms"
 
         [[recipients]]
         email = "nimbus-doc@example.com"
@@ -225,7 +232,7 @@ def test_cosmetic_diff_alerts_nobody(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('email = "legal@example.com"\nmode = "hourly"', "mode must be one of"),
+        ('email = "legal@example.com"\nmode = "hourly"', "mode = 'hourly' is not valid"),
         ('email = "not an address"', "not an email address"),
         ('email = "a@example.com\\r\\nBcc: x@evil.test"', "not an email address"),
         ('email = "legal@example.com"\nmin_severity = "urgent"', "min_severity"),
@@ -234,17 +241,15 @@ def test_cosmetic_diff_alerts_nobody(tmp_path: Path) -> None:
     ],
 )
 def test_bad_recipients_are_config_errors(tmp_path: Path, table: str, message: str) -> None:
-    ws = workspace(tmp_path / "ws", f"[[recipients]]\n{table}\n")
-    with Store(ws.root) as store:
-        stored = make_diff(store)
-        with pytest.raises(ConfigError, match=message):
-            notify.enqueue_diff(ws, store, stored, "")
+    # Checked when the workspace is opened, before any change is recorded (a "dayly" mode used
+    # to pass until the first change, whose email was then never queued).
+    with pytest.raises(ConfigError, match=message):
+        workspace(tmp_path / "ws", f"[[recipients]]\n{table}\n")
 
 
 def test_password_in_file_or_missing_env_is_a_config_error(tmp_path: Path) -> None:
-    ws = workspace(tmp_path / "ws", '[smtp]\nhost = "127.0.0.1"\npassword = "hunter2"\n')
-    with Store(ws.root) as store, pytest.raises(ConfigError, match="password_env"):
-        notify.send_pending(ws, store)
+    with pytest.raises(ConfigError, match="password_env"):
+        workspace(tmp_path / "ws", '[smtp]\nhost = "127.0.0.1"\npassword = "hunter2"\n')
     ws = workspace(
         tmp_path / "ws2",
         f'[smtp]\nhost = "127.0.0.1"\nusername = "u"\npassword_env = "TOSTRACK_TEST_UNSET_PW"\n'
@@ -309,12 +314,12 @@ def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path) -> None
         assert notify.enqueue_diff(ws, store, first, "") == 2
         assert notify.enqueue_diff(ws, store, second, "") == 2
         assert notify.enqueue_diff(ws, store, second, "") == 0
-        assert notify.send_pending(ws, store, now=now).sent == 0  # the period has not ended
+        assert notify.send_pending(ws, store, now=now).written == 0  # the period has not ended
         day = notify.send_pending(ws, store, now=now + timedelta(days=1))
-        assert day.sent == 1
-        assert notify.send_pending(ws, store, now=now + timedelta(days=1, hours=1)).sent == 0
+        assert day.written == 1
+        assert notify.send_pending(ws, store, now=now + timedelta(days=1, hours=1)).written == 0
         week = notify.send_pending(ws, store, now=now + timedelta(days=7))
-        assert week.sent == 1
+        assert week.written == 1
         third = make_diff(store, (GOVERNING_LAW,))
         notify.enqueue_diff(ws, store, third, "")
         later = notify.send_pending(ws, store, now=now + timedelta(days=9))
@@ -333,8 +338,8 @@ def test_diff_recorded_but_never_enqueued_is_caught_up(tmp_path: Path) -> None:
     with Store(ws.root) as store:
         make_diff(store)
         summary = notify.send_pending(ws, store)
-        assert summary.sent == 1
-        assert notify.send_pending(ws, store).sent == 0
+        assert summary.written == 1
+        assert notify.send_pending(ws, store).written == 0
 
 
 def test_operator_alerts_once_per_breakage(tmp_path: Path) -> None:
@@ -608,15 +613,87 @@ def test_refused_connection_keeps_message_and_retries_with_backoff(tmp_path: Pat
     assert handler.count() == 2
 
 
-def test_dry_run_writes_eml_even_for_a_message_waiting_to_retry(tmp_path: Path) -> None:
-    ws = workspace(tmp_path / "ws", smtp_config(free_port()))
+def test_dry_run_previews_elsewhere_and_changes_no_state(tmp_path: Path) -> None:
+    """Problem 3: a dry run used to mark the message sent, with the .eml as its destination."""
+    port = free_port()
+    ws = workspace(tmp_path / "ws", smtp_config(port))
     with Store(ws.root) as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
-        assert notify.send_pending(ws, store).failed == 1
+        assert notify.send_pending(ws, store).failed == 1  # nobody listens: queued, with a backoff
+        before = outbox(store)
         dry = notify.send_pending(ws, store, dry_run=True)
-        assert dry.sent == 1 and len(dry.written_eml) == 1 and dry.errors == []
-        assert outbox(store)[0]["state"] == "sent"
-        assert notify.send_pending(ws, store, now=datetime.now(UTC) + timedelta(days=1)).sent == 0
+        assert dry.sent == dry.written == 0 and dry.errors == []
+        (preview,) = dry.written_eml
+        assert preview.parent == ws.preview_dir and not ws.outbox_dir.exists()
+        assert parse(preview.read_bytes())["To"] == "legal@example.com"
+        assert [o.state for o in dry.outcomes] == ["preview"]
+        assert outbox(store) == before  # same state, attempts, next attempt, error
+        assert before[0]["state"] == "queued"
+        again = notify.send_pending(ws, store, dry_run=True)
+        assert list(ws.preview_dir.glob("*.eml")) == [preview] and outbox(store) == before
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with Store(ws.root) as store:
+            sent = notify.send_pending(ws, store, ignore_backoff=True)
+            assert sent.sent == 1 and outbox(store)[0]["state"] == "sent"
+    finally:
+        controller.stop()
+    assert handler.count() == 1 and again.outcomes[0].state == "preview"
+
+
+def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path) -> None:
+    """Problem 4: after an SMTP outage, `tostrack notify` sent nothing and said nothing (the
+    message waited for its retry time); `run` keeps the backoff."""
+    from click.testing import CliRunner
+
+    from tostrack.cli import cli
+
+    port = free_port()
+    ws = workspace(tmp_path / "ws", smtp_config(port))
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+    runner = CliRunner()
+    down = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
+    assert down.exit_code == 3
+    assert "failed   legal@example.com" in down.output and "connection refused" in down.output
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with Store(ws.root) as store:  # what `run` does: the backoff holds
+            assert notify.send_pending(ws, store).sent == 0
+        assert handler.count() == 0
+        fixed = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
+        assert fixed.exit_code == 0, fixed.output
+        assert "sent     legal@example.com" in fixed.output and "1 sent" in fixed.output
+        again = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
+        assert again.exit_code == 0 and "nothing queued" in again.output
+    finally:
+        controller.stop()
+    assert handler.count() == 1
+
+
+def test_written_is_not_sent(tmp_path: Path) -> None:
+    """Problem 5: without [smtp], an .eml in outbox/ was reported as "sent"."""
+    from click.testing import CliRunner
+
+    from tostrack.cli import cli
+
+    ws = workspace(tmp_path / "ws")
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
+    assert result.exit_code == 0, result.output
+    assert "written  legal@example.com" in result.output and "1 written" in result.output
+    assert "sent " not in result.output
+    with Store(ws.root) as store:
+        (row,) = outbox(store)
+    assert row["state"] == "written" and row["delivered_to"].startswith("file:")
+    listing = runner.invoke(cli, ["--workspace", str(ws.root), "outbox"])
+    assert " written " in listing.output and " sent " not in listing.output
 
 
 def test_451_and_dropped_connection_are_retried_and_delivered_once(
@@ -731,7 +808,7 @@ def test_notify_command_after_a_crash(tmp_path: Path, smtp_server: tuple[Recorde
         check=False, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "sent 2 notification(s)" in proc.stdout and proc.stderr == ""
+    assert "2 sent" in proc.stdout and proc.stderr == ""
     assert handler.count() == 2
 
 

@@ -62,7 +62,9 @@ def test_substantive_change_is_recorded_reported_and_queued(
         # ids are inherited: the modified clause keeps the id it had in version 1
         old_ids = {c.id for c in stored.from_version.load()[1]}
         assert all(c.new[0].id in old_ids for c in modified if c.kind == "modified")
-    emls = list((workspace_dir / "outbox").glob("*.eml"))
+    # a dry run previews in preview/ (never outbox/) and leaves the message queued
+    assert not (workspace_dir / "outbox").exists()
+    emls = list((workspace_dir / "preview").glob("*.eml"))
     assert len(emls) == 1
     assert "compet" in emls[0].read_text(errors="replace").lower()
 

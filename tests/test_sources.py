@@ -374,7 +374,7 @@ def test_parse_interval_rejects(value: object) -> None:
             "Did you mean 'openai/terms-of-use'",
         ),
         ('[registry]\nexclude = ["nobody-at-all"]\n', "exclude names 'nobody-at-all'"),
-        ("[registry]\ninclude = [1]\n", "include must be a list"),
+        ("[registry]\ninclude = [1]\n", "include = [1] is not valid; give a list of strings"),
         ('[registry]\nincludes = ["openai"]\n', "unknown key 'includes'. Did you mean 'include'"),
         ("registry = 3\n", "[registry] must be a table"),
         ('sources = "openai"\n', "use [[sources]] tables"),

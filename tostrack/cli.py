@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,35 @@ class _Group(click.Group):
         except TostrackError as exc:
             click.echo(f"tostrack: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (OSError, sqlite3.OperationalError) as exc:
+            # The environment, not a bug: a read-only or full disk, a file where a folder goes.
+            click.echo(f"tostrack: error: {_environment_error(exc)}", err=True)
+            ctx.exit(EXIT_TROUBLE)
+
+
+def _environment_error(exc: BaseException) -> str:
+    """What went wrong with the disk or the database, and what to do about it."""
+    import errno
+
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "readonly" in text or "unable to open" in text:
+            return (f"the database cannot be written ({text}). Make the workspace and its "
+                    "tostrack.db writable by this user; status, history and report only read it.")
+        return f"database error ({text}). Check the disk, then run again."
+    name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    what = f"{name}{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    code = getattr(exc, "errno", None)
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = ("Make the workspace writable by this user (status, history and `report --output "
+               "DIR` work on a read-only one).")
+    elif code in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = "A file is where tostrack needs a folder (or the reverse): move it away."
+    elif code == errno.ENOSPC:
+        fix = "The disk is full: free some space and run again."
+    else:
+        fix = "Check the path and its permissions, then run again."
+    return f"cannot access {what}. {fix}"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -83,7 +113,8 @@ def init(ctx: click.Context, force: bool) -> None:
     """
     from tostrack.config_template import write_config
 
-    path = write_config(_workspace(ctx), force=force)
+    # Not checked: init may be asked to overwrite a broken file (--force).
+    path = write_config(Workspace.open(ctx.obj.get("workspace"), check=False), force=force)
     click.echo(f"Wrote {path}. Edit it, then run: tostrack run")
 
 
@@ -112,7 +143,9 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
     """
     from tostrack.pipeline import run as run_pipeline
 
-    result = run_pipeline(_workspace(ctx), force=force, only=only, send=not no_send)
+    ws = _workspace(ctx)
+    _check_only(ws, only)
+    result = run_pipeline(ws, force=force, only=only, send=not no_send)
     lines: list[tuple[str, bool]] = [(m, m.startswith("warning")) for m in result.messages]
     for r in result.results:
         if r.status == "changed":
@@ -121,7 +154,11 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
             lines.append((f"tracking {r.source.id}: first version stored", False))
     lines += [(f"report   {path}", False) for path in result.reports]
     if result.notifications_sent:
-        lines.append((f"sent     {result.notifications_sent} notification(s)", False))
+        lines.append((f"sent     {result.notifications_sent} notification(s) by SMTP", False))
+    if result.eml_files:
+        count = len(result.eml_files)
+        lines.append((f"written  {count} notification(s) to outbox/ as .eml, not sent (no [smtp])",
+                      False))
     lines += [(f"email    {path}", False) for path in result.eml_files]
     for r in result.failed:
         reason = r.failure.reason if r.failure else "unknown"
@@ -137,6 +174,25 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
         _append_log(Path(log_file), [text for text, _ in lines])
     if result.failed or result.notification_errors:
         sys.exit(EXIT_SOURCES_FAILED)
+
+
+def _check_only(ws: Workspace, only: tuple[str, ...]) -> None:
+    """`run --source X`: X must be a watched source id or provider (a typo used to run nothing
+    and exit 0)."""
+    from tostrack.config import did_you_mean
+    from tostrack.errors import ConfigError
+    from tostrack.sources import load_sources
+
+    if not only:
+        return
+    watched = load_sources(ws.settings)
+    names = {s.id for s in watched} | {s.provider for s in watched}
+    for name in only:
+        if name not in names:
+            raise ConfigError(
+                f"--source {name!r} is neither a source id nor a provider this workspace watches."
+                f"{did_you_mean(name, sorted(names))} `tostrack sources list` shows them."
+            )
 
 
 def _append_log(path: Path, lines: list[str]) -> None:
@@ -177,7 +233,7 @@ def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> No
     from tostrack.output import diff_json, format_diff_text
     from tostrack.pipeline import compare_files
 
-    severity = Workspace.open(ctx.obj.get("workspace")).settings.section("severity")
+    severity = _workspace(ctx).config.severity_overrides
     comparison = compare_files(old, new, severity)
     if fmt == "json":
         _echo_json(diff_json(comparison, old_name=old, new_name=new))
@@ -267,9 +323,15 @@ def import_history(ctx: click.Context, source_id: str, directory: str, url: str)
     Example:
       tostrack import openai/terms-of-use ../shared/corpus/openai/terms-of-use
     """
+    from tostrack.config import check_source_id
     from tostrack.history import import_directory
+    from tostrack.sources import find_source, load_sources
 
-    result = import_directory(_workspace(ctx), source_id, Path(directory), url=url)
+    ws = _workspace(ctx)
+    check_source_id(source_id, "import")
+    # Only a source the workspace watches: anything else would be an orphan nobody fetches.
+    find_source(load_sources(ws.settings), source_id)
+    result = import_directory(ws, source_id, Path(directory), url=url)
     click.echo(
         f"Imported {result.versions} version(s) of {source_id} "
         f"({result.changes} with substantive changes, {result.skipped} identical skipped)."
@@ -310,33 +372,54 @@ def history(ctx: click.Context, source: str | None, fmt: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Write the site here instead of the workspace's reports/ (e.g. for a read-only workspace).",
+)
 @click.pass_context
-def report(ctx: click.Context) -> None:
+def report(ctx: click.Context, output: str | None) -> None:
     """Render the HTML reports (dashboard, change reports, timelines, feeds) into reports/.
 
+    Only reads the database, so it works on a read-only workspace with --output.
+
     \b
-    Example:
+    Examples:
       tostrack report && xdg-open reports/index.html
+      tostrack -w /mnt/legal-watch report --output /tmp/site
     """
+    import dataclasses
+
     from tostrack.report import render_site
     from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with Store(ws.root) as store:
+    if output:
+        ws = dataclasses.replace(ws, reports_root=Path(output).expanduser().resolve())
+    with Store(ws.root, read_only=True) as store:
         index = render_site(ws, store)
     click.echo(f"Reports in {index.parent} (open {index})")
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Write queued messages as .eml files instead of sending.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write what is queued as .eml previews in preview/; send nothing, change nothing.",
+)
 @click.pass_context
 def notify(ctx: click.Context, dry_run: bool) -> None:
-    """Send queued notifications (retrying those that failed before).
+    """Send every queued notification now, and say what was sent, what failed and why.
+
+    Messages waiting to retry after a failed attempt go now too (you just fixed the mail
+    server); `run` keeps their backoff. Without [smtp], messages are written to outbox/ as
+    .eml files: "written", not "sent". Exit status 3 when a message could not be sent.
 
     \b
     Examples:
       tostrack notify
-      tostrack notify --dry-run && ls outbox/
+      tostrack notify --dry-run && ls preview/
     """
     from tostrack.lock import workspace_lock
     from tostrack.notify import send_pending
@@ -344,13 +427,21 @@ def notify(ctx: click.Context, dry_run: bool) -> None:
 
     ws = _workspace(ctx)
     with workspace_lock(ws.lock_path), Store(ws.root) as store:
-        summary = send_pending(ws, store, dry_run=dry_run)
-    if summary.sent:
-        click.echo(f"sent {summary.sent} notification(s)")
-    for path in summary.written_eml:
-        click.echo(f"email {path}")
-    for err in summary.errors:
-        click.echo(f"mail {err}", err=True)
+        summary = send_pending(ws, store, dry_run=dry_run, ignore_backoff=True)
+    for o in summary.outcomes:
+        where = f" ({o.detail})" if o.detail else ""
+        line = f"{o.state:<8} {o.recipient}: {o.subject}{where}"
+        click.echo(line, err=o.state in ("failed", "rejected", "uncertain"))
+    counts: dict[str, int] = {}
+    for o in summary.outcomes:
+        counts[o.state] = counts.get(o.state, 0) + 1
+    if not summary.outcomes:
+        click.echo("nothing queued: every message has been sent or written already"
+                   " (`tostrack outbox` lists them)")
+    elif dry_run:
+        click.echo(f"{counts['preview']} preview(s) in {ws.preview_dir}; nothing was sent")
+    else:
+        click.echo(", ".join(f"{n} {state}" for state, n in counts.items()))
     if summary.failed:
         sys.exit(EXIT_SOURCES_FAILED)
 
@@ -487,8 +578,8 @@ def status(ctx: click.Context, fmt: str) -> None:
 
     ws = _workspace(ctx)
     declared = load_sources(ws.settings)
-    broken_after = int(ws.settings.section("notify").get("broken_after", 3))
-    with Store(ws.root) as store:
+    broken_after = ws.config.notify.broken_after
+    with Store(ws.root, read_only=True) as store:
         rows = workspace_status(store, declared, datetime.now(UTC), broken_after=broken_after)
     if fmt == "json":
         _echo_json(rows)
@@ -579,14 +670,15 @@ def cron(ctx: click.Context, every: str, log_file: str | None) -> None:
 def outbox(ctx: click.Context, fmt: str) -> None:
     """List the notification outbox: every message, its state and its last error.
 
-    States: queued (waiting, or retrying with backoff), in-flight, sent, uncertain (a run stopped
-    after the mail server may have taken it: check the server's log), rejected (refused for
-    good by the server).
+    States: queued (waiting, or retrying with backoff), in-flight, sent (taken by the SMTP
+    server), written (an .eml in outbox/, since there is no [smtp] table: not sent), uncertain
+    (a run stopped after the mail server may have taken it: check the server's log), rejected
+    (refused for good by the server).
 
     \b
     Examples:
       tostrack outbox
-      tostrack outbox --format json | jq '.[] | select(.state != "sent")'
+      tostrack outbox --format json | jq '.[] | select(.state == "queued")'
       tostrack outbox resend 12
     """
     if ctx.invoked_subcommand is not None:
@@ -601,7 +693,7 @@ def outbox(ctx: click.Context, fmt: str) -> None:
         _echo_json(rows)
         return
     for r in rows:
-        error = f"  ({r['last_error']})" if r["last_error"] and r["state"] != "sent" else ""
+        error = f"  ({r['last_error']})" if r["last_error"] and r["state"] not in ("sent", "written") else ""
         click.echo(f"{r['id']:>5}  {r['state']:<10} {r['recipient']:<30} {r['subject'] or ''}{error}")
 
 
@@ -650,6 +742,39 @@ def rebuild(ctx: click.Context, force: bool) -> None:
         click.echo(f"The previous database is kept as {result.kept_aside}")
     for line in result.skipped:
         click.echo(f"skipped  {line}", err=True)
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """The workspace's tostrack.toml.
+
+    \b
+    Example:
+      tostrack config check
+    """
+
+
+@config_group.command(name="check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Read and check tostrack.toml completely, without running anything.
+
+    Every table, key and value is checked (types, durations, sizes, modes, severities, label
+    ids, e-mail addresses, ranges, source ids and what they refer to). Exit status 0 with one
+    line when it is fine, 2 with every problem found, each with what is allowed.
+    """
+    from tostrack.sources import load_sources
+
+    ws = _workspace(ctx)
+    cfg = ws.config
+    if not ws.has_config:
+        click.echo(f"OK: no {ws.config_path} (the defaults: the whole bundled registry, "
+                   "messages written to outbox/)")
+        return
+    watched = load_sources(ws.settings)
+    mail = f"SMTP {cfg.smtp.host}:{cfg.smtp.port}" if cfg.smtp else "no [smtp]: messages written to outbox/"
+    click.echo(f"OK: {ws.config_path}: {len(watched)} source(s), {len(cfg.recipients)} "
+               f"recipient(s), {mail}")
 
 
 def main() -> None:

@@ -15,15 +15,14 @@ into a Snapshot: a failed fetch must not become a "change" further down the pipe
 from __future__ import annotations
 
 import codecs
-import math
-import os
 import re
-import shutil
+import socket
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,15 +31,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from tostrack import __version__
+from tostrack.config import BROWSER_MODES, DEFAULT_USER_AGENT, FetchConfig
 from tostrack.errors import ConfigError
 from tostrack.models import Failure, Snapshot, Source
-from tostrack.workspace import Settings
 
-DEFAULT_USER_AGENT = (
-    f"tostrack/{__version__} (terms-of-service change tracker; "
-    "+https://pypi.org/project/tostrack/)"
-)
+__all__ = ["BROWSER_MODES", "DEFAULT_USER_AGENT", "FAILURE_REASONS", "NOT_MODIFIED", "FetchConfig", "fetch_source"]
+
 
 SUPPORTED_TYPES = frozenset(
     {"text/html", "application/xhtml+xml", "text/plain", "text/markdown", "application/pdf"}
@@ -62,7 +58,6 @@ FAILURE_REASONS = (
     "browser-error",
 )
 
-BROWSER_MODES = ("auto", "never", "always")
 _CHALLENGE_STATUSES = frozenset({"http-403", "http-429", "http-503", "http-401"})
 _PRIVATE_HEADERS = frozenset(
     {"authorization", "cookie", "proxy-authorization", "if-none-match", "if-modified-since"}
@@ -79,110 +74,6 @@ class NotModified:
 
 
 NOT_MODIFIED = NotModified()
-
-
-def _default_chromium() -> str:
-    return shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """How to fetch; read from the `[fetch]` table of tostrack.toml. Durations are seconds."""
-
-    retries: int = 2
-    backoff: float = 1.0
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    total_timeout: float = 300.0  # whole download of one page: stops servers that drip bytes
-    max_bytes: int = 20 * 1024 * 1024
-    max_redirects: int = 5
-    user_agent: str = DEFAULT_USER_AGENT
-    delay: float = 1.0
-    confirm_delay: float = 60.0
-    max_retry_after: float = 120.0
-    browser: str = "auto"
-    chromium: str = field(default_factory=_default_chromium)
-
-    def __post_init__(self) -> None:
-        if self.browser not in BROWSER_MODES:
-            raise ConfigError(
-                f"[fetch] browser = {self.browser!r}: use one of {', '.join(BROWSER_MODES)}"
-            )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FetchConfig:
-        """Read `[fetch]`; an unknown key or a value of the wrong type is a ConfigError."""
-        table = settings.section("fetch")
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(
-                    f"{settings.where}: unknown key '{key}' in [fetch]; "
-                    f"known keys: {', '.join(sorted(known))}"
-                )
-            values[key] = _coerce(settings.where, key, value, _KINDS[key])
-        return cls(**values)
-
-
-# What each [fetch] key accepts: "count" (int >= 0), "seconds" (number or "90s"/"2m"/"1h"),
-# "bytes" (int or "20MB"), "text".
-_KINDS = {
-    "retries": "count",
-    "max_redirects": "count",
-    "backoff": "seconds",
-    "connect_timeout": "seconds",
-    "read_timeout": "seconds",
-    "total_timeout": "seconds",
-    "delay": "seconds",
-    "confirm_delay": "seconds",
-    "max_retry_after": "seconds",
-    "max_bytes": "bytes",
-    "user_agent": "text",
-    "browser": "text",
-    "chromium": "text",
-}
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SIZES = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024**2, "m": 1024**2, "gb": 1024**3}
-
-
-def _coerce(where: str, key: str, value: Any, kind: str) -> Any:
-    bad = f"{where}: [fetch] {key} = {value!r} is not valid"
-    if kind == "text":
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{bad}; give a non-empty string")
-        if key == "browser":
-            return value.strip().lower()
-        return os.path.expanduser(value) if key == "chromium" else value
-    number: float
-    if isinstance(value, bool):  # TOML true/false are not numbers here
-        raise ConfigError(f"{bad}; give a number")
-    if isinstance(value, (int, float)):
-        number = value
-    elif isinstance(value, str) and kind == "seconds":
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value.lower())
-        if not m:
-            raise ConfigError(f"{bad}; give seconds, e.g. 30 or \"2m\"")
-        number = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    elif isinstance(value, str) and kind == "bytes":
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", value.lower())
-        if not m:
-            raise ConfigError(f"{bad}; give a size, e.g. 20000000 or \"20MB\"")
-        number = float(m.group(1)) * _SIZES[m.group(2)]
-    else:
-        hint = {"count": "a whole number", "seconds": "seconds", "bytes": "a size in bytes"}
-        raise ConfigError(f"{bad}; give {hint[kind]}")
-    if not math.isfinite(number) or number < 0:
-        raise ConfigError(f"{bad}; it must be zero or more")
-    if kind == "count":
-        if number != int(number):
-            raise ConfigError(f"{bad}; give a whole number")
-        return int(number)
-    if kind == "bytes":
-        if number < 1:
-            raise ConfigError(f"{bad}; it must be at least 1 byte")
-        return int(number)
-    return float(number)
 
 
 # -- politeness ---------------------------------------------------------------------------------
@@ -243,6 +134,97 @@ def throttle_for(session: requests.Session) -> HostThrottle:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+
+
+# -- the wall-clock deadline --------------------------------------------------------------------
+
+_LOCAL = threading.local()
+
+
+class _Deadline:
+    """`total_timeout` for one page, on the wall clock, whatever the server does.
+
+    read_timeout bounds each wait for a byte, so a server trickling one byte a second never trips
+    it; nor can a check between chunks fire while a read is blocked. So a watcher thread shuts
+    down, when the deadline passes, every connection this thread took from the session's pools
+    (headers, body, redirects and retries alike): the blocked read returns at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.connections: list[Any] = []
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="tostrack-deadline", daemon=True)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def _watch(self) -> None:
+        if self._done.wait(max(0.0, self.remaining())):
+            return
+        self.expired = True
+        while True:  # a connection opened just after the deadline is shut down too
+            for conn in list(self.connections):
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+            if self._done.wait(0.05):
+                return
+
+    def failure(self, url: str) -> _Fail:
+        return _Fail("timeout", f"{url}: no complete answer within {self.seconds:g} s "
+                     "([fetch] total_timeout); the server was too slow or kept trickling bytes")
+
+
+@contextmanager
+def _deadline(session: requests.Session, seconds: float) -> Iterator[_Deadline]:
+    _watch_pools(session)
+    deadline = _Deadline(seconds)
+    outer = getattr(_LOCAL, "deadline", None)
+    _LOCAL.deadline = deadline
+    deadline._watcher.start()
+    try:
+        yield deadline
+    finally:
+        deadline._done.set()
+        _LOCAL.deadline = outer
+
+
+def _watch_pools(session: requests.Session) -> None:
+    """Make the session's adapters tell the current deadline which connections it uses."""
+    for adapter in list(session.adapters.values()):
+        getter = getattr(adapter, "get_connection_with_tls_context", None)
+        if getter is None or getattr(adapter, "_tostrack_watched", False):
+            continue
+
+        def watched(*args: Any, _getter: Any = getter, **kwargs: Any) -> Any:
+            pool = _getter(*args, **kwargs)
+            _watch_pool(pool)
+            return pool
+
+        adapter.get_connection_with_tls_context = watched  # type: ignore[method-assign]
+        adapter._tostrack_watched = True  # type: ignore[attr-defined]
+
+
+def _watch_pool(pool: Any) -> None:
+    if getattr(pool, "_tostrack_watched", False) or not hasattr(pool, "_get_conn"):
+        return
+    take = pool._get_conn
+
+    def get_conn(*args: Any, **kwargs: Any) -> Any:
+        conn = take(*args, **kwargs)
+        deadline = getattr(_LOCAL, "deadline", None)
+        if deadline is not None:
+            deadline.connections.append(conn)
+        return conn
+
+    pool._get_conn = get_conn
+    pool._tostrack_watched = True
 
 
 # -- fetching -----------------------------------------------------------------------------------
@@ -363,20 +345,30 @@ def _http_get(
     from tostrack.health import page_problem
 
     attempt = 0
-    while True:
-        try:
-            return _attempt(session, source, url, config, conditional)
-        except _Fail as fail:
-            # A challenge page served with 403/429/503 will not go away by asking again.
-            challenged = fail.body is not None and (
-                page_problem(fail.body, fail.content_type) == "challenge"
-            )
-            if not fail.retry or attempt >= config.retries or challenged:
-                failure = Failure(source.id, utc_now(), fail.reason, fail.detail)
-                return _Got(failure, fail.url or url, fail.content_type, fail.body)
-            pause = max(config.backoff * (2**attempt), fail.wait)
-            attempt += 1
-            time.sleep(pause)
+    with _deadline(session, config.total_timeout) as deadline:
+        while True:
+            try:
+                got = _attempt(session, source, url, config, conditional)
+                if deadline.expired:  # a body cut short by the deadline is no document
+                    raise deadline.failure(url)
+                return got
+            except _Fail as caught:
+                fail = deadline.failure(url) if deadline.expired else caught
+                # A challenge page served with 403/429/503 will not go away by asking again.
+                challenged = fail.body is not None and (
+                    page_problem(fail.body, fail.content_type) == "challenge"
+                )
+                pause = max(config.backoff * (2**attempt), fail.wait)
+                if (
+                    not fail.retry
+                    or attempt >= config.retries
+                    or challenged
+                    or pause >= deadline.remaining()
+                ):
+                    failure = Failure(source.id, utc_now(), fail.reason, fail.detail)
+                    return _Got(failure, fail.url or url, fail.content_type, fail.body)
+                attempt += 1
+                time.sleep(pause)
 
 
 def _attempt(
@@ -412,11 +404,16 @@ def _attempt(
 def _request(
     session: requests.Session, url: str, headers: Mapping[str, str], config: FetchConfig
 ) -> requests.Response:
+    deadline = getattr(_LOCAL, "deadline", None)
+    left = deadline.remaining() if deadline is not None else config.read_timeout
     try:
         return session.get(
             url,
             headers=dict(headers),
-            timeout=(config.connect_timeout, config.read_timeout),
+            timeout=(
+                max(0.001, min(config.connect_timeout, left)),
+                max(0.001, min(config.read_timeout, left)),
+            ),
             stream=True,
             allow_redirects=False,
         )
@@ -536,7 +533,8 @@ def _read(
     response: requests.Response, url: str, limit: int, config: FetchConfig, truncate: bool = False
 ) -> bytes:
     """Stream the (decompressed) body; stop past `limit` bytes or the total deadline."""
-    deadline = time.monotonic() + config.total_timeout
+    watched = getattr(_LOCAL, "deadline", None)
+    deadline = watched.at if watched is not None else time.monotonic() + config.total_timeout
     chunks: list[bytes] = []
     size = 0
     try:

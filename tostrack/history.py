@@ -38,14 +38,14 @@ class ImportResult:
 
 def import_directory(workspace: Workspace, source_id: str, directory: Path, *, url: str = "") -> ImportResult:
     """Store each dated file as a version captured at its date. Never notifies anyone."""
+    from tostrack.config import check_source_id
     from tostrack.models import Source
     from tostrack.pipeline import compare_clauses, extract_snapshots
     from tostrack.recovery import effective_date_changed
     from tostrack.replay import HistoryAnalyser
     from tostrack.store import text_digest
 
-    if "/" not in source_id:
-        raise InputError("a source id looks like provider/document, e.g. openai/terms-of-use")
+    check_source_id(source_id, "import")  # the one id rule: nothing lands outside snapshots/
     files = dated_files(directory)
     if not files:
         raise InputError(f"{directory} has no files named by capture time (YYYY-MM-DDTHH-MM-SSZ.md)")
@@ -92,7 +92,7 @@ def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any
         if source_id:
             raise InputError(f"nothing recorded yet in {workspace.root} (no tostrack.db); run `tostrack run` first")
         return {"sources": []}
-    with Store(workspace.root) as store:
+    with Store(workspace.root, read_only=True) as store:  # works on a read-only workspace
         if source_id:
             known = {s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids())
             if source_id not in known:

@@ -31,10 +31,12 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
-from tostrack.errors import ConfigError, InputError
+from tostrack import config
+from tostrack.config import Settings
+from tostrack.errors import InputError, StorageError
 from tostrack.models import Change
 from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, write_atomic
-from tostrack.workspace import Settings, Workspace
+from tostrack.workspace import Workspace
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -76,177 +78,36 @@ CREATE TABLE IF NOT EXISTS operator_alerts (
 );
 """
 
-MODES = ("immediate", "daily", "weekly")
-TLS_MODES = ("none", "starttls", "ssl")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MODES = config.MODES
+TLS_MODES = config.TLS_MODES
+WEEKDAYS = config.WEEKDAYS
 CRASH_ENV = "TOSTRACK_CRASH_AT"
 CRASH_STEPS = ("after-enqueue", "after-connect", "before-final-dot", "after-final-dot", "after-mark-sent")
 BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
 BACKOFF_MAX = 6 * 3600
 MAX_ATTACHMENT = 5 * 1024 * 1024
-DEFAULT_FROM = "tostrack <tostrack@localhost>"
+DEFAULT_FROM = config.DEFAULT_FROM
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
-# -- settings ---------------------------------------------------------------------------------
+# -- settings (tostrack.config reads and checks them when the workspace is opened) -----------
+
+Recipient = config.Recipient
+SmtpSettings = config.SmtpConfig
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One [[recipients]] table: who, about which documents and labels, how often."""
-
-    email: str
-    providers: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    min_severity: str = "none"
-    mode: str = "immediate"
-    effective_date_changes: bool = False  # also tell when only the announced effective date moves
-
-    def wants_source(self, source_id: str) -> bool:
-        if not self.providers and not self.sources:
-            return True
-        provider = source_id.partition("/")[0].lower()
-        return provider in self.providers or source_id.lower() in self.sources
-
-    def matching(self, changes: Iterable[Change]) -> tuple[Change, ...]:
-        """The substantive changes this recipient asked to hear about."""
-        floor = SEVERITY_ORDER[self.min_severity]
-        chosen = []
-        for change in changes:
-            if not change.substantive or SEVERITY_ORDER.get(change.severity, 0) < floor:
-                continue
-            touched = {*change.labels, *change.labels_added, *change.labels_removed}
-            if self.labels and not touched & set(self.labels):
-                continue
-            chosen.append(change)
-        return tuple(chosen)
+def recipients(settings: Settings | config.Config) -> tuple[Recipient, ...]:
+    """The [[recipients]] tables, checked."""
+    return _config(settings).recipients
 
 
-def _checked_address(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: give an email address, e.g. email = \"legal@example.com\"")
-    text = value.strip()
-    _, addr = parseaddr(text)
-    if _has_control(text) or not addr or "@" not in addr or " " in addr:
-        raise ConfigError(f"{where}: {value!r} is not an email address")
-    if not addr.isascii():
-        raise ConfigError(
-            f"{where}: {addr!r} has non-ASCII characters, which tostrack cannot send to; write "
-            "the domain in its xn-- form"
-        )
-    return text
+def operators(settings: Settings | config.Config) -> tuple[str, ...]:
+    """[notify] operators, checked."""
+    return _config(settings).notify.operators
 
 
-def _str_list(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings")
-    return tuple(v.strip().lower() for v in value)
-
-
-def recipients(settings: Settings) -> tuple[Recipient, ...]:
-    """Read and check the [[recipients]] tables."""
-    found = []
-    for i, table in enumerate(settings.tables("recipients"), 1):
-        where = f"{settings.where}: [[recipients]] #{i}"
-        mode = str(table.get("mode", "immediate")).lower()
-        if mode not in MODES:
-            raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, not {mode!r}")
-        severity = str(table.get("min_severity", "none")).lower()
-        if severity not in SEVERITY_ORDER:
-            raise ConfigError(
-                f"{where}: min_severity must be one of {', '.join(SEVERITY_ORDER)}, not {severity!r}"
-            )
-        dated = table.get("effective_date_changes", False)
-        if not isinstance(dated, bool):
-            raise ConfigError(f"{where}: effective_date_changes must be true or false, not {dated!r}")
-        found.append(
-            Recipient(
-                effective_date_changes=dated,
-                email=_checked_address(table.get("email"), where),
-                providers=_str_list(table, "providers", where),
-                sources=_str_list(table, "sources", where),
-                labels=_str_list(table, "labels", where),
-                min_severity=severity,
-                mode=mode,
-            )
-        )
-    return tuple(found)
-
-
-def operators(settings: Settings) -> tuple[str, ...]:
-    section = settings.section("notify")
-    value = section.get("operators", [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise ConfigError(f"{settings.where}: [notify] operators must be a list of addresses")
-    return tuple(_checked_address(v, f"{settings.where}: [notify] operators") for v in value)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int
-    tls: str = "starttls"
-    username: str = ""
-    password_env: str = ""
-    sender: str = DEFAULT_FROM
-    timeout: float = 30.0
-    ca_file: str = ""  # extra CA bundle, for a server with a private certificate
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpSettings | None:
-        if "smtp" not in settings.data:
-            return None
-        table = settings.section("smtp")
-        where = f"{settings.where}: [smtp]"
-        host = table.get("host")
-        if not isinstance(host, str) or not host.strip() or _has_control(host):
-            raise ConfigError(f"{where}: set host, e.g. host = \"smtp.example.com\"")
-        tls = str(table.get("tls", "starttls")).lower()
-        if tls not in TLS_MODES:
-            raise ConfigError(f"{where}: tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
-        default_port = {"none": 25, "starttls": 587, "ssl": 465}[tls]
-        try:
-            port = int(table.get("port", default_port))
-            timeout = float(table.get("timeout", 30))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: port and timeout must be numbers") from None
-        if "password" in table:
-            raise ConfigError(
-                f"{where}: do not put the password in the file; set password_env to the name of "
-                "an environment variable that holds it"
-            )
-        return cls(
-            host=host.strip(),
-            port=port,
-            tls=tls,
-            username=str(table.get("username", "")),
-            password_env=str(table.get("password_env", "")),
-            sender=_checked_address(table.get("from", DEFAULT_FROM), f"{where} from"),
-            timeout=timeout,
-            ca_file=str(table.get("ca_file", "")),
-        )
-
-    def password(self) -> str:
-        if not self.username:
-            return ""
-        if not self.password_env:
-            raise ConfigError(
-                "[smtp] username is set but password_env is not: name the environment variable "
-                "that holds the password, e.g. password_env = \"TOSTRACK_SMTP_PASSWORD\""
-            )
-        value = os.environ.get(self.password_env)
-        if value is None:
-            raise ConfigError(
-                f"the SMTP password is read from ${self.password_env}, which is not set in this "
-                "environment (cron starts with an almost empty one)"
-            )
-        return value
+def _config(settings: Settings | config.Config) -> config.Config:
+    return settings if isinstance(settings, config.Config) else settings.config
 
 
 # -- small helpers ----------------------------------------------------------------------------
@@ -761,18 +622,9 @@ def _period_start(mode: str, now: datetime, hour: int, weekday: int) -> datetime
     return start - timedelta(days=7) if start > now else start
 
 
-def _digest_schedule(settings: Settings) -> tuple[int, int]:
-    section = settings.section("notify")
-    try:
-        hour = int(section.get("digest_hour", 8))
-    except (TypeError, ValueError):
-        hour = -1
-    if not 0 <= hour <= 23:
-        raise ConfigError(f"{settings.where}: [notify] digest_hour must be an hour 0-23 (UTC)")
-    day = str(section.get("digest_weekday", "monday")).lower()
-    if day not in WEEKDAYS:
-        raise ConfigError(f"{settings.where}: [notify] digest_weekday must be one of {', '.join(WEEKDAYS)}")
-    return hour, WEEKDAYS.index(day)
+def _digest_schedule(settings: Settings | config.Config) -> tuple[int, int]:
+    table = _config(settings).notify
+    return table.digest_hour, table.weekday_index
 
 
 def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
@@ -832,11 +684,26 @@ def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What became of one message in a send: sent (the SMTP server took it), written (an .eml in
+    outbox/, no [smtp] table), preview (dry run), failed (kept queued), rejected, uncertain."""
+
+    message: int
+    recipient: str
+    subject: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class SendSummary:
-    sent: int = 0
+    sent: int = 0  # taken by the SMTP server
     failed: int = 0
     errors: list[str] = field(default_factory=list)
-    written_eml: list[Path] = field(default_factory=list)
+    written_eml: list[Path] = field(default_factory=list)  # outbox/*.eml, or previews on a dry run
+    written: int = 0  # written to outbox/ as .eml (no [smtp]): not sent
+    outcomes: list[Outcome] = field(default_factory=list)
+    queued: int = 0  # still queued after this send (waiting out a retry backoff)
 
 
 def _describe(exc: BaseException) -> str:
@@ -994,18 +861,61 @@ def _eml_name(row: Any) -> str:
     return f"{row['id']:06d}-{row['kind']}-{_slug(row['recipient'])}.eml"
 
 
+def _write_eml(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        folder = path.parent
+        fix = (f"{folder} is a file: move it away so tostrack can keep messages there"
+               if folder.exists() and not folder.is_dir() else
+               f"make {folder} a folder this user can write to")
+        raise StorageError(f"cannot write the message {path.name}: {exc.strerror or exc}; {fix}. "
+                           "The message stays queued.") from None
+
+
+def preview_pending(workspace: Workspace, store: Store) -> SendSummary:
+    """A dry run: write every queued message (backoff or not) as an .eml under preview/,
+    replacing the previous previews. Sends nothing and changes no state."""
+    ensure_schema(store)
+    folder = workspace.preview_dir
+    if folder.is_dir():
+        for old in folder.glob("*.eml"):
+            old.unlink(missing_ok=True)
+    rows = store.db.execute("SELECT * FROM outbox WHERE state = 'queued' ORDER BY id").fetchall()
+    written, outcomes = [], []
+    for row in rows:
+        path = folder / _eml_name(row)
+        _write_eml(path, bytes(row["message"]))
+        written.append(path)
+        outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "preview", str(path)))
+    return SendSummary(written_eml=written, outcomes=outcomes, queued=len(rows))
+
+
 def send_pending(
-    workspace: Workspace, store: Store, *, dry_run: bool = False, now: datetime | None = None
+    workspace: Workspace,
+    store: Store,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    ignore_backoff: bool = False,
 ) -> SendSummary:
-    """Send (or, without [smtp] or with dry_run, write as .eml) every message that is due."""
+    """Send every message that is due, or write it as an .eml in outbox/ when there is no [smtp].
+
+    ignore_backoff: also send messages waiting out a retry backoff (a person running
+    `tostrack notify` after fixing the mail server wants them to go now; `run` keeps the
+    backoff). dry_run: see preview_pending (nothing is sent, no state changes).
+    """
+    if dry_run:
+        return preview_pending(workspace, store)
     ensure_schema(store)
     now = now or _now()
-    smtp_settings = None if dry_run else SmtpSettings.from_settings(workspace.settings)
+    smtp_settings = SmtpSettings.from_settings(workspace.settings)
     _catch_up(workspace, store)
     _queue_digests(workspace, store, now)
-    sent = failed = 0
+    sent = failed = written_count = 0
     errors: list[str] = []
     written: list[Path] = []
+    outcomes: list[Outcome] = []
 
     # A message left in-flight by a crashed run may have reached the server: say so, once.
     for row in store.db.execute("SELECT * FROM outbox WHERE state = 'in-flight' ORDER BY id").fetchall():
@@ -1014,35 +924,48 @@ def send_pending(
             f"delivery uncertain: {row['message_id']} to {row['recipient']} ({row['subject'][:80]}); "
             "a run stopped while sending it, check the mail server's log before resending"
         )
+        outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "uncertain",
+                                "a run stopped while sending it; check the mail server's log"))
 
-    # A dry run shows everything still queued, even messages waiting out a retry backoff.
-    horizon = "9999" if dry_run else _iso(now)
+    horizon = "9999" if ignore_backoff else _iso(now)
     due = store.db.execute(
         "SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         " ORDER BY id",
         (horizon,),
     ).fetchall()
+
+    def summary() -> SendSummary:
+        waiting = store.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+        return SendSummary(sent, failed, errors, written, written_count, outcomes, waiting)
+
     if not due:
-        return SendSummary(sent, failed, errors, written)
+        return summary()
 
     if smtp_settings is None:
         for row in due:
             path = workspace.outbox_dir / _eml_name(row)
-            write_atomic(path, bytes(row["message"]))
-            _mark(store, row["id"], "sent", sent_at=_iso(_now()), delivered_to=f"file:{path}")
+            _write_eml(path, bytes(row["message"]))
+            _mark(store, row["id"], "written", sent_at=_iso(_now()), delivered_to=f"file:{path}",
+                  last_error=None)
             written.append(path)
-            sent += 1
-        return SendSummary(sent, failed, errors, written)
+            written_count += 1
+            outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "written", str(path)))
+        return summary()
 
     smtp_settings.password()  # a missing password is a configuration error, said before connecting
     conn = _Connection(smtp_settings)
     where = f"{smtp_settings.host}:{smtp_settings.port}"
     connect_error = ""
+
+    def failed_one(row: Any, state: str, reason: str) -> None:
+        outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], state, reason))
+
     try:
         for row in due:
             if connect_error:  # the server is unreachable: do not knock once per message
                 failed += 1
                 _requeue(store, row, connect_error, now, errors, where)
+                failed_one(row, "failed", f"{where}: {connect_error}")
                 continue
             try:
                 _send_one(conn, store, row)
@@ -1052,12 +975,14 @@ def send_pending(
                     f"delivery uncertain: {row['message_id']} to {row['recipient']}: {exc} after the "
                     "message was sent; it is not sent again"
                 )
+                failed_one(row, "uncertain", f"{exc} after the message was sent; not sent again")
                 conn.close()
                 continue
             except _Rejected as exc:
                 failed += 1
                 _mark(store, row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1)
                 errors.append(f"{row['recipient']}: {where} refused the message for good: {exc}")
+                failed_one(row, "rejected", f"{where} refused it for good: {exc}")
                 conn.reset()
                 continue
             except (_Temporary, smtplib.SMTPException, OSError) as exc:
@@ -1066,21 +991,26 @@ def send_pending(
                 if conn.smtp is None:
                     connect_error = reason
                 _requeue(store, row, reason, now, errors, where)
+                failed_one(row, "failed", f"{where}: {reason}")
                 conn.reset()
                 continue
             _mark(store, row["id"], "sent", sent_at=_iso(_now()), delivered_to=f"smtp:{where}", last_error=None)
             _crash_point("after-mark-sent")
             sent += 1
+            outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "sent", where))
     finally:
         conn.close()
-    return SendSummary(sent, failed, errors, written)
+    return summary()
 
 
 def outbox_rows(store: Store) -> list[dict[str, Any]]:
     """The outbox without message bodies, newest first (for status output and tests)."""
     ensure_schema(store)
     rows = store.db.execute(
-        "SELECT id, key, kind, recipient, subject, message_id, state, created_at, attempts,"
+        "SELECT id, key, kind, recipient, subject, message_id,"
+        # Before "written" existed, an .eml in outbox/ was recorded as "sent": it was not.
+        " CASE WHEN state = 'sent' AND delivered_to LIKE 'file:%' THEN 'written' ELSE state END"
+        " AS state, created_at, attempts,"
         " next_attempt_at, last_error, sent_at, delivered_to FROM outbox ORDER BY id DESC"
     )
     return [dict(r) for r in rows]
@@ -1105,6 +1035,7 @@ def requeue(store: Store, message_id: int) -> dict[str, Any]:
 
 
 __all__ = [
+    "Outcome",
     "Recipient",
     "SendSummary",
     "SmtpSettings",
@@ -1112,6 +1043,7 @@ __all__ = [
     "enqueue_operator",
     "header_safe",
     "outbox_rows",
+    "preview_pending",
     "recipients",
     "requeue",
     "send_pending",

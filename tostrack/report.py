@@ -35,6 +35,7 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup, escape
 
+from tostrack.config import ReportConfig
 from tostrack.errors import ConfigError, InputError, StorageError
 from tostrack.models import Change, Clause
 from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, Version, write_atomic
@@ -45,35 +46,13 @@ CSS_NAME = "tostrack.css"
 RECENT_LIMIT = 50  # changes on the dashboard; the filter pages and timelines list them all
 
 
-@dataclass(frozen=True)
-class ReportSettings:
-    """The [report] table of tostrack.toml."""
-
-    title: str = "Terms dashboard"
-    base_url: str = ""  # where reports/ is published; makes feed links absolute
-    recent_changes: int = RECENT_LIMIT
+class ReportSettings(ReportConfig):
+    """The [report] table of tostrack.toml (tostrack.config.ReportConfig, checked on open)."""
 
     @classmethod
-    def from_workspace(cls, workspace: Workspace) -> ReportSettings:
-        table = workspace.settings.section("report")
-        where = workspace.settings.where
-        title = table.get("title", cls.title)
-        base_url = table.get("base_url", "")
-        recent = table.get("recent_changes", RECENT_LIMIT)
-        if not isinstance(title, str) or not title.strip():
-            raise ConfigError(f'{where}: [report] title must be text, e.g. title = "AI terms watch"')
-        if not isinstance(base_url, str) or (
-            base_url and not base_url.lower().startswith(("http://", "https://"))
-        ):
-            raise ConfigError(
-                f"{where}: [report] base_url must be an http(s) address, e.g. "
-                'base_url = "https://intranet.example/tostrack/"'
-            )
-        if isinstance(recent, bool) or not isinstance(recent, int) or recent < 1:
-            raise ConfigError(f"{where}: [report] recent_changes must be a whole number, 1 or more")
-        if base_url and not base_url.endswith("/"):
-            base_url += "/"
-        return cls(title=title.strip(), base_url=base_url, recent_changes=recent)
+    def from_workspace(cls, workspace: Workspace) -> ReportConfig:
+        return workspace.config.report
+
 
 KIND_WORDS = {
     "added": "Added",
@@ -435,6 +414,11 @@ def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
     return unique
 
 
+def _may_say_gone(stored: StoredDiff) -> bool:
+    """Could a phrase for this diff call a topic gone? Only then is the new version read."""
+    return any(c.substantive and (c.kind == "removed" or c.labels_removed) for c in stored.changes)
+
+
 def _diff_labels(stored: StoredDiff) -> list[str]:
     """Labels of the substantive changes: what the dashboard filters on."""
     seen: dict[str, None] = {}
@@ -464,7 +448,7 @@ class _Context:
     labels: _Labels
     titles: dict[str, str]
     urls: dict[str, str]
-    settings: ReportSettings
+    settings: ReportConfig
     loaded: dict[int, tuple[Any, tuple[Clause, ...]]] = field(default_factory=dict)
     views: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)  # small: kept for all diffs

@@ -15,44 +15,26 @@ declaration mean the same thing. `load_sources` combines them:
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
+from tostrack import config as schema
+from tostrack.config import Config, Settings
 from tostrack.errors import ConfigError, InputError
 from tostrack.models import Source
-from tostrack.workspace import Settings
 
 DOCUMENT_TYPES = ("terms-of-service", "usage-policy", "business-terms", "privacy-policy", "licence")
 
-# Keys a [[sources]] table (or a registry [[documents]] table) may have.
-SOURCE_KEYS = (
-    "id",
-    "url",
-    "urls",
-    "combine",
-    "title",
-    "provider",
-    "document_type",
-    "language",
-    "select",
-    "remove",
-    "interval",
-    "headers",
-    "browser",
-    "notes",
-)
+# Keys a [[sources]] table (or a registry [[documents]] table) may have: tostrack.config.SCHEMA.
+SOURCE_KEYS = tuple(schema.SCHEMA["sources"])
 URL_KEYS = ("url", "urls", "combine")
-REGISTRY_KEYS = ("include", "exclude")
+REGISTRY_KEYS = tuple(schema.SCHEMA["registry"])
 
 MIN_INTERVAL = 60  # seconds; more often than this is impolite to a provider's server
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_INTERVAL = re.compile(r"(\d+)\s*([smhdw])")
 
 
 # -- the bundled registry -------------------------------------------------------------------
@@ -100,24 +82,23 @@ def _registry_files() -> list[Any]:
 # -- a workspace's sources ------------------------------------------------------------------
 
 
-def load_sources(settings: Settings) -> tuple[Source, ...]:
+def load_sources(settings: Settings | Config) -> tuple[Source, ...]:
     """The sources a workspace watches (see the module docstring for the rules)."""
+    config = settings if isinstance(settings, Config) else settings.config
     bundled = registry()
     by_id = {s.id: s for s in bundled}
-    tables = settings.tables("sources")
-    if "registry" in settings.data:
-        chosen = _choose_from_registry(bundled, settings.section("registry"), settings.where)
+    tables = config.sources
+    if config.registry is not None:
+        chosen = _choose_from_registry(bundled, config.registry, config.where)
     elif tables:
         chosen = []
     else:
         chosen = list(bundled)
 
     declared: dict[str, Source] = {}
-    for n, table in enumerate(tables, 1):
-        entry = f"{settings.where}: [[sources]] #{n}"
-        if isinstance(table.get("id"), str):
-            entry += f" (id '{table['id']}')"
-        source = _declared_source(table, entry, by_id)
+    for table in tables:
+        entry = table.entry
+        source = _declared_source(table.as_dict(), entry, by_id)
         if source.id in declared:
             raise ConfigError(f"{entry}: id '{source.id}' is declared twice; ids must be unique")
         declared[source.id] = source
@@ -129,11 +110,9 @@ def load_sources(settings: Settings) -> tuple[Source, ...]:
 
 
 def _choose_from_registry(
-    bundled: Sequence[Source], table: dict[str, Any], where: str
+    bundled: Sequence[Source], table: schema.RegistryConfig, where: str
 ) -> list[Source]:
-    _check_keys(table, REGISTRY_KEYS, f"{where}: [registry]")
-    include = _names(table.get("include", "all"), f"{where}: [registry] include")
-    exclude = _names(table.get("exclude", []), f"{where}: [registry] exclude")
+    include, exclude = list(table.include), list(table.exclude)
     providers = {s.provider for s in bundled}
     ids = {s.id for s in bundled}
     for name, key in [(n, "include") for n in include] + [(n, "exclude") for n in exclude]:
@@ -148,14 +127,6 @@ def _choose_from_registry(
         return "all" in names or source.provider in names or source.id in names
 
     return [s for s in bundled if matches(s, include) and not matches(s, exclude)]
-
-
-def _names(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f'{where} must be a list of providers or ids, e.g. ["openai", "anthropic"]')
 
 
 def _declared_source(table: dict[str, Any], entry: str, by_id: dict[str, Source]) -> Source:
@@ -174,7 +145,7 @@ def _declared_source(table: dict[str, Any], entry: str, by_id: dict[str, Source]
         return replace(base, **overrides, extra=extra)
     if (
         isinstance(source_id, str)
-        and _ID.match(source_id)
+        and not schema.source_id_problem(source_id)
         and not any(k in table for k in URL_KEYS)
     ):
         hint = _did_you_mean(source_id, list(by_id))
@@ -210,17 +181,9 @@ def _source_from_table(table: Any, entry: str) -> Source:
         raise ConfigError(f'{entry}: needs an id such as id = "acme/terms" (provider/document)')
     if not isinstance(source_id, str):
         raise ConfigError(f"{entry}: id must be a string, not {_type(source_id)}")
-    if "/" not in source_id:
-        raise ConfigError(
-            f"{entry}: id '{source_id}' needs a provider and a document name, "
-            f"e.g. '{_slug(source_id) or 'acme'}/terms'"
-        )
-    if not _ID.match(source_id):
-        raise ConfigError(
-            f"{entry}: id '{source_id}' must be provider/document in lower-case letters, digits, "
-            f"'.', '-' or '_', e.g. '{_slug(source_id.split('/')[0]) or 'acme'}/"
-            f"{_slug(source_id.split('/', 1)[1]) or 'terms'}'"
-        )
+    problem = schema.source_id_problem(source_id)
+    if problem:
+        raise ConfigError(f"{entry}: id {problem}")
 
     given = [k for k in URL_KEYS if k in table]
     if not given:
@@ -269,17 +232,13 @@ def _source_from_table(table: Any, entry: str) -> Source:
 
 
 def parse_interval(value: Any, entry: str = "interval") -> int:
-    """Seconds from 3600, "3600", "30m", "6h", "1d", "1w" or "1h30m"."""
-    seconds: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if text.isdigit():
-            seconds = int(text)
-        elif text and _INTERVAL.sub("", text).strip() == "":
-            seconds = sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(text))
-    if seconds is None:
+    """Whole seconds, at least MIN_INTERVAL, from 3600, "3600", "30m", "6h", "1d", "1w" or
+    "1h30m" (tostrack.config.parse_duration)."""
+    try:
+        seconds = schema.parse_duration(value)
+    except ValueError:
+        seconds = -1.0
+    if isinstance(value, float) or seconds < 0 or seconds != int(seconds):
         raise ConfigError(
             f"{entry}: interval {value!r} is not a duration; use seconds (3600) or a string "
             'such as "30m", "6h" or "1d"'
@@ -289,13 +248,13 @@ def parse_interval(value: Any, entry: str = "interval") -> int:
             f"{entry}: interval {value!r} is shorter than {MIN_INTERVAL} seconds; "
             'providers\' servers deserve a gentler pace, e.g. "1h"'
         )
-    return seconds
+    return int(seconds)
 
 
 def _check_keys(table: dict[str, Any], allowed: Sequence[str], entry: str) -> None:
     for key in table:
         if key not in allowed:
-            hint = _did_you_mean(key, list(allowed))
+            hint = schema.did_you_mean(key, list(allowed))
             raise ConfigError(
                 f"{entry}: unknown key '{key}'.{hint} Known keys: {', '.join(allowed)}"
             )
@@ -338,35 +297,9 @@ def _headers(table: dict[str, Any], entry: str) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in value.items())
 
 
-def _type(value: Any) -> str:
-    return {
-        list: "a list",
-        dict: "a table",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }.get(type(value), type(value).__name__)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-
-
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    candidates = list(candidates)
-    close: list[str] = []
-    if "/" in name:
-        # Prefer the same provider's documents: "openai/terms" -> "openai/terms-of-use".
-        provider, document = name.split("/", 1)
-        own = {c.split("/", 1)[1]: c for c in candidates if c.startswith(provider + "/")}
-        close = [own[d] for d in difflib.get_close_matches(document, list(own), n=3, cutoff=0.6)]
-    close = close or difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
-    if not close and "/" not in name:
-        # "antropic" -> also try the provider part of every id
-        close = difflib.get_close_matches(
-            name, sorted({c.split("/")[0] for c in candidates}), n=3, cutoff=0.6
-        )
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+_type = schema.type_name
+_slug = schema.slug
+_did_you_mean = schema.did_you_mean
 
 
 # -- looking up and showing ----------------------------------------------------------------

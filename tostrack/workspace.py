@@ -1,75 +1,51 @@
 """A workspace is a folder: tostrack.toml, snapshots/, tostrack.db, reports/, outbox/.
 
 This module knows where things are and reads the settings; it does no tracking itself.
-Each stage reads its own table of the settings (settings.section("fetch"), ...).
+The settings are tostrack.config.Config (workspace.config), checked when the workspace is opened.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tostrack.errors import ConfigError
+from tostrack.config import CONFIG_NAME, Config, Settings, load_settings
+from tostrack.errors import ConfigError, StorageError
 
-CONFIG_NAME = "tostrack.toml"
+__all__ = ["CONFIG_NAME", "ENV_WORKSPACE", "Settings", "Workspace", "load_settings"]
+
 ENV_WORKSPACE = "TOSTRACK_WORKSPACE"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The parsed tostrack.toml (empty when the workspace has none)."""
-
-    data: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-    def section(self, name: str) -> dict[str, Any]:
-        value = self.data.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"{self.where}: [{name}] must be a table, not {type(value).__name__}")
-        return value
-
-    def tables(self, name: str) -> list[dict[str, Any]]:
-        """An array of tables such as [[sources]] or [[recipients]]."""
-        value = self.data.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise ConfigError(f"{self.where}: use [[{name}]] tables for '{name}'")
-        return value
-
-    @property
-    def where(self) -> str:
-        return str(self.path) if self.path else CONFIG_NAME
-
-
-def load_settings(path: Path) -> Settings:
-    if not path.exists():
-        return Settings()
-    try:
-        with path.open("rb") as fh:
-            return Settings(tomllib.load(fh), path)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the line it names.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
     settings: Settings
+    reports_root: Path | None = None  # `report --output DIR`; default <root>/reports
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str] | None = None) -> Workspace:
-        """Open the workspace at root, $TOSTRACK_WORKSPACE, or the current folder."""
+    def open(cls, root: str | os.PathLike[str] | None = None, *, check: bool = True) -> Workspace:
+        """Open the workspace at root, $TOSTRACK_WORKSPACE, or the current folder.
+
+        tostrack.toml is read and checked completely here (every table, key and value, and the
+        sources and names it refers to): a mistake is a ConfigError before anything runs.
+        check=False skips reading it (for `tostrack init`, which may overwrite a broken file).
+        """
         chosen = root or os.environ.get(ENV_WORKSPACE) or "."
         path = Path(chosen).expanduser().resolve()
         if path.exists() and not path.is_dir():
             raise ConfigError(f"workspace {path} is a file, not a folder")
-        return cls(path, load_settings(path / CONFIG_NAME))
+        if not check:
+            return cls(path, Settings())
+        settings = load_settings(path / CONFIG_NAME)
+        check_settings(settings)
+        return cls(path, settings)
+
+    @property
+    def config(self) -> Config:
+        """The checked tostrack.toml (tostrack.config.Config)."""
+        return self.settings.config
 
     @property
     def config_path(self) -> Path:
@@ -89,11 +65,16 @@ class Workspace:
 
     @property
     def reports_dir(self) -> Path:
-        return self.root / "reports"
+        return self.reports_root or self.root / "reports"
 
     @property
     def outbox_dir(self) -> Path:
         return self.root / "outbox"
+
+    @property
+    def preview_dir(self) -> Path:
+        """Where `tostrack notify --dry-run` writes previews (never outbox/: nothing is sent)."""
+        return self.root / "preview"
 
     @property
     def templates_dir(self) -> Path:
@@ -104,5 +85,23 @@ class Workspace:
         return self.root / ".tostrack.lock"
 
     def ensure(self) -> None:
+        """Create the workspace folders; StorageError saying what to fix when that fails."""
         for folder in (self.root, self.snapshots_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder.exists() and not folder.is_dir():
+                raise StorageError(f"{folder} is a file; tostrack needs a folder there. Move the file away.")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create {folder}: {exc.strerror}. Make the workspace writable by this "
+                    "user, or point --workspace elsewhere."
+                ) from None
+
+
+def check_settings(settings: Settings) -> None:
+    """Check what tostrack.toml refers to: [registry] and [[sources]] against the bundled
+    registry, and the providers and sources that recipients name."""
+    from tostrack.sources import load_sources, registry
+
+    watched = load_sources(settings)
+    settings.config.check_references((*registry(), *watched))

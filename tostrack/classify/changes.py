@@ -14,23 +14,16 @@ from tostrack.classify.taxonomy import (
     _label_order,
     taxonomy,
 )
-from tostrack.errors import ConfigError
 from tostrack.models import Change, Diff
 
 
 def _severity_map(overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """Each label's severity: the taxonomy's, with a workspace's [severity] overrides (checked
+    by tostrack.config, the one place that knows what tostrack.toml may hold)."""
+    from tostrack.config import check_severity
+
     table = {label.id: label.severity for label in taxonomy()}
-    for label_id, value in (overrides or {}).items():
-        if label_id not in table:
-            raise ConfigError(
-                f"[severity] names an unknown label {label_id!r}; known labels: "
-                + ", ".join(table)
-            )
-        if not isinstance(value, str) or value.lower() not in SEVERITY_RANK:
-            raise ConfigError(
-                f"[severity] {label_id} = {value!r}: use \"high\", \"medium\", \"low\" or \"none\""
-            )
-        table[label_id] = value.lower()
+    table.update(check_severity(overrides) if overrides else {})
     return table
 
 
