@@ -245,30 +245,35 @@ def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> No
 @cli.command()
 @click.argument("file", required=False, default="-")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--jsonl", is_flag=True, help="Read JSON lines with 'id' and 'text'; write one result per line.")
+@click.option("--jsonl", is_flag=True,
+              help="Read JSON lines with 'id', 'text' and optionally 'section'; write one result per line.")
 @click.option(
     "--input-format",
     type=click.Choice(["auto", "html", "markdown", "text"]),
     default="auto",
     help="How to read FILE (auto: by suffix; stdin defaults to text).",
 )
-def classify(file: str, fmt: str, jsonl: bool, input_format: str) -> None:
+@click.option("--explain", is_flag=True,
+              help="Show what decided each label: the rule id, the lead-in, or the learned model's "
+              "probability and heaviest words; and rule matches a veto blocked.")
+def classify(file: str, fmt: str, jsonl: bool, input_format: str, explain: bool) -> None:
     """Split a document into clauses and label each one.
 
     \b
     Examples:
       tostrack classify terms.html --format json
       echo "You may not use Output to develop competing models." | tostrack classify -
+      echo "We may train our models on your chats unless you opt out." | tostrack classify - --explain
       tostrack classify --jsonl clauses.jsonl > labelled.jsonl
     """
-    from tostrack.output import classify_document, classify_jsonl_lines
+    from tostrack.output import classify_document, classify_jsonl_lines, explain_lines
 
     if jsonl:
         stream = click.open_file(file, "r", encoding="utf-8")
-        for line in classify_jsonl_lines(stream):
+        for line in classify_jsonl_lines(stream, explain):
             click.echo(line)
         return
-    result = classify_document(file, input_format)
+    result = classify_document(file, input_format, explain)
     if fmt == "json":
         _echo_json(result)
         return
@@ -276,6 +281,8 @@ def classify(file: str, fmt: str, jsonl: bool, input_format: str) -> None:
         labels = ", ".join(clause["labels"]) or "-"
         click.echo(f"[{clause['section'] or clause['id']}] {labels}")
         click.echo(f"    {clause['text'][:200]}")
+        for line in explain_lines(clause.get("explain", [])):
+            click.echo(line)
 
 
 @cli.command()
@@ -592,14 +599,21 @@ def status(ctx: click.Context, fmt: str) -> None:
 @cli.command(name="eval")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def evaluate_command(file: str | None, fmt: str) -> None:
-    """Measure the classifier on labelled clauses (JSON lines with id, text, labels).
+@click.option("--exclude-unsure", is_flag=True,
+              help='Leave out clauses marked "unsure": true (where careful readers disagree).')
+def evaluate_command(file: str | None, fmt: str, exclude_unsure: bool) -> None:
+    """Measure the classifier on labelled clauses (JSON lines with id, text, labels, and
+    optionally section and unsure).
 
-    FILE defaults to tests/data/dev_clauses.jsonl in a source checkout.
+    FILE defaults to tests/data/dev_clauses.jsonl in a source checkout. The shipped model has
+    learned from the shared real clauses: figures on that file are on training data; the
+    honest figure is benchmarks/eval_classifier.py --cv (train on 12 documents, test on the
+    13th).
 
     \b
-    Example:
+    Examples:
       tostrack eval tests/data/heldout_clauses.jsonl --format json | jq .micro
+      tostrack eval ../shared/labels/real-clauses.jsonl --exclude-unsure
     """
     from tostrack.errors import InputError
     from tostrack.evaluate import evaluate
@@ -607,7 +621,7 @@ def evaluate_command(file: str | None, fmt: str) -> None:
     path = Path(file or "tests/data/dev_clauses.jsonl")
     if not path.exists():
         raise InputError(f"{path} does not exist; pass a JSON-lines file of labelled clauses")
-    report = evaluate(path)
+    report = evaluate(path, exclude_unsure)
     if fmt == "json":
         _echo_json(report.to_json())
     else:

@@ -71,14 +71,16 @@ def _best_sentence(model: Model, label: str, text: str) -> str:
 
 
 def decide(
-    text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False
+    text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False,
+    model: Model | None | str = "packaged",
 ) -> tuple[Decision, ...]:
     """Every label of one clause (its text after its lead-in), in taxonomy order.
 
     An enumeration item is read with its lead-in, but a rule must match the item itself: a bare
     "You may not:" would otherwise put its label on every item. A lead-in that states a rule on
     its own ("We do not use your chats to train our models except when:") passes that label to
-    every item under it.
+    every item under it. `model` replaces the shipped model (None: rules only), for
+    cross-validation.
     """
     full = f"{lead_in} {text}".strip() if lead_in else text
     if not full.strip():
@@ -95,8 +97,9 @@ def decide(
     if lead_in:
         for label, evidence in _rules.match_rules(lead_in):
             found.setdefault(label, Decision(label, evidence, "lead-in"))
-    model = packaged_model()
-    if model is not None:
+    if model == "packaged":
+        model = packaged_model()
+    if isinstance(model, Model):
         probs = model.scores(full, trail, found)
         for label, p, threshold in zip(model.labels, probs, model.thresholds, strict=True):
             if label in found:

@@ -1,9 +1,10 @@
 """The learned half of the classifier: a linear model over hashed features.
 
 Rules are precise where wording is formulaic; this model gives recall on wording no rule
-foresaw. A clause becomes a bag of hashed features (words, word pairs, character 4-grams of
-Latin text, character 1- to 3-grams of CJK text, the words of its heading trail, and which
-rules fired); each label has one weight per feature bucket and a bias. The score of a label is
+foresaw. A clause becomes a bag of hashed features (words, word pairs, its first words,
+character 1- to 3-grams of CJK text, the words of its heading trail, and which rules fired;
+character n-grams of Latin text cost three times the time and did not help in
+cross-validation); each label has one weight per feature bucket and a bias. The score of a label is
 the logistic of bias + mean weight of the clause's features.
 
 What ships (data/model.npz) is a matrix of numbers indexed by hash bucket: no vocabulary and no
@@ -27,13 +28,12 @@ from typing import Any
 import numpy as np
 
 # Bumped whenever the features change, so a model trained on other features is refused.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
-_LATIN_RUN = re.compile(r"[a-z0-9' ]+")
 
 
 def _words(text: str) -> list[str]:
@@ -51,9 +51,6 @@ def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[st
     out = [f"w|{w}" for w in words]
     out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
     out += [f"s|{w}" for w in words[:4]]  # how it opens: "you may not", "we may"
-    for run in _LATIN_RUN.findall(" ".join(words)):
-        padded = f" {run} "
-        out += [f"c|{padded[i:i + 4]}" for i in range(len(padded) - 3)]
     for run in _CJK.findall(folded):
         out += [f"z|{ch}" for ch in run]
         out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
@@ -70,9 +67,15 @@ def bucket(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8")) & (BUCKETS - 1)
 
 
+def buckets(feats: Sequence[str]) -> list[int]:
+    """The distinct buckets of a clause's features (presence, not counts), sorted."""
+    mask = BUCKETS - 1
+    return sorted({zlib.crc32(f.encode("utf-8")) & mask for f in feats})
+
+
 def vectorise(feats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, values): binary presence, scaled to unit length."""
-    idx = np.unique(np.fromiter((bucket(f) for f in feats), dtype=np.int64, count=len(feats)))
+    idx = np.array(buckets(feats), dtype=np.int64)
     if not len(idx):
         return idx, np.zeros(0)
     return idx, np.full(len(idx), 1.0 / np.sqrt(len(idx)))
@@ -84,12 +87,14 @@ class Model:
     weights: np.ndarray  # BUCKETS x len(labels), float32
     bias: np.ndarray  # len(labels)
     thresholds: np.ndarray  # len(labels): decide a label when its probability reaches this
+    trained_on_rules: str = ""  # rules_digest() at training time
 
     def scores(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> np.ndarray:
-        idx, val = vectorise(features(text, heading, rules))
-        if not len(idx):
-            return np.zeros(len(self.labels))
-        z = val @ self.weights[idx] + self.bias
+        idx = buckets(features(text, heading, rules))
+        if not idx:
+            return 1.0 / (1.0 + np.exp(-self.bias))
+        # Same as vectorise() @ weights, without building the vector: the values are equal.
+        z = self.weights.take(idx, axis=0).sum(axis=0) / np.sqrt(len(idx)) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
     def decide(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> set[str]:
@@ -105,8 +110,7 @@ class Model:
         The feature strings are rebuilt from the text itself: the model holds none.
         """
         column = self.labels.index(label)
-        # Character 4-grams are fragments no reader can weigh; words, pairs and CJK runs are not.
-        feats = sorted({f for f in features(text, heading, rules) if not f.startswith("c|")})
+        feats = sorted(set(features(text, heading, rules)))
         weighed = [(f, float(self.weights[bucket(f), column])) for f in feats]
         weighed.sort(key=lambda fw: -fw[1])
         return [(f, round(w, 3)) for f, w in weighed[:top] if w > 0]
@@ -120,6 +124,7 @@ class Model:
             "values": self.weights[nonzero].astype(np.float16),
             "bias": self.bias.astype(np.float32),
             "thresholds": self.thresholds.astype(np.float32),
+            "rules_digest": np.frombuffer(bytes.fromhex(self.trained_on_rules or "00"), np.uint8),
         }
 
     @classmethod
@@ -129,11 +134,26 @@ class Model:
         labels = tuple(str(x) for x in data["labels"])
         weights = np.zeros((BUCKETS, len(labels)), dtype=np.float32)
         weights[data["rows"]] = data["values"].astype(np.float32)
+        digest = bytes(data["rules_digest"]).hex() if "rules_digest" in data else ""
         return cls(labels, weights, data["bias"].astype(np.float64),
-                   data["thresholds"].astype(np.float64))
+                   data["thresholds"].astype(np.float64), digest)
 
 
 MODEL_FILE = "model.npz"
+
+
+def rules_digest() -> str:
+    """sha256 over the packaged rule files: the model reads which rules fired, so a model
+    trained on other rules is stale (tests/test_model.py says to retrain)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = resources.files("tostrack.classify").joinpath("data")
+    names = sorted(p.name for p in folder.joinpath("rules").iterdir() if p.name.endswith(".toml"))
+    for name in names:
+        digest.update(name.encode())
+        digest.update(folder.joinpath("rules", name).read_bytes())
+    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tostrack.classify.model import BUCKETS, MODEL_FILE, Model, features, vectorise
+from tostrack.classify import decide
+from tostrack.classify.model import (
+    BUCKETS,
+    MODEL_FILE,
+    Model,
+    features,
+    rules_digest,
+    vectorise,
+)
 from tostrack.classify.rules import match_rules
 from tostrack.classify.taxonomy import taxonomy
 
@@ -81,18 +89,19 @@ def fit(examples: Sequence[Example], c: float = C, matrix: object = None) -> Mod
         if y.sum() < 2:
             continue  # too rare to learn: rules only
         clf = LogisticRegression(C=c, solver="liblinear", dual=True,
-                                 class_weight="balanced", max_iter=500)
+                                 class_weight="balanced", max_iter=500, random_state=0)
         clf.fit(x, y)
         weights[:, j] = clf.coef_[0]
         bias[j] = clf.intercept_[0]
-    return Model(labels, weights, bias, np.full(len(labels), DEFAULT_THRESHOLD))
+    return Model(labels, weights, bias, np.full(len(labels), DEFAULT_THRESHOLD), rules_digest())
 
 
 def grouped_cv(
     own: Sequence[Example], real: Sequence[Example], c: float = C,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[tuple[Example, set[str]]]:
-    """Train on the project's sets and every real document but one, predict that one."""
+    """Train on the project's sets and every real document but one, then label that one as
+    tostrack would (rules and model, classify.decide): (example, labels) for every real one."""
     everything = [*own, *real]
     x = _matrix(everything)
     docs = sorted({ex.doc for ex in real})
@@ -102,7 +111,7 @@ def grouped_cv(
         model = fit([ex for ex, k in zip(everything, keep, strict=True) if k], c, x[keep])
         test = [ex for ex in real if ex.doc == doc]
         for ex in test:
-            out.append((ex, model.decide(ex.text, ex.section, rule_labels(ex.text))))
+            out.append((ex, {d.label for d in decide(ex.text, ex.section, model=model)}))
         log(f"  {doc}: {len(test)} clauses")
     return out
 
