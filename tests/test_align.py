@@ -506,3 +506,15 @@ def test_two_differently_titled_provisions_are_not_a_redraft() -> None:
            _paragraph("n1", "Taxes. You pay any tax due on credit within thirty days of a bill."),
            _paragraph("n9", AFTER)]
     assert kinds(diff_clauses(old, new)) == [("removed", True), ("added", True)]
+
+
+def test_an_item_under_a_rewritten_lead_in_is_marked_lead_in_against_lead_in() -> None:
+    old = Clause("o1", "4 › 2", HEAD, OLD_ITEMS[1], lead_in=_last_sentence(OLD_LEAD))
+    new = Clause("n1", "4 › (b)", HEAD, NEW_ITEMS[1], lead_in=NEW_LEAD)
+    diff = diff_clauses([_paragraph("o0", BEFORE), old, _paragraph("o9", AFTER)],
+                        [_paragraph("n0", BEFORE), new, _paragraph("n9", AFTER)])
+    (change,) = diff.changes
+    ops = change.redline
+    assert rebuild(ops, "old") == old.full_text and rebuild(ops, "new") == new.full_text
+    # The item's own words line up with the item's: "a chat is flagged for a safety check".
+    assert ("equal", "a chat is flagged for a safety check,") in ops

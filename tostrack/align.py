@@ -804,6 +804,25 @@ def _replace_id(clause: Clause, new_id: str) -> Clause:
     return replace(clause, id=new_id)
 
 
+def _clause_redline(old: Clause, new: Clause) -> tuple[tuple[str, str], ...]:
+    """The redline of one clause: two items whose lead-ins differ are marked lead-in against
+    lead-in and item against item, so words of a rewritten lead-in never pair with the item's.
+    Rebuilds full_text on each side, as word_redline does."""
+    if not (old.lead_in and new.lead_in) or old.lead_in == new.lead_in or any(
+        c.full_text != f"{c.lead_in} {c.text}" for c in (old, new)
+    ):
+        return word_redline(old.full_text, new.full_text)
+    ops = [*word_redline(old.lead_in, new.lead_in), ("equal", " "),
+           *word_redline(old.text, new.text)]
+    merged: list[tuple[str, str]] = []
+    for op, text in ops:
+        if merged and merged[-1][0] == op:
+            merged[-1] = (op, merged[-1][1] + text)
+        else:
+            merged.append((op, text))
+    return tuple(merged)
+
+
 def _joined(clauses: Sequence[Clause]) -> str:
     """The clauses' text as one, each with its lead-in unless the clause before states it."""
     return " ".join(
@@ -830,7 +849,7 @@ def _pair_change(
             return None
         redline = word_redline(old.full_text, new.full_text) if not same_raw else ()
         return Change("modified", False, (old,), (new,), redline)
-    redline = () if same_raw else word_redline(old.full_text, new.full_text)
+    redline = () if same_raw else _clause_redline(old, new)
     if same_wording:
         return Change("moved", not same_heading, (old,), (new,), redline, moved=True)
     return Change("modified", True, (old,), (new,), redline, moved=not in_place)

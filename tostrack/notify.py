@@ -22,7 +22,7 @@ import smtplib
 import socket
 import ssl
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -170,14 +170,16 @@ def most_severe(changes: Sequence[Change]) -> Change | None:
     return best
 
 
-def headline(change: Change) -> str:
+def headline(change: Change, covered: Collection[str] | None = None) -> str:
+    """classify's phrase for one change; `covered` (the labels the new version still carries)
+    when it stands for the whole diff, so a topic still covered is never called gone."""
     try:
         from tostrack.classify import change_headline
     except ImportError:
         change_headline = None
     if change_headline is not None:
         try:
-            text = change_headline(change)
+            text = change_headline(change, covered)
         except Exception:  # noqa: BLE001 - a headline is cosmetic; never lose the email for it
             text = ""
         if text:
@@ -189,14 +191,25 @@ def headline(change: Change) -> str:
     return f"a clause was {verb}" + (f" in {section}" if section else "")
 
 
-def subject_for(title: str, changes: Sequence[Change]) -> str:
+def subject_for(
+    title: str, changes: Sequence[Change], covered: Collection[str] | None = None
+) -> str:
     top = most_severe(changes)
     if top is None:
         return header_safe(f"{title}: no substantive change")
-    text = f"{title}: {headline(top)}"
+    text = f"{title}: {headline(top, covered)}"
     if len(changes) > 1:
         text += f" (and {len(changes) - 1} more change{'s' if len(changes) > 2 else ''})"
     return header_safe(text)
+
+
+def covered_labels(stored: StoredDiff) -> frozenset[str] | None:
+    """The labels the clauses of the diff's new version carry (None if it cannot be read)."""
+    try:
+        _, clauses = stored.to_version.load()
+    except (OSError, ValueError, KeyError):
+        return None
+    return frozenset(label for clause in clauses for label in clause.labels)
 
 
 def _section(change: Change) -> str:
@@ -326,10 +339,12 @@ def diff_view(
     title = _title(store, stored)
     substantive = [c for c in stored.changes if c.substantive]
     top = most_severe(changes)
+    covered = covered_labels(stored) if top else None
     return {
         "title": title,
         "source_id": stored.source_id,
-        "headline": headline(top) if top else "",
+        "headline": headline(top, covered) if top else "",
+        "covered": covered,
         "severity": top.severity if top else "none",
         # Most severe first, document order within a severity: the reader may stop early.
         "changes": [_change_view(c) for c in sorted(changes, key=lambda c: -_severity_rank(c))],
@@ -452,7 +467,7 @@ def enqueue_diff(
             continue
         env = env or _templates(workspace)
         view = diff_view(store, stored, report_path, changes, workspace)
-        subject = subject_for(view["title"], changes)
+        subject = subject_for(view["title"], changes, view["covered"])
         msg = _build(
             workspace,
             key=key,

@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -136,13 +136,16 @@ def _taxonomy() -> tuple[dict[str, LabelInfo], tuple[str, ...]]:
     return labels, restriction
 
 
-def _change_headline(change: Change) -> str | None:
-    """classify's plain-English phrase for a change ("a clause now bans ..."), if available."""
+def _change_headline(change: Change, covered: Collection[str] | None = None) -> str | None:
+    """classify's plain-English phrase for a change ("a clause now bans ..."), if available.
+
+    `covered`: the labels the new version still carries, when the phrase stands for the whole
+    diff (a topic the new version still covers is never called gone)."""
     try:
         from tostrack.classify import change_headline
     except ImportError:
         return None
-    phrase = change_headline(change)
+    phrase = change_headline(change, covered)
     return phrase[:1].upper() + phrase[1:] if phrase else None
 
 
@@ -339,7 +342,10 @@ def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
         "section": new_section or old_section,
         "old_section": old_section,
         "new_section": new_section,
-        "section_moved": bool(old_section and new_section and old_section != new_section),
+        # Only a clause that changed place "moved": a merge into an item, or "2" numbered "(2)",
+        # did not.
+        "section_moved": bool(old_section and new_section and old_section != new_section
+                              and (change.moved or change.kind == "moved")),
         "labels": labels.many(_change_labels(change)),
         "labels_added": labels.many(change.labels_added),
         "labels_removed": labels.many(change.labels_removed),
@@ -386,23 +392,29 @@ def _summary_sentence(stored: StoredDiff) -> str:
     return "; ".join(parts) + "."
 
 
-def _headline(stored: StoredDiff, labels: _Labels) -> list[str]:
+def _headline(
+    stored: StoredDiff, labels: _Labels, covered: Collection[str] | None = None
+) -> list[str]:
     """Short phrases for lists: what a reader most needs to know first.
 
     Only changes on a tracked topic get a phrase of their own; the others are in the summary.
+    `covered`: the labels the new version's clauses carry (a topic still covered is not gone).
     """
     lines: list[str] = []
     for _, change in _order([c for c in stored.changes if c.substantive]):
         if not _change_labels(change):
             continue
-        phrase = _change_headline(change)
+        phrase = _change_headline(change, covered)
         if phrase:
             lines.append(phrase)
             continue
         for label in change.labels_added:
             lines.append(f"A clause now covers {labels[label].name.lower()}")
         for label in change.labels_removed:
-            lines.append(f"A clause no longer covers {labels[label].name.lower()}")
+            if covered is not None and label in covered:
+                lines.append(f"A clause about {labels[label].name.lower()} was rewritten")
+            else:
+                lines.append(f"A clause no longer covers {labels[label].name.lower()}")
         if not (change.labels_added or change.labels_removed):
             names = ", ".join(labels[label].name.lower() for label in _change_labels(change))
             lines.append(f"{_title(change)}: a clause about {names}")
@@ -685,6 +697,12 @@ def _topics(clauses: Sequence[Clause]) -> set[str]:
     return {label for clause in clauses for label in clause.labels}
 
 
+def _kept(stored: StoredDiff) -> set[str]:
+    """Topics a rewritten clause keeps (modified, split or merged, and not removed from it)."""
+    return {label for c in stored.changes if c.substantive and c.old and c.new
+            for label in c.labels if label not in c.labels_removed}
+
+
 def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
     doc, new_clauses = ctx.load(stored.to_version)
     _, old_clauses = ctx.load(stored.from_version)
@@ -716,7 +734,9 @@ def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str
         "overall_severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
         # Document level: topics the whole document covers now but did not before, and back.
         "topics_gained": ctx.labels.many(sorted(new_topics - old_topics)),
-        "topics_lost": ctx.labels.many(sorted(old_topics - new_topics)),
+        # A topic whose clause was rewritten and still speaks of it is not lost (classify
+        # keeps it on the change), even where the new clause carries no label of its own.
+        "topics_lost": ctx.labels.many(sorted(old_topics - new_topics - _kept(stored))),
         "key_changes": key[:KEY_CHANGES_LIMIT],
         "key_changes_more": max(0, len(key) - KEY_CHANGES_LIMIT),
         "topic_changes": [c for c in substantive if c["labels"]],
@@ -783,7 +803,8 @@ def _diff_row(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
             "effective_date_only": stored.effective_date_only,
             "redirect": stored.to_version.redirect,
             "summary": _summary_sentence(stored),
-            "headline": _headline(stored, ctx.labels),
+            "headline": _headline(stored, ctx.labels, _topics(ctx.load(stored.to_version)[1])
+                                  if _may_say_gone(stored) else None),
             "labels": ctx.labels.many(_diff_labels(stored)),
             "label_ids": _diff_labels(stored),
         }
