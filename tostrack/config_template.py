@@ -9,64 +9,86 @@ from tostrack.workspace import Workspace
 
 CONFIG_TEMPLATE = """\
 # tostrack.toml: what this workspace watches and whom it tells.
-# Reference: README.md, "Configuration". Every table is optional.
+# Reference: README.md, "Configuration". Every table is optional; `tostrack config check`
+# checks this file without running anything (a misspelt key is an error, with a suggestion).
 
-# Bundled documents of AI providers to watch (`tostrack sources list` shows them all).
-# Name whole providers ("openai") or single documents ("anthropic/usage-policy").
+# Bundled documents of AI providers to watch (`tostrack sources list --registry` shows them all).
+# Name whole providers ("openai") or single documents ("anthropic/usage-policy"), or "all".
 [registry]
 include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai", "deepseek"]
+# exclude = ["openai/privacy-policy"]
 
-# Your own documents. `url` (or `urls` for a document split over several pages, combined in order),
-# optional CSS `select` / `remove`, `interval` ("6h", "1d", or seconds), `browser = true` for pages
-# that need JavaScript (pip install 'tostrack[browser]' and apt-get install chromium).
+# Your own documents. `url`, or `urls` (= `combine`) for a document split over several pages,
+# joined in order; optional CSS `select` / `remove`, `interval` ("6h", "1d", or seconds, at
+# least 60), `browser = true` for pages that need JavaScript (pip install 'tostrack[browser]'
+# and apt-get install chromium). A bundled id without a url enables that document, with overrides.
 # [[sources]]
-# id = "acme-ai/terms"
+# id = "acme-ai/terms"                  # provider/document: lower case, digits, . - _
 # title = "Acme AI Terms of Service"
 # url = "https://acme.example/legal/terms"
+# urls = ["https://acme.example/legal/terms-1", "https://acme.example/legal/terms-2"]
+# combine = ["https://acme.example/a", "https://acme.example/b"]   # the same as urls
+# provider = "acme-ai"                  # default: the part of id before "/"
+# document_type = "terms-of-service"    # or usage-policy, business-terms, privacy-policy, licence
+# language = "en"
 # select = ["main"]
 # remove = [".cookie-banner"]
 # interval = "1d"
+# headers = { Accept-Language = "en-GB" }
+# browser = false
+# notes = "why we watch it"
 
 [fetch]
 # retries = 2             # on timeouts, connection errors, 429 and 5xx, with backoff
 # backoff = "1s"          # first wait between retries; doubles each time
 # connect_timeout = "10s"
-# read_timeout = "30s"
+# read_timeout = "30s"    # longest wait for the next byte
+# total_timeout = "5m"    # wall-clock deadline for one page, retries included, whatever the server does
 # max_bytes = "20MB"      # a larger response is refused, never stored
 # max_redirects = 5
 # delay = "1s"            # polite pause between two requests to the same host
 # user_agent = "tostrack (+mailto:legal-ops@example.com)"
 # confirm_delay = "60s"   # fetch a changed document again before alerting; 0 turns it off
+# max_retry_after = "2m"  # a longer Retry-After ends the fetch; a later run tries again
 # browser = "auto"        # "auto": render with Chromium when a page looks blocked; "never"; "always"
+# chromium = "/usr/bin/chromium"
 
 # Make a label more or less urgent for your team: high, medium, low or none.
 [severity]
 # governing-law = "high"
 
-# Mail server. Without [smtp], notifications are written as .eml files in outbox/.
+# Mail server. Without [smtp], notifications are written as .eml files in outbox/ ("written",
+# not "sent").
 # [smtp]
 # host = "smtp.example.com"
-# port = 587
+# port = 587                # default: 25, 587 or 465 by tls
 # tls = "starttls"          # "none", "starttls" or "ssl"
 # username = "tostrack"
 # password_env = "TOSTRACK_SMTP_PASSWORD"   # the password is read from this environment variable
 # from = "tostrack <tostrack@example.com>"
-# timeout = 30              # seconds
+# timeout = "30s"
 # ca_file = "/etc/ssl/private-ca.pem"   # only for a server with a private certificate
 
 # Who is told. Filters are optional; mode is "immediate", "daily" or "weekly".
 # [[recipients]]
 # email = "legal@example.com"
 # providers = ["openai", "anthropic"]
+# sources = ["google/gemini-api-additional-terms"]
 # labels = ["competing-models", "output-training", "data-extraction", "customer-data-training"]
 # min_severity = "medium"
 # mode = "immediate"
+# effective_date_changes = false   # true: also tell when only the announced effective date moves
 
 [notify]
 # operators = ["ops@example.com"]   # told when a source breaks (after broken_after failures) and recovers
 # broken_after = 3
 # digest_hour = 8                   # UTC hour at which daily and weekly digests fall due
 # digest_weekday = "monday"
+
+[report]
+# title = "Terms dashboard"
+# base_url = "https://intranet.example/tostrack/"   # where reports/ is published: absolute links
+# recent_changes = 50
 """
 
 
