@@ -281,3 +281,27 @@ def test_missing_evidence_fails_that_source_and_the_others_go_on(
     line = next(x for x in status.output.splitlines() if "acme/terms" in x)
     assert "evidence-missing" in line and "snapshots/" in line
     assert "acme/privacy" in status.output
+
+
+# -- schema 1 databases (before diff kinds and redirects) ---------------------------------------
+
+
+def test_a_schema_1_database_is_read_as_is_and_migrated_on_write(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    ws = workspace_dir
+    _two_versions(httpserver, ws)
+    before = _snapshot_of_db(ws)
+    db = sqlite3.connect(ws / "tostrack.db")
+    db.execute("ALTER TABLE diffs DROP COLUMN kind")
+    db.execute("ALTER TABLE versions DROP COLUMN redirect")
+    db.commit()
+    db.close()
+    for command in (("status",), ("history", "acme/terms"), ("report",)):  # opened read-only
+        result = _invoke(ws, *command)
+        assert result.exit_code == 0, result.output
+    assert _invoke(ws, "run", "--force", "--no-send").exit_code == 0  # migrates
+    db = sqlite3.connect(ws / "tostrack.db")
+    assert "kind" in {r[1] for r in db.execute("PRAGMA table_info(diffs)")}
+    db.close()
+    assert _snapshot_of_db(ws) == before

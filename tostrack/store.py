@@ -509,7 +509,7 @@ class Store:
             effective_date=row["effective_date"],
             clause_count=row["clause_count"],
             origin=row["origin"],
-            redirect=row["redirect"],
+            redirect=_column(row, "redirect", None),
         )
 
     def current_version(self, source_id: str) -> Version | None:
@@ -776,14 +776,17 @@ class Store:
             substantive=bool(row["substantive"]),
             severity=row["severity"],
             changes=changes,
-            kind=row["kind"],
+            kind=_column(row, "kind", "clauses"),
         )
 
     def last_diff_at(self, source_id: str, kind: str) -> str | None:
         """When the newest diff of this kind ("clauses", "effective-date") was detected."""
-        row = self.db.execute(
-            "SELECT MAX(detected_at) FROM diffs WHERE source_id = ? AND kind = ?", (source_id, kind)
-        ).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT MAX(detected_at) FROM diffs WHERE source_id = ? AND kind = ?", (source_id, kind)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a schema-1 database opened read-only: no kinds yet
+            return None
         return row[0] if row else None
 
     def diff(self, diff_id: int) -> StoredDiff:
@@ -899,6 +902,11 @@ def _combined_sha(snapshots: Sequence[Snapshot]) -> str:
     import hashlib
 
     return hashlib.sha256("".join(s.sha256 for s in snapshots).encode()).hexdigest()
+
+
+def _column(row: sqlite3.Row, name: str, default: Any) -> Any:
+    """A column added after schema 1 (absent from an older database opened read-only)."""
+    return row[name] if name in row.keys() else default  # noqa: SIM118 - `in row` tests values
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
