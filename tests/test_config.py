@@ -311,6 +311,9 @@ def test_read_only_commands_work_on_a_read_only_workspace(
     history = _run_read_only(ws, how, "history", "acme/terms", "--format", "json")
     assert history.returncode == 0, history.stderr
     assert history.stdout.count('"captured_at"') == 2
+    for command in (["outbox"], ["export", "--what", "changes"]):
+        listed = _run_read_only(ws, how, *command)
+        assert listed.returncode == 0 and listed.stdout.strip(), (command, listed.stderr)
     site = tmp_path / "site"
     report = _run_read_only(ws, how, "report", "--output", str(site))
     assert report.returncode == 0, report.stderr

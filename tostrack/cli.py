@@ -644,7 +644,7 @@ def export(ctx: click.Context, what: str, fmt: str) -> None:
     from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with Store(ws.root) as store:
+    with Store(ws.root, read_only=True) as store:
         click.echo(export_records(store, what, fmt), nl=False)
 
 
@@ -701,7 +701,7 @@ def outbox(ctx: click.Context, fmt: str) -> None:
     from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with Store(ws.root) as store:
+    with Store(ws.root, read_only=True) as store:
         rows = outbox_rows(store)
     if fmt == "json":
         _echo_json(rows)

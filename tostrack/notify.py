@@ -1020,7 +1020,14 @@ def send_pending(
 
 def outbox_rows(store: Store) -> list[dict[str, Any]]:
     """The outbox without message bodies, newest first (for status output and tests)."""
-    ensure_schema(store)
+    if getattr(store, "read_only", False):
+        exists = store.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ).fetchone()
+        if not exists:
+            return []
+    else:
+        ensure_schema(store)
     rows = store.db.execute(
         "SELECT id, key, kind, recipient, subject, message_id,"
         # Before "written" existed, an .eml in outbox/ was recorded as "sent": it was not.
