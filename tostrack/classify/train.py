@@ -32,7 +32,10 @@ from tostrack.classify.rules import match_rules
 from tostrack.classify.taxonomy import taxonomy
 
 ROOT = Path(__file__).resolve().parents[2]
-OWN_SETS = tuple(sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl")))
+# Every labelled set of the project except the held-out one, which stays unseen so that its
+# figure still means something (tests/data/README.md).
+OWN_SETS = tuple(p for p in sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl"))
+                 if p.name != "heldout_clauses.jsonl")
 REAL_SET = ROOT.parent / "shared" / "labels" / "real-clauses.jsonl"
 C = 8.0  # inverse regularisation, chosen by grouped cross-validation
 DEFAULT_THRESHOLD = 0.6  # chosen by grouped cross-validation
