@@ -191,6 +191,9 @@ def test_explain_names_the_rule_and_the_veto() -> None:
     assert not own.given and own.rule is None and own.evidence == ""
     assert own.blocked and all(b.by.startswith("data-extraction/") for b in own.blocked)
     assert all(b.text and b.text in "Our web crawler may scrape public pages." for b in own.blocked)
+    record = own.to_json()
+    assert record["given"] is False and record["blocked"][0]["by"] == own.blocked[0].by
+    assert json.loads(json.dumps(label.to_json()))["rule"] == label.rule
 
 
 def test_explain_both_labels_for_output_that_develops_a_competing_model() -> None:

@@ -379,9 +379,18 @@ class LabelExplanation:
     def given(self) -> bool:
         return self.rule is not None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "given": self.given, "rule": self.rule,
+            "evidence": self.evidence, "start": self.start, "end": self.end,
+            "matched": list(self.matched), "weak": self.weak,
+            "blocked": [{"rule": b.rule, "by": b.by, "start": b.start, "end": b.end,
+                         "text": b.text} for b in self.blocked],
+        }
+
 
 def _explain_patterns(
-    rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
+    rules: _Rules, patterns: Sequence[_Pattern], text: str, masked: str, min_end: int
 ) -> tuple[list[tuple[int, int, str]], list[BlockedMatch]]:
     """(accepted, blocked): each pattern's first accepted match, and the blocked ones before it."""
     accepted: list[tuple[int, int, str]] = []
@@ -394,7 +403,7 @@ def _explain_patterns(
             if by is None:
                 accepted.append((m.start(), m.end(), p.id))
                 break
-            blocked.append(BlockedMatch(p.id, by.id, m.start(), m.end(), ""))
+            blocked.append(BlockedMatch(p.id, by.id, m.start(), m.end(), text[m.start() : m.end()]))
     return accepted, blocked
 
 
@@ -411,10 +420,10 @@ def explain_rules(
     trail = " › ".join(heading)
     out = []
     for rules in _rules():
-        accepted, blocked = _explain_patterns(rules, rules.patterns, masked, lead_in_length)
+        accepted, blocked = _explain_patterns(rules, rules.patterns, text, masked, lead_in_length)
         weak = False
         if not accepted and rules.weak and rules.heading and trail and rules.heading.search(trail):
-            accepted, more = _explain_patterns(rules, rules.weak, masked, lead_in_length)
+            accepted, more = _explain_patterns(rules, rules.weak, text, masked, lead_in_length)
             blocked += more
             weak = bool(accepted)
         if not accepted and not blocked:
@@ -431,9 +440,7 @@ def explain_rules(
             start=start,
             end=end,
             matched=matched,
-            blocked=tuple(
-                BlockedMatch(b.rule, b.by, b.start, b.end, text[b.start : b.end]) for b in blocked
-            ),
+            blocked=tuple(blocked),
             weak=weak,
         ))
     return tuple(out)
