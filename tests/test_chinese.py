@@ -291,3 +291,23 @@ def test_doubao_numbered_items_are_clauses_with_sections() -> None:
     assert all(c.section for c in clauses)
     if path.name.startswith("2026-07-15"):
         assert document.effective_date == "2026-07-22"
+
+
+def test_chinese_development_set_copies_no_run_of_the_corpus() -> None:
+    """Our own words in Chinese too: no run of twelve Han characters of the set appears in a
+    Chinese document of ../shared/corpus (test_own_words.py compares Latin words only)."""
+    corpus = ROOT.parent / "shared" / "corpus"
+    if not corpus.is_dir():
+        pytest.skip("the shared corpus is not present")
+    han = re.compile(r"[\u4e00-\u9fff]+")
+    ours: dict[str, str] = {}
+    for line in (ROOT / "tests/data/zh_clauses.jsonl").read_text("utf-8").splitlines():
+        record = json.loads(line)
+        for run in han.findall(record["text"]):
+            for i in range(len(run) - 11):
+                ours[run[i : i + 12]] = record["id"]
+    found = set()
+    for doc in corpus.rglob("*.md"):
+        for run in han.findall(doc.read_text(encoding="utf-8", errors="replace")):
+            found.update(ours[run[i : i + 12]] for i in range(len(run) - 11) if run[i : i + 12] in ours)
+    assert not found, sorted(found)
