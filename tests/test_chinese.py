@@ -311,3 +311,60 @@ def test_chinese_development_set_copies_no_run_of_the_corpus() -> None:
         for run in han.findall(doc.read_text(encoding="utf-8", errors="replace")):
             found.update(ours[run[i : i + 12]] for i in range(len(run) - 11) if run[i : i + 12] in ours)
     assert not found, sorted(found)
+
+
+# -- the report in a real browser, with CJK fonts ------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_chinese_change_report_renders_in_chromium_with_cjk_fonts(tmp_path: Path) -> None:
+    """tostrack import + report on two versions of the made-up terms, then the change report in
+    headless Chromium: the redline marks one character, and the page's fonts include a CJK face
+    (fonts-noto-cjk, installed by .ci/run). The screenshot lands in test-artifacts/."""
+    css = (ROOT / "templates" / "tostrack.css").read_text("utf-8")
+    assert "Noto Sans CJK SC" in css and "Noto Serif CJK SC" in css
+    assert "fonts-noto-cjk" in (ROOT / ".ci" / "run").read_text("utf-8")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    history = tmp_path / "history"
+    history.mkdir()
+    (history / "2026-02-03T08-00-00Z.md").write_text(TERMS, encoding="utf-8")
+    (history / "2026-04-01T08-00-00Z.md").write_text(
+        TERMS.replace("批量抓取", "大量抓取").replace("2026年2月10日", "2026年4月8日"), encoding="utf-8")
+    (tmp_path / "tostrack.toml").write_text(
+        '[[sources]]\nid = "chenxing/assistant-terms"\ntitle = "晨星智能助手用户协议"\n'
+        'language = "zh"\nurl = "https://example.cn/legal/terms"\n', encoding="utf-8")
+    runner = CliRunner()
+    for args in (["import", "chenxing/assistant-terms", str(history)], ["report"]):
+        result = runner.invoke(cli, ["-w", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+    (report,) = [p for p in (tmp_path / "reports" / "changes").rglob("*.html")
+                 if not p.stem.endswith(("inline", "side-by-side"))]
+    with sync_api.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
+            pytest.skip(f"cannot start {CHROMIUM}: {exc}")
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(report.as_uri())
+        marked = page.eval_on_selector_all(".redline del, .redline ins", "els => els.map(e => e.textContent)")
+        assert marked and all(len(text) <= 4 for text in marked), marked
+        assert "大" in marked and "批" in marked
+        has_cjk_font = page.evaluate(
+            "() => ['Noto Sans CJK SC', 'Noto Serif CJK SC'].some(f => document.fonts.check(`16px '${f}'`, '中'))")
+        if not has_cjk_font or not any("CJK" in line for line in _fc_list()):
+            pytest.skip("fonts-noto-cjk is not installed: Chinese would render as boxes")
+        (ROOT / "test-artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "test-artifacts" / "zh-change-report-test.png"), full_page=True)
+        browser.close()
+
+
+def _fc_list() -> list[str]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("fc-list"):
+        return []
+    return subprocess.run(["fc-list"], capture_output=True, text=True, check=False).stdout.splitlines()
