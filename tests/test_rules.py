@@ -223,3 +223,15 @@ def test_explain_respects_lead_in_and_heading() -> None:
     assert under.label == "arbitration" and under.weak
     assert not any(e.given for e in explain_rules(opt_out))
     assert explain_rules("   ") == ()
+
+
+def test_fingerprint_ignores_examples_and_follows_regexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    before = engine.rules_fingerprint()
+    assert before == engine.rules_fingerprint() and len(before) == 64
+    compiled = engine._rules()
+    first = compiled[0]
+    fewer = (dataclasses.replace(first, patterns=first.patterns[1:]), *compiled[1:])
+    monkeypatch.setattr(engine, "_rules", lambda: fewer)
+    assert engine.rules_fingerprint() != before

@@ -217,6 +217,27 @@ def _rules() -> tuple[_Rules, ...]:
     return tuple(out)
 
 
+def rules_fingerprint() -> str:
+    """sha256 over what decides labels: every label's patterns, vetoes, negatives and heading
+    rule, as compiled (macros expanded), with their ids. Examples, near misses and comments
+    leave it unchanged, so a model that reads the rules' labels need not be retrained for them."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rules in _rules():
+        parts = [rules.label, rules.heading.pattern if rules.heading else ""]
+        for kind, patterns in (("pattern", rules.patterns), ("weak", rules.weak)):
+            for p in patterns:
+                parts += [kind, p.id, p.regex.pattern]
+                for key in _VETOES:
+                    veto = getattr(p, key)
+                    parts += [key, veto.id, veto.regex.pattern] if veto else [key]
+        for n in rules.negative:
+            parts += ["negative", n.id, n.regex.pattern]
+        digest.update("\x00".join(parts).encode() + b"\x01")
+    return digest.hexdigest()
+
+
 # -- matching ---------------------------------------------------------------------------------
 
 # Periods that do not end a sentence, replaced by a same-width non-word character so that the
