@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,12 +29,21 @@ from typing import Any
 import numpy as np
 
 # Bumped whenever the features change, so a model trained on other features is refused.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+# 您 and 你 are both "you" (formal and plain); NFKC makes full-width letters, digits and
+# punctuation half-width, so either drafting habit reads alike.
+_ZH_FOLD = str.maketrans({"您": "你"})
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).translate(_ZH_FOLD)
 
 
 def _words(text: str) -> list[str]:
@@ -46,7 +56,7 @@ def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[st
     `text` is the clause with its lead-in; `heading` its heading trail or section path;
     `rules` the labels the rule engine gave it.
     """
-    folded = text.casefold().translate(_QUOTES)
+    folded = _fold(text)
     words = _words(folded)
     out = [f"w|{w}" for w in words]
     out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
@@ -56,7 +66,7 @@ def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[st
         out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
         out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
     if heading:
-        trail = heading.casefold().translate(_QUOTES)
+        trail = _fold(heading)
         out += [f"h|{w}" for w in _words(trail) if not w.isdigit()]
         out += [f"hz|{run[i:i + 2]}" for run in _CJK.findall(trail) for i in range(len(run) - 1)]
     out += [f"r|{label}" for label in rules]
