@@ -195,6 +195,7 @@ def test_an_effective_date_only_change_is_recorded_and_shown_not_alerted(
     _serve(httpserver, DATED_2)
     result = _invoke(ws, "run", "--force")
     assert result.exit_code == 0, result.output
+    assert "dated    acme/terms: effective date now 2026-10-08 (no clause changed)" in result.stdout
     with Store(ws) as store:
         v1, v2 = store.versions("acme/terms")
         assert (v1.effective_date, v2.effective_date) == ("2026-09-28", "2026-10-08")

@@ -152,6 +152,9 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
             lines.append((f"changed  {r.source.id}: {r.substantive} substantive change(s)", False))
         elif r.status == "first":
             lines.append((f"tracking {r.source.id}: first version stored", False))
+        elif r.status == "effective-date" and r.version is not None:
+            date = r.version.effective_date or "none"
+            lines.append((f"dated    {r.source.id}: effective date now {date} (no clause changed)", False))
     lines += [(f"report   {path}", False) for path in result.reports]
     if result.notifications_sent:
         lines.append((f"sent     {result.notifications_sent} notification(s) by SMTP", False))
