@@ -123,3 +123,65 @@ def test_a_topic_the_new_version_still_covers_is_never_said_to_be_gone() -> None
     lost = _change(_clause("Any dispute goes to arbitration.", ("arbitration",)),
                    _clause("Disputes are heard as set out below.", ()), labels=("arbitration",))
     assert change_headline(lost) == "a clause about arbitration was rewritten"
+
+
+def test_a_rewritten_clause_whose_words_still_speak_of_training_keeps_the_topic() -> None:
+    from tostrack.classify import label_changes
+    from tostrack.models import Diff
+
+    unlabelled = _clause(OPT_OUT, labels=())
+    rewritten = Change("modified", True, (_clause(NO_TRAINING),), (unlabelled,))
+    dropped = Change("modified", True, (_clause(NO_TRAINING),),
+                     (_clause("We delete your content after 30 days.", labels=()),))
+    kept, lost = label_changes(Diff((rewritten, dropped))).changes
+    assert kept.labels == TRAINING and kept.labels_removed == () and kept.severity == "high"
+    assert lost.labels_removed == TRAINING  # its new words say nothing of training
+
+
+@pytest.mark.parametrize(
+    ("text", "headline"),
+    [
+        ("We never train our models on your chats.",
+         "a new clause rules out training on your content"),
+        ("We do not train our models on your chats except when you send us feedback.",
+         "a new clause rules out training on your content, except in the cases it lists"),
+        ("We do not train our models on your chats. Unless the law says otherwise, we keep them.",
+         "a new clause rules out training on your content"),
+        ("We will not use your files to train any model unless you\u2019ve explicitly agreed.",
+         "a new clause allows training on your content only if you opt in"),
+    ],
+)
+def test_a_new_clause_on_training_says_what_it_allows(text: str, headline: str) -> None:
+    added = Change("added", True, (), (_clause(text),), labels=TRAINING, labels_added=TRAINING)
+    assert change_headline(added) == headline
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("You may not: resell the service.", "You are prohibited from: reselling the service."),
+        ("We don't provide implied warranties.", "We don\u2019t provide implied warranties."),
+    ],
+)
+def test_the_same_rule_in_other_words_is_no_negation_flip(old: str, new: str) -> None:
+    from tostrack.align import word_redline
+
+    change = Change("modified", True, (_clause(old, ()),), (_clause(new, ()),),
+                    redline=word_redline(old, new))
+    assert change_headline(change) == "a clause was reworded"
+
+
+@pytest.mark.parametrize(
+    ("text", "headline"),
+    [
+        ("We train our models on your chats only when you do not opt out in settings.",
+         "a new clause allows training on your content unless you opt out"),
+        ("You can object to our use of your chats to train our models in your settings.",
+         "a new clause allows training on your content unless you opt out"),
+        ("You can choose whether we use your chats to train our models.",
+         "a new clause about training on customer data"),
+    ],
+)
+def test_opt_in_and_opt_out_in_other_words(text: str, headline: str) -> None:
+    added = Change("added", True, (), (_clause(text),), labels=TRAINING, labels_added=TRAINING)
+    assert change_headline(added) == headline

@@ -37,7 +37,7 @@ def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff
 
     A change's labels are the union of its old and new clauses' labels; a topic of the old
     clauses that the new wording still speaks of in the topic's own words (training on customer
-    data: "train", "fine-tune", ...) is kept, not removed, even if the new clause carries no label
+    data: "train", "fine-tune", ...; feedback; arbitration) is kept, not removed, even if the new clause carries no label
     for it: the clause was rewritten, not dropped. Severity is "none" for a
     cosmetic change, else the highest severity of its labels ("low" with no label at all).
     `severity` overrides the taxonomy defaults per label id (a workspace's [severity] table).
@@ -102,7 +102,7 @@ def change_headline(change: Change, covered: Collection[str] | None = None) -> s
         stance = _stance(label, change.new)
         phrase = _STANCE_WORDS.get(label.id, {}).get(stance) if stance else None
         if phrase:
-            return f"a new clause {phrase}"
+            return f"a new clause {phrase}{_exceptions(label, change.new, stance)}"
         if label.group == "customer-restriction":
             return f"a new clause {label.headline}"
         return f"a new clause about {label.topic}"
@@ -142,17 +142,27 @@ def change_headline(change: Change, covered: Collection[str] | None = None) -> s
     return f"{what} {verb}"
 
 
-_NEGATION = re.compile(r"\b(?:not|never|no longer|cannot|won't|don't|doesn't|will not|may not)\b|n't\b",
-                       re.IGNORECASE)
+_FLIP_MAX_WORDS = 15  # a negation flip is news in a small edit; a redraft is read by _direction
 
 
 def _negation_flip(change: Change) -> str:
-    """"dropped" or "added" when the old and new wording differ in how many negations they hold."""
-    old = sum(len(_NEGATION.findall(c.full_text)) for c in change.old)
-    new = sum(len(_NEGATION.findall(c.full_text)) for c in change.new)
-    if old == new or not change.old or not change.new:
+    """"dropped" or "added" when a small edit changed how many negations the wording holds
+    ("may not" and "is prohibited from" count alike; so do straight and curly apostrophes)."""
+    if not change.old or not change.new:
+        return ""
+    if change.redline:
+        edited = " ".join(text for op, text in change.redline if op != "equal")
+        if len(edited.split()) > _FLIP_MAX_WORDS:
+            return ""
+    old = sum(len(_FORBIDDING.findall(_plain(c.full_text))) for c in change.old)
+    new = sum(len(_FORBIDDING.findall(_plain(c.full_text))) for c in change.new)
+    if old == new:
         return ""
     return "dropped" if new < old else "added"
+
+
+def _plain(text: str) -> str:
+    return text.replace("\u2019", "'").replace("\u02bc", "'")
 
 
 # -- which way a clause stands on its topic, read from its words ------------------------------
@@ -167,8 +177,11 @@ def _negation_flip(change: Change) -> str:
 # and a headline with an unknown side says "rewritten".
 
 FORBIDS, PERMITS, OPT_OUT, OPT_IN = "forbids", "permits", "opt-out", "opt-in"
+CHOICE = "choice"  # the customer chooses, the words do not say which way by default
 
 _TOPIC_WORDS = {
+    "feedback": re.compile(r"\bfeedback\b", re.IGNORECASE),
+    "arbitration": re.compile(r"\barbitra(?:tion|tor|te|l)\w*", re.IGNORECASE),
     "customer-data-training": re.compile(
         r"\b(?:train(?:s|ed|ing)?|retrain\w*|fine[- ]?tun\w*|model (?:training|improvement)"
         r"|(?:improve|develop|build) (?:our|its|their|the|new) (?:\w+ ){0,2}models?)\b",
@@ -191,8 +204,6 @@ _NOW = {
         (None, OPT_OUT): "now allows training on your content unless you opt out",
         (PERMITS, OPT_OUT): "now lets you opt out of training on your content",
         (FORBIDS, PERMITS): "now allows training on your content",
-        (OPT_IN, PERMITS): "now allows training on your content without asking you first",
-        (OPT_OUT, PERMITS): "no longer lets you opt out of training on your content",
         (FORBIDS, OPT_IN): "now allows training on your content if you opt in",
         (PERMITS, OPT_IN): "now allows training on your content only if you opt in",
         (OPT_OUT, OPT_IN): "now allows training on your content only if you opt in",
@@ -203,16 +214,23 @@ _NOW = {
     },
 }
 _SENTENCE = re.compile(r"[^.;:!?]*(?:[.;:!?]+|$)")
+# "opt in" / "opt out" said in so many words decide first; then the other ways of saying it.
+_SAYS_OPT_IN = re.compile(r"\bopt(?:s|ed|ing)?[- ]?in(?:to)?\b", re.IGNORECASE)
+_SAYS_OPT_OUT = re.compile(r"\bopt(?:s|ed|ing)?[- ]?out\b", re.IGNORECASE)
+_OPT_IN = re.compile(
+    r"\bonly (?:if|when|where|after) you\b"
+    r"|\bwith(?:out)? your (?:prior |explicit |express )?(?:consent|permission|agreement)\b"
+    r"|\bunless you(?:'ve| have)? (?:\w+ )?(?:ask|allow|agree|choose|consent|permit|tell us to)\w*",
+    re.IGNORECASE,
+)
 _OPT_OUT = re.compile(
-    r"\bopt(?:s|ed|ing)?[- ]?out\b|\bunless you (?:turn|switch)\b|\bunless you (?:object|disable"
-    r"|decline|tell us not to)\b|\byou (?:can|may) (?:turn|switch) (?:\w+ )?off\b"
+    r"\bunless you (?:turn|switch)\b|\bunless you (?:object|disable|decline|tell us not to)\b"
+    r"|\byou (?:can|may) (?:turn|switch) (?:\w+ )?off\b|\byou (?:can|may) object\b"
     r"|\b(?:turn|switch) off (?:\w+ ){0,3}(?:training|model improvement)",
     re.IGNORECASE,
 )
-_OPT_IN = re.compile(
-    r"\bopt(?:s|ed|ing)?[- ]?in(?:to)?\b|\bonly (?:if|when|where|after) you\b"
-    r"|\bwith(?:out)? your (?:prior |explicit |express )?(?:consent|permission|agreement)\b"
-    r"|\bunless you (?:ask|allow|agree|choose|consent|permit|tell us to)\b",
+_WHETHER = re.compile(
+    r"\b(?:choose|select|decide|control|manage|elect\w*|set)\b (?:\w+ ){0,3}?whether\b",
     re.IGNORECASE,
 )
 _FORBIDDING = re.compile(
@@ -254,13 +272,18 @@ def _topic_spans(label: Label, clause: Clause, text: str) -> list[int]:
 
 
 def _choice(sentence: str) -> str | None:
-    if _OPT_IN.search(sentence):
-        return OPT_IN
-    return OPT_OUT if _OPT_OUT.search(sentence) else None
+    sentence = _plain(sentence)
+    for pattern, choice in ((_SAYS_OPT_IN, OPT_IN), (_SAYS_OPT_OUT, OPT_OUT), (_OPT_IN, OPT_IN),
+                            (_OPT_OUT, OPT_OUT)):
+        if pattern.search(sentence):
+            return choice
+    # "you can choose whether we use your chats for training": a choice, which way unsaid.
+    return CHOICE if _WHETHER.search(sentence) else None
 
 
 def _sentence_stance(label: Label, sentence: str, at: int) -> str | None:
     """The stance of one sentence; `at` is where the topic is named in it (-1: unknown)."""
+    sentence = _plain(sentence)  # same length: `at` still points at the topic
     if label.group != "customer-restriction":  # the provider's use of what the customer gives
         choice = _choice(sentence)
         if choice:
@@ -301,9 +324,26 @@ def _stance(label: Label, clauses: Sequence[Clause]) -> str | None:
                     continue
                 if first is None:
                     first = stance
-                elif first == PERMITS and stance in (OPT_OUT, OPT_IN):
+                elif first == PERMITS and stance in (OPT_OUT, OPT_IN, CHOICE):
                     return stance  # a permission, then the choice that qualifies it
     return first
+
+
+_EXCEPT_AFTER = re.compile(r"\b(?:except|unless|other than|save (?:for|where))\b", re.IGNORECASE)
+
+
+def _exceptions(label: Label, clauses: Sequence[Clause], stance: str | None) -> str:
+    """", except in the cases it lists" for a rule against the topic that names exceptions
+    ("We do not train on your data except when ...")."""
+    if stance != FORBIDS or label.id not in _STANCE_WORDS:
+        return ""
+    for clause in clauses:
+        text = _plain(clause.full_text)
+        for at in _topic_spans(label, clause, text):
+            end = _SENTENCE.match(text, at).end()  # the rest of the topic's sentence
+            if _EXCEPT_AFTER.search(text, at, end):
+                return ", except in the cases it lists"
+    return ""
 
 
 def _direction(label: Label, change: Change) -> str | None:
@@ -315,7 +355,7 @@ def _direction(label: Label, change: Change) -> str | None:
         return None
     phrase = _NOW.get(label.id, {}).get((old, new))
     if phrase:
-        return phrase
+        return phrase + _exceptions(label, change.new, new)
     if label.group != "customer-restriction" or old is None:
         return None
     verb, _, what = label.headline.partition(" ")
