@@ -305,3 +305,25 @@ def test_a_schema_1_database_is_read_as_is_and_migrated_on_write(
     assert "kind" in {r[1] for r in db.execute("PRAGMA table_info(diffs)")}
     db.close()
     assert _snapshot_of_db(ws) == before
+
+
+def test_an_import_killed_after_a_rename_is_adopted_by_the_next_import(workspace_dir: Path, tmp_path: Path) -> None:
+    ws = workspace_dir
+    write_config(ws, source_config("http://127.0.0.1:9/terms"))
+    dated = tmp_path / "history"
+    dated.mkdir()
+    (dated / "2026-01-01T00-00-00Z.html").write_text(TERMS_V1, encoding="utf-8")
+    (dated / "2026-02-01T00-00-00Z.html").write_text(TERMS_V2, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(ws), "import", "acme/terms", str(dated)]
+    crashed = subprocess.run(command, env={**env, CRASH_ENV: "after-rename"},
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert crashed.returncode == -9, crashed.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    with Store(ws) as store:
+        versions = store.versions("acme/terms")
+        assert [v.captured_at for v in versions] == ["2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"]
+        assert store.unindexed_captures() == [] and store.pending_captures() == []
+        assert all(v.origin == "import" for v in versions)
+    assert _outbox(ws) == []  # an import never alerts, adopted or not

@@ -41,7 +41,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     from tostrack.config import check_source_id
     from tostrack.models import Source
     from tostrack.pipeline import compare_clauses, extract_snapshots
-    from tostrack.recovery import effective_date_changed
+    from tostrack.recovery import effective_date_changed, reconcile
     from tostrack.replay import HistoryAnalyser
     from tostrack.store import text_digest
 
@@ -55,6 +55,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     versions = changes = skipped = 0
     analyse = HistoryAnalyser()  # a clause seen in an earlier version is not classified again
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
+        reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
         for captured_at, path in files:
             if previous and captured_at <= previous.captured_at:

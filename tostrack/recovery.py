@@ -104,9 +104,9 @@ def reconcile(
         try:
             capture = read_capture(folder)
             previous = store.current_version(capture.source_id)
-            if previous is not None and previous.captured_at > capture.snapshots[0].fetched_at:
-                previous = None  # never diff backwards; rebuild puts an old capture in its place
-                raise ValueError("it is older than the current version")
+            if previous is not None and previous.captured_at >= capture.snapshots[0].fetched_at:
+                # Never diff backwards: rebuild puts such a capture in its place.
+                raise ValueError("it is not newer than the current version")
             source = declared.get(capture.source_id)
             _record(
                 store, capture, previous, severity,
