@@ -15,7 +15,6 @@ declaration mean the same thing. `load_sources` combines them:
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ SOURCE_KEYS = tuple(schema.SCHEMA["sources"])
 URL_KEYS = ("url", "urls", "combine")
 REGISTRY_KEYS = tuple(schema.SCHEMA["registry"])
 
-MIN_INTERVAL = 60  # seconds; more often than this is impolite to a provider's server
+MIN_INTERVAL = schema.MIN_INTERVAL  # seconds; more often is impolite to a provider's server
 
 
 # -- the bundled registry -------------------------------------------------------------------
@@ -171,130 +170,9 @@ _FIELD_FOR_KEY = {
 }
 
 
-def _source_from_table(table: Any, entry: str) -> Source:
-    """One [[sources]] / [[documents]] table -> Source, or ConfigError saying what is wrong."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{entry}: must be a table")
-    _check_keys(table, SOURCE_KEYS, entry)
-    source_id = table.get("id")
-    if source_id is None:
-        raise ConfigError(f'{entry}: needs an id such as id = "acme/terms" (provider/document)')
-    if not isinstance(source_id, str):
-        raise ConfigError(f"{entry}: id must be a string, not {_type(source_id)}")
-    problem = schema.source_id_problem(source_id)
-    if problem:
-        raise ConfigError(f"{entry}: id {problem}")
-
-    given = [k for k in URL_KEYS if k in table]
-    if not given:
-        raise ConfigError(f'{entry}: needs url = "https://..." (or urls = [...] for several pages)')
-    if len(given) > 1:
-        raise ConfigError(f"{entry}: give only one of {', '.join(given)}")
-    key = given[0]
-    raw_urls = [table[key]] if key == "url" else table[key]
-    if key == "url" and not isinstance(raw_urls[0], str):
-        raise ConfigError(f"{entry}: url must be a string, not {_type(raw_urls[0])}")
-    if (
-        not isinstance(raw_urls, list)
-        or not raw_urls
-        or not all(isinstance(u, str) for u in raw_urls)
-    ):
-        raise ConfigError(f"{entry}: {key} must be a non-empty list of URL strings")
-    urls = tuple(u.strip() for u in raw_urls)
-    for url in urls:
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise ConfigError(f"{entry}: '{url}' is not an http(s) URL")
-    if len(set(urls)) != len(urls):
-        raise ConfigError(f"{entry}: {key} lists the same URL twice")
-
-    provider = _string(table, "provider", entry, source_id.split("/")[0])
-    if provider != source_id.split("/")[0]:
-        raise ConfigError(f"{entry}: provider '{provider}' does not match the id '{source_id}'")
-    extra: dict[str, Any] = {}
-    if "notes" in table:
-        extra["notes"] = _string(table, "notes", entry, "")
-    return Source(
-        id=source_id,
-        urls=urls,
-        title=_string(table, "title", entry, source_id),
-        provider=provider,
-        document_type=_string(table, "document_type", entry, ""),
-        language=_string(table, "language", entry, "en"),
-        select=_selectors(table, "select", entry),
-        remove=_selectors(table, "remove", entry),
-        browser=_bool(table, "browser", entry),
-        interval=parse_interval(table.get("interval", 86400), entry)
-        if "interval" in table
-        else 86400,
-        headers=_headers(table, entry),
-        extra=extra,
-    )
-
-
-def parse_interval(value: Any, entry: str = "interval") -> int:
-    """Whole seconds, at least MIN_INTERVAL, from 3600, "3600", "30m", "6h", "1d", "1w" or
-    "1h30m" (tostrack.config.parse_duration)."""
-    try:
-        seconds = schema.parse_duration(value)
-    except ValueError:
-        seconds = -1.0
-    if isinstance(value, float) or seconds < 0 or seconds != int(seconds):
-        raise ConfigError(
-            f"{entry}: interval {value!r} is not a duration; use seconds (3600) or a string "
-            'such as "30m", "6h" or "1d"'
-        )
-    if seconds < MIN_INTERVAL:
-        raise ConfigError(
-            f"{entry}: interval {value!r} is shorter than {MIN_INTERVAL} seconds; "
-            'providers\' servers deserve a gentler pace, e.g. "1h"'
-        )
-    return int(seconds)
-
-
-def _check_keys(table: dict[str, Any], allowed: Sequence[str], entry: str) -> None:
-    for key in table:
-        if key not in allowed:
-            hint = schema.did_you_mean(key, list(allowed))
-            raise ConfigError(
-                f"{entry}: unknown key '{key}'.{hint} Known keys: {', '.join(allowed)}"
-            )
-
-
-def _string(table: dict[str, Any], key: str, entry: str, default: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{entry}: {key} must be a string, not {_type(value)}")
-    return value.strip()
-
-
-def _bool(table: dict[str, Any], key: str, entry: str) -> bool:
-    value = table.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{entry}: {key} must be true or false, not {value!r}")
-    return value
-
-
-def _selectors(table: dict[str, Any], key: str, entry: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(
-            f'{entry}: {key} must be a CSS selector or a list of them, e.g. {key} = ["main"]'
-        )
-    return tuple(v.strip() for v in value)
-
-
-def _headers(table: dict[str, Any], entry: str) -> tuple[tuple[str, str], ...]:
-    value = table.get("headers", {})
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(
-            f"{entry}: headers must be a table of strings, "
-            'e.g. headers = { Accept-Language = "en" }'
-        )
-    return tuple((k, v) for k, v in value.items())
+_source_from_table = schema.source_from_table
+parse_interval = schema.parse_interval
+_check_keys = schema.check_keys
 
 
 _type = schema.type_name
