@@ -3,7 +3,9 @@
 What can go wrong on the way is turned into a short reason code (see FAILURE_REASONS), never
 into a Snapshot: a failed fetch must not become a "change" further down the pipeline.
 
-- timeouts (connect, read, and a total deadline for slow drips), retries with exponential
+- timeouts: connect, read, and `total_timeout`, a wall-clock deadline for one page that shuts
+  the connection down when it passes (a server trickling bytes resets read_timeout with each
+  one, so only the wall clock stops it); retries with exponential
   backoff on timeouts, connection errors, 429 (Retry-After honoured, capped) and 5xx;
 - a streamed download that stops at `max_bytes`, so a huge page never sits in memory;
 - redirects followed by hand, so the limit holds without changing the caller's session;
