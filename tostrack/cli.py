@@ -94,6 +94,7 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
     Quick start:
       tostrack demo                 the whole pipeline offline, on bundled sample documents
       tostrack init                 write a commented tostrack.toml in the current folder
+      tostrack config check         check tostrack.toml completely, without running anything
       tostrack run                  fetch due sources, record changes, render reports, send email
       tostrack diff old.html new.html --format json
     """
