@@ -520,3 +520,16 @@ def test_readme_reference_lists_every_key_of_the_schema_and_no_other() -> None:
     found = _readme_keys()
     assert ("severity", "label id") in found
     assert {k for k in found if k[0] != "severity"} == _schema_keys()
+
+
+def test_unreadable_or_odd_files(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "tostrack.toml").write_bytes(b"\xef\xbb\xbf[fetch]\nretries = 1\n")  # a BOM
+    assert config.load(tmp_path / "tostrack.toml").fetch.retries == 1
+    (tmp_path / "tostrack.toml").write_bytes(b'[fetch]\nuser_agent = "\xff"\n')
+    assert "not UTF-8" in _refused(runner, tmp_path, "config", "check")
+    (tmp_path / "tostrack.toml").unlink()
+    (tmp_path / "tostrack.toml").mkdir()
+    assert "is a folder" in _refused(runner, tmp_path, "config", "check")
+    empty = tmp_path / "empty"
+    ok = _invoke(runner, empty, "config", "check")
+    assert ok.exit_code == 0 and ok.output.startswith("OK: no ")

@@ -622,7 +622,9 @@ def read_toml(path: Path) -> dict[str, Any] | None:
     """The file's TOML as a dict, None when there is no file; ConfigError when unreadable."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+        # An editor's byte-order mark is not a mistake in the file.
+        return tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except FileNotFoundError:
         return None
     except tomllib.TOMLDecodeError as exc:
