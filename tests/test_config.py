@@ -67,7 +67,7 @@ def _refused(runner: CliRunner, ws: Path, *args: str) -> str:
          "providers names 'opnai'"),
         ('[[recipients]]\nemail = "a@example.com"\nsources = ["anthropic/consumer-term"]\n',
          "Did you mean 'anthropic/consumer-terms'"),
-        ('retries = 3\n', "unknown key 'retries'"),
+        ('retries = 3\n', "unknown key 'retries'. It belongs in a table: write it under [fetch]."),
         ('[[recipients]]\nemail = "a@example.com"\nmode = "dayly"\n',
          ("mode = 'dayly' is not valid; give one of \"immediate\", \"daily\", \"weekly\". "
           "Did you mean 'daily'?")),

@@ -849,6 +849,9 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
         if name not in SCHEMA:
             hint = did_you_mean(name, list(SCHEMA))
             what = "key" if not isinstance(data[name], (dict, list)) else "table"
+            homes = [t for t, keys in SCHEMA.items() if name in keys and t not in ARRAY_TABLES]
+            if what == "key" and homes:
+                hint = f" It belongs in a table: write it under [{homes[0]}].{hint}"
             checker.bad("", f"unknown {what} '{name}'.{hint} Known tables: "
                         + ", ".join(f"[[{t}]]" if t in ARRAY_TABLES else f"[{t}]" for t in SCHEMA))
 
