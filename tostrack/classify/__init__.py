@@ -70,6 +70,25 @@ def _best_sentence(model: Model, label: str, text: str) -> str:
     return best
 
 
+_TITLE_WORD = re.compile(r"[^\W\d_]+")
+_RULE_WORD = re.compile(
+    r"\b(?:may|must|will|shall|not|no|do|don't|can|cannot|is|are|be|never|only)\b|:|"
+    r"[。；，：]|不得|应当|须|可以|有权|禁止|不",
+    re.IGNORECASE,
+)
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\u3040-\u30ff\uac00-\ud7af]")
+
+
+def is_title(text: str) -> bool:
+    """A clause that is only a title ("Termination.", "SUSPENSION & TERMINATION", "4、用户个人信息
+    保护"): no rule in it, so no label (the labels README). A title that states a rule keeps its
+    label ("Do Not Compromise Computer Systems")."""
+    if _RULE_WORD.search(text):
+        return False
+    cjk = len(_CJK_CHAR.findall(text))
+    return len(_TITLE_WORD.findall(text)) <= 5 and cjk <= 12
+
+
 def decide(
     text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False,
     model: Model | None | str = "packaged",
@@ -83,7 +102,7 @@ def decide(
     cross-validation.
     """
     full = f"{lead_in} {text}".strip() if lead_in else text
-    if not full.strip():
+    if not full.strip() or (not lead_in and is_title(text)):
         return ()
     trail = _trail(heading)
     heading_parts = tuple(heading.split(TRAIL)) if isinstance(heading, str) and heading else (

@@ -153,17 +153,12 @@ MODEL_FILE = "model.npz"
 
 
 def rules_digest() -> str:
-    """sha256 over the packaged rule files: the model reads which rules fired, so a model
-    trained on other rules is stale (tests/test_model.py says to retrain)."""
-    import hashlib
+    """What the rules decide with (rules.rules_fingerprint: patterns, vetoes and negatives, not
+    their examples): the model reads which rules fired, so a model trained on other rules is
+    stale, and tests/test_model.py says to retrain."""
+    from tostrack.classify.rules import rules_fingerprint
 
-    digest = hashlib.sha256()
-    folder = resources.files("tostrack.classify").joinpath("data")
-    names = sorted(p.name for p in folder.joinpath("rules").iterdir() if p.name.endswith(".toml"))
-    for name in names:
-        digest.update(name.encode())
-        digest.update(folder.joinpath("rules", name).read_bytes())
-    return digest.hexdigest()
+    return rules_fingerprint()
 
 
 @lru_cache(maxsize=1)
