@@ -338,3 +338,21 @@ def test_a_cross_host_redirect_is_recorded_and_shown(httpserver: HTTPServer, wor
         (diff,) = store.diffs("acme/terms")
     page = (ws / "reports" / "changes" / "acme" / "terms" / f"{diff.id}.html").read_text(encoding="utf-8")
     assert "fetched from another host than declared" in page and moved in page
+
+
+def test_a_broken_operator_template_override_does_not_lose_the_alert(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    """The alert is queued inside the failure's transaction: a template that cannot render must
+    not roll the failure back (and stop every run) nor drop the alert."""
+    ws = workspace_dir
+    httpserver.expect_request("/terms").respond_with_data("down", status=500)
+    write_config(ws, source_config(httpserver.url_for("/terms")) + OPERATORS.format(n=1))
+    (ws / "templates" / "email").mkdir(parents=True)
+    (ws / "templates" / "email" / "operator.txt").write_text("{{ oops( }}", encoding="utf-8")
+    result = _invoke(ws, "run", "--force", "--no-send")
+    assert result.exit_code == 3, result.output
+    (_, _, message), = _outbox(ws, "operator")
+    assert "could not be rendered" in _text(message) and "http-500" in _text(message)
+    with Store(ws) as store:
+        assert len(store.failures("acme/terms")) == 1

@@ -610,6 +610,13 @@ def queue_operator_alert(
     subject = f"[tostrack] source {kind}: {view['title']}" + (
         f" ({reason})" if kind == "broken" and reason else ""
     )
+    try:
+        text = env.get_template("email/operator.txt").render(**view)
+    except Exception as exc:  # noqa: BLE001 - a broken template override must not lose the alert
+        text = (
+            f"Source {kind}: {view['title']} ({source_id})\n{view['url']}\n\n{detail}\n\n"
+            f"(templates/email/operator.txt could not be rendered: {exc})\n"
+        )
     added = 0
     for address in addresses:
         key = f"op:{kind}:{source_id}:{incident}:{address.lower()}"
@@ -618,7 +625,7 @@ def queue_operator_alert(
             key=key,
             recipient=address,
             subject=subject,
-            text=env.get_template("email/operator.txt").render(**view),
+            text=text,
             extra_headers=[("X-Tostrack-Source", source_id)],
         )
         added += _insert(db, key, "operator", address, msg)
