@@ -50,7 +50,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     if not files:
         raise InputError(f"{directory} has no files named by capture time (YYYY-MM-DDTHH-MM-SSZ.md)")
     source = Source(id=source_id, urls=(url or f"file://{directory.resolve()}",), title=source_id)
-    severity = workspace.settings.section("severity")
+    severity = workspace.config.severity_overrides
     workspace.ensure()
     versions = changes = skipped = 0
     analyse = HistoryAnalyser()  # a clause seen in an earlier version is not classified again

@@ -312,7 +312,7 @@ def _report_uri(report_path: Path | str, workspace: Workspace | None = None) -> 
     if not report_path:
         return ""
     if workspace is not None:
-        base = workspace.settings.section("report").get("base_url", "")
+        base = workspace.config.report.base_url  # checked: empty or http(s), ending in "/"
         if isinstance(base, str) and base.lower().startswith(("http://", "https://")):
             from urllib.parse import quote
 

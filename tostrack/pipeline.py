@@ -495,8 +495,8 @@ def run(
     if only:
         sources = tuple(s for s in sources if s.id in only or s.provider in only)
     config = FetchConfig.from_settings(workspace.settings)
-    severity = workspace.settings.section("severity")
-    broken_after = int(workspace.settings.section("notify").get("broken_after", 3))
+    severity = workspace.config.severity_overrides  # checked when the workspace was opened
+    broken_after = workspace.config.notify.broken_after
     notify.operators(workspace.settings)  # a bad operator address stops the run now, not at the alert
     results: list[TrackResult] = []
     recorded: list[tuple[TrackResult, StoredDiff]] = []
