@@ -328,9 +328,14 @@ class _Vocabulary:
         self.codes: dict[str, str] = {}
 
     def encode(self, clause: Clause) -> str:
-        words = _clause_words(clause)
+        return self._encode(_clause_words(clause), clause.full_text)
+
+    def encode_text(self, text: str) -> str:
+        return self._encode(_words(text), text)
+
+    def _encode(self, words: tuple[str, ...], text: str) -> str:
         if not words:  # no wording: only identical punctuation matches it
-            return "\x00" + normalise(clause.full_text)
+            return "\x00" + normalise(text)
         out = []
         codes = self.codes
         for word in words:
@@ -625,16 +630,21 @@ class _Aligner:
             group = groups.get((self.new_gap.get(j, -2), _heading_key(self.new[j])))
             if group is not None:
                 group[1].append(j)
-        vocabulary = _Vocabulary()
-        codes: dict[tuple[int, int, bool], str] = {}
+        # Whole clauses reuse _similar's codes; items' own words get a vocabulary of their own.
+        items = _Vocabulary()
+        item_codes: dict[tuple[int, int], str] = {}
+        titles: dict[tuple[int, int], frozenset[str]] = {}
 
-        def code(side: int, k: int, item: bool) -> str:
-            found = codes.get((side, k, item))
+        def item_code(side: int, k: int) -> str:
+            found = item_codes.get((side, k))
             if found is None:
-                clause = (self.old, self.new)[side][k]
-                if item:  # an enumerated item's own words, without its lead-in
-                    clause = replace(clause, lead_in="")
-                found = codes[(side, k, item)] = vocabulary.encode(clause)
+                found = item_codes[(side, k)] = items.encode_text((self.old, self.new)[side][k].text)
+            return found
+
+        def title(side: int, k: int) -> frozenset[str]:
+            found = titles.get((side, k))
+            if found is None:
+                found = titles[(side, k)] = _title_words((self.old, self.new)[side][k])
             return found
 
         candidates: list[tuple[float, int, int]] = []
@@ -645,9 +655,14 @@ class _Aligner:
                 a = self.old[i]
                 for j in news:
                     b = self.new[j]
-                    item = bool(a.lead_in and b.lead_in)
-                    score = fuzz.ratio(code(0, i, item), code(1, j, item))
-                    if _other_titles(a, b):
+                    first, second = title(0, i), title(1, j)
+                    if first and second and first.isdisjoint(second):
+                        continue  # "By Us." / "Mitigation.": two provisions
+                    if a.lead_in and b.lead_in:
+                        score = fuzz.ratio(item_code(0, i), item_code(1, j))
+                    elif i in self.old_codes and j in self.new_codes:
+                        score = fuzz.ratio(self.old_codes[i], self.new_codes[j])
+                    else:
                         continue
                     shared = a.labels and not set(a.labels).isdisjoint(b.labels)
                     if score >= (REDRAFT_LABELLED if shared else REDRAFT_THRESHOLD):
@@ -722,16 +737,10 @@ class _Aligner:
 
 
 def _title_words(clause: Clause) -> frozenset[str]:
+    """The words of the run-in title a clause opens with ("Your Content."), if any."""
     match = _TITLE.match(normalise(clause.text))
     words = _WORD.findall(match.group(1).casefold()) if match else []
     return frozenset(words) if 1 <= len(words) <= 6 else frozenset()
-
-
-def _other_titles(a: Clause, b: Clause) -> bool:
-    """Do the two open with run-in titles that share no word ("By Us." / "Mitigation.")? Then
-    they are two provisions, however alike their words."""
-    first, second = _title_words(a), _title_words(b)
-    return bool(first and second) and first.isdisjoint(second)
 
 
 def _introduces(paragraph: Clause, item: Clause) -> bool:
