@@ -89,6 +89,14 @@ def is_title(text: str) -> bool:
     return len(_TITLE_WORD.findall(text)) <= 5 and cjk <= 12
 
 
+def _item_supports(model: Model, label: str, item: str, trail: str) -> bool:
+    """For an enumeration item, the model must find the topic in the item's own words too (at
+    half its threshold): a bare lead-in's words ("Except through the API, you will not:") would
+    otherwise put one label on every item. A lead-in that states a rule passes it by the rules."""
+    column = model.labels.index(label)
+    return bool(model.scores(item, trail)[column] >= model.thresholds[column] / 2)
+
+
 def decide(
     text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False,
     model: Model | None | str = "packaged",
@@ -124,7 +132,7 @@ def decide(
             if label in found:
                 if explain:
                     found[label] = replace(found[label], probability=round(float(p), 3))
-            elif p >= threshold:
+            elif p >= threshold and (not lead_in or _item_supports(model, label, text, trail)):
                 words = tuple(model.weighed_most(label, full, trail, found)) if explain else ()
                 found[label] = Decision(label, _best_sentence(model, label, full), "model",
                                         probability=round(float(p), 3), words=words)

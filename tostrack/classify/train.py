@@ -141,6 +141,15 @@ def score(pairs: Sequence[tuple[Example, set[str]]], exclude_unsure: bool = True
 
 
 def main(argv: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tostrack.classify.train",
+        description="Train the learned classifier and write tostrack/classify/data/model.npz.",
+    )
+    parser.add_argument("--cv", action="store_true",
+                        help="only print document-grouped cross-validation; write nothing")
+    args = parser.parse_args(argv)
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -148,7 +157,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     own = [ex for path in OWN_SETS for ex in read_examples(path)]
     real = read_examples(REAL_SET) if REAL_SET.is_file() else []
-    if "--cv" in argv:
+    if args.cv:
         if not real:
             print(f"no real clauses at {REAL_SET}", file=sys.stderr)
             return 2
