@@ -94,7 +94,7 @@ def _item_supports(model: Model, label: str, item: str, trail: str) -> bool:
     half its threshold): a bare lead-in's words ("Except through the API, you will not:") would
     otherwise put one label on every item. A lead-in that states a rule passes it by the rules."""
     column = model.labels.index(label)
-    return bool(model.scores(item, trail)[column] >= model.thresholds[column] / 2)
+    return bool(model.scores(item, trail)[column] >= model.thresholds_for(item)[column] / 2)
 
 
 def decide(
@@ -128,7 +128,8 @@ def decide(
         model = packaged_model()
     if isinstance(model, Model):
         probs = model.scores(full, trail, found)
-        for label, p, threshold in zip(model.labels, probs, model.thresholds, strict=True):
+        thresholds = model.thresholds_for(full)
+        for label, p, threshold in zip(model.labels, probs, thresholds, strict=True):
             if label in found:
                 if explain:
                     found[label] = replace(found[label], probability=round(float(p), 3))
