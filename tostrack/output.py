@@ -159,12 +159,11 @@ def classify_record(record: dict[str, Any], explain: bool = False) -> dict[str, 
     A record's "section" (a section path or heading trail, "Restrictions › 3.2") is read as the
     heading trail of its clauses, as it would be inside the document.
     """
-    from tostrack.classify import classify_clauses
+    from tostrack.classify import classify_clauses, heading_parts
     from tostrack.extract import extract_text
     from tostrack.segment import segment_document
 
-    section = str(record.get("section") or "")
-    trail = tuple(part.strip() for part in section.split("›") if part.strip())
+    trail = heading_parts(str(record.get("section") or ""))
     clauses = segment_document(extract_text(str(record.get("text", "")), "text"))
     clauses = classify_clauses(tuple(replace(c, heading=c.heading or trail) for c in clauses))
     labels = sorted({label for c in clauses for label in c.labels})

@@ -7,7 +7,7 @@ A hybrid, deterministic and explainable:
   - rules (rules.py and data/rules/): precise patterns for formulaic wording; their evidence is
     the matched span;
   - a learned linear model (model.py, weights in data/model.npz) for wording no rule foresaw;
-    it reads the clause, its heading trail and which rules fired, and adds a label when its
+    it reads the clause (with its lead-in) and which rules fired, and adds a label when its
     probability reaches the label's threshold; its evidence is the sentence that weighed most.
 A label is kept when either says so. The taxonomy (data/labels.toml) says what each label
 means; changes.py turns clause labels into change labels, severity and headlines.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
@@ -49,8 +50,11 @@ class Decision:
     blocked: tuple[str, ...] = ()  # "pattern-id by veto-id": rule matches that were dropped
 
 
-def _trail(heading: Sequence[str] | str) -> str:
-    return heading if isinstance(heading, str) else TRAIL.join(heading)
+def heading_parts(heading: Sequence[str] | str) -> tuple[str, ...]:
+    """A heading trail as its parts, given as parts or as a "Restrictions › 3.2" string."""
+    if isinstance(heading, str):
+        return tuple(part.strip() for part in heading.split(TRAIL.strip()) if part.strip())
+    return tuple(heading)
 
 
 _SENTENCE = re.compile(r"[^.;:!?。；！？\n]+[.;:!?。；！？]?")
@@ -89,12 +93,24 @@ def is_title(text: str) -> bool:
     return len(_TITLE_WORD.findall(text)) <= 5 and cjk <= 12
 
 
-def _item_supports(model: Model, label: str, item: str, trail: str) -> bool:
+def _enough_words(text: str) -> bool:
+    """The model decides nothing on a clause too short to learn from ("Do not do this."):
+    a handful of features would each weigh far too much."""
+    return len(_TITLE_WORD.findall(text)) >= 5 or len(_CJK_CHAR.findall(text)) >= 6
+
+
+@lru_cache(maxsize=256)
+def _lead_in_rules(lead_in: str) -> tuple[tuple[str, str], ...]:
+    """The rules' labels of a lead-in on its own; cached, as every item of a list shares it."""
+    return _rules.match_rules(lead_in)
+
+
+def _item_supports(model: Model, label: str, item: str) -> bool:
     """For an enumeration item, the model must find the topic in the item's own words too (at
     half its threshold): a bare lead-in's words ("Except through the API, you will not:") would
     otherwise put one label on every item. A lead-in that states a rule passes it by the rules."""
     column = model.labels.index(label)
-    return bool(model.scores(item, trail)[column] >= model.thresholds_for(item)[column] / 2)
+    return bool(model.scores(item)[column] >= model.thresholds_for(item)[column] / 2)
 
 
 def decide(
@@ -112,33 +128,30 @@ def decide(
     full = f"{lead_in} {text}".strip() if lead_in else text
     if not full.strip() or (not lead_in and is_title(text)):
         return ()
-    trail = _trail(heading)
-    heading_parts = tuple(heading.split(TRAIL)) if isinstance(heading, str) and heading else (
-        tuple(heading) if not isinstance(heading, str) else ()
-    )
+    trail = heading_parts(heading)
     lead = len(lead_in) + 1 if lead_in else 0
     found: dict[str, Decision] = {
         label: Decision(label, evidence, "rule")
-        for label, evidence in _rules.match_rules(full, heading_parts, lead)
+        for label, evidence in _rules.match_rules(full, trail, lead)
     }
     if lead_in:
-        for label, evidence in _rules.match_rules(lead_in):
+        for label, evidence in _lead_in_rules(lead_in):
             found.setdefault(label, Decision(label, evidence, "lead-in"))
     if model == "packaged":
         model = packaged_model()
-    if isinstance(model, Model):
-        probs = model.scores(full, trail, found)
+    if isinstance(model, Model) and _enough_words(full):
+        probs = model.scores(full, found)
         thresholds = model.thresholds_for(full)
         for label, p, threshold in zip(model.labels, probs, thresholds, strict=True):
             if label in found:
                 if explain:
                     found[label] = replace(found[label], probability=round(float(p), 3))
-            elif p >= threshold and (not lead_in or _item_supports(model, label, text, trail)):
-                words = tuple(model.weighed_most(label, full, trail, found)) if explain else ()
+            elif p >= threshold and (not lead_in or _item_supports(model, label, text)):
+                words = tuple(model.weighed_most(label, full, found)) if explain else ()
                 found[label] = Decision(label, _best_sentence(model, label, full), "model",
                                         probability=round(float(p), 3), words=words)
     if explain:
-        found = _with_rule_ids(found, _rules.explain_rules(full, heading_parts, lead))
+        found = _with_rule_ids(found, _rules.explain_rules(full, trail, lead))
     order = {label.id: i for i, label in enumerate(taxonomy())}
     decisions = sorted(found.values(), key=lambda d: order.get(d.label, len(order)))
     return tuple(d for d in decisions if explain or d.by != "blocked")
@@ -182,20 +195,10 @@ def explain(text: str, heading: Sequence[str] | str = (), lead_in: str = "") -> 
 
 def heading_context(heading: Sequence[str]) -> tuple[str, ...]:
     """What a heading trail means to the classifier: the labels whose heading rule it matches
-    and, when a model is shipped, the heading words it reads. Two trails with the same context
-    classify a text alike, which lets a history be classified once per distinct reading (see
+    (the learned model does not read headings). Two trails with the same context classify a
+    text alike, which lets a history be classified once per distinct reading (see
     replay.HistoryAnalyser)."""
-    context = _rules.heading_context(heading)
-    model = packaged_model()
-    if model is not None and heading:
-        context += tuple(f for f in model_heading_features(_trail(heading)))
-    return context
-
-
-def model_heading_features(trail: str) -> tuple[str, ...]:
-    from tostrack.classify.model import features
-
-    return tuple(sorted(set(features("", trail))))
+    return _rules.heading_context(heading)
 
 
 def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:

@@ -2,7 +2,7 @@
 
 Rules are precise where wording is formulaic; this model gives recall on wording no rule
 foresaw. A clause becomes a bag of hashed features (words, word pairs, its first words,
-character 1- to 3-grams of CJK text, the words of its heading trail, and which rules fired;
+character 1- to 3-grams of CJK text, and which rules fired;
 character n-grams of Latin text cost three times the time and did not help in
 cross-validation); each label has one weight per feature bucket and a bias. The score of a label is
 the logistic of bias + mean weight of the clause's features.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 # Bumped whenever the features change, so a model trained on other features is refused.
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
@@ -50,11 +50,12 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[str]:
+def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     """The feature strings of a clause (before hashing), each prefixed by its kind.
 
-    `text` is the clause with its lead-in; `heading` its heading trail or section path;
-    `rules` the labels the rule engine gave it.
+    `text` is the clause with its lead-in; `rules` the labels the rule engine gave it (which
+    read the heading trail). The model itself does not read the heading: in cross-validation it
+    did not help, and it made every renamed heading a new clause to classify in a replay.
     """
     folded = _fold(text)
     words = _words(folded)
@@ -65,10 +66,6 @@ def features(text: str, heading: str = "", rules: Iterable[str] = ()) -> list[st
         out += [f"z|{ch}" for ch in run]
         out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
         out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
-    if heading:
-        trail = _fold(heading)
-        out += [f"h|{w}" for w in _words(trail) if not w.isdigit()]
-        out += [f"hz|{run[i:i + 2]}" for run in _CJK.findall(trail) for i in range(len(run) - 1)]
     out += [f"r|{label}" for label in rules]
     return out
 
@@ -107,16 +104,16 @@ class Model:
     thresholds: np.ndarray
     trained_on_rules: str = ""  # rules_digest() at training time
 
-    def scores(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> np.ndarray:
-        idx = buckets(features(text, heading, rules))
+    def scores(self, text: str, rules: Iterable[str] = ()) -> np.ndarray:
+        idx = buckets(features(text, rules))
         if not idx:
             return 1.0 / (1.0 + np.exp(-self.bias))
         # Same as vectorise() @ weights, without building the vector: the values are equal.
         z = self.weights.take(idx, axis=0).sum(axis=0) / np.sqrt(len(idx)) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
-    def decide(self, text: str, heading: str = "", rules: Iterable[str] = ()) -> set[str]:
-        probs = self.scores(text, heading, rules)
+    def decide(self, text: str, rules: Iterable[str] = ()) -> set[str]:
+        probs = self.scores(text, rules)
         return {label for label, p, t in zip(self.labels, probs, self.thresholds_for(text),
                                              strict=True) if p >= t}
 
@@ -124,14 +121,14 @@ class Model:
         return self.thresholds[1 if is_cjk(text) else 0]
 
     def weighed_most(
-        self, label: str, text: str, heading: str = "", rules: Iterable[str] = (), top: int = 5
+        self, label: str, text: str, rules: Iterable[str] = (), top: int = 5
     ) -> list[tuple[str, float]]:
         """The features of this text that pushed hardest towards `label`, for --explain.
 
         The feature strings are rebuilt from the text itself: the model holds none.
         """
         column = self.labels.index(label)
-        feats = sorted(set(features(text, heading, rules)))
+        feats = sorted(set(features(text, rules)))
         weighed = [(f, float(self.weights[bucket(f), column])) for f in feats]
         weighed.sort(key=lambda fw: -fw[1])
         return [(f, round(w, 3)) for f, w in weighed[:top] if w > 0]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tostrack.classify import decide
+from tostrack.classify import decide, heading_parts
 from tostrack.classify.model import (
     BUCKETS,
     MODEL_FILE,
@@ -51,11 +51,12 @@ class Example:
     unsure: bool = False
 
     def feats(self) -> list[str]:
-        return features(self.text, self.section, rule_labels(self.text))
+        return features(self.text, rule_labels(self.text, self.section))
 
 
-def rule_labels(text: str) -> tuple[str, ...]:
-    return tuple(label for label, _ in match_rules(text))
+def rule_labels(text: str, section: str = "") -> tuple[str, ...]:
+    """The rules' labels, read as classify.decide reads them (the section as heading trail)."""
+    return tuple(label for label, _ in match_rules(text, heading_parts(section)))
 
 
 def read_examples(path: Path) -> list[Example]:
