@@ -544,7 +544,7 @@ def _write(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise StorageError(
             f"cannot write {path}: {exc.strerror or exc}. Check the free space and permissions "
-            "of the workspace's reports/ folder."
+            "of the reports folder, or write the site elsewhere: tostrack report --output DIR."
         ) from None
 
 
