@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
-from tostrack.classify.model import Model, packaged_model
+from tostrack.classify.model import Model, cjk_count, packaged_model
 from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label, taxonomy
 from tostrack.models import Clause
 
@@ -80,7 +80,6 @@ _RULE_WORD = re.compile(
     r"[。；，：]|不得|应当|须|可以|有权|禁止|不",
     re.IGNORECASE,
 )
-_CJK_CHAR = re.compile(r"[\u3400-\u9fff\u3040-\u30ff\uac00-\ud7af]")
 
 
 def is_title(text: str) -> bool:
@@ -89,14 +88,13 @@ def is_title(text: str) -> bool:
     label ("Do Not Compromise Computer Systems")."""
     if _RULE_WORD.search(text):
         return False
-    cjk = len(_CJK_CHAR.findall(text))
-    return len(_TITLE_WORD.findall(text)) <= 5 and cjk <= 12
+    return len(_TITLE_WORD.findall(text)) <= 5 and cjk_count(text) <= 12
 
 
 def _enough_words(text: str) -> bool:
     """The model decides nothing on a clause too short to learn from ("Do not do this."):
     a handful of features would each weigh far too much."""
-    return len(_TITLE_WORD.findall(text)) >= 5 or len(_CJK_CHAR.findall(text)) >= 6
+    return len(_TITLE_WORD.findall(text)) >= 5 or cjk_count(text) >= 6
 
 
 @lru_cache(maxsize=256)

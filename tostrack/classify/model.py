@@ -34,7 +34,7 @@ BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
 # 您 and 你 are both "you" (formal and plain); NFKC makes full-width letters, digits and
@@ -62,7 +62,7 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     out = [f"w|{w}" for w in words]
     out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
     out += [f"s|{w}" for w in words[:4]]  # how it opens: "you may not", "we may"
-    for run in _CJK.findall(folded):
+    for run in CJK_RUN.findall(folded):
         out += [f"z|{ch}" for ch in run]
         out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
         out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
@@ -70,9 +70,13 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     return out
 
 
+def cjk_count(text: str) -> int:
+    return sum(len(run) for run in CJK_RUN.findall(text))
+
+
 def is_cjk(text: str) -> bool:
     """Mostly Chinese, Japanese or Korean: more CJK characters than Latin letters."""
-    cjk = sum(len(run) for run in _CJK.findall(text))
+    cjk = cjk_count(text)
     return cjk > 0 and cjk >= sum(1 for ch in text if ch.isascii() and ch.isalpha())
 
 
