@@ -416,3 +416,11 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
     )
     monkeypatch.setattr(classify, "_rules", lambda: ungated)
     assert [classify_text(t) for t in texts] == gated
+
+
+def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:
+    text = ("The limits on liability in this Section 9 (Caps) do not reduce what either side owes "
+            "under Section 11 (Indemnities).")
+    found = [label for label, _ in classify_text(text)]
+    assert "liability-limitation" in found  # the clause's own words
+    assert "indemnification" not in found

@@ -252,9 +252,23 @@ _SAME_WIDTH = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u
                              "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
 
 
+# "Section K (Indemnification)" points at another clause; its title is not this clause's topic.
+_CROSS_REFERENCE_TITLE = re.compile(
+    r"\b(?:sections?|clauses?|paragraphs?|articles?)\s+[\w.\-–]{1,10}\s*(\([^()]{1,60}\))",
+    re.IGNORECASE,
+)
+
+
+def _blank_title(m: re.Match[str]) -> str:
+    start, end = m.span(1)
+    whole = m.group(0)
+    return whole[: start - m.start()] + " " * (end - start) + whole[end - m.start():]
+
+
 def _mask(text: str) -> str:
     masked = text.translate(_SAME_WIDTH)
     masked = _ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
+    masked = _CROSS_REFERENCE_TITLE.sub(_blank_title, masked)
     return _INNER_DOT.sub("\u2024", masked)
 
 
