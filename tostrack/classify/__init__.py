@@ -43,7 +43,7 @@ class Decision:
 
     label: str
     evidence: str  # an exact span of the clause's text
-    by: str  # "rule" | "lead-in" | "model"
+    by: str  # "rule" | "lead-in" | "model"; "blocked" (no label, only with explain)
     rule: str = ""  # the rule id, for "rule" and "lead-in"
     probability: float | None = None  # the model's, whenever a model is shipped
     words: tuple[tuple[str, float], ...] = ()  # the model's heaviest features, for "model"
