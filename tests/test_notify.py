@@ -696,6 +696,24 @@ def test_written_is_not_sent(tmp_path: Path) -> None:
     assert " written " in listing.output and " sent " not in listing.output
 
 
+def test_an_earlier_message_file_is_never_overwritten(tmp_path: Path) -> None:
+    """After `tostrack rebuild` outbox ids start again at 1: a new message written to outbox/
+    must not replace an older .eml that happens to have the same name."""
+    ws = workspace(tmp_path / "ws")
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        (row,) = outbox(store)
+        older = ws.outbox_dir / notify._eml_name(row)
+        older.parent.mkdir(parents=True, exist_ok=True)
+        older.write_bytes(b"an earlier message, kept as evidence")
+        notify.send_pending(ws, store)
+        (row,) = outbox(store)
+        (message,) = store.db.execute("SELECT message FROM outbox").fetchone()
+    assert older.read_bytes() == b"an earlier message, kept as evidence"
+    written = Path(row["delivered_to"].removeprefix("file:"))
+    assert written != older and written.read_bytes() == bytes(message)
+
+
 def test_451_and_dropped_connection_are_retried_and_delivered_once(
     tmp_path: Path, smtp_server: tuple[Recorder, int]
 ) -> None:

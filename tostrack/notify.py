@@ -883,6 +883,17 @@ def _eml_name(row: Any) -> str:
     return f"{row['id']:06d}-{row['kind']}-{_slug(row['recipient'])}.eml"
 
 
+def _unused_eml_path(path: Path, data: bytes) -> Path:
+    """`path`, or a numbered sibling when `path` already holds a different message: outbox ids
+    restart after `tostrack rebuild`, and an earlier message file must never be overwritten.
+    The same message written again (a retry after a crash) keeps its name."""
+    candidate, n = path, 1
+    while candidate.exists() and candidate.read_bytes() != data:
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 def _write_eml(path: Path, data: bytes) -> None:
     try:
         write_atomic(path, data)
@@ -965,8 +976,9 @@ def send_pending(
 
     if smtp_settings is None:
         for row in due:
-            path = workspace.outbox_dir / _eml_name(row)
-            _write_eml(path, bytes(row["message"]))
+            data = bytes(row["message"])
+            path = _unused_eml_path(workspace.outbox_dir / _eml_name(row), data)
+            _write_eml(path, data)
             _mark(store, row["id"], "written", sent_at=_iso(_now()), delivered_to=f"file:{path}",
                   last_error=None)
             written.append(path)
