@@ -263,15 +263,7 @@ def _split_cjk_enumeration(text: str) -> list[tuple[str, str, str]]:
     lead_in = text[: run[0].start()].strip()
     if len(_CJK_CHAR.findall(lead_in)) < 2:
         return [("", "", text)]
-    out = []
-    for i, match in enumerate(run):
-        end = run[i + 1].start() if i + 1 < len(run) else len(text)
-        item = text[match.end():end].strip()
-        if not item:
-            return [("", "", text)]
-        number = match.group("m") or match.group("c")
-        out.append((number, lead_in, item))
-    return out
+    return _items(text, run, lead_in)
 
 
 def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -306,14 +298,23 @@ def _split_enumeration(text: str) -> list[tuple[str, str, str]]:
     lead_in = text[: run[0].start()].strip()
     if len(_WORD.findall(lead_in)) < 2:
         return [("", "", text)]
+    return _items(text, run, lead_in)
+
+
+def _items(text: str, run: list[re.Match[str]], lead_in: str) -> list[tuple[str, str, str]]:
+    """The items between consecutive markers of `run`; the whole text if one is empty."""
     out = []
     for i, match in enumerate(run):
         end = run[i + 1].start() if i + 1 < len(run) else len(text)
         item = text[match.end():end].strip()
         if not item:
             return [("", "", text)]
-        out.append((match.group("m"), lead_in, item))
+        out.append((match.group("m") or _group(match, "c"), lead_in, item))
     return out
+
+
+def _group(match: re.Match[str], name: str) -> str:
+    return (match.group(name) or "") if name in match.re.groupindex else ""
 
 
 def _ordered_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
