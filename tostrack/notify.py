@@ -480,6 +480,17 @@ def enqueue_diff(
             extra_headers=[("X-Tostrack-Source", stored.source_id)],
         )
         messages.append((key, recipient.email, msg))
+    added = _commit_diff_messages(store, stored, messages, digest, report_path)
+    _crash_point("after-enqueue")
+    return added
+
+
+def _commit_diff_messages(
+    store: Store, stored: StoredDiff, messages: list[tuple[str, str, Any]],
+    digest: Sequence[Any] = (), report_path: Path | str | None = None,
+) -> int:
+    """Queue a diff's messages and digest items, and mark the diff notified, in one
+    transaction: a crash leaves all of it or none (then _catch_up queues it again)."""
     added = 0
     with store.transaction() as db:
         for key, address, msg in messages:
@@ -493,7 +504,6 @@ def enqueue_diff(
         db.execute(
             "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, _iso(_now()))
         )
-    _crash_point("after-enqueue")
     return added
 
 
@@ -524,14 +534,7 @@ def _enqueue_effective_date(
             extra_headers=[("X-Tostrack-Source", stored.source_id)],
         )
         messages.append((key, recipient.email, msg))
-    added = 0
-    with store.transaction() as db:
-        for key, address, msg in messages:
-            added += _insert(db, key, "change", address, msg)
-        db.execute(
-            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, _iso(_now()))
-        )
-    return added
+    return _commit_diff_messages(store, stored, messages)
 
 
 def _catch_up(workspace: Workspace, store: Store) -> int:
