@@ -52,10 +52,10 @@ def available(config: FetchConfig) -> str | None:
 
 def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
     """Load url in headless Chromium and return the rendered HTML as a Snapshot."""
-    from tostrack.fetch import utc_now
+    from tostrack.clock import now_iso
 
     def fail(reason: str, detail: str) -> Failure:
-        return Failure(source.id, utc_now(), reason, detail)
+        return Failure(source.id, now_iso(), reason, detail)
 
     try:
         from playwright.sync_api import Error as PlaywrightError
@@ -140,7 +140,7 @@ def _load(
 ) -> Snapshot | Failure:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from tostrack.fetch import utc_now
+    from tostrack.clock import now_iso
     from tostrack.health import page_problem
 
     context = browser.new_context(user_agent=user_agent, extra_http_headers=headers or None)
@@ -192,7 +192,7 @@ def _load(
     return Snapshot(
         source_id=source.id,
         url=page.url,
-        fetched_at=utc_now(),
+        fetched_at=now_iso(),
         status=status,
         content_type="text/html",
         body=body,

@@ -200,9 +200,9 @@ def _check_only(ws: Workspace, only: tuple[str, ...]) -> None:
 
 
 def _append_log(path: Path, lines: list[str]) -> None:
-    from datetime import UTC, datetime
+    from tostrack.clock import now_iso
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now_iso()
     try:
         with path.open("a", encoding="utf-8") as fh:
             fh.writelines(f"{stamp} {line}\n" for line in lines)
@@ -581,8 +581,7 @@ def status(ctx: click.Context, fmt: str) -> None:
     Example:
       tostrack status --format json | jq '.[] | select(.state != "ok")'
     """
-    from datetime import UTC, datetime
-
+    from tostrack.clock import now
     from tostrack.sources import load_sources
     from tostrack.status import format_status, workspace_status
     from tostrack.store import Store
@@ -591,7 +590,7 @@ def status(ctx: click.Context, fmt: str) -> None:
     declared = load_sources(ws.settings)
     broken_after = ws.config.notify.broken_after
     with Store(ws.root, read_only=True) as store:
-        rows = workspace_status(store, declared, datetime.now(UTC), broken_after=broken_after)
+        rows = workspace_status(store, declared, now(), broken_after=broken_after)
     if fmt == "json":
         _echo_json(rows)
     else:

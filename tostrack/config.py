@@ -8,7 +8,7 @@ The file is read and checked completely when it is opened: an unknown table or k
 the wrong type, a duration, size, mode, severity, label id, e-mail address or range that is not
 allowed is a ConfigError naming the file, the key, what is allowed and the closest known name.
 `SCHEMA` lists every table and key; `tostrack init`'s template and the README's reference are
-tested against it. Durations and sizes have one parser each (`parse_duration`, `parse_size`).
+tested against it. Durations and sizes have one parser each (`tostrack.clock.parse_duration`, `parse_size`).
 
 The [[sources]] and [registry] tables are checked here for their keys and value types and by
 tostrack.sources for what they refer to (the bundled registry); `check_references` then checks
@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from tostrack import __version__
+from tostrack.clock import parse_duration
 from tostrack.errors import ConfigError
-from tostrack.models import Source
+from tostrack.models import SEVERITIES, SEVERITY_RANK, Source
 
 CONFIG_NAME = "tostrack.toml"
-SEVERITIES = ("none", "low", "medium", "high")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 MODES = ("immediate", "daily", "weekly")
 TLS_MODES = ("none", "starttls", "ssl")
 BROWSER_MODES = ("auto", "never", "always")
@@ -115,33 +114,9 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 # -- durations and sizes ----------------------------------------------------------------------
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _SIZES = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
           "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?i?b?)")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from 90, 1.5, "90", "90s", "2m", "1h30m", "1d" or "1w"; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a duration")  # noqa: TRY004 - one error type for callers
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            seconds = float(text)
-        elif text and _DURATION.fullmatch(text):
-            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
-        else:
-            raise ValueError(f"{value!r} is not a duration")
-    else:
-        raise ValueError(f"{type_name(value)} is not a duration")  # noqa: TRY004 - one error type for callers
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{value!r} is not a duration of zero or more")
-    return seconds
 
 
 def parse_size(value: Any) -> int:
@@ -232,7 +207,7 @@ def source_from_table(table: Any, entry: str) -> Source:
 
 def parse_interval(value: Any, entry: str = "interval") -> int:
     """Whole seconds, at least MIN_INTERVAL, from 3600, "3600", "30m", "6h", "1d", "1w" or
-    "1h30m" (tostrack.config.parse_duration)."""
+    "1h30m" (tostrack.clock.parse_duration)."""
     try:
         seconds = parse_duration(value)
     except ValueError:

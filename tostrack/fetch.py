@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,19 +33,18 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from tostrack import clock
 from tostrack.config import BROWSER_MODES, DEFAULT_USER_AGENT, FetchConfig
 from tostrack.errors import ConfigError
+from tostrack.media import ALIASES as MEDIA_ALIASES
+from tostrack.media import SUPPORTED_TYPES
 from tostrack.models import Failure, Snapshot, Source
 
 __all__ = ["BROWSER_MODES", "DEFAULT_USER_AGENT", "FAILURE_REASONS", "NOT_MODIFIED", "FetchConfig", "fetch_source"]
 
 
-SUPPORTED_TYPES = frozenset(
-    {"text/html", "application/xhtml+xml", "text/plain", "text/markdown", "application/pdf"}
-)
 # Types that say nothing useful: the body decides (a PDF served as octet-stream, say).
 _SNIFFED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-_TYPE_ALIASES = {"text/x-markdown": "text/markdown", "application/x-pdf": "application/pdf"}
 
 FAILURE_REASONS = (
     "timeout",
@@ -232,8 +231,6 @@ def _watch_pool(pool: Any) -> None:
 # -- fetching -----------------------------------------------------------------------------------
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fetch_source(
@@ -307,7 +304,7 @@ def _fetch_one(
             source.id, rendered.at, rendered.reason,
             f"{got.url} shows its text only with JavaScript; {why}",
         )
-    return Failure(source.id, utc_now(), "challenge", f"{got.url} is a bot challenge; {why}")
+    return Failure(source.id, clock.now_iso(), "challenge", f"{got.url} is a bot challenge; {why}")
 
 
 def _render(
@@ -367,7 +364,7 @@ def _http_get(
                     or challenged
                     or pause >= deadline.remaining()
                 ):
-                    failure = Failure(source.id, utc_now(), fail.reason, fail.detail)
+                    failure = Failure(source.id, clock.now_iso(), fail.reason, fail.detail)
                     return _Got(failure, fail.url or url, fail.content_type, fail.body)
                 attempt += 1
                 time.sleep(pause)
@@ -491,7 +488,7 @@ def _handle(
         Snapshot(
             source_id=source.id,
             url=url,
-            fetched_at=utc_now(),
+            fetched_at=clock.now_iso(),
             status=status,
             content_type=content_type,
             body=body,
@@ -594,7 +591,7 @@ def _retry_after(value: str | None) -> float:
             return 0.0
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = (when - clock.now()).total_seconds()
     return max(0.0, seconds)
 
 
@@ -610,7 +607,7 @@ def parse_content_type(value: str) -> tuple[str, str | None]:
     """'Text/HTML; charset="UTF-8"' -> ("text/html", "utf-8")."""
     media, _, params = value.partition(";")
     media = media.strip().lower()
-    media = _TYPE_ALIASES.get(media, media)
+    media = MEDIA_ALIASES.get(media, media)
     charset = None
     for param in params.split(";"):
         name, _, val = param.partition("=")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tostrack.media import HTML_TYPES
 from tostrack.models import Document, Failure, Snapshot
 
 # Thresholds, in characters of visible text and in clauses.
@@ -25,7 +26,6 @@ COLLAPSE_FLOOR = 10  # a collapse is only judged against a document of at least 
 COLLAPSE_RATIO = 0.4  # fewer than 40 % of the previous clauses left at once is a collapse
 COLLAPSE_TEXT_RATIO = 0.5  # ... and, when the previous text is known, under half of its length
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 # Words that name a legal document: a title with one of them is the document, not a wall.
 _DOCUMENT_WORDS = re.compile(

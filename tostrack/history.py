@@ -9,13 +9,12 @@ from typing import Any
 
 from tostrack.errors import InputError
 from tostrack.lock import workspace_lock
+from tostrack.media import SUFFIX_TYPES
 from tostrack.models import Snapshot
 from tostrack.store import Store
 from tostrack.workspace import Workspace
 
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z")
-_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".html": "text/html",
-          ".htm": "text/html", ".txt": "text/plain", ".pdf": "application/pdf"}
 
 
 def dated_files(directory: Path) -> list[tuple[str, Path]]:
@@ -23,7 +22,7 @@ def dated_files(directory: Path) -> list[tuple[str, Path]]:
     found = []
     for path in sorted(directory.iterdir()):
         match = _STAMP.match(path.name)
-        if match and path.suffix.lower() in _TYPES:
+        if match and path.suffix.lower() in SUFFIX_TYPES:
             day, h, m, s = match.groups()
             found.append((f"{day}T{h}:{m}:{s}Z", path))
     return found
@@ -61,7 +60,7 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
             if previous and captured_at <= previous.captured_at:
                 skipped += 1  # already imported or older than what we have
                 continue
-            snapshot = Snapshot(source_id, source.url, captured_at, 200, _TYPES[path.suffix.lower()],
+            snapshot = Snapshot(source_id, source.url, captured_at, 200, SUFFIX_TYPES[path.suffix.lower()],
                                 path.read_bytes())
             document = extract_snapshots((snapshot,), source)
             clauses = analyse(document)

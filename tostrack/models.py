@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# A change's severity, least to most; the rank orders changes and filters them (min_severity).
+SEVERITIES = ("none", "low", "medium", "high")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -31,11 +31,11 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
-from tostrack import config
+from tostrack import clock, config
 from tostrack.config import Settings
 from tostrack.errors import InputError, StorageError
-from tostrack.models import Change
-from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, write_atomic
+from tostrack.models import SEVERITY_RANK, Change
+from tostrack.store import Store, StoredDiff, write_atomic
 from tostrack.workspace import Workspace
 
 OUTBOX_SCHEMA = """
@@ -87,7 +87,6 @@ BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
 BACKOFF_MAX = 6 * 3600
 MAX_ATTACHMENT = 5 * 1024 * 1024
 DEFAULT_FROM = config.DEFAULT_FROM
-ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 # -- settings (tostrack.config reads and checks them when the workspace is opened) -----------
@@ -126,18 +125,6 @@ def header_safe(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(ISO)
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, ISO).replace(tzinfo=UTC)
-
-
 def _crash_point(step: str) -> None:
     """Test hook: TOSTRACK_CRASH_AT=<step> kills this process (as kill -9 would) at that step."""
     if os.environ.get(CRASH_ENV) == step:
@@ -159,7 +146,7 @@ def _slug(text: str) -> str:
 
 
 def _severity_rank(change: Change) -> int:
-    return SEVERITY_ORDER.get(change.severity, 0)
+    return SEVERITY_RANK.get(change.severity, 0)
 
 
 def most_severe(changes: Sequence[Change]) -> Change | None:
@@ -396,7 +383,7 @@ def _build(
     msg["From"] = sender
     msg["To"] = recipient
     msg["Subject"] = header_safe(subject)
-    msg["Date"] = format_datetime(_now())
+    msg["Date"] = format_datetime(clock.now())
     # Short enough never to be folded onto a second header line (some readers keep the fold).
     msg["Message-ID"] = f"<{uuid.uuid4().hex[:20]}.{_slug(key)[:16]}@{header_safe(domain)}>"
     msg["Auto-Submitted"] = "auto-generated"
@@ -426,7 +413,7 @@ def _insert(db: Any, key: str, kind: str, recipient: str, msg: EmailMessage) -> 
             str(msg["Subject"]),
             str(msg["Message-ID"]),
             msg.as_bytes(policy=SMTP_POLICY),
-            _iso(_now()),
+            clock.now_iso(),
         ),
     )
     return cur.rowcount
@@ -499,10 +486,10 @@ def _commit_diff_messages(
             added += db.execute(
                 "INSERT OR IGNORE INTO digest_items (recipient, mode, diff_id, report_path,"
                 " created_at) VALUES (?, ?, ?, ?, ?)",
-                (recipient.email, recipient.mode, stored.id, str(report_path or ""), _iso(_now())),
+                (recipient.email, recipient.mode, stored.id, str(report_path or ""), clock.now_iso()),
             ).rowcount
         db.execute(
-            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, _iso(_now()))
+            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, clock.now_iso())
         )
     return added
 
@@ -592,7 +579,7 @@ def queue_operator_alert(
         "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
         " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
         " incident = excluded.incident, since = excluded.since",
-        (source_id, int(kind == "broken"), incident, _iso(_now())),
+        (source_id, int(kind == "broken"), incident, clock.now_iso()),
     )
     addresses = operators(workspace.settings)
     if not addresses:
@@ -607,7 +594,7 @@ def queue_operator_alert(
         "detail": detail,
         "failures": state.get("consecutive_failures") or 0,
         "broken_since": state.get("broken_since") or "",
-        "at": _iso(_now()),
+        "at": clock.now_iso(),
     }
     reason = detail.partition(":")[0] if detail else ""
     subject = f"[tostrack] source {kind}: {view['title']}" + (
@@ -663,11 +650,11 @@ def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
         rows = store.db.execute(
             "SELECT id, diff_id, report_path FROM digest_items WHERE message_key IS NULL"
             " AND recipient = ? AND mode = ? AND created_at < ? ORDER BY created_at, id",
-            (recipient, mode, _iso(start)),
+            (recipient, mode, clock.iso(start)),
         ).fetchall()
         if not rows:
             continue
-        key = f"digest:{mode}:{_iso(start)}:{recipient.lower()}"
+        key = f"digest:{mode}:{clock.iso(start)}:{recipient.lower()}"
         if _exists(store, key):
             continue  # this period's digest went out already; these wait for the next one
         filters = next(
@@ -687,7 +674,7 @@ def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
             + (titles[0] if len(titles) == 1 else f"{len(titles)} documents ({', '.join(titles)})")
         )
         env = _templates(workspace)
-        view = {"mode": mode, "label": label, "items": items, "subject": subject, "since": _iso(start)}
+        view = {"mode": mode, "label": label, "items": items, "subject": subject, "since": clock.iso(start)}
         msg = _build(
             workspace,
             key=key,
@@ -875,7 +862,7 @@ def _backoff(attempts: int) -> timedelta:
 def _requeue(store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str) -> None:
     attempts = row["attempts"] + 1
     retry = now + _backoff(attempts)
-    _mark(store, row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=_iso(retry))
+    _mark(store, row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry))
     errors.append(
         f"{row['recipient']}: {where}: {reason}; kept in the outbox, retry after "
         f"{retry:%Y-%m-%d %H:%M} UTC"
@@ -944,7 +931,7 @@ def send_pending(
     if dry_run:
         return preview_pending(workspace, store)
     ensure_schema(store)
-    now = now or _now()
+    now = now or clock.now()
     smtp_settings = SmtpSettings.from_settings(workspace.settings)
     _catch_up(workspace, store)
     _queue_digests(workspace, store, now)
@@ -963,7 +950,7 @@ def send_pending(
         outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "uncertain",
                                 "a run stopped while sending it; check the mail server's log"))
 
-    horizon = "9999" if ignore_backoff else _iso(now)
+    horizon = "9999" if ignore_backoff else clock.iso(now)
     due = store.db.execute(
         "SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         " ORDER BY id",
@@ -982,7 +969,7 @@ def send_pending(
             data = bytes(row["message"])
             path = _unused_eml_path(workspace.outbox_dir / _eml_name(row), data)
             _write_eml(path, data)
-            _mark(store, row["id"], "written", sent_at=_iso(_now()), delivered_to=f"file:{path}",
+            _mark(store, row["id"], "written", sent_at=clock.now_iso(), delivered_to=f"file:{path}",
                   last_error=None)
             written.append(path)
             written_count += 1
@@ -1031,7 +1018,7 @@ def send_pending(
                 failed_one(row, "failed", f"{where}: {reason}")
                 conn.reset()
                 continue
-            _mark(store, row["id"], "sent", sent_at=_iso(_now()), delivered_to=f"smtp:{where}", last_error=None)
+            _mark(store, row["id"], "sent", sent_at=clock.now_iso(), delivered_to=f"smtp:{where}", last_error=None)
             _crash_point("after-mark-sent")
             sent += 1
             outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "sent", where))

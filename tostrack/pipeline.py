@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tostrack import clock
 from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
 from tostrack.store import Store, StoredDiff, Version
 from tostrack.workspace import Workspace
@@ -115,10 +116,6 @@ class TrackResult:
 FailureHook = Callable[[Any, Failure, int], None]
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def track(
     source: Source,
     store: Store,
@@ -147,7 +144,7 @@ def track(
     if isinstance(fetched, Failure):
         return failed(fetched)
     if not isinstance(fetched, tuple):  # the server said 304 Not Modified
-        return _unchanged(store, source, state, previous, utc_now(), on_failure, {})
+        return _unchanged(store, source, state, previous, clock.now_iso(), on_failure, {})
     check_meta = _cache_headers(fetched)
     if previous and _combined(fetched) == state.get("last_snapshot_sha256"):
         return _unchanged(store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta)
@@ -226,7 +223,7 @@ def _evidence_missing(source: Source, previous: Version, exc: BaseException) -> 
     name = getattr(exc, "filename", None) or previous.path / "version.json"
     return Failure(
         source.id,
-        utc_now(),
+        clock.now_iso(),
         "evidence-missing",
         f"the stored version captured {previous.captured_at} cannot be read ({what}: {name}); "
         f"restore {previous.path.parent} from a backup, or run `tostrack rebuild --force` to "
@@ -389,18 +386,14 @@ def _earlier_variant(
     if current is None or window <= 0:
         return None
     digest = text_digest(clauses)
-    now = _parse_utc(fetched_at)
+    now = clock.parse_iso(fetched_at)
     for version in store.versions(source_id):
         if version.id == current.id or version.origin != "fetch":
             continue
-        recent = (now - _parse_utc(version.captured_at)).total_seconds() <= window
+        recent = (now - clock.parse_iso(version.captured_at)).total_seconds() <= window
         if recent and version.text_sha256 == digest:
             return version
     return None
-
-
-def _parse_utc(iso: str) -> datetime:
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _failed(
@@ -505,7 +498,7 @@ def run(
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
         messages = reconcile(store, all_sources, severity)
         notify.ensure_schema(store)
-        now = datetime.now(UTC)
+        now = clock.now()
 
         def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
             state = store.source_state(s.id) or {}

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tostrack.clock import now_iso
 from tostrack.errors import InputError, StorageError
 from tostrack.lock import workspace_lock
 from tostrack.models import Clause, Diff, Document, Source
@@ -218,7 +219,7 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
             raise
         aside = None
         if workspace.db_path.exists():
-            aside = workspace.root / f"tostrack.db.before-rebuild-{stamp(_now())}"
+            aside = workspace.root / f"tostrack.db.before-rebuild-{stamp(now_iso())}"
             for suffix in ("", "-wal", "-shm"):
                 old = Path(str(workspace.db_path) + suffix)
                 if old.exists():
@@ -277,7 +278,3 @@ def _remove_db(path: Path) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

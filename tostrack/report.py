@@ -37,8 +37,8 @@ from markupsafe import Markup, escape
 
 from tostrack.config import ReportConfig
 from tostrack.errors import ConfigError, InputError, StorageError
-from tostrack.models import Change, Clause
-from tostrack.store import SEVERITY_ORDER, Store, StoredDiff, Version, write_atomic
+from tostrack.models import SEVERITY_RANK, Change, Clause
+from tostrack.store import Store, StoredDiff, Version, write_atomic
 from tostrack.templating import environment
 from tostrack.workspace import Workspace
 
@@ -338,7 +338,7 @@ def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
         "title": _title(change),
         "headline": _change_headline(change) if change.substantive else None,
         "substantive": change.substantive,
-        "severity": change.severity if change.severity in SEVERITY_ORDER else "none",
+        "severity": change.severity if change.severity in SEVERITY_RANK else "none",
         "section": new_section or old_section,
         "old_section": old_section,
         "new_section": new_section,
@@ -366,7 +366,7 @@ def _change_view(change: Change, index: int, labels: _Labels) -> dict[str, Any]:
 
 def _order(changes: Sequence[Change]) -> list[tuple[int, Change]]:
     """Most severe first; document order among equals (sorted() is stable)."""
-    return sorted(enumerate(changes), key=lambda p: -SEVERITY_ORDER.get(p[1].severity, 0))
+    return sorted(enumerate(changes), key=lambda p: -SEVERITY_RANK.get(p[1].severity, 0))
 
 
 def _summary_sentence(stored: StoredDiff) -> str:
@@ -731,7 +731,7 @@ def _diff_page_values(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str
         "effective_date_only": stored.effective_date_only,
         "redirect": stored.to_version.redirect,  # fetched from another host than declared
         "summary": _summary_sentence(stored),
-        "overall_severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+        "overall_severity": stored.severity if stored.severity in SEVERITY_RANK else "none",
         # Document level: topics the whole document covers now but did not before, and back.
         "topics_gained": ctx.labels.many(sorted(new_topics - old_topics)),
         # A topic whose clause was rewritten and still speaks of it is not lost (classify
@@ -798,7 +798,7 @@ def _diff_row(ctx: _Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
             "source_id": stored.source_id,
             "title": ctx.title(stored.source_id),
             "detected_at": stored.detected_at,
-            "severity": stored.severity if stored.severity in SEVERITY_ORDER else "none",
+            "severity": stored.severity if stored.severity in SEVERITY_RANK else "none",
             "substantive": stored.substantive,
             "effective_date_only": stored.effective_date_only,
             "redirect": stored.to_version.redirect,

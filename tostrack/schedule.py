@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from tostrack.clock import parse_iso
 from tostrack.errors import ConfigError
 
 _EVERY = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?)$")
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 # After a failure a source is due again soon, not a whole interval later: first after RETRY_FIRST,
 # doubling with each failure in a row, never later than its own interval.
@@ -37,7 +37,7 @@ def next_check(last_checked: str | None, interval: int, failures: int = 0) -> da
     if not last_checked:
         return None
     try:
-        last = datetime.strptime(last_checked, _ISO).replace(tzinfo=UTC)
+        last = parse_iso(last_checked)
     except ValueError:  # a hand-edited database: treat the source as due
         return None
     return last + timedelta(seconds=retry_delay(interval, failures))

@@ -215,13 +215,6 @@ def source_to_json(source: Source) -> dict[str, Any]:
     }
 
 
-def format_interval(seconds: int) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 # -- validation -----------------------------------------------------------------------------
 
 MIN_CHARACTERS = 500  # a document shorter than this is almost surely not the terms

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tostrack.clock import iso
 from tostrack.models import Source
 from tostrack.schedule import next_check
 from tostrack.store import Store
 
 STATES = ("ok", "failing", "broken", "never-fetched")
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def workspace_status(
@@ -72,11 +72,9 @@ def _next_due(last_checked: str | None, interval: int, failures: int, now: datet
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     due = next_check(last_checked, interval, failures)
-    return _iso(due if due is not None else now)
+    return iso(due if due is not None else now)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_ISO)
 
 
 # -- for a terminal --------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from tostrack.errors import StorageError
-from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
+from tostrack.media import extension_for
+from tostrack.models import SEVERITY_RANK, Change, Clause, Diff, Document, Failure, Snapshot
 
 SCHEMA_VERSION = 2
 CRASH_ENV = "TOSTRACK_CRASH_AT"  # the same test hook as notify's (see _crash_point)
@@ -100,8 +101,6 @@ _ADDED_COLUMNS = (
     ("diffs", "kind", "TEXT NOT NULL DEFAULT 'clauses'"),
 )
 _PENDING = "pending:"  # meta key prefix: a capture folder renamed into place, its row not yet committed
-
-SEVERITY_ORDER = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
 
 class DatabaseUnreadable(StorageError):
@@ -288,16 +287,6 @@ def _read_json(path: Path) -> Any:
 
 def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
-
-
-def _ext_for(content_type: str) -> str:
-    return {
-        "text/html": "html",
-        "application/xhtml+xml": "html",
-        "text/markdown": "md",
-        "text/plain": "txt",
-        "application/pdf": "pdf",
-    }.get(content_type, "bin")
 
 
 def stamp(iso: str) -> str:
@@ -623,7 +612,7 @@ class Store:
             if previous is not None and diff is not None and (diff.changes or kind != "clauses"):
                 summary = diff.summary()
                 severity = max(
-                    (c.severity for c in diff.changes), key=lambda s: SEVERITY_ORDER.get(s, 0),
+                    (c.severity for c in diff.changes), key=lambda s: SEVERITY_RANK.get(s, 0),
                     default="none",
                 )
                 cur = db.execute(
@@ -719,7 +708,7 @@ class Store:
         try:
             meta = []
             for i, snap in enumerate(snapshots):
-                name = f"raw-{i}.{_ext_for(snap.content_type)}"
+                name = f"raw-{i}.{extension_for(snap.content_type)}"
                 write_atomic(tmp / name, snap.body)
                 meta.append(
                     {
