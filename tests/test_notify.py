@@ -26,7 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tostrack import notify
+from tostrack import faults, notify
 from tostrack.errors import ConfigError
 from tostrack.models import Change, Clause, Diff, Document, Snapshot
 from tostrack.store import Store, StoredDiff
@@ -772,16 +772,16 @@ print(json.dumps({"sent": summary.sent, "errors": summary.errors}))
 
 
 def _child(root: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != notify.CRASH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
     if crash_at:
-        env[notify.CRASH_ENV] = crash_at
+        env[faults.CRASH_ENV] = crash_at
     return subprocess.run(
         [sys.executable, "-c", CHILD, str(root)],
         check=False, env=env, capture_output=True, text=True, timeout=60,
     )
 
 
-@pytest.mark.parametrize("step", notify.CRASH_STEPS)
+@pytest.mark.parametrize("step", faults.NOTIFY_STEPS)
 def test_kill_9_at_each_step_delivers_exactly_once(
     tmp_path: Path, smtp_server: tuple[Recorder, int], step: str
 ) -> None:
@@ -820,7 +820,7 @@ def test_notify_command_after_a_crash(tmp_path: Path, smtp_server: tuple[Recorde
         make_diff(store)
         make_diff(store, (GOVERNING_LAW,))
     assert _child(ws.root, "before-final-dot").returncode == -9
-    env = {k: v for k, v in os.environ.items() if k != notify.CRASH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
     proc = subprocess.run(
         [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "notify"],
         check=False, env=env, capture_output=True, text=True, timeout=60,
@@ -840,14 +840,14 @@ def test_run_killed_while_mailing_then_rerun_mails_once(
     httpserver.expect_request("/terms").respond_with_data(TERMS_V1, content_type="text/html")
     config = source_config(httpserver.url_for("/terms")) + smtp_config(port).split("[[recipients]]")[0]
     ws = workspace(tmp_path / "ws", config)
-    env = {k: v for k, v in os.environ.items() if k != notify.CRASH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
     command = [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "run", "--force"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert first.returncode == 0, first.stderr
     httpserver.clear()
     httpserver.expect_request("/terms").respond_with_data(TERMS_V2, content_type="text/html")
     crashed = subprocess.run(
-        command, env={**env, notify.CRASH_ENV: "before-final-dot"},
+        command, env={**env, faults.CRASH_ENV: "before-final-dot"},
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert crashed.returncode == -9

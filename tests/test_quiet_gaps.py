@@ -24,7 +24,8 @@ from tostrack.cli import cli
 from tostrack.health import likely_cause
 from tostrack.models import Failure, Source
 from tostrack.pipeline import is_due
-from tostrack.store import CRASH_ENV, Store
+from tostrack.faults import CRASH_ENV
+from tostrack.store import Store
 
 # The same terms with only the announced date moved ("Effective Sept 28" -> "Oct 8").
 DATED_1 = TERMS_V1.replace("Last updated: May 1, 2026", "Effective: September 28, 2026")

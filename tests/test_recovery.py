@@ -20,7 +20,8 @@ from conftest import TERMS_V1, TERMS_V2, source_config, write_config
 from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
-from tostrack.store import CRASH_ENV, Store
+from tostrack.faults import CRASH_ENV
+from tostrack.store import Store
 
 PRIVACY_V1 = """<!DOCTYPE html><html><head><title>Acme Privacy Policy</title></head><body><main>
 <h1>Acme Privacy Policy</h1>
@@ -295,6 +296,7 @@ def test_a_schema_1_database_is_read_as_is_and_migrated_on_write(
     db = sqlite3.connect(ws / "tostrack.db")
     db.execute("ALTER TABLE diffs DROP COLUMN kind")
     db.execute("ALTER TABLE versions DROP COLUMN redirect")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")  # as schema 1 wrote it
     db.commit()
     db.close()
     for command in (("status",), ("history", "acme/terms"), ("report",)):  # opened read-only

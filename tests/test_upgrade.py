@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from tostrack.cli import cli
-from tostrack.store import Store
+from tostrack.errors import StorageError
+from tostrack.store import SCHEMA_VERSION, Store
 
 FIXTURE = Path(__file__).parent / "data" / "workspace-v2"
 
@@ -61,3 +62,31 @@ def test_old_workspace_reads_through_the_cli(old_workspace: Path) -> None:
     result = runner.invoke(cli, ["--workspace", str(old_workspace), "report"])
     assert result.exit_code == 0, result.output
     assert (old_workspace / "reports" / "index.html").exists()
+
+
+def test_opening_for_writing_upgrades_to_the_current_schema(old_workspace: Path) -> None:
+    with Store(old_workspace) as store:
+        assert store.outbox_listing()[0]["state"] == "queued"
+    assert _schema_version(old_workspace / "tostrack.db") == str(SCHEMA_VERSION)
+    with Store(old_workspace) as store:  # a second open migrates nothing more
+        assert len(store.diffs()) == 2
+
+
+def test_old_outbox_is_sent_after_the_upgrade(old_workspace: Path) -> None:
+    result = CliRunner().invoke(cli, ["--workspace", str(old_workspace), "notify"])
+    assert result.exit_code == 0, result.output
+    assert len(list((old_workspace / "outbox").glob("*-change-*.eml"))) == 1
+    assert _schema_version(old_workspace / "tostrack.db") == str(SCHEMA_VERSION)
+
+
+def test_a_database_from_a_newer_tostrack_is_refused_untouched(old_workspace: Path) -> None:
+    db = sqlite3.connect(old_workspace / "tostrack.db")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="newer tostrack"):
+        Store(old_workspace)
+    assert _schema_version(old_workspace / "tostrack.db") == str(SCHEMA_VERSION + 1)
+    result = CliRunner().invoke(cli, ["--workspace", str(old_workspace), "notify"])
+    assert result.exit_code != 0 and "newer tostrack" in result.output
+    assert "Traceback" not in result.output

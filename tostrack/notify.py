@@ -15,9 +15,7 @@ with dry_run) each message is written once as an .eml file in outbox/ instead.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import smtplib
 import socket
 import ssl
@@ -31,58 +29,16 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
-from tostrack import clock, config
+from tostrack import clock, config, faults
 from tostrack.config import Settings
 from tostrack.errors import InputError, StorageError
 from tostrack.models import SEVERITY_RANK, Change
-from tostrack.store import Store, StoredDiff, write_atomic
+from tostrack.store import OutgoingMessage, Store, StoredDiff, write_atomic
 from tostrack.workspace import Workspace
-
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    message BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued',
-    created_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT,
-    last_error TEXT,
-    sent_at TEXT,
-    delivered_to TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
-CREATE TABLE IF NOT EXISTS digest_items (
-    id INTEGER PRIMARY KEY,
-    recipient TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    diff_id INTEGER NOT NULL,
-    report_path TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL,
-    message_key TEXT,
-    UNIQUE (diff_id, recipient, mode)
-);
-CREATE TABLE IF NOT EXISTS notified_diffs (
-    diff_id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS operator_alerts (
-    source_id TEXT PRIMARY KEY,
-    broken INTEGER NOT NULL DEFAULT 0,
-    incident INTEGER NOT NULL DEFAULT 0,
-    since TEXT
-);
-"""
 
 MODES = config.MODES
 TLS_MODES = config.TLS_MODES
 WEEKDAYS = config.WEEKDAYS
-CRASH_ENV = "TOSTRACK_CRASH_AT"
-CRASH_STEPS = ("after-enqueue", "after-connect", "before-final-dot", "after-final-dot", "after-mark-sent")
 BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
 BACKOFF_MAX = 6 * 3600
 MAX_ATTACHMENT = 5 * 1024 * 1024
@@ -123,19 +79,6 @@ def header_safe(text: str, limit: int = 200) -> str:
     """Text that came from a page, made fit for one header line: no CR, LF or other controls."""
     flat = " ".join(_CONTROL.sub(" ", text).split())
     return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
-
-
-def _crash_point(step: str) -> None:
-    """Test hook: TOSTRACK_CRASH_AT=<step> kills this process (as kill -9 would) at that step."""
-    if os.environ.get(CRASH_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def ensure_schema(store: Store) -> None:
-    with store.transaction() as db:
-        for statement in OUTBOX_SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
 
 
 def _slug(text: str) -> str:
@@ -402,25 +345,15 @@ def _build(
     return msg
 
 
-def _insert(db: Any, key: str, kind: str, recipient: str, msg: EmailMessage) -> int:
-    cur = db.execute(
-        "INSERT OR IGNORE INTO outbox (key, kind, recipient, subject, message_id, message, state,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
-        (
-            key,
-            kind,
-            recipient,
-            str(msg["Subject"]),
-            str(msg["Message-ID"]),
-            msg.as_bytes(policy=SMTP_POLICY),
-            clock.now_iso(),
-        ),
+def _outgoing(key: str, kind: str, recipient: str, msg: EmailMessage) -> OutgoingMessage:
+    return OutgoingMessage(
+        key=key,
+        kind=kind,
+        recipient=recipient,
+        subject=str(msg["Subject"]),
+        message_id=str(msg["Message-ID"]),
+        data=msg.as_bytes(policy=SMTP_POLICY),
     )
-    return cur.rowcount
-
-
-def _exists(store: Store, key: str) -> bool:
-    return store.db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone() is not None
 
 
 def enqueue_diff(
@@ -432,7 +365,6 @@ def enqueue_diff(
     next daily/weekly digest. Idempotent: returns how many messages or digest items are new.
     Everything is recorded in one transaction, with a note that this diff has been handled.
     """
-    ensure_schema(store)
     if stored.effective_date_only:
         return _enqueue_effective_date(workspace, store, stored, report_path)
     if not stored.substantive:
@@ -450,7 +382,7 @@ def enqueue_diff(
             digest.append(recipient)
             continue
         key = f"diff:{stored.id}:{recipient.email.lower()}"
-        if _exists(store, key):
+        if store.has_message(key):
             continue
         env = env or _templates(workspace)
         view = diff_view(store, stored, report_path, changes, workspace)
@@ -468,7 +400,7 @@ def enqueue_diff(
         )
         messages.append((key, recipient.email, msg))
     added = _commit_diff_messages(store, stored, messages, digest, report_path)
-    _crash_point("after-enqueue")
+    faults.crash_point("after-enqueue")
     return added
 
 
@@ -478,20 +410,12 @@ def _commit_diff_messages(
 ) -> int:
     """Queue a diff's messages and digest items, and mark the diff notified, in one
     transaction: a crash leaves all of it or none (then _catch_up queues it again)."""
-    added = 0
-    with store.transaction() as db:
-        for key, address, msg in messages:
-            added += _insert(db, key, "change", address, msg)
-        for recipient in digest:
-            added += db.execute(
-                "INSERT OR IGNORE INTO digest_items (recipient, mode, diff_id, report_path,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                (recipient.email, recipient.mode, stored.id, str(report_path or ""), clock.now_iso()),
-            ).rowcount
-        db.execute(
-            "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (stored.id, clock.now_iso())
-        )
-    return added
+    return store.record_diff_messages(
+        stored.id,
+        [_outgoing(key, "change", address, msg) for key, address, msg in messages],
+        [(recipient.email, recipient.mode) for recipient in digest],
+        str(report_path or ""),
+    )
 
 
 def _enqueue_effective_date(
@@ -505,7 +429,7 @@ def _enqueue_effective_date(
         if not recipient.effective_date_changes or not recipient.wants_source(stored.source_id):
             continue
         key = f"diff:{stored.id}:{recipient.email.lower()}"
-        if _exists(store, key):
+        if store.has_message(key):
             continue
         env = env or _templates(workspace)
         view = diff_view(store, stored, report_path or "", (), workspace)
@@ -526,13 +450,9 @@ def _enqueue_effective_date(
 
 def _catch_up(workspace: Workspace, store: Store) -> int:
     """Queue diffs that a crashed run recorded but never got to enqueue."""
-    rows = store.db.execute(
-        "SELECT id FROM diffs WHERE notify = 1 AND (substantive = 1 OR kind = 'effective-date')"
-        " AND id NOT IN (SELECT diff_id FROM notified_diffs) ORDER BY id"
-    ).fetchall()
     added = 0
-    for row in rows:
-        stored = store.diff(row[0])
+    for diff_id in store.unnotified_diff_ids():
+        stored = store.diff(diff_id)
         added += enqueue_diff(workspace, store, stored, _report_path(workspace, store, stored))
     return added
 
@@ -552,35 +472,26 @@ def enqueue_operator(
     workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
 ) -> int:
     """Tell the operators that a source broke or recovered; one "broken" per breakage."""
-    ensure_schema(store)
-    with store.transaction() as db:
-        return queue_operator_alert(db, workspace, store, kind, source_id, detail)
+    with store.transaction():
+        return queue_operator_alert(workspace, store, kind, source_id, detail)
 
 
 def queue_operator_alert(
-    db: Any, workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
+    workspace: Workspace, store: Store, kind: str, source_id: str, detail: str
 ) -> int:
     """enqueue_operator inside a transaction the caller holds (that of the failure itself).
 
     The once-per-breakage flag is set in the same transaction as the messages, so ">=
-    broken_after" fires once, and a kill loses both or neither. Needs ensure_schema first.
+    broken_after" fires once, and a kill loses both or neither.
     """
     if kind not in ("broken", "recovered"):
         raise ValueError(f"operator message kind must be 'broken' or 'recovered', not {kind!r}")
-    row = db.execute(
-        "SELECT broken, incident FROM operator_alerts WHERE source_id = ?", (source_id,)
-    ).fetchone()
-    broken, incident = (bool(row[0]), int(row[1])) if row else (False, 0)
+    broken, incident = store.operator_alert_state(source_id)
     if (kind == "broken" and broken) or (kind == "recovered" and not broken):
         return 0  # already told about this breakage / never told it broke
     if kind == "broken":
         incident += 1
-    db.execute(
-        "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
-        " incident = excluded.incident, since = excluded.since",
-        (source_id, int(kind == "broken"), incident, clock.now_iso()),
-    )
+    store.set_operator_alert(source_id, kind == "broken", incident)
     addresses = operators(workspace.settings)
     if not addresses:
         return 0
@@ -618,7 +529,7 @@ def queue_operator_alert(
             text=text,
             extra_headers=[("X-Tostrack-Source", source_id)],
         )
-        added += _insert(db, key, "operator", address, msg)
+        added += store.insert_messages([_outgoing(key, "operator", address, msg)])
     return added
 
 
@@ -641,21 +552,14 @@ def _digest_schedule(settings: Settings | config.Config) -> tuple[int, int]:
 
 def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
     hour, weekday = _digest_schedule(workspace.settings)
-    groups = store.db.execute(
-        "SELECT DISTINCT recipient, mode FROM digest_items WHERE message_key IS NULL"
-    ).fetchall()
     added = 0
-    for recipient, mode in groups:
+    for recipient, mode in store.digest_groups():
         start = _period_start(mode, now, hour, weekday)
-        rows = store.db.execute(
-            "SELECT id, diff_id, report_path FROM digest_items WHERE message_key IS NULL"
-            " AND recipient = ? AND mode = ? AND created_at < ? ORDER BY created_at, id",
-            (recipient, mode, clock.iso(start)),
-        ).fetchall()
+        rows = store.digest_items(recipient, mode, clock.iso(start))
         if not rows:
             continue
         key = f"digest:{mode}:{clock.iso(start)}:{recipient.lower()}"
-        if _exists(store, key):
+        if store.has_message(key):
             continue  # this period's digest went out already; these wait for the next one
         filters = next(
             (r for r in recipients(workspace.settings) if r.email == recipient and r.mode == mode),
@@ -683,12 +587,7 @@ def _queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
             text=env.get_template("email/digest.txt").render(**view),
             html=env.get_template("email/digest.html").render(**view),
         )
-        with store.transaction() as db:
-            added += _insert(db, key, "digest", recipient, msg)
-            db.executemany(
-                "UPDATE digest_items SET message_key = ? WHERE id = ?",
-                [(key, row["id"]) for row in rows],
-            )
+        added += store.queue_digest(_outgoing(key, "digest", recipient, msg), [row["id"] for row in rows])
     return added
 
 
@@ -793,7 +692,7 @@ class _Connection:
             smtp.close()
             raise
         self.smtp = smtp
-        _crash_point("after-connect")
+        faults.crash_point("after-connect")
         return smtp
 
     def reset(self) -> None:
@@ -818,12 +717,6 @@ class _Connection:
         self.smtp = None
 
 
-def _mark(store: Store, row_id: int, state: str, **values: Any) -> None:
-    sets = ", ".join(["state = ?", *[f"{k} = ?" for k in values]])
-    with store.transaction() as db:
-        db.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id))
-
-
 def _send_one(conn: _Connection, store: Store, row: Any) -> None:
     """Send one stored message; raises on failure. Commits "in-flight" just before the final dot."""
     smtp = conn.open()
@@ -837,17 +730,17 @@ def _send_one(conn: _Connection, store: Store, row: Any) -> None:
     code, reply = smtp.getreply()
     _check(code, reply, (354,))
     smtp.send(_dot_stuffed(bytes(row["message"])))
-    _crash_point("before-final-dot")
+    faults.crash_point("before-final-dot")
     # From here the server may hold the message: never send it again automatically.
-    _mark(store, row["id"], "in-flight", attempts=row["attempts"] + 1)
+    store.mark_message(row["id"], "in-flight", attempts=row["attempts"] + 1)
     smtp.send(b".\r\n")
-    _crash_point("after-final-dot")
+    faults.crash_point("after-final-dot")
     try:
         code, reply = smtp.getreply()
     except (smtplib.SMTPException, OSError) as exc:
         raise _Uncertain(_describe(exc)) from None
     if code != 250:
-        _mark(store, row["id"], "queued")  # the server answered: it did not take the message
+        store.mark_message(row["id"], "queued")  # the server answered: it did not take the message
         _check(code, reply, (250,))
 
 
@@ -862,7 +755,7 @@ def _backoff(attempts: int) -> timedelta:
 def _requeue(store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str) -> None:
     attempts = row["attempts"] + 1
     retry = now + _backoff(attempts)
-    _mark(store, row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry))
+    store.mark_message(row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry))
     errors.append(
         f"{row['recipient']}: {where}: {reason}; kept in the outbox, retry after "
         f"{retry:%Y-%m-%d %H:%M} UTC"
@@ -899,12 +792,11 @@ def _write_eml(path: Path, data: bytes) -> None:
 def preview_pending(workspace: Workspace, store: Store) -> SendSummary:
     """A dry run: write every queued message (backoff or not) as an .eml under preview/,
     replacing the previous previews. Sends nothing and changes no state."""
-    ensure_schema(store)
     folder = workspace.preview_dir
     if folder.is_dir():
         for old in folder.glob("*.eml"):
             old.unlink(missing_ok=True)
-    rows = store.db.execute("SELECT * FROM outbox WHERE state = 'queued' ORDER BY id").fetchall()
+    rows = store.messages_in_state("queued")
     written, outcomes = [], []
     for row in rows:
         path = folder / _eml_name(row)
@@ -930,7 +822,6 @@ def send_pending(
     """
     if dry_run:
         return preview_pending(workspace, store)
-    ensure_schema(store)
     now = now or clock.now()
     smtp_settings = SmtpSettings.from_settings(workspace.settings)
     _catch_up(workspace, store)
@@ -941,8 +832,8 @@ def send_pending(
     outcomes: list[Outcome] = []
 
     # A message left in-flight by a crashed run may have reached the server: say so, once.
-    for row in store.db.execute("SELECT * FROM outbox WHERE state = 'in-flight' ORDER BY id").fetchall():
-        _mark(store, row["id"], "uncertain", last_error="the sending run stopped after the final dot")
+    for row in store.messages_in_state("in-flight"):
+        store.mark_message(row["id"], "uncertain", last_error="the sending run stopped after the final dot")
         errors.append(
             f"delivery uncertain: {row['message_id']} to {row['recipient']} ({row['subject'][:80]}); "
             "a run stopped while sending it, check the mail server's log before resending"
@@ -951,15 +842,10 @@ def send_pending(
                                 "a run stopped while sending it; check the mail server's log"))
 
     horizon = "9999" if ignore_backoff else clock.iso(now)
-    due = store.db.execute(
-        "SELECT * FROM outbox WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-        " ORDER BY id",
-        (horizon,),
-    ).fetchall()
+    due = store.due_messages(horizon)
 
     def summary() -> SendSummary:
-        waiting = store.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
-        return SendSummary(sent, failed, errors, written, written_count, outcomes, waiting)
+        return SendSummary(sent, failed, errors, written, written_count, outcomes, store.queued_count())
 
     if not due:
         return summary()
@@ -969,7 +855,7 @@ def send_pending(
             data = bytes(row["message"])
             path = _unused_eml_path(workspace.outbox_dir / _eml_name(row), data)
             _write_eml(path, data)
-            _mark(store, row["id"], "written", sent_at=clock.now_iso(), delivered_to=f"file:{path}",
+            store.mark_message(row["id"], "written", sent_at=clock.now_iso(), delivered_to=f"file:{path}",
                   last_error=None)
             written.append(path)
             written_count += 1
@@ -994,7 +880,7 @@ def send_pending(
             try:
                 _send_one(conn, store, row)
             except _Uncertain as exc:
-                _mark(store, row["id"], "uncertain", last_error=str(exc))
+                store.mark_message(row["id"], "uncertain", last_error=str(exc))
                 errors.append(
                     f"delivery uncertain: {row['message_id']} to {row['recipient']}: {exc} after the "
                     "message was sent; it is not sent again"
@@ -1004,7 +890,7 @@ def send_pending(
                 continue
             except _Rejected as exc:
                 failed += 1
-                _mark(store, row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1)
+                store.mark_message(row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1)
                 errors.append(f"{row['recipient']}: {where} refused the message for good: {exc}")
                 failed_one(row, "rejected", f"{where} refused it for good: {exc}")
                 conn.reset()
@@ -1018,8 +904,8 @@ def send_pending(
                 failed_one(row, "failed", f"{where}: {reason}")
                 conn.reset()
                 continue
-            _mark(store, row["id"], "sent", sent_at=clock.now_iso(), delivered_to=f"smtp:{where}", last_error=None)
-            _crash_point("after-mark-sent")
+            store.mark_message(row["id"], "sent", sent_at=clock.now_iso(), delivered_to=f"smtp:{where}", last_error=None)
+            faults.crash_point("after-mark-sent")
             sent += 1
             outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "sent", where))
     finally:
@@ -1029,39 +915,20 @@ def send_pending(
 
 def outbox_rows(store: Store) -> list[dict[str, Any]]:
     """The outbox without message bodies, newest first (for status output and tests)."""
-    if getattr(store, "read_only", False):
-        exists = store.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
-        ).fetchone()
-        if not exists:
-            return []
-    else:
-        ensure_schema(store)
-    rows = store.db.execute(
-        "SELECT id, key, kind, recipient, subject, message_id,"
-        # Before "written" existed, an .eml in outbox/ was recorded as "sent": it was not.
-        " CASE WHEN state = 'sent' AND delivered_to LIKE 'file:%' THEN 'written' ELSE state END"
-        " AS state, created_at, attempts,"
-        " next_attempt_at, last_error, sent_at, delivered_to FROM outbox ORDER BY id DESC"
-    )
-    return [dict(r) for r in rows]
+    return store.outbox_listing()
 
 
 def requeue(store: Store, message_id: int) -> dict[str, Any]:
     """Put an "uncertain" or "rejected" message back in the queue, by hand, after checking the
     mail server's log: the next run or `tostrack notify` sends it again."""
-    ensure_schema(store)
-    row = store.db.execute("SELECT id, state, recipient FROM outbox WHERE id = ?", (message_id,)).fetchone()
+    row = store.outbox_message(message_id)
     if row is None:
         raise InputError(f"no message {message_id} in the outbox; `tostrack outbox` lists them")
     if row["state"] not in ("uncertain", "rejected"):
         raise InputError(
             f"message {message_id} is {row['state']}: only uncertain or rejected messages are sent again"
         )
-    with store.transaction() as db:
-        db.execute(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?", (message_id,)
-        )
+    store.requeue_message(message_id)
     return {"id": message_id, "recipient": row["recipient"], "was": row["state"]}
 
 

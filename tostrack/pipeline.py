@@ -405,9 +405,9 @@ def _failed(
 
 
 def _combined(snapshots: Sequence[Snapshot]) -> str:
-    from tostrack.store import _combined_sha
+    from tostrack.store import combined_sha
 
-    return _combined_sha(snapshots)
+    return combined_sha(snapshots)
 
 
 def _cache_headers(snapshots: Sequence[Snapshot]) -> dict[str, str | None]:
@@ -497,7 +497,6 @@ def run(
     skipped = 0
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
         messages = reconcile(store, all_sources, severity)
-        notify.ensure_schema(store)
         now = clock.now()
 
         def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
@@ -512,12 +511,12 @@ def run(
             time.sleep(config.confirm_delay)
             return fetch_source(s, config, session=session)
 
-        def alert_operators(db: Any, failure: Failure, count: int) -> None:
+        def alert_operators(_db: Any, failure: Failure, count: int) -> None:
             # In the failure's own transaction: the alert is queued with it or not at all, and
             # the once-per-breakage flag makes ">=" fire once however the streak got there.
             if count >= max(broken_after, 1):
                 notify.queue_operator_alert(
-                    db, workspace, store, "broken", failure.source_id,
+                    workspace, store, "broken", failure.source_id,
                     f"{failure.reason}: {failure.detail[:200]}",
                 )
 

@@ -213,7 +213,7 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
                             source_id, last.snapshots[0].fetched_at, title=title, url=url,
                             snapshot_sha256=_sha(last),
                         )
-                store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                store.checkpoint()
         except BaseException:
             _remove_db(tmp)
             raise
@@ -232,7 +232,7 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
 def _refuse_healthy(workspace: Workspace) -> None:
     try:
         with Store(workspace.root) as store:
-            count = store.db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
+            count = store.version_count()
     except DatabaseUnreadable:
         return
     if count:
@@ -268,9 +268,9 @@ def _last_fetch(snapshots_dir: Path, source_id: str) -> Capture | None:
 
 
 def _sha(capture: Capture) -> str:
-    from tostrack.store import _combined_sha
+    from tostrack.store import combined_sha
 
-    return _combined_sha(capture.snapshots)
+    return combined_sha(capture.snapshots)
 
 
 def _remove_db(path: Path) -> None:

@@ -27,79 +27,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from tostrack import faults
 from tostrack.errors import StorageError
 from tostrack.media import extension_for
 from tostrack.models import SEVERITY_RANK, Change, Clause, Diff, Document, Failure, Snapshot
+from tostrack.store.codecs import (
+    change_from_record,
+    change_to_record,
+    clause_from_json,
+    clause_to_json,
+    combined_sha,
+    document_from_json,
+    document_to_json,
+    json_bytes,
+    read_json,
+    text_digest,
+    version_text,
+)
+from tostrack.store.files import capture_folders, fsync_dir, stamp, write_atomic
+from tostrack.store.outbox import OutboxTables
+from tostrack.store.schema import upgrade
 
-SCHEMA_VERSION = 2
-CRASH_ENV = "TOSTRACK_CRASH_AT"  # the same test hook as notify's (see _crash_point)
-CRASH_STEPS = ("after-rename", "in-failure-transaction")
 DIFF_KINDS = ("clauses", "effective-date")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS sources (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL DEFAULT '',
-    url TEXT NOT NULL DEFAULT '',
-    last_checked_at TEXT,
-    last_success_at TEXT,
-    consecutive_failures INTEGER NOT NULL DEFAULT 0,
-    last_failure_reason TEXT,
-    broken_since TEXT,
-    last_snapshot_sha256 TEXT,
-    etag TEXT,
-    last_modified TEXT
-);
-CREATE TABLE IF NOT EXISTS versions (
-    id INTEGER PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    captured_at TEXT NOT NULL,
-    path TEXT NOT NULL,
-    text_sha256 TEXT NOT NULL,
-    snapshot_sha256 TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    effective_date TEXT,
-    clause_count INTEGER NOT NULL,
-    origin TEXT NOT NULL DEFAULT 'fetch',
-    redirect TEXT
-);
-CREATE INDEX IF NOT EXISTS versions_by_source ON versions (source_id, captured_at);
-CREATE TABLE IF NOT EXISTS diffs (
-    id INTEGER PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    from_version INTEGER NOT NULL REFERENCES versions(id),
-    to_version INTEGER NOT NULL REFERENCES versions(id),
-    detected_at TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    substantive INTEGER NOT NULL,
-    severity TEXT NOT NULL,
-    notify INTEGER NOT NULL DEFAULT 1,
-    kind TEXT NOT NULL DEFAULT 'clauses'
-);
-CREATE INDEX IF NOT EXISTS diffs_by_source ON diffs (source_id, detected_at);
-CREATE TABLE IF NOT EXISTS changes (
-    id INTEGER PRIMARY KEY,
-    diff_id INTEGER NOT NULL REFERENCES diffs(id),
-    position INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_diff ON changes (diff_id, position);
-CREATE TABLE IF NOT EXISTS failures (
-    id INTEGER PRIMARY KEY,
-    source_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS failures_by_source ON failures (source_id, at);
-"""
 
 # Columns added after schema 1: (table, column, definition), added to an older database on open.
-_ADDED_COLUMNS = (
-    ("versions", "redirect", "TEXT"),
-    ("diffs", "kind", "TEXT NOT NULL DEFAULT 'clauses'"),
-)
 _PENDING = "pending:"  # meta key prefix: a capture folder renamed into place, its row not yet committed
 
 
@@ -124,7 +76,7 @@ class Version:
     redirect: str | None = None  # "requested URL -> final URL" when the fetch ended on another host
 
     def load(self) -> tuple[Document, tuple[Clause, ...]]:
-        data = _read_json(self.path / "version.json")
+        data = read_json(self.path / "version.json")
         return document_from_json(data["document"]), tuple(
             clause_from_json(c) for c in data["clauses"]
         )
@@ -133,11 +85,11 @@ class Version:
         return sorted(self.path.glob("raw-*"))
 
     def snapshot_meta(self) -> list[dict[str, Any]]:
-        return _read_json(self.path / "snapshot.json")["snapshots"]
+        return read_json(self.path / "snapshot.json")["snapshots"]
 
     def snapshots(self) -> tuple[Snapshot, ...]:
         """The raw captures of this version, as fetched (for re-extraction with today's rules)."""
-        source_id = _read_json(self.path / "snapshot.json").get("source_id", self.source_id)
+        source_id = read_json(self.path / "snapshot.json").get("source_id", self.source_id)
         return tuple(
             Snapshot(
                 source_id=source_id,
@@ -173,81 +125,16 @@ class StoredDiff:
         return self.kind == "effective-date"
 
 
-def clause_from_json(data: dict[str, Any]) -> Clause:
-    return Clause(
-        id=data["id"],
-        section=data.get("section", ""),
-        heading=tuple(data.get("heading_trail", ())),
-        text=data["text"],
-        number=data.get("number", ""),
-        lead_in=data.get("lead_in", ""),
-        labels=tuple(data.get("labels", ())),
-        evidence=tuple((k, v) for k, v in data.get("evidence", {}).items()),
-    )
 
 
-def clause_to_json(clause: Clause) -> dict[str, Any]:
-    return {
-        "id": clause.id,
-        "section": clause.section,
-        "heading_trail": list(clause.heading),
-        "text": clause.text,
-        "number": clause.number,
-        "lead_in": clause.lead_in,
-        "labels": list(clause.labels),
-        "evidence": dict(clause.evidence),
-    }
 
 
-def document_to_json(doc: Document) -> dict[str, Any]:
-    return {
-        "title": doc.title,
-        "effective_date": doc.effective_date,
-        "effective_date_text": doc.effective_date_text,
-        "effective_date_is_future": doc.effective_date_is_future,
-        "metadata": dict(doc.metadata),
-    }
 
 
-def document_from_json(data: dict[str, Any]) -> Document:
-    return Document(
-        blocks=(),
-        title=data.get("title", ""),
-        effective_date=data.get("effective_date"),
-        effective_date_text=data.get("effective_date_text", ""),
-        effective_date_is_future=data.get("effective_date_is_future", False),
-        metadata=tuple(data.get("metadata", {}).items()),
-    )
 
 
-def change_to_record(change: Change) -> dict[str, Any]:
-    return {
-        "kind": change.kind,
-        "substantive": change.substantive,
-        "moved": change.moved,
-        "old": [clause_to_json(c) for c in change.old],
-        "new": [clause_to_json(c) for c in change.new],
-        "redline": [list(op) for op in change.redline],
-        "labels": list(change.labels),
-        "labels_added": list(change.labels_added),
-        "labels_removed": list(change.labels_removed),
-        "severity": change.severity,
-    }
 
 
-def change_from_record(data: dict[str, Any]) -> Change:
-    return Change(
-        kind=data["kind"],
-        substantive=data["substantive"],
-        moved=data.get("moved", False),
-        old=tuple(clause_from_json(c) for c in data["old"]),
-        new=tuple(clause_from_json(c) for c in data["new"]),
-        redline=tuple((op, text) for op, text in data.get("redline", ())),
-        labels=tuple(data.get("labels", ())),
-        labels_added=tuple(data.get("labels_added", ())),
-        labels_removed=tuple(data.get("labels_removed", ())),
-        severity=data.get("severity", "none"),
-    )
 
 
 # -- atomic file writing ---------------------------------------------------------------------
@@ -265,54 +152,22 @@ def _storage_errors(what: str) -> Iterator[None]:
         raise StorageError(f"database error while {what}: {exc}") from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write data so that path holds either its old content or all of data, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _read_json(path: Path) -> Any:
-    with path.open("rb") as fh:
-        return json.loads(fh.read())
 
 
-def _json_bytes(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
 
 
-def stamp(iso: str) -> str:
-    """2026-11-25T06:45:00Z -> 2026-11-25T06-45-00Z (safe in file names, sorts by time)."""
-    return iso.replace(":", "-")
 
 
-def version_text(clauses: Sequence[Clause]) -> str:
-    lines = []
-    for clause in clauses:
-        lines.append(f"[{clause.section}]" if clause.section else "[]")
-        lines.append(clause.full_text)
-        lines.append("")
-    return "\n".join(lines)
 
 
-def text_digest(clauses: Sequence[Clause]) -> str:
-    import hashlib
-
-    return hashlib.sha256(version_text(clauses).encode("utf-8")).hexdigest()
 
 
 # -- the store -------------------------------------------------------------------------------
 
 
-class Store:
+class Store(OutboxTables):
     """The workspace's records. Open with Store(root); use as a context manager or call close()."""
 
     def __init__(self, root: Path, db_path: Path | None = None, *, read_only: bool = False) -> None:
@@ -331,13 +186,15 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")
                 self.db.execute("PRAGMA foreign_keys=ON")
-                self.db.executescript(SCHEMA)
-                self._migrate()
+                upgrade(self.db)
             except sqlite3.DatabaseError as exc:
                 self.db.close()
                 if not _is_corrupt(exc):
                     raise
                 raise DatabaseUnreadable(self._unreadable(exc)) from None
+            except StorageError:
+                self.db.close()
+                raise
 
     def _open_read_only(self) -> None:
         """For commands that only read (status, history, report): nothing is created or
@@ -347,8 +204,7 @@ class Store:
             if not self.db_path.exists():
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
                 self.db.row_factory = sqlite3.Row
-                self.db.executescript(SCHEMA)
-                self._migrate()
+                upgrade(self.db)
                 return
             uri = self.db_path.resolve().as_uri()
             for mode in ("?mode=ro", "?mode=ro&immutable=1"):
@@ -376,17 +232,6 @@ class Store:
             )
         return f"{self.db_path} cannot be read ({exc}); move it away and run again"
 
-    def _migrate(self) -> None:
-        for table, column, definition in _ADDED_COLUMNS:
-            columns = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-            if column not in columns:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        self.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
-
     def __enter__(self) -> Self:
         return self
 
@@ -406,6 +251,13 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into tostrack.db (before the file is moved into place)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def version_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
 
     # sources ---------------------------------------------------------------------------------
 
@@ -474,7 +326,7 @@ class Store:
             ).fetchone()
             if also is not None:
                 also(db, int(row[0]))
-            _crash_point("in-failure-transaction")
+            faults.crash_point("in-failure-transaction")
         return int(row[0])
 
     def failures(self, source_id: str, limit: int = 100) -> list[Failure]:
@@ -559,7 +411,7 @@ class Store:
             self._write_stamp_folder(
                 folder, snapshots, document, clauses, origin=origin, requested_urls=requested_urls
             )
-        _crash_point("after-rename")
+        faults.crash_point("after-rename")
         return self.record_version(
             folder, snapshots, document, clauses, title=title, url=url, diff=diff,
             previous=previous, origin=origin, notify=notify, kind=kind, redirect=redirect,
@@ -587,7 +439,7 @@ class Store:
         source_id = snapshots[0].source_id
         captured_at = snapshots[0].fetched_at
         rel = folder.relative_to(self.root).as_posix()
-        combined_sha = _combined_sha(snapshots)
+        snapshot_sha = combined_sha(snapshots)
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
             cur = db.execute(
@@ -599,7 +451,7 @@ class Store:
                     captured_at,
                     rel,
                     text_digest(clauses),
-                    combined_sha,
+                    snapshot_sha,
                     document.title or title,
                     document.effective_date,
                     len(clauses),
@@ -639,7 +491,7 @@ class Store:
                     ],
                 )
             db.execute(
-                "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?", (combined_sha, source_id)
+                "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?", (snapshot_sha, source_id)
             )
             db.execute("DELETE FROM meta WHERE key = ?", (_PENDING + rel,))
         return self.version(version_id), diff_id
@@ -730,16 +582,16 @@ class Store:
             }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
-            write_atomic(tmp / "snapshot.json", _json_bytes(info))
+            write_atomic(tmp / "snapshot.json", json_bytes(info))
             if document is not None and clauses is not None:
                 version = {
                     "document": document_to_json(document),
                     "clauses": [clause_to_json(c) for c in clauses],
                 }
-                write_atomic(tmp / "version.json", _json_bytes(version))
+                write_atomic(tmp / "version.json", json_bytes(version))
                 write_atomic(tmp / "version.txt", version_text(clauses).encode("utf-8"))
             os.replace(tmp, folder)
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
         except BaseException:
             import shutil
 
@@ -801,96 +653,16 @@ class Store:
         return [self._stored_diff(r) for r in self.db.execute(sql, args)]
 
 
-def _crash_point(step: str) -> None:
-    """Test hook: TOSTRACK_CRASH_AT=<step> kills this process (as kill -9 would) at that step."""
-    if os.environ.get(CRASH_ENV) == step:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def capture_folders(snapshots_dir: Path) -> list[Path]:
-    """Every capture folder under snapshots/ that holds an extracted version, oldest first.
-
-    (Folders of raw bytes that extracted to an already stored version have no version.json.)
-    """
-    if not snapshots_dir.is_dir():
-        return []
-    found = [
-        p.parent for p in snapshots_dir.rglob("version.json")
-        if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
-    ]
-    return sorted(found, key=lambda f: (f.name, f.as_posix()))
 
 
-@dataclass(frozen=True)
-class Capture:
-    """A capture folder read back from disk: what rebuild and orphan adoption record."""
-
-    folder: Path
-    source_id: str
-    origin: str
-    snapshots: tuple[Snapshot, ...]
-    document: Document
-    clauses: tuple[Clause, ...]
-    redirect: str | None
 
 
-def read_capture(folder: Path) -> Capture:
-    """Read a capture folder (snapshot.json, raw files, version.json). Raises OSError/ValueError/KeyError."""
-    info = _read_json(folder / "snapshot.json")
-    data = _read_json(folder / "version.json")
-    source_id = info["source_id"]
-    snapshots = tuple(
-        Snapshot(
-            source_id=source_id,
-            url=m["url"],
-            fetched_at=m["fetched_at"],
-            status=m["status"],
-            content_type=m["content_type"],
-            body=(folder / m["file"]).read_bytes(),
-            headers=tuple(m.get("headers", {}).items()),
-            encoding=m.get("encoding"),
-        )
-        for m in info["snapshots"]
-    )
-    if not snapshots:
-        raise ValueError(f"{folder / 'snapshot.json'} lists no raw file")
-    origin = info.get("origin") or (
-        "import" if str(info["snapshots"][0].get("url", "")).startswith("file:") else "fetch"
-    )
-    redirects = [
-        f"{m['requested_url']} -> {m['url']}" for m in info["snapshots"]
-        if m.get("requested_url") and cross_host(m["requested_url"], m["url"])
-    ]
-    return Capture(
-        folder=folder,
-        source_id=source_id,
-        origin=origin,
-        snapshots=snapshots,
-        document=document_from_json(data["document"]),
-        clauses=tuple(clause_from_json(c) for c in data["clauses"]),
-        redirect="; ".join(redirects) or None,
-    )
 
 
-def cross_host(requested: str, final: str) -> bool:
-    """True when a fetch of `requested` ended on another host (www. aside)."""
-    from urllib.parse import urlsplit
-
-    def host(url: str) -> str:
-        name = (urlsplit(url).hostname or "").lower()
-        return name.removeprefix("www.")
-
-    return host(requested) != host(final)
 
 
-def _combined_sha(snapshots: Sequence[Snapshot]) -> str:
-    if len(snapshots) == 1:
-        return snapshots[0].sha256
-    import hashlib
-
-    return hashlib.sha256("".join(s.sha256 for s in snapshots).encode()).hexdigest()
 
 
 def _column(row: sqlite3.Row, name: str, default: Any) -> Any:
@@ -903,14 +675,3 @@ def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
     return any(m in text for m in ("not a database", "malformed", "corrupt", "disk image"))
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -1,0 +1,124 @@
+"""The files of a workspace's snapshots/ folder: atomic writes, capture folders read back.
+
+A capture folder is snapshots/<provider>/<document>/<stamp>/ holding the raw files, snapshot.json,
+version.json and version.txt (see tostrack.store.store for how one is written).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tostrack.models import Clause, Document, Snapshot
+from tostrack.store.codecs import clause_from_json, document_from_json, read_json
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write data so that path holds either its old content or all of data, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stamp(iso: str) -> str:
+    """2026-11-25T06:45:00Z -> 2026-11-25T06-45-00Z (safe in file names, sorts by time)."""
+    return iso.replace(":", "-")
+
+
+def capture_folders(snapshots_dir: Path) -> list[Path]:
+    """Every capture folder under snapshots/ that holds an extracted version, oldest first.
+
+    (Folders of raw bytes that extracted to an already stored version have no version.json.)
+    """
+    if not snapshots_dir.is_dir():
+        return []
+    found = [
+        p.parent for p in snapshots_dir.rglob("version.json")
+        if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
+    ]
+    return sorted(found, key=lambda f: (f.name, f.as_posix()))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A capture folder read back from disk: what rebuild and orphan adoption record."""
+
+    folder: Path
+    source_id: str
+    origin: str
+    snapshots: tuple[Snapshot, ...]
+    document: Document
+    clauses: tuple[Clause, ...]
+    redirect: str | None
+
+
+def read_capture(folder: Path) -> Capture:
+    """Read a capture folder (snapshot.json, raw files, version.json). Raises OSError/ValueError/KeyError."""
+    info = read_json(folder / "snapshot.json")
+    data = read_json(folder / "version.json")
+    source_id = info["source_id"]
+    snapshots = tuple(
+        Snapshot(
+            source_id=source_id,
+            url=m["url"],
+            fetched_at=m["fetched_at"],
+            status=m["status"],
+            content_type=m["content_type"],
+            body=(folder / m["file"]).read_bytes(),
+            headers=tuple(m.get("headers", {}).items()),
+            encoding=m.get("encoding"),
+        )
+        for m in info["snapshots"]
+    )
+    if not snapshots:
+        raise ValueError(f"{folder / 'snapshot.json'} lists no raw file")
+    origin = info.get("origin") or (
+        "import" if str(info["snapshots"][0].get("url", "")).startswith("file:") else "fetch"
+    )
+    redirects = [
+        f"{m['requested_url']} -> {m['url']}" for m in info["snapshots"]
+        if m.get("requested_url") and cross_host(m["requested_url"], m["url"])
+    ]
+    return Capture(
+        folder=folder,
+        source_id=source_id,
+        origin=origin,
+        snapshots=snapshots,
+        document=document_from_json(data["document"]),
+        clauses=tuple(clause_from_json(c) for c in data["clauses"]),
+        redirect="; ".join(redirects) or None,
+    )
+
+
+def cross_host(requested: str, final: str) -> bool:
+    """True when a fetch of `requested` ended on another host (www. aside)."""
+    def host(url: str) -> str:
+        name = (urlsplit(url).hostname or "").lower()
+        return name.removeprefix("www.")
+
+    return host(requested) != host(final)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+

@@ -1,0 +1,184 @@
+"""The outbox tables: messages queued for sending, diffs kept for digests, diffs already handled
+and the once-per-breakage flag of operator alerts. notify decides what to send; these methods
+(mixed into Store) are the only SQL behind it. The schema is in tostrack.store.schema.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tostrack.clock import now_iso
+
+# The columns of outbox that a state change may set, besides the state itself.
+_MARKABLE = frozenset({"attempts", "last_error", "next_attempt_at", "sent_at", "delivered_to"})
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message to queue, keyed so that queueing it twice queues it once."""
+
+    key: str
+    kind: str  # change, digest, operator
+    recipient: str
+    subject: str
+    message_id: str
+    data: bytes  # the whole message, as sent
+
+
+class OutboxTables:
+    """Mixed into Store, which provides db, read_only and transaction()."""
+
+    db: sqlite3.Connection
+    read_only: bool
+
+    # queueing -------------------------------------------------------------------------------
+
+    def has_message(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone() is not None
+
+    def insert_messages(self, messages: Iterable[OutgoingMessage]) -> int:
+        """Queue messages inside the caller's transaction; returns how many are new."""
+        added = 0
+        for m in messages:
+            added += self.db.execute(
+                "INSERT OR IGNORE INTO outbox (key, kind, recipient, subject, message_id, message,"
+                " state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                (m.key, m.kind, m.recipient, m.subject, m.message_id, m.data, now_iso()),
+            ).rowcount
+        return added
+
+    def record_diff_messages(
+        self,
+        diff_id: int,
+        messages: Sequence[OutgoingMessage],
+        digest_recipients: Sequence[tuple[str, str]] = (),
+        report_path: str = "",
+    ) -> int:
+        """Queue a diff's messages and digest items ((email, mode) each), and mark the diff
+        notified, in one transaction: a crash keeps all of it or none."""
+        with self.transaction():
+            added = self.insert_messages(messages)
+            for email, mode in digest_recipients:
+                added += self.db.execute(
+                    "INSERT OR IGNORE INTO digest_items (recipient, mode, diff_id, report_path,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    (email, mode, diff_id, report_path, now_iso()),
+                ).rowcount
+            self.db.execute(
+                "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (diff_id, now_iso())
+            )
+        return added
+
+    def unnotified_diff_ids(self) -> list[int]:
+        """Diffs that should have been notified but never were (a run killed before it)."""
+        rows = self.db.execute(
+            "SELECT id FROM diffs WHERE notify = 1 AND (substantive = 1 OR kind = 'effective-date')"
+            " AND id NOT IN (SELECT diff_id FROM notified_diffs) ORDER BY id"
+        )
+        return [row[0] for row in rows]
+
+    # operator alerts ------------------------------------------------------------------------
+
+    def operator_alert_state(self, source_id: str) -> tuple[bool, int]:
+        """(told the operators it is broken, number of that breakage) for a source."""
+        row = self.db.execute(
+            "SELECT broken, incident FROM operator_alerts WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        return (bool(row[0]), int(row[1])) if row else (False, 0)
+
+    def set_operator_alert(self, source_id: str, broken: bool, incident: int) -> None:
+        """Inside the caller's transaction (that of the failure or recovery itself)."""
+        self.db.execute(
+            "INSERT INTO operator_alerts (source_id, broken, incident, since) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(source_id) DO UPDATE SET broken = excluded.broken,"
+            " incident = excluded.incident, since = excluded.since",
+            (source_id, int(broken), incident, now_iso()),
+        )
+
+    # digests --------------------------------------------------------------------------------
+
+    def digest_groups(self) -> list[tuple[str, str]]:
+        """(recipient, mode) of every digest with items waiting."""
+        rows = self.db.execute(
+            "SELECT DISTINCT recipient, mode FROM digest_items WHERE message_key IS NULL"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def digest_items(self, recipient: str, mode: str, before: str) -> list[sqlite3.Row]:
+        """The waiting items (id, diff_id, report_path) of one digest, created before `before`."""
+        return self.db.execute(
+            "SELECT id, diff_id, report_path FROM digest_items WHERE message_key IS NULL"
+            " AND recipient = ? AND mode = ? AND created_at < ? ORDER BY created_at, id",
+            (recipient, mode, before),
+        ).fetchall()
+
+    def queue_digest(self, message: OutgoingMessage, item_ids: Iterable[int]) -> int:
+        """Queue a digest and mark its items sent with it, in one transaction."""
+        with self.transaction():
+            added = self.insert_messages([message])
+            self.db.executemany(
+                "UPDATE digest_items SET message_key = ? WHERE id = ?",
+                [(message.key, item_id) for item_id in item_ids],
+            )
+        return added
+
+    # sending --------------------------------------------------------------------------------
+
+    def messages_in_state(self, state: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM outbox WHERE state = ? ORDER BY id", (state,)).fetchall()
+
+    def due_messages(self, horizon: str) -> list[sqlite3.Row]:
+        """Queued messages whose retry backoff ends by `horizon` (an ISO time)."""
+        return self.db.execute(
+            "SELECT * FROM outbox WHERE state = 'queued'"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id",
+            (horizon,),
+        ).fetchall()
+
+    def queued_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+
+    def mark_message(self, row_id: int, state: str, **values: Any) -> None:
+        """Commit a message's new state (and attempts, last_error, ... when given)."""
+        unknown = set(values) - _MARKABLE
+        if unknown:
+            raise ValueError(f"outbox has no column {sorted(unknown)[0]!r} to set")
+        sets = ", ".join(["state = ?", *[f"{k} = ?" for k in values]])
+        with self.transaction():
+            self.db.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id))
+
+    # the outbox as people see it ------------------------------------------------------------
+
+    def outbox_listing(self) -> list[dict[str, Any]]:
+        """The outbox without message bodies, newest first."""
+        if self.read_only and not self._has_outbox():
+            return []
+        rows = self.db.execute(
+            "SELECT id, key, kind, recipient, subject, message_id,"
+            # Before "written" existed, an .eml in outbox/ was recorded as "sent": it was not.
+            " CASE WHEN state = 'sent' AND delivered_to LIKE 'file:%' THEN 'written' ELSE state END"
+            " AS state, created_at, attempts,"
+            " next_attempt_at, last_error, sent_at, delivered_to FROM outbox ORDER BY id DESC"
+        )
+        return [dict(r) for r in rows]
+
+    def outbox_message(self, message_id: int) -> sqlite3.Row | None:
+        """id, state and recipient of one message."""
+        return self.db.execute(
+            "SELECT id, state, recipient FROM outbox WHERE id = ?", (message_id,)
+        ).fetchone()
+
+    def requeue_message(self, message_id: int) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?", (message_id,)
+            )
+
+    def _has_outbox(self) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ).fetchone()
+        return found is not None
