@@ -29,12 +29,15 @@ from typing import Any
 import numpy as np
 
 # Bumped whenever the features change, so a model trained on other features is refused.
-FEATURE_VERSION = 5
+FEATURE_VERSION = 6
 BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+# A lead-in is the text up to the first colon that a space follows ("This includes using the
+# service to: ..."; a clause is read "lead-in item"): the first 8 to 300 characters.
+_LEAD_IN = re.compile(r"^(.{8,300}?)[:：]\s")
 
 
 # 您 and 你 are both "you" (formal and plain); NFKC makes full-width letters, digits and
@@ -54,18 +57,29 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     """The feature strings of a clause (before hashing), each prefixed by its kind.
 
     `text` is the clause with its lead-in; `rules` the labels the rule engine gave it (which
-    read the heading trail). The model itself does not read the heading: in cross-validation it
-    did not help, and it made every renamed heading a new clause to classify in a replay.
+    read the heading trail). A lead-in's words are features of their own kind: "such as:" or
+    "This includes using the service to:" says little, the item after it says what the clause
+    is about (cross-validation: +0.007 micro-F1 on English, +0.035 on Chinese). The model does
+    not read the heading: in cross-validation it did not help, and it made every renamed
+    heading a new clause to classify in a replay.
     """
     folded = _fold(text)
-    words = _words(folded)
+    lead = _LEAD_IN.match(folded)
+    body = folded[lead.end():] if lead else folded
+    words = _words(body)
     out = [f"w|{w}" for w in words]
     out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
     out += [f"s|{w}" for w in words[:4]]  # how it opens: "you may not", "we may"
-    for run in CJK_RUN.findall(folded):
+    for run in CJK_RUN.findall(body):
         out += [f"z|{ch}" for ch in run]
         out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
         out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
+    if lead:
+        lead_words = _words(lead.group(1))
+        out += [f"l|{w}" for w in lead_words]
+        out += [f"m|{a} {b}" for a, b in itertools.pairwise(lead_words)]
+        for run in CJK_RUN.findall(lead.group(1)):
+            out += [f"k|{run[i:i + 2]}" for i in range(len(run) - 1)]
     out += [f"r|{label}" for label in rules]
     return out
 
