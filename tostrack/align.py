@@ -317,8 +317,13 @@ def _clause_words(clause: Clause) -> tuple[str, ...]:
 
 def _key(clause: Clause) -> str:
     """Identical for two clauses with the same words in the same order, whatever the format."""
-    words = _clause_words(clause)
-    return " ".join(words) if words else "\x00" + normalise(clause.full_text)
+    return _wording_key(clause.lead_in, clause.text)
+
+
+@lru_cache(maxsize=1 << 14)  # every clause of both versions is keyed, most seen before
+def _wording_key(lead_in: str, text: str) -> str:
+    words = _words(lead_in) + _words(text) if lead_in else _words(text)
+    return " ".join(words) if words else "\x00" + normalise(f"{lead_in} {text}".strip())
 
 
 class _Vocabulary:
@@ -889,6 +894,8 @@ def _renumbering(
     """Old section number -> new one, read off aligned clauses (only unambiguous ones)."""
     seen: dict[str, set[str]] = {}
     for i, j in pairs.items():
+        if old[i].section == new[j].section:
+            continue  # the same path, the same numbers
         before, after = _numbers(old[i]), _numbers(new[j])
         if before != after and len(before) == len(after):
             for a, b in zip(before, after):
@@ -903,6 +910,13 @@ def _renumber(text: str, renumbered: dict[str, str]) -> str:
         return _NUMBER.sub(lambda m: renumbered.get(m.group(0), m.group(0)), match.group(0))
 
     return _REFERENCE.sub(one, text) if renumbered else text
+
+
+def _identical(old: tuple[Clause, ...], new: tuple[Clause, ...]) -> bool:
+    """The same clauses in the same order, ids included, no id twice: nothing to align."""
+    if old is not new and old != new:
+        return False
+    return len({c.id for c in old}) == len(old)
 
 
 def _headings(clauses: Sequence[Clause]) -> set[str]:
@@ -949,6 +963,10 @@ def _wording_appeared(clause: Clause, other_headings: set[str]) -> bool:
 def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
     """Align two versions' clauses and say what changed, clause by clause (see module doc)."""
     old_t, new_t = tuple(old), tuple(new)
+    if _identical(old_t, new_t):
+        # Every clause kept its wording, place and id: the alignment would pair each with
+        # itself and find nothing (half of a crawled history is versions like this).
+        return Diff((), old_t, new_t)
     aligner = _Aligner(old_t, new_t)
     aligner.align()
     new_clauses = _inherit_ids(aligner)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 from bs4 import UnicodeDammit
@@ -163,7 +165,7 @@ def extract_text(
     if fmt == "html":
         return _from_html(text, select, remove)
     if fmt == "markdown":
-        return _from_html(_markdown_to_html(text), select, remove)
+        return _from_markdown(text, select, remove)
     if fmt == "text":
         return _finish(list(_text_blocks(text)), "")
     raise InputError(f"unknown input format {fmt!r} (use html, markdown or text)")
@@ -220,11 +222,86 @@ def _pdf_text(body: bytes) -> str:
         raise InputError(f"cannot read the PDF: {exc}") from None
 
 
-def _markdown_to_html(text: str) -> str:
+@lru_cache(maxsize=1)
+def _markdown_parser() -> Any:
     from markdown_it import MarkdownIt
 
     # "commonmark" plus tables; raw HTML inside the Markdown is kept so it parses like a page.
-    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
+
+
+def _markdown_to_html(text: str) -> str:
+    return _markdown_parser().render(text)
+
+
+# -- Markdown, by chunks ----------------------------------------------------------------------
+# Successive versions of a document share most of their paragraphs, and parsing Markdown is
+# the costliest part of extraction. So the text is cut where CommonMark guarantees that nothing
+# before the cut can shape what follows: after a blank line, at a line that starts in the first
+# column with a letter, an opening quote or bracket, a number that is not a list marker ("2024
+# was", "9\. Payment"), a "#" heading or "**"/"__" emphasis. Such a line continues no list,
+# block quote, code block or table, and no paragraph runs across a blank line. Each chunk is
+# rendered once (cached by its text) and the renderings joined are the whole text's rendering.
+# Constructs that do reach across blank lines make the text go through in one piece: fenced
+# code, the HTML blocks that end at their closing tag (<script>, <pre>, <style>, <textarea>,
+# comments, <!...>, <?...>), link reference definitions (anywhere, as they serve the whole
+# text) and carriage returns or NULs (which markdown-it rewrites first).
+
+_CHUNK_CUT = re.compile(
+    r"\n[ \t]*\n(?=#|\*\*[^\s*]|__[^\s_]|[^\W\d_]|[“‘\"'(（「『【《]|\d+(?![\d.)]))")
+_WHOLE_TEXT_SIGNS = ("```", "~~~", "]:", "\r", "\0")
+_HTML_TO_CLOSING_TAG = re.compile(r"<(?:[!?]|script|pre|style|textarea)", re.IGNORECASE)
+# The only raw HTML a chunk may hold and still be walked on its own: a line break (an element
+# left open in one chunk would take in the next ones when the page is parsed as a whole).
+_LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_CHUNK_CACHE = 1 << 13  # chunks of a long history; bounded, so a long-running process is too
+
+
+def _markdown_chunks(text: str) -> list[str] | None:
+    """The text cut into independently parsed chunks, or None when it must be parsed whole."""
+    if any(sign in text for sign in _WHOLE_TEXT_SIGNS) or (
+        "<" in text and _HTML_TO_CLOSING_TAG.search(text)
+    ):
+        return None
+    chunks, start = [], 0
+    for cut in _CHUNK_CUT.finditer(text):
+        chunks.append(text[start : cut.end()])
+        start = cut.end()
+    chunks.append(text[start:])
+    return chunks
+
+
+@lru_cache(maxsize=_CHUNK_CACHE)
+def _chunk_html(chunk: str) -> str:
+    return _markdown_to_html(chunk)
+
+
+@lru_cache(maxsize=_CHUNK_CACHE)
+def _chunk_blocks(chunk: str) -> tuple[Block, ...] | None:
+    """The blocks of one chunk walked on its own; None when its HTML could reach into the next
+    chunks. Without raw HTML, the page holds only block elements of markdown-it's making, one
+    after another, and the walk reads each apart from the others."""
+    if "<" in chunk and "<" in _LINE_BREAK_TAG.sub("", chunk):
+        return None
+    root = _parse_html(_chunk_html(chunk))
+    if root is None:
+        return ()
+    body = root.find("body")
+    return tuple(_blocks(body if body is not None else root, list_depth=0))
+
+
+def _from_markdown(text: str, select: Sequence[str], remove: Sequence[str]) -> Document:
+    chunks = _markdown_chunks(text)
+    if chunks is None:
+        return _from_html(_markdown_to_html(text), select, remove)
+    if not select and not remove:
+        walked = [_chunk_blocks(chunk) for chunk in chunks]
+        if all(blocks is not None for blocks in walked):
+            blocks = [block for chunk_blocks in walked for block in chunk_blocks]
+            # As _from_html: without raw HTML there is no <title>, so the first heading is it.
+            title = next((b.text for b in blocks if b.kind == "heading"), "")
+            return _finish(blocks, title)
+    return _from_html("".join(_chunk_html(chunk) for chunk in chunks), select, remove)
 
 
 # -- HTML -> blocks ---------------------------------------------------------------------------

@@ -33,21 +33,28 @@ class HistoryAnalyser:
     def __init__(self) -> None:
         self._labels: dict[tuple[str, tuple[str, ...], str], Clause] = {}
         self._contexts: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # A clause segmented exactly as before (id and place too) is the labelled one again.
+        self._labelled: dict[Clause, Clause] = {}
+        self._last: tuple[Document, tuple[Clause, ...]] | None = None
 
     def __call__(self, document: Document) -> tuple[Clause, ...]:
         from tostrack.classify import classify_clauses
         from tostrack.segment import segment_document
 
+        if self._last is not None and self._last[0] == document:
+            return self._last[1]  # the same document as last time: the same clauses
         clauses = segment_document(document)
-        readings = [self._reading(c) for c in clauses]
-        todo = {r: c for r, c in zip(readings, clauses, strict=True) if r not in self._labels}
+        fresh = [c for c in clauses if c not in self._labelled]
+        readings = [self._reading(c) for c in fresh]
+        todo = {r: c for r, c in zip(readings, fresh, strict=True) if r not in self._labels}
         if todo:
             self._labels.update(zip(todo, classify_clauses(tuple(todo.values())), strict=True))
-        out = []
-        for clause, reading in zip(clauses, readings, strict=True):
+        for clause, reading in zip(fresh, readings, strict=True):
             known = self._labels[reading]
-            out.append(replace(clause, labels=known.labels, evidence=known.evidence))
-        return tuple(out)
+            self._labelled[clause] = replace(clause, labels=known.labels, evidence=known.evidence)
+        out = tuple(self._labelled[c] for c in clauses)
+        self._last = (document, out)
+        return out
 
     def _reading(self, clause: Clause) -> tuple[str, tuple[str, ...], str]:
         """What the classifier reads: the text, the lead-in, and what the headings mean to it

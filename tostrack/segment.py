@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from tostrack.models import Block, Clause, Document
 
@@ -45,9 +46,8 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     seen_ids: dict[str, int] = {}
     cjk = _is_cjk(document.blocks)
     provisions = _cjk_provisions(document.blocks) if cjk else _provisions(document.blocks)
-    split = _split_cjk_enumeration if cjk else _split_enumeration
     for section, heading, number, lead_in, text in provisions:
-        for item_number, item_lead_in, item_text in split(text):
+        for item_number, item_lead_in, item_text in _enumeration(text, cjk):
             full_lead = " ".join(p for p in (lead_in, item_lead_in) if p)
             path = [*section, number] if number else list(section)
             if item_number:
@@ -67,6 +67,7 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     return tuple(clauses)
 
 
+@lru_cache(maxsize=1 << 14)  # a history repeats most clauses from version to version
 def clause_id(text: str) -> str:
     """A fresh id from the wording: the same words give the same id in any version."""
     words = " ".join(_WORD.findall(text.lower()))
@@ -183,7 +184,7 @@ def _last_sentence(text: str) -> str:
 def _is_cjk(blocks: Sequence[Block]) -> bool:
     """True when the document is written in Chinese, Japanese or Korean (a sample of its text)."""
     sample = "".join(b.text for b in blocks[:80])[:6000]
-    letters = sum(1 for ch in sample if ch.isalpha())
+    letters = sum(map(str.isalpha, sample))
     return letters > 0 and len(_CJK_CHAR.findall(sample)) > 0.3 * letters
 
 
@@ -283,6 +284,12 @@ def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
 
 
 # -- inline enumerations ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1 << 14)  # the same paragraphs come back in every version of a history
+def _enumeration(text: str, cjk: bool) -> tuple[tuple[str, str, str], ...]:
+    return tuple(_split_cjk_enumeration(text) if cjk else _split_enumeration(text))
+
 
 
 def _split_enumeration(text: str) -> list[tuple[str, str, str]]:
