@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tostrack.health import check_document, document_problem, looks_blocked, page_problem
+from tostrack.fetch.health import check_document, document_problem, looks_blocked, page_problem
 from tostrack.models import Block, Document, Snapshot
 from tostrack.pipeline import run
 from tostrack.store import Store

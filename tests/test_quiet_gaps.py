@@ -21,7 +21,7 @@ from conftest import TERMS_V1, TERMS_V2, source_config, write_config
 from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
-from tostrack.health import likely_cause
+from tostrack.fetch.health import likely_cause
 from tostrack.models import Failure, Source
 from tostrack.pipeline import is_due
 from tostrack.faults import CRASH_ENV

@@ -543,9 +543,7 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
     """
     import dataclasses
 
-    import requests
-
-    from tostrack.fetch import FetchConfig
+    from tostrack.fetch import Fetcher, FetchConfig
     from tostrack.sources import find_source, load_sources, validate_source
 
     ws = _workspace(ctx)
@@ -553,9 +551,9 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
     chosen = [find_source(declared, i) for i in source_ids] if source_ids else list(declared)
     config = FetchConfig.from_settings(ws.settings)
     results = []
-    with requests.Session() as session:
+    with Fetcher(config) as fetcher:
         for source in chosen:
-            result = validate_source(source, config, session=session)
+            result = validate_source(source, fetcher)
             results.append(result)
             if fmt == "text":
                 state = "ok    " if result.ok else "FAILED"

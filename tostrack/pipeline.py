@@ -319,7 +319,7 @@ def _not_the_document(
     previous_clauses: Sequence[Clause] | None,
 ) -> Failure | None:
     """A failure when what was fetched is not the document (error page, challenge, collapse...)."""
-    from tostrack.health import check_document
+    from tostrack.fetch.health import check_document
 
     # The stored version keeps clauses, not blocks: its text is what a collapse is measured on.
     previous_text = (
@@ -473,11 +473,9 @@ def run(
     dry_run_mail: bool = False,
 ) -> RunResult:
     """Track every due source of the workspace, render reports and send notifications."""
-    import requests
-
     from tostrack import notify, report
-    from tostrack.fetch import FetchConfig, fetch_source
-    from tostrack.health import likely_cause
+    from tostrack.fetch import Fetcher, FetchConfig
+    from tostrack.fetch.health import likely_cause
     from tostrack.lock import workspace_lock
     from tostrack.recovery import reconcile
     from tostrack.sources import load_sources
@@ -495,7 +493,7 @@ def run(
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
     skipped = 0
-    with workspace_lock(workspace.lock_path), Store(workspace.root) as store, requests.Session() as session:
+    with workspace_lock(workspace.lock_path), Store(workspace.root) as store, Fetcher(config) as fetch:
         messages = reconcile(store, all_sources, severity)
         now = clock.now()
 
@@ -505,11 +503,11 @@ def run(
                 # Once a week, ignore the validators: a server that keeps a stale ETag or
                 # Last-Modified must not hide a change for ever.
                 state = {k: v for k, v in state.items() if k not in ("etag", "last_modified")}
-            return fetch_source(s, config, session=session, previous=state)
+            return fetch.fetch(s, previous=state)
 
         def confirm(s: Source) -> tuple[Snapshot, ...] | Failure:
             time.sleep(config.confirm_delay)
-            return fetch_source(s, config, session=session)
+            return fetch.fetch(s)
 
         def alert_operators(_db: Any, failure: Failure, count: int) -> None:
             # In the failure's own transaction: the alert is queued with it or not at all, and

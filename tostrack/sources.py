@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
@@ -236,9 +237,11 @@ class Validation:
 def validate_source(
     source: Source, config: Any, session: Any = None, *, min_characters: int = MIN_CHARACTERS
 ) -> Validation:
-    """Fetch a source twice; check both fetches extract to the same, non-trivial text."""
-    from tostrack.fetch import fetch_source
-    from tostrack.health import check_document
+    """Fetch a source twice; check both fetches extract to the same, non-trivial text.
+
+    `config` is a FetchConfig, or a Fetcher to fetch through (`session` is then ignored)."""
+    from tostrack.fetch import Fetcher
+    from tostrack.fetch.health import check_document
     from tostrack.models import Failure
     from tostrack.pipeline import analyse, extract_snapshots
     from tostrack.store import text_digest
@@ -247,38 +250,41 @@ def validate_source(
     texts: list[str] = []
     clause_count = characters = 0
     digest = ""
-    for attempt in ("first", "second"):
-        fetched = fetch_source(source, config, session=session)
-        if isinstance(fetched, Failure):
-            detail = f": {fetched.detail[:200]}" if fetched.detail else ""
-            problems.append(
-                f"{attempt} fetch failed ({fetched.reason}){detail}{_explain(fetched.reason)}"
-            )
-            break
-        if not isinstance(fetched, tuple):  # a 304 is impossible without a previous state
-            problems.append(f"{attempt} fetch returned no content")
-            break
-        document = extract_snapshots(fetched, source)
-        clauses = analyse(document)
-        if attempt == "first":
-            clause_count, characters, digest = (
-                len(clauses),
-                len(document.text),
-                text_digest(clauses),
-            )
-            reason = check_document(fetched, document, len(clauses), None)
-            if reason:
+    # A Fetcher given is the caller's to close; one made here is closed here.
+    owned = nullcontext(config) if isinstance(config, Fetcher) else Fetcher(config, session=session)
+    with owned as fetcher:
+        for attempt in ("first", "second"):
+            fetched = fetcher.fetch(source)
+            if isinstance(fetched, Failure):
+                detail = f": {fetched.detail[:200]}" if fetched.detail else ""
                 problems.append(
-                    f"not the document ({reason}){_explain(reason)}"
-                    f"{_select_hint(source, reason, characters)}"
+                    f"{attempt} fetch failed ({fetched.reason}){detail}{_explain(fetched.reason)}"
                 )
                 break
-            if characters < min_characters:
-                problems.append(
-                    f"too little text: {characters} characters in {len(clauses)} clause(s), "
-                    f"expected at least {min_characters}{_select_hint(source, None, characters)}"
+            if not isinstance(fetched, tuple):  # a 304 is impossible without a previous state
+                problems.append(f"{attempt} fetch returned no content")
+                break
+            document = extract_snapshots(fetched, source)
+            clauses = analyse(document)
+            if attempt == "first":
+                clause_count, characters, digest = (
+                    len(clauses),
+                    len(document.text),
+                    text_digest(clauses),
                 )
-        texts.append(document.text)
+                reason = check_document(fetched, document, len(clauses), None)
+                if reason:
+                    problems.append(
+                        f"not the document ({reason}){_explain(reason)}"
+                        f"{_select_hint(source, reason, characters)}"
+                    )
+                    break
+                if characters < min_characters:
+                    problems.append(
+                        f"too little text: {characters} characters in {len(clauses)} clause(s), "
+                        f"expected at least {min_characters}{_select_hint(source, None, characters)}"
+                    )
+            texts.append(document.text)
     if len(texts) == 2 and texts[0] != texts[1]:
         problems.append(
             "the two fetches extracted to different text (a page that flips between variants or "
@@ -294,7 +300,7 @@ def validate_source(
     )
 
 
-# What a failure reason (tostrack.fetch / tostrack.health) means for someone writing a source.
+# What a failure reason (tostrack.fetch, tostrack.fetch.health) means for someone writing a source.
 _EXPLANATIONS = {
     "timeout": "the server did not answer in time",
     "connection": "the server could not be reached; check the URL and any proxy",

@@ -10,37 +10,39 @@ into a Snapshot: a failed fetch must not become a "change" further down the pipe
 - a streamed download that stops at `max_bytes`, so a huge page never sits in memory;
 - redirects followed by hand, so the limit holds without changing the caller's session;
 - conditional GET (ETag / Last-Modified) for single-page sources: 304 -> NOT_MODIFIED;
-- one request at a time per host and a polite delay between them (state tied to the session);
-- a JavaScript-rendering fallback (tostrack.browser) for pages that look blocked.
+- one request at a time per host and a polite delay between them (tostrack.fetch.throttle);
+- a JavaScript-rendering fallback (tostrack.fetch.browser) for pages that look blocked.
+
+One Fetcher per run holds the session, its throttle and the settings; fetch_source is the
+one-off form.
 """
 
 from __future__ import annotations
 
-import codecs
-import re
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from tostrack import clock
-from tostrack.config import BROWSER_MODES, DEFAULT_USER_AGENT, FetchConfig
+from tostrack.config import FetchConfig
 from tostrack.errors import ConfigError
-from tostrack.media import ALIASES as MEDIA_ALIASES
+from tostrack.fetch import browser
+from tostrack.fetch.content import detect_encoding, meta_refresh, parse_content_type, sniff_type
+from tostrack.fetch.health import page_problem
+from tostrack.fetch.throttle import HostThrottle, host_key, throttle_for
 from tostrack.media import SUPPORTED_TYPES
 from tostrack.models import Failure, Snapshot, Source
 
-__all__ = ["BROWSER_MODES", "DEFAULT_USER_AGENT", "FAILURE_REASONS", "NOT_MODIFIED", "FetchConfig", "fetch_source"]
 
 
 # Types that say nothing useful: the body decides (a PDF served as octet-stream, say).
@@ -75,66 +77,6 @@ class NotModified:
 
 
 NOT_MODIFIED = NotModified()
-
-
-# -- politeness ---------------------------------------------------------------------------------
-
-
-class HostThrottle:
-    """One request at a time per host, and `delay` seconds between the end of one and the next.
-
-    Tied to a requests.Session (see throttle_for), so two sessions never slow each other down.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-        self._last: dict[str, float] = {}
-
-    def _lock(self, host: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(host, threading.Lock())
-
-    def hold(self, url: str, delay: float) -> _Held:
-        return _Held(self, _host(url), delay)
-
-
-class _Held:
-    def __init__(self, throttle: HostThrottle, host: str, delay: float) -> None:
-        self.throttle, self.host, self.delay = throttle, host, delay
-        self.lock = throttle._lock(host)
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        last = self.throttle._last.get(self.host)
-        if last is not None and self.delay > 0:
-            wait = last + self.delay - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-
-    def __exit__(self, *exc: object) -> None:
-        self.throttle._last[self.host] = time.monotonic()
-        self.lock.release()
-
-
-_THROTTLES: weakref.WeakKeyDictionary[requests.Session, HostThrottle] = (
-    weakref.WeakKeyDictionary()
-)
-_THROTTLES_GUARD = threading.Lock()
-
-
-def throttle_for(session: requests.Session) -> HostThrottle:
-    """The per-host politeness state of a session (created on first use, dropped with it)."""
-    with _THROTTLES_GUARD:
-        throttle = _THROTTLES.get(session)
-        if throttle is None:
-            throttle = _THROTTLES[session] = HostThrottle()
-        return throttle
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
 
 
 # -- the wall-clock deadline --------------------------------------------------------------------
@@ -233,21 +175,40 @@ def _watch_pool(pool: Any) -> None:
 
 
 
-def fetch_source(
-    source: Source,
-    config: FetchConfig,
-    *,
-    session: requests.Session | None = None,
-    previous: Mapping[str, Any] | None = None,
-) -> tuple[Snapshot, ...] | Failure | NotModified:
-    """Fetch every URL of a source. Any URL failing fails the whole source (never half a
-    combined document). `previous` is the store's state of the source: its etag and
-    last_modified make a conditional GET for single-page sources, answered by NOT_MODIFIED."""
-    if not source.urls:
-        raise ConfigError(f"source {source.id} has no url: give it url = \"https://...\"")
-    own = session is None
-    session = session or requests.Session()
-    try:
+class Fetcher:
+    """One run's fetching: its settings, one HTTP session with its per-host throttle, and the
+    browser fallback. Create one per run and fetch every source through it:
+
+        with Fetcher(config) as fetcher:
+            result = fetcher.fetch(source, previous=store.source_state(source.id))
+
+    Given a session, the fetcher uses it (and leaves it open); otherwise it opens its own.
+    """
+
+    def __init__(self, config: FetchConfig, *, session: requests.Session | None = None) -> None:
+        self.config = config
+        self._own_session = session is None
+        self.session = session or requests.Session()
+        self.throttle = throttle_for(self.session)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def fetch(
+        self, source: Source, *, previous: Mapping[str, Any] | None = None
+    ) -> tuple[Snapshot, ...] | Failure | NotModified:
+        """Fetch every URL of a source. Any URL failing fails the whole source (never half a
+        combined document). `previous` is the store's state of the source: its etag and
+        last_modified make a conditional GET for single-page sources, answered by NOT_MODIFIED."""
+        if not source.urls:
+            raise ConfigError(f"source {source.id} has no url: give it url = \"https://...\"")
         conditional: dict[str, str] = {}
         # The validators belong to the URL they came from: a moved source starts afresh.
         same_url = previous and previous.get("url") in (None, "", source.url)
@@ -258,62 +219,61 @@ def fetch_source(
                 conditional["If-Modified-Since"] = str(previous["last_modified"])
         snapshots: list[Snapshot] = []
         for url in source.urls:
-            got = _fetch_one(session, source, url, config, conditional)
+            got = self._fetch_one(source, url, conditional)
             if isinstance(got, (Failure, NotModified)):
                 return got
             snapshots.append(got)
         return tuple(snapshots)
-    finally:
-        if own:
-            session.close()
 
-
-def _fetch_one(
-    session: requests.Session,
-    source: Source,
-    url: str,
-    config: FetchConfig,
-    conditional: Mapping[str, str],
-) -> Snapshot | Failure | NotModified:
-    from tostrack.health import page_problem
-
-    if config.browser == "always" or (source.browser and config.browser != "never"):
-        return _render(session, source, url, config)
-    got = _http_get(session, source, url, config, conditional)
-    if config.browser != "auto" or got.body is None:
-        return got.result
-    problem = page_problem(got.body, got.content_type)
-    if isinstance(got.result, Failure):
-        # An error status is worth a browser only when it carries a bot challenge.
-        if got.result.reason not in _CHALLENGE_STATUSES or problem != "challenge":
+    def _fetch_one(
+        self, source: Source, url: str, conditional: Mapping[str, str]
+    ) -> Snapshot | Failure | NotModified:
+        config = self.config
+        if config.browser == "always" or (source.browser and config.browser != "never"):
+            return self._render(source, url)
+        got = _http_get(self.session, self.throttle, source, url, config, conditional)
+        if config.browser != "auto" or got.body is None:
             return got.result
-    elif problem not in ("challenge", "needs-javascript"):
-        return got.result
-    # A bot challenge or an empty JavaScript shell: let a real browser try.
-    rendered = _render(session, source, got.url, config)
-    if isinstance(rendered, Snapshot):
-        if page_problem(rendered.body, rendered.content_type) != "challenge":
-            return rendered  # the document (or a near-empty page, which health calls "empty")
-        why = "still a bot challenge after rendering in Chromium"
-    else:
-        why = f"the browser fallback failed ({rendered.reason}: {rendered.detail})"
-    if isinstance(got.result, Failure):
-        return Failure(source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}")
-    if problem == "needs-javascript" and isinstance(rendered, Failure):
-        return Failure(
-            source.id, rendered.at, rendered.reason,
-            f"{got.url} shows its text only with JavaScript; {why}",
-        )
-    return Failure(source.id, clock.now_iso(), "challenge", f"{got.url} is a bot challenge; {why}")
+        problem = page_problem(got.body, got.content_type)
+        if isinstance(got.result, Failure):
+            # An error status is worth a browser only when it carries a bot challenge.
+            if got.result.reason not in _CHALLENGE_STATUSES or problem != "challenge":
+                return got.result
+        elif problem not in ("challenge", "needs-javascript"):
+            return got.result
+        # A bot challenge or an empty JavaScript shell: let a real browser try.
+        rendered = self._render(source, got.url)
+        if isinstance(rendered, Snapshot):
+            if page_problem(rendered.body, rendered.content_type) != "challenge":
+                return rendered  # the document (or a near-empty page, which health calls "empty")
+            why = "still a bot challenge after rendering in Chromium"
+        else:
+            why = f"the browser fallback failed ({rendered.reason}: {rendered.detail})"
+        if isinstance(got.result, Failure):
+            return Failure(source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}")
+        if problem == "needs-javascript" and isinstance(rendered, Failure):
+            return Failure(
+                source.id, rendered.at, rendered.reason,
+                f"{got.url} shows its text only with JavaScript; {why}",
+            )
+        return Failure(source.id, clock.now_iso(), "challenge", f"{got.url} is a bot challenge; {why}")
+
+    def _render(self, source: Source, url: str) -> Snapshot | Failure:
+        with self.throttle.hold(url, self.config.delay):
+            return browser.render(source, url, self.config)
 
 
-def _render(
-    session: requests.Session, source: Source, url: str, config: FetchConfig
-) -> Snapshot | Failure:
-    from tostrack.browser import render
-
-    with throttle_for(session).hold(url, config.delay):
-        return render(source, url, config)
+def fetch_source(
+    source: Source,
+    config: FetchConfig,
+    *,
+    session: requests.Session | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[Snapshot, ...] | Failure | NotModified:
+    """Fetch one source with a Fetcher of its own (sharing `session` and its throttle, if given).
+    A run fetches many sources through one Fetcher instead."""
+    with Fetcher(config, session=session) as fetcher:
+        return fetcher.fetch(source, previous=previous)
 
 
 @dataclass(frozen=True)
@@ -336,18 +296,17 @@ class _Fail(Exception):
 
 def _http_get(
     session: requests.Session,
+    throttle: HostThrottle,
     source: Source,
     url: str,
     config: FetchConfig,
     conditional: Mapping[str, str],
 ) -> _Got:
-    from tostrack.health import page_problem
-
     attempt = 0
     with _deadline(session, config.total_timeout) as deadline:
         while True:
             try:
-                got = _attempt(session, source, url, config, conditional)
+                got = _attempt(session, throttle, source, url, config, conditional)
                 if deadline.expired:  # a body cut short by the deadline is no document
                     raise deadline.failure(url)
                 return got
@@ -372,16 +331,16 @@ def _http_get(
 
 def _attempt(
     session: requests.Session,
+    throttle: HostThrottle,
     source: Source,
     url: str,
     config: FetchConfig,
     conditional: Mapping[str, str],
 ) -> _Got:
     headers = {"User-Agent": config.user_agent, **dict(source.headers), **conditional}
-    throttle = throttle_for(session)
     current = url
     for _hop in range(config.max_redirects + 1):
-        if _host(current) != _host(url):
+        if host_key(current) != host_key(url):
             # Never hand a source's credentials or validators to another host.
             headers = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
         with throttle.hold(current, config.delay):
@@ -442,8 +401,6 @@ def _handle(
     config: FetchConfig,
     conditional: bool,
 ) -> _Got | str:
-    from tostrack.health import page_problem
-
     status = response.status_code
     if status in _REDIRECTS:
         location = response.headers.get("Location")
@@ -499,33 +456,6 @@ def _handle(
         content_type,
         body,
     )
-
-
-_META_TAG = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
-_REFRESH = re.compile(rb"""http-equiv\s*=\s*["']?refresh\b""", re.IGNORECASE)
-_CONTENT = re.compile(rb"""content\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
-_REFRESH_VALUE = re.compile(
-    r"""^\s*(\d+(?:\.\d+)?)\s*[;,]\s*(?:url\s*=\s*)?["']?([^"'\s]+)""", re.IGNORECASE
-)
-
-
-def meta_refresh(body: bytes, content_type: str) -> str | None:
-    """The target of an immediate <meta http-equiv="refresh"> on a small page, else None.
-
-    Only small pages with a short delay: a long page that refreshes itself every few minutes,
-    or a challenge that reloads itself (no URL), is not a redirect.
-    """
-    if content_type not in ("text/html", "application/xhtml+xml") or len(body) > 16_384:
-        return None
-    for tag in _META_TAG.findall(body):
-        content = _CONTENT.search(tag)
-        if not _REFRESH.search(tag) or not content:
-            continue
-        value = next(g for g in content.groups() if g is not None).decode("latin-1")
-        found = _REFRESH_VALUE.match(value)
-        if found and float(found.group(1)) <= 10:
-            return found.group(2)
-    return None
 
 
 def _read(
@@ -598,102 +528,3 @@ def _retry_after(value: str | None) -> float:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-# -- content type and charset -------------------------------------------------------------------
-
-
-def parse_content_type(value: str) -> tuple[str, str | None]:
-    """'Text/HTML; charset="UTF-8"' -> ("text/html", "utf-8")."""
-    media, _, params = value.partition(";")
-    media = media.strip().lower()
-    media = MEDIA_ALIASES.get(media, media)
-    charset = None
-    for param in params.split(";"):
-        name, _, val = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = val.strip().strip("\"'").lower() or None
-    return media, charset
-
-
-def sniff_type(body: bytes) -> str:
-    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith(b"%pdf-"):
-        return "application/pdf"
-    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or (
-        b"<p" in head or b"<div" in head
-    ):
-        return "text/html"
-    try:
-        body[:4096].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < 4090:  # not just a character cut at the sample's end
-            return "application/octet-stream"
-    return "text/plain" if b"\x00" not in body[:4096] else "application/octet-stream"
-
-
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE
-)
-_XML_ENCODING = re.compile(rb"""^<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.:-]+)""")
-# Charsets that decode any byte string, so "it decodes" proves nothing about them.
-_ANY_BYTES = frozenset(
-    codecs.lookup(name).name for name in ("latin-1", "cp1252", "iso-8859-15", "ascii")
-)
-
-
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-def detect_encoding(body: bytes, content_type: str, declared: str | None) -> str | None:
-    """The charset to decode a text body with: BOM, then the header's charset unless the body
-    proves it wrong, then <meta charset> (HTML) or the XML declaration, then UTF-8 if it fits."""
-    if content_type == "application/pdf":
-        return None
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return name
-    meta = None
-    if content_type in ("text/html", "application/xhtml+xml"):
-        head = body[:8192]
-        found = _XML_ENCODING.search(head) or _META_CHARSET.search(head)
-        meta = found.group(1).decode("ascii").lower() if found else None
-    candidates = [c for c in (declared, meta) if _codec(c)]
-    utf8 = _decodes(body, "utf-8")
-    non_ascii = not body.isascii()
-    for name in candidates:
-        codec = _codec(name)
-        if codec in _ANY_BYTES and non_ascii and utf8:
-            # A Latin-1 label on a body that is valid UTF-8 with accents: the label is wrong
-            # (decoding by it would turn "é" into "Ã©").
-            continue
-        if _decodes(body, name):
-            return name
-    if utf8:
-        return "utf-8" if non_ascii else (candidates[0] if candidates else None)
-    if candidates and _decodes(body, "windows-1252"):
-        return "windows-1252"  # labelled UTF-8 but is not: the web's usual legacy charset
-    return candidates[0] if candidates else None
-
-
-def _decodes(body: bytes, name: str | None) -> bool:
-    if not name:
-        return False
-    try:
-        body.decode(name)
-    except (UnicodeDecodeError, LookupError):
-        return False
-    return True

@@ -13,10 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from tostrack.clock import now_iso
+from tostrack.fetch.health import page_problem
 from tostrack.models import Failure, Snapshot, Source
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tostrack.fetch import FetchConfig
+    from tostrack.config import FetchConfig
 
 INSTALL_PLAYWRIGHT = (
     "Playwright is not installed: pip install 'tostrack[browser]' "
@@ -52,8 +54,6 @@ def available(config: FetchConfig) -> str | None:
 
 def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
     """Load url in headless Chromium and return the rendered HTML as a Snapshot."""
-    from tostrack.clock import now_iso
-
     def fail(reason: str, detail: str) -> Failure:
         return Failure(source.id, now_iso(), reason, detail)
 
@@ -139,9 +139,6 @@ def _load(
     fail: Any,
 ) -> Snapshot | Failure:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    from tostrack.clock import now_iso
-    from tostrack.health import page_problem
 
     context = browser.new_context(user_agent=user_agent, extra_http_headers=headers or None)
     page = context.new_page()
