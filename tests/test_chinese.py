@@ -264,7 +264,7 @@ def test_registry_has_the_chinese_providers_in_chinese() -> None:
     providers = {s.provider for s in zh}
     assert {"bytedance", "alibaba", "deepseek", "moonshot", "zhipu", "tencent", "minimax"} <= providers
     assert {s.document_type for s in zh} >= {"terms-of-service", "privacy-policy"}
-    for path in (ROOT / "tostrack" / "registry").glob("*.toml"):
+    for path in (ROOT / "tostrack" / "sources" / "registry").glob("*.toml"):
         for entry in tomllib.loads(path.read_text("utf-8"))["documents"]:
             if entry.get("language") == "zh":
                 # unverified until `tostrack sources validate` has fetched the page

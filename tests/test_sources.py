@@ -114,7 +114,7 @@ def test_registry_ids_match_the_corpus_folders() -> None:
 
 def test_registry_files_are_strict() -> None:
     """The packaged files use only known keys and have the provider their ids start with."""
-    folder = Path(__file__).resolve().parents[1] / "tostrack" / "registry"
+    folder = Path(__file__).resolve().parents[1] / "tostrack" / "sources" / "registry"
     files = sorted(folder.glob("*.toml"))
     assert len(files) >= 15
     total = 0
@@ -485,7 +485,7 @@ def fetch_config() -> Any:
 
 def test_validate_a_stable_page(httpserver: HTTPServer, fetch_config: Any) -> None:
     from tostrack.pipeline import analyse, extract_snapshots
-    from tostrack.sources import validate_source
+    from tostrack.sources.validate import validate_source
     from tostrack.store import text_digest
 
     # The footer changes per visit, but it is outside `select`, so the document is stable.
@@ -510,7 +510,7 @@ def test_validate_a_stable_page(httpserver: HTTPServer, fetch_config: Any) -> No
 def test_validate_reports_text_that_changes_between_visits(
     httpserver: HTTPServer, fetch_config: Any
 ) -> None:
-    from tostrack.sources import validate_source
+    from tostrack.sources.validate import validate_source
 
     visits = iter(range(1000))
     httpserver.expect_request("/policy").respond_with_handler(
@@ -526,7 +526,7 @@ def test_validate_reports_text_that_changes_between_visits(
 
 
 def test_validate_reports_a_failed_fetch(httpserver: HTTPServer, fetch_config: Any) -> None:
-    from tostrack.sources import validate_source
+    from tostrack.sources.validate import validate_source
 
     httpserver.expect_request("/gone").respond_with_data("Not here", status=404)
     result = validate_source(quillon(urls=(httpserver.url_for("/gone"),)), fetch_config)
@@ -539,7 +539,7 @@ def test_validate_reports_a_failed_fetch(httpserver: HTTPServer, fetch_config: A
 def test_validate_reports_a_selector_that_matches_nothing(
     httpserver: HTTPServer, fetch_config: Any
 ) -> None:
-    from tostrack.sources import validate_source
+    from tostrack.sources.validate import validate_source
 
     httpserver.expect_request("/policy").respond_with_data(
         POLICY.replace("{token}", ""), content_type="text/html; charset=utf-8"
@@ -552,7 +552,7 @@ def test_validate_reports_a_selector_that_matches_nothing(
 
 
 def test_validate_reports_too_little_text(httpserver: HTTPServer, fetch_config: Any) -> None:
-    from tostrack.sources import validate_source
+    from tostrack.sources.validate import validate_source
 
     short = (
         "<html><head><title>Quillon Terms</title></head><body><main><h1>Quillon Terms</h1>"

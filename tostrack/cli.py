@@ -544,7 +544,8 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
     import dataclasses
 
     from tostrack.fetch import Fetcher, FetchConfig
-    from tostrack.sources import find_source, load_sources, validate_source
+    from tostrack.sources import find_source, load_sources
+    from tostrack.sources.validate import validate_source
 
     ws = _workspace(ctx)
     declared = load_sources(ws.settings)
