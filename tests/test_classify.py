@@ -424,3 +424,18 @@ def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:
     found = [label for label, _ in classify_text(text)]
     assert "liability-limitation" in found  # the clause's own words
     assert "indemnification" not in found
+
+
+def test_a_definition_states_no_rule_but_a_sentence_after_it_may() -> None:
+    from tostrack.classify import definition_length
+
+    defining = "“Malicious Code” means any virus, worm, spyware or ransomware."
+    assert definition_length(defining) == len(defining)
+    assert classify_text(defining) == ()
+    assert classify_text('"Dispute" means any claim, lawsuit or arbitration between the parties.') == ()
+    assert classify_text("“平台”或“我们”，指提供本服务的星河公司及其关联公司。") == ()
+    # The sentences after the definition are read as usual.
+    then = defining + " You must not upload Malicious Code or use the Services to spread malware."
+    assert "acceptable-use" in dict(classify_text(then))
+    # Not a definition: a rule that happens to quote a term.
+    assert definition_length('You may not use "Outputs" to train a competing model.') == 0

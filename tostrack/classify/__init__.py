@@ -91,6 +91,29 @@ def is_title(text: str) -> bool:
     return len(_TITLE_WORD.findall(text)) <= 5 and cjk_count(text) <= 12
 
 
+# A clause that defines a term: a quoted term (an item mark before it, a bracketed aside after
+# it) and "means", "refers to", "指" ... Its defining sentence states no rule (the labels README:
+# definitions with no rule get no label), whatever topics its words list.
+_DEFINITION = re.compile(
+    r"""^\s*(?:\(?[a-z0-9]{1,4}[.)、]\s*)?(?:the\s+)?["“「][^"”」]{1,60}["”」]"""
+    r"""(?:\s*(?:,|or|and|或|和)\s*["“「][^"”」]{1,60}["”」])*(?:\s*[(（][^)）]{0,80}[)）])?"""
+    r"""\s*(?:means|refers?\s+to|shall\s+mean|has\s+the\s+meaning|is\s+defined\s+as|"""
+    r"""[,，]?\s*(?:是指|系指|指))""",
+    re.IGNORECASE,
+)
+_DEFINITION_END = re.compile(r"[.;。；](?=\s|$)")
+
+
+def definition_length(text: str) -> int:
+    """The length of a defining sentence that opens `text` ("“Harmful Code” means any virus,
+    worm or ..."), or 0 when the text does not open with a definition. What follows it (a
+    second sentence that grants a licence on the defined thing) is read as usual."""
+    if not _DEFINITION.match(text):
+        return 0
+    end = _DEFINITION_END.search(text)
+    return end.end() if end else len(text)
+
+
 def _enough_words(text: str) -> bool:
     """The model decides nothing on a clause too short to learn from ("Do not do this."):
     a handful of features would each weigh far too much."""
@@ -128,25 +151,27 @@ def decide(
         return ()
     trail = heading_parts(heading)
     lead = len(lead_in) + 1 if lead_in else 0
+    defined = definition_length(full)
     found: dict[str, Decision] = {
         label: Decision(label, evidence, "rule")
-        for label, evidence in _rules.match_rules(full, trail, lead)
+        for label, evidence in _rules.match_rules(full, trail, max(lead, defined))
     }
-    if lead_in:
+    if lead_in and not definition_length(lead_in):
         for label, evidence in _lead_in_rules(lead_in):
             found.setdefault(label, Decision(label, evidence, "lead-in"))
     if model == "packaged":
         model = packaged_model()
-    if isinstance(model, Model) and _enough_words(full):
-        probs = model.scores(full, found)
-        thresholds = model.thresholds_for(full)
+    read = full[defined:] if defined else full  # the model too skips a defining sentence
+    if isinstance(model, Model) and _enough_words(read):
+        probs = model.scores(read, found)
+        thresholds = model.thresholds_for(read)
         for label, p, threshold in zip(model.labels, probs, thresholds, strict=True):
             if label in found:
                 if explain:
                     found[label] = replace(found[label], probability=round(float(p), 3))
             elif p >= threshold and (not lead_in or _item_supports(model, label, text)):
-                words = tuple(model.weighed_most(label, full, found)) if explain else ()
-                found[label] = Decision(label, _best_sentence(model, label, full), "model",
+                words = tuple(model.weighed_most(label, read, found)) if explain else ()
+                found[label] = Decision(label, _best_sentence(model, label, read), "model",
                                         probability=round(float(p), 3), words=words)
     if explain:
         found = _with_rule_ids(found, _rules.explain_rules(full, trail, lead))
