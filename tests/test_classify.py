@@ -439,3 +439,21 @@ def test_a_definition_states_no_rule_but_a_sentence_after_it_may() -> None:
     assert "acceptable-use" in dict(classify_text(then))
     # Not a definition: a rule that happens to quote a term.
     assert definition_length('You may not use "Outputs" to train a competing model.') == 0
+
+
+def test_the_models_acceptable_use_yields_to_a_rules_more_specific_restriction() -> None:
+    from tostrack.classify import Decision, _residual_yields
+
+    def decided(*pairs: tuple[str, str, float | None]) -> dict[str, Decision]:
+        return {label: Decision(label, "x", by, probability=p) for label, by, p in pairs}
+
+    guess = ("acceptable-use", "model", 0.7)
+    found = decided(("high-risk-use", "rule", None), guess)
+    _residual_yields(found)
+    assert set(found) == {"high-risk-use"}
+    # A sure model, a rule's own acceptable-use, or no specific restriction: it stays.
+    for found in (decided(("high-risk-use", "rule", None), ("acceptable-use", "model", 0.97)),
+                  decided(("high-risk-use", "rule", None), ("acceptable-use", "rule", None)),
+                  decided(("termination", "rule", None), guess)):
+        _residual_yields(found)
+        assert "acceptable-use" in found
