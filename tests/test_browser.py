@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_report import SCRIPT, build_store
 
-from tostrack.report import render_site
+from tostrack.render import render_site
 from tostrack.store import Store
 from tostrack.workspace import Workspace
 

@@ -703,7 +703,7 @@ def test_an_earlier_message_file_is_never_overwritten(tmp_path: Path) -> None:
     with Store(ws.root) as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         (row,) = outbox(store)
-        older = ws.outbox_dir / notify._eml_name(row)
+        older = ws.outbox_dir / notify.worker._eml_name(row)
         older.parent.mkdir(parents=True, exist_ok=True)
         older.write_bytes(b"an earlier message, kept as evidence")
         notify.send_pending(ws, store)

@@ -13,7 +13,7 @@ import pytest
 
 from tostrack.errors import ConfigError, InputError
 from tostrack.models import Change, Clause, Diff, Document, Failure, Snapshot
-from tostrack.report import export_records, render_diff, render_site
+from tostrack.render import export_records, render_diff, render_site
 from tostrack.store import Store
 from tostrack.workspace import Workspace
 
@@ -428,7 +428,7 @@ def test_feed_stays_valid_xml_with_control_characters(tmp_path: Path) -> None:
 
 
 def test_highlight_marks_evidence_and_escapes_the_rest() -> None:
-    from tostrack.report import highlight_html
+    from tostrack.render.views import highlight_html
 
     html = str(highlight_html("Do not <b>scrape</b>; or Scrape it.", ["SCRAPE", "or scrape", ""]))
     assert html == "Do not &lt;b&gt;<mark>scrape</mark>&lt;/b&gt;; <mark>or Scrape</mark> it."
@@ -437,7 +437,7 @@ def test_highlight_marks_evidence_and_escapes_the_rest() -> None:
 def test_feeds_keep_the_newest_entries_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tostrack import report
+    from tostrack.render import feeds as report
 
     ids = build_store(tmp_path)
     monkeypatch.setattr(report, "FEED_LIMIT", 1)

@@ -402,7 +402,7 @@ def report(ctx: click.Context, output: str | None) -> None:
     """
     import dataclasses
 
-    from tostrack.report import render_site
+    from tostrack.render import render_site
     from tostrack.store import Store
 
     ws = _workspace(ctx)
@@ -642,7 +642,7 @@ def export(ctx: click.Context, what: str, fmt: str) -> None:
       tostrack export --what clauses --format csv > clauses.csv
       tostrack export --what changes | jq '.[] | select(.severity == "high")'
     """
-    from tostrack.report import export_records
+    from tostrack.render import export_records
     from tostrack.store import Store
 
     ws = _workspace(ctx)

@@ -473,7 +473,7 @@ def run(
     dry_run_mail: bool = False,
 ) -> RunResult:
     """Track every due source of the workspace, render reports and send notifications."""
-    from tostrack import notify, report
+    from tostrack import notify, render
     from tostrack.fetch import Fetcher, FetchConfig
     from tostrack.fetch.health import likely_cause
     from tostrack.lock import workspace_lock
@@ -539,9 +539,9 @@ def run(
             if result.redirect and result.version is not None:
                 messages.append(f"redirect {source.id}: {result.redirect} (recorded with the version)")
         if results:
-            report.render_site(workspace, store)  # every page, the new change reports included
+            render.render_site(workspace, store)  # every page, the new change reports included
         for result, stored in recorded:
-            path = report.change_report_path(workspace.reports_dir, stored)
+            path = render.change_report_path(workspace.reports_dir, stored)
             reports.append(path)
             if result.status in ("changed", "effective-date"):
                 notify.enqueue_diff(workspace, store, stored, path)
