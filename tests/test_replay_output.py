@@ -55,3 +55,15 @@ def test_markdown_by_chunks_extracts_as_a_whole(directory: Path) -> None:
         text = extract._decode_text(path.read_bytes(), None)
         whole = extract._from_html(extract._markdown_to_html(text), (), ())
         assert extract.extract_file(path) == whole, path.name
+
+
+def test_versions_analysed_in_other_processes_are_the_same() -> None:
+    from tostrack.models import Snapshot, Source
+    from tostrack.replay import analyse_versions
+
+    directory = next(d for d in _smallest(len(_histories())) if len(dated_files(d)) >= 12)
+    source = Source(id="corpus/sample", urls=(f"file://{directory}",))
+    snapshots = [Snapshot(source.id, source.url, at, 200, "text/markdown", path.read_bytes())
+                 for at, path in dated_files(directory)]
+    # Three processes: two runs of versions, each with its own history of labelled clauses.
+    assert list(analyse_versions(snapshots, source, jobs=3)) == list(analyse_versions(snapshots, source))

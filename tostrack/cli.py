@@ -293,10 +293,11 @@ def classify(file: str, fmt: str, jsonl: bool, input_format: str, explain: bool)
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-    help="Replay this many documents at once, in separate processes (output order is kept).",
+    "--jobs", "-j", type=click.IntRange(min=1), default=None,
+    help="Replay this many documents at once, in separate processes (output order is kept); "
+    "default: all cores.",
 )
-def replay(dirs: tuple[str, ...], fmt: str, jobs: int) -> None:
+def replay(dirs: tuple[str, ...], fmt: str, jobs: int | None) -> None:
     """Diff each consecutive pair of dated versions in each DIR (touches no workspace).
 
     Each DIR holds versions of one document named by capture time, e.g.
@@ -306,9 +307,9 @@ def replay(dirs: tuple[str, ...], fmt: str, jobs: int) -> None:
     Example:
       tostrack replay ../shared/corpus/openai/terms-of-use | jq -c '.summary'
     """
-    from tostrack.replay import replay_pairs
+    from tostrack.replay import all_cores, replay_pairs
 
-    for record in replay_pairs([Path(d) for d in dirs], jobs=jobs):
+    for record in replay_pairs([Path(d) for d in dirs], jobs=jobs or all_cores()):
         if fmt == "jsonl":
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
@@ -323,8 +324,18 @@ def replay(dirs: tuple[str, ...], fmt: str, jobs: int) -> None:
 @click.argument("source_id")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--url", default="", help="The document's URL, recorded with each version.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Extract and classify versions in this many processes while earlier ones are stored "
+    "(1: all in this one); default: all cores.",
+)
 @click.pass_context
-def import_history(ctx: click.Context, source_id: str, directory: str, url: str) -> None:
+def import_history(
+    ctx: click.Context, source_id: str, directory: str, url: str, jobs: int | None
+) -> None:
     """Backfill a dated history of one document into the workspace, without alerting.
 
     DIRECTORY holds versions named by capture time (YYYY-MM-DDTHH-MM-SSZ.md/.html/.txt), e.g.
@@ -342,7 +353,9 @@ def import_history(ctx: click.Context, source_id: str, directory: str, url: str)
     check_source_id(source_id, "import")
     # Only a source the workspace watches: anything else would be an orphan nobody fetches.
     find_source(load_sources(ws.settings), source_id)
-    result = import_directory(ws, source_id, Path(directory), url=url)
+    from tostrack.replay import all_cores
+
+    result = import_directory(ws, source_id, Path(directory), url=url, jobs=jobs or all_cores())
     click.echo(
         f"Imported {result.versions} version(s) of {source_id} "
         f"({result.changes} with substantive changes, {result.skipped} identical skipped)."

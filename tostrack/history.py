@@ -35,13 +35,18 @@ class ImportResult:
     skipped: int
 
 
-def import_directory(workspace: Workspace, source_id: str, directory: Path, *, url: str = "") -> ImportResult:
-    """Store each dated file as a version captured at its date. Never notifies anyone."""
+def import_directory(
+    workspace: Workspace, source_id: str, directory: Path, *, url: str = "", jobs: int = 1
+) -> ImportResult:
+    """Store each dated file as a version captured at its date. Never notifies anyone.
+
+    With jobs > 1, the versions are extracted and classified in that many processes
+    (replay.analyse_versions); they are compared and stored here, in order."""
     from tostrack.config import check_source_id
     from tostrack.models import Source
-    from tostrack.pipeline import compare_clauses, extract_snapshots
+    from tostrack.pipeline import compare_clauses
     from tostrack.recovery import effective_date_changed, reconcile
-    from tostrack.replay import HistoryAnalyser
+    from tostrack.replay import analyse_versions
     from tostrack.store import text_digest
 
     check_source_id(source_id, "import")  # the one id rule: nothing lands outside snapshots/
@@ -52,18 +57,22 @@ def import_directory(workspace: Workspace, source_id: str, directory: Path, *, u
     severity = workspace.config.severity_overrides
     workspace.ensure()
     versions = changes = skipped = 0
-    analyse = HistoryAnalyser()  # a clause seen in an earlier version is not classified again
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
-        for captured_at, path in files:
-            if previous and captured_at <= previous.captured_at:
-                skipped += 1  # already imported or older than what we have
+        snapshots = [
+            Snapshot(source_id, source.url, captured_at, 200, SUFFIX_TYPES[path.suffix.lower()],
+                     path.read_bytes())
+            for captured_at, path in files
+            if not (previous and captured_at <= previous.captured_at)
+        ]
+        skipped = len(files) - len(snapshots)  # already imported or older than what we have
+        # A clause seen in an earlier version is not classified again.
+        analysed = analyse_versions(snapshots, source, jobs=jobs)
+        for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
+            if previous and snapshot.fetched_at <= previous.captured_at:
+                skipped += 1  # two files of the same capture time: the first one stands
                 continue
-            snapshot = Snapshot(source_id, source.url, captured_at, 200, SUFFIX_TYPES[path.suffix.lower()],
-                                path.read_bytes())
-            document = extract_snapshots((snapshot,), source)
-            clauses = analyse(document)
             if previous is None:
                 previous, _ = store.save_version((snapshot,), document, clauses, title=source_id,
                                                  url=source.url, origin="import")

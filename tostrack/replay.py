@@ -7,6 +7,7 @@ whole history, exactly as when tracking live.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -14,11 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from tostrack.errors import InputError
-from tostrack.history import dated_files
-from tostrack.models import Clause, Diff, Document
+from tostrack.dated import dated_files
+from tostrack.models import Clause, Diff, Document, Snapshot, Source
 from tostrack.output import diff_body
 
-__all__ = ["HistoryAnalyser", "replay_directory", "replay_pairs", "version_dirs"]
+__all__ = ["HistoryAnalyser", "all_cores", "analyse_versions", "replay_directory", "replay_pairs",
+           "version_dirs"]
+
+# Fewer versions than this per process are analysed in this process: starting one costs more.
+_MIN_VERSIONS_PER_PROCESS = 4
+
+
+def all_cores() -> int:
+    """The cores this process may run on: the default number of processes for replay, import."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class HistoryAnalyser:
@@ -65,6 +78,82 @@ class HistoryAnalyser:
         if context is None:
             context = self._contexts[clause.heading] = heading_context(clause.heading)
         return (clause.text, context, clause.lead_in)
+
+
+def analyse_versions(
+    snapshots: Sequence[Snapshot], source: Source, *, jobs: int = 1
+) -> Iterator[tuple[Document, tuple[Clause, ...]]]:
+    """(document, clauses) for each capture of one document, in order: what
+    pipeline.extract_snapshots and pipeline.analyse make of it.
+
+    With jobs > 1 the analysis runs in other processes while the caller uses what they have
+    sent so far (an import stores one version while the next ones are analysed): jobs - 1 of
+    them, each taking a run of consecutive versions, a few at a time, with a HistoryAnalyser
+    of its own (only a run's first version is classified whole). The results are the same as
+    in one process, as a clause's labels depend on its reading alone.
+    """
+    if jobs <= 1 or len(snapshots) < 2 * _MIN_VERSIONS_PER_PROCESS:
+        yield from _analysed(snapshots, source)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    _load_classifier()  # once here, so that every worker inherits it instead of loading it
+    runs = _consecutive_runs(snapshots, jobs - 1)
+    # One process per run: it keeps its HistoryAnalyser from one batch to the next.
+    pools = [ProcessPoolExecutor(max_workers=1, initializer=_start_worker) for _ in runs]
+    try:
+        batches = [[pool.submit(_analysed_batch, run[k : k + _BATCH], source)
+                    for k in range(0, len(run), _BATCH)]
+                   for pool, run in zip(pools, runs, strict=True)]
+        for run_batches in batches:
+            for batch in run_batches:
+                yield from batch.result()
+    finally:
+        for pool in pools:
+            pool.shutdown(cancel_futures=True)
+
+
+_BATCH = 2  # versions a worker sends back at a time
+_worker_analyser: HistoryAnalyser | None = None  # in a worker process: the history so far
+
+
+def _start_worker() -> None:
+    global _worker_analyser
+    _worker_analyser = HistoryAnalyser()
+
+
+def _analysed_batch(
+    snapshots: Sequence[Snapshot], source: Source
+) -> list[tuple[Document, tuple[Clause, ...]]]:
+    from tostrack.pipeline import extract_snapshots
+
+    assert _worker_analyser is not None, "runs in a process started by analyse_versions"
+    documents = [extract_snapshots((s,), source) for s in snapshots]
+    return [(document, _worker_analyser(document)) for document in documents]
+
+
+def _load_classifier() -> None:
+    from tostrack.classify import classify_text
+
+    classify_text("The rules and the model are loaded on first use, which takes a second.")
+
+
+def _consecutive_runs(items: Sequence[Snapshot], count: int) -> list[Sequence[Snapshot]]:
+    """`count` runs of consecutive items (fewer when the items are few), in order."""
+    count = max(1, min(count, len(items) // _MIN_VERSIONS_PER_PROCESS))
+    size = -(-len(items) // count)  # ceiling: the last run is the shortest
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _analysed(
+    snapshots: Sequence[Snapshot], source: Source
+) -> Iterator[tuple[Document, tuple[Clause, ...]]]:
+    from tostrack.pipeline import extract_snapshots
+
+    analyse = HistoryAnalyser()
+    for snapshot in snapshots:
+        document = extract_snapshots((snapshot,), source)
+        yield document, analyse(document)
 
 
 def version_dirs(directory: Path) -> list[Path]:
