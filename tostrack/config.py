@@ -26,6 +26,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -754,9 +755,10 @@ def _coerce(value: Any, spec: Key) -> Any:
 
 
 def _labels() -> tuple[str, ...]:
-    from tostrack.classify.taxonomy import taxonomy
-
-    return tuple(label.id for label in taxonomy())
+    """The label ids of the taxonomy, read from classify's data file as data: importing the
+    classifier would make a loop (it checks [severity] overrides with this module)."""
+    data = resources.files("tostrack") / "classify" / "data" / "labels.toml"
+    return tuple(tomllib.loads(data.read_text(encoding="utf-8")))
 
 
 def check_severity(overrides: Mapping[str, Any] | None, where: str = CONFIG_NAME) -> dict[str, str]:

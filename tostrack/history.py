@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tostrack.dated import dated_files
 from tostrack.errors import InputError
 from tostrack.lock import workspace_lock
 from tostrack.media import SUFFIX_TYPES
 from tostrack.models import Snapshot
 from tostrack.store import Store
 from tostrack.workspace import Workspace
-
-_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})Z")
-
-
-def dated_files(directory: Path) -> list[tuple[str, Path]]:
-    """(capture time ISO, path) for each file named like 2024-05-02T00-30-06Z.md, oldest first."""
-    found = []
-    for path in sorted(directory.iterdir()):
-        match = _STAMP.match(path.name)
-        if match and path.suffix.lower() in SUFFIX_TYPES:
-            day, h, m, s = match.groups()
-            found.append((f"{day}T{h}:{m}:{s}Z", path))
-    return found
-
 
 @dataclass(frozen=True)
 class ImportResult:
