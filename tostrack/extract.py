@@ -283,7 +283,7 @@ def _chunk_blocks(chunk: str) -> tuple[Block, ...] | None:
     after another, and the walk reads each apart from the others."""
     if "<" in chunk and "<" in _LINE_BREAK_TAG.sub("", chunk):
         return None
-    root = _parse_html(_chunk_html(chunk))
+    root = _parse_html(_markdown_to_html(chunk))  # not _chunk_html: its cache is for mixed pages
     if root is None:
         return ()
     body = root.find("body")
