@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-TERMS_V1 = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Acme Terms</title></head>
+TERMS_V1 = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Acme Terms</title>\
+</head>
 <body><header>Menu <a href="/x?sid=1">Pricing</a></header><main>
 <h1>Acme AI Terms</h1>
 <p>Last updated: May 1, 2026</p>

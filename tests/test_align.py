@@ -53,8 +53,10 @@ def test_identical_versions_have_no_changes_and_keep_ids() -> None:
 def test_reworded_clause_is_modified_with_redline_and_keeps_its_id() -> None:
     old = version(PROVISIONS)
     texts = list(PROVISIONS)
-    texts[1] = texts[1].replace("any part of the service.", "any part of the service, or use "
-                                "its output to build competing models.")
+    texts[1] = texts[1].replace(
+        "any part of the service.",
+        "any part of the service, or use its output to build competing models.",
+    )
     diff = diff_clauses(old, version(texts, prefix="n"))
     assert kinds(diff) == [("modified", True)]
     change = diff.changes[0]
@@ -91,11 +93,22 @@ def test_clause_moved_under_another_heading_is_substantive() -> None:
 def test_reworded_item_that_moved_is_one_modified_and_moved_change() -> None:
     # An enumerated item becomes a bullet, reworded, under a new heading at the end.
     old = [clause(f"o{k}", t) for k, t in enumerate(PROVISIONS)]
-    old[2] = Clause("o2", "General › (c)", ("General",), "reverse engineer any model we provide;",
-                    number="(c)", lead_in="You may not")
+    old[2] = Clause(
+        "o2",
+        "General › (c)",
+        ("General",),
+        "reverse engineer any model we provide;",
+        number="(c)",
+        lead_in="You may not",
+    )
     new = [clause(f"n{k}", t) for k, t in enumerate(PROVISIONS) if k != 2]
-    new.append(clause("n9", "You must not reverse engineer or extract any model we provide.",
-                      ("Restrictions",)))
+    new.append(
+        clause(
+            "n9",
+            "You must not reverse engineer or extract any model we provide.",
+            ("Restrictions",),
+        )
+    )
     diff = diff_clauses(old, new)
     assert kinds(diff) == [("modified", True)]
     change = diff.changes[0]
@@ -104,18 +117,26 @@ def test_reworded_item_that_moved_is_one_modified_and_moved_change() -> None:
 
 
 def test_a_rewritten_provision_keeps_its_run_in_title_and_its_id() -> None:
-    before = ("Your Content. You keep ownership of what you upload, and you license it to us "
-              "only to run the service for you.")
-    after = ("Your Content. As between you and us, and to the extent the law allows, you own "
-             "your input and you are assigned any output we produce.")
+    before = (
+        "Your Content. You keep ownership of what you upload, and you license it to us "
+        "only to run the service for you."
+    )
+    after = (
+        "Your Content. As between you and us, and to the extent the law allows, you own "
+        "your input and you are assigned any output we produce."
+    )
     old = version([PROVISIONS[0], before, PROVISIONS[2]])
     new = version([PROVISIONS[0], PROVISIONS[2], PROVISIONS[5], after], prefix="n")
     diff = diff_clauses(old, new)
     assert kinds(diff) == [("added", True), ("modified", True)]
     assert diff.changes[1].moved and diff.changes[1].new[0].id == "o1"
     # Without the shared title the two texts are too unlike to call the same provision.
-    untitled = [c if not c.text.startswith("Your") else Clause(
-        c.id, c.section, c.heading, c.text.removeprefix("Your Content. ")) for c in new]
+    untitled = [
+        c
+        if not c.text.startswith("Your")
+        else Clause(c.id, c.section, c.heading, c.text.removeprefix("Your Content. "))
+        for c in new
+    ]
     assert ("removed", True) in kinds(diff_clauses(old, untitled))
 
 
@@ -140,15 +161,21 @@ def test_removed_clause_sits_where_it_was() -> None:
     del texts[1]
     diff = diff_clauses(old, version(texts, prefix="n"))
     assert [(c.kind, (c.old or c.new)[0].id) for c in diff.changes] == [
-        ("removed", "o1"), ("modified", "o5")]
+        ("removed", "o1"),
+        ("modified", "o5"),
+    ]
 
 
 def test_split_and_merge() -> None:
-    long_clause = ("You must keep your password secret and you are responsible for everything "
-                   "done through your account, including purchases made by other people.")
+    long_clause = (
+        "You must keep your password secret and you are responsible for everything "
+        "done through your account, including purchases made by other people."
+    )
     first = "You must keep your password secret."
-    second = ("You are responsible for everything done through your account, including "
-              "purchases made by other people.")
+    second = (
+        "You are responsible for everything done through your account, including "
+        "purchases made by other people."
+    )
     old = version([PROVISIONS[0], long_clause, PROVISIONS[2]])
     new = version([PROVISIONS[0], first, second, PROVISIONS[2]], prefix="n")
     diff = diff_clauses(old, new)
@@ -168,16 +195,26 @@ def test_split_and_merge() -> None:
 def test_reflowed_paragraph_split_without_new_words_is_cosmetic() -> None:
     whole = "Refunds are not available. Credits expire after twelve months of inactivity."
     old = version([PROVISIONS[0], whole])
-    new = version([PROVISIONS[0], "Refunds are not available.",
-                   "Credits expire after twelve months of inactivity."], prefix="n")
+    new = version(
+        [
+            PROVISIONS[0],
+            "Refunds are not available.",
+            "Credits expire after twelve months of inactivity.",
+        ],
+        prefix="n",
+    )
     assert kinds(diff_clauses(old, new)) == [("split", False)]
 
 
 def test_renumbering_alone_is_cosmetic() -> None:
-    old = [clause(f"o{k}", f"1.{k + 1} {t}", ("1. General",), f"1.{k + 1}")
-           for k, t in enumerate(PROVISIONS)]
-    new = [clause(f"n{k}", f"2.{k + 1} {t}", ("2. General",), f"2.{k + 1}")
-           for k, t in enumerate(PROVISIONS)]
+    old = [
+        clause(f"o{k}", f"1.{k + 1} {t}", ("1. General",), f"1.{k + 1}")
+        for k, t in enumerate(PROVISIONS)
+    ]
+    new = [
+        clause(f"n{k}", f"2.{k + 1} {t}", ("2. General",), f"2.{k + 1}")
+        for k, t in enumerate(PROVISIONS)
+    ]
     diff = diff_clauses(old, new)
     assert diff.changes and not diff.substantive
     assert {c.kind for c in diff.changes} == {"modified"}
@@ -186,22 +223,50 @@ def test_renumbering_alone_is_cosmetic() -> None:
 
 def _numbered(prefix: str, top: int, texts: list[str]) -> list[Clause]:
     heading = (f"{top} Confidentiality",)
-    return [Clause(f"{prefix}{k}", f"{top} Confidentiality › {top}.{k + 1}", heading, t,
-                   number=f"{top}.{k + 1}") for k, t in enumerate(texts)]
+    return [
+        Clause(
+            f"{prefix}{k}",
+            f"{top} Confidentiality › {top}.{k + 1}",
+            heading,
+            t,
+            number=f"{top}.{k + 1}",
+        )
+        for k, t in enumerate(texts)
+    ]
 
 
 def test_cross_references_that_follow_a_renumbering_are_cosmetic() -> None:
-    old = _numbered("o", 4, [PROVISIONS[0], PROVISIONS[1],
-                             "The duties in Section 4.1 and 4.2 do not apply to public data."])
-    new = _numbered("n", 7, [PROVISIONS[0], PROVISIONS[1],
-                             "The duties in Section 7.1 and 7.2 do not apply to public data."])
+    old = _numbered(
+        "o",
+        4,
+        [
+            PROVISIONS[0],
+            PROVISIONS[1],
+            "The duties in Section 4.1 and 4.2 do not apply to public data.",
+        ],
+    )
+    new = _numbered(
+        "n",
+        7,
+        [
+            PROVISIONS[0],
+            PROVISIONS[1],
+            "The duties in Section 7.1 and 7.2 do not apply to public data.",
+        ],
+    )
     diff = diff_clauses(old, new)
     assert diff.changes and not diff.substantive
     # Pointing at another provision than the renumbering says is a change of wording.
-    elsewhere = _numbered("n", 7, [PROVISIONS[0], PROVISIONS[1],
-                                   "The duties in Section 7.2 do not apply to public data."])
-    old_single = _numbered("o", 4, [PROVISIONS[0], PROVISIONS[1],
-                                    "The duties in Section 4.1 do not apply to public data."])
+    elsewhere = _numbered(
+        "n",
+        7,
+        [PROVISIONS[0], PROVISIONS[1], "The duties in Section 7.2 do not apply to public data."],
+    )
+    old_single = _numbered(
+        "o",
+        4,
+        [PROVISIONS[0], PROVISIONS[1], "The duties in Section 4.1 do not apply to public data."],
+    )
     assert kinds(diff_clauses(old_single, elsewhere)).count(("modified", True)) == 1
 
 
@@ -221,10 +286,14 @@ def test_heading_style_and_nesting_are_cosmetic() -> None:
         ("We don't sell your data.", "We don’t sell   your data ."),
         ("Prices - including tax - apply.", "Prices — including tax — apply."),
         ('Read the "Usage Policy".', "Read the “Usage Policy”."),
-        ("See the [pricing page](https://x.example/p?ref=abc&utm_source=m) for fees.",
-         "See the [pricing page](https://x.example/p?ref=zzz) for fees."),
-        ("See https://x.example/help?trk=1 for fees.",
-         "See https://x.example/help?trk=2#top for fees."),
+        (
+            "See the [pricing page](https://x.example/p?ref=abc&utm_source=m) for fees.",
+            "See the [pricing page](https://x.example/p?ref=zzz) for fees.",
+        ),
+        (
+            "See https://x.example/help?trk=1 for fees.",
+            "See https://x.example/help?trk=2#top for fees.",
+        ),
         ("You **must** keep your key secret.", "You _must_ keep your key `secret`."),
         ("* You must be 18.", "-   You must be 18."),
         ("(a) You must be 18.", "a) You must be 18."),
@@ -239,8 +308,10 @@ def test_heading_style_and_nesting_are_cosmetic() -> None:
         ("See http://www.x.example/help for fees.", "See https://x.example/help for fees."),
         ("NEITHER WE NOR OUR LICENSORS BE LIABLE.", "NEITHER WE NOR OUR LICENSORSBE LIABLE."),
         ("**7. Outputs.**You accept the risk.", "Outputs. You accept the risk."),
-        ("Write to privacy@corvid.example with questions.",
-         "Write to [email\u00a0protected] with questions."),
+        (
+            "Write to privacy@corvid.example with questions.",
+            "Write to [email\u00a0protected] with questions.",
+        ),
     ],
 )
 def test_cosmetic_rewrites_are_not_substantive(before: str, after: str) -> None:
@@ -256,8 +327,10 @@ def test_cosmetic_rewrites_are_not_substantive(before: str, after: str) -> None:
     [
         ("13 or older may use the service.", "16 or older may use the service."),
         ("Section 230 of the Act applies.", "Section 231 of the Act applies."),
-        ("See https://x.example/privacy for details.",
-         "See https://x.example/cookies for details."),
+        (
+            "See https://x.example/privacy for details.",
+            "See https://x.example/cookies for details.",
+        ),
         ("You may share outputs.", "You may not share outputs."),
         ("WE PROVIDE THE SERVICE AS IS.", "We provide the service as is."),
         ("Fees are 5 USD.", "Fees are 5 EUR."),
@@ -274,27 +347,49 @@ def test_wording_changes_stay_substantive(before: str, after: str) -> None:
 
 def test_a_list_marker_at_the_start_of_an_item_is_folded_after_its_lead_in() -> None:
     old = [Clause("o1", "Use › 1", ("Use",), "a. Scraping the service.", lead_in="You may not:")]
-    new = [Clause("n1", "Use › (a)", ("Use",), "Scraping the service.", number="(a)",
-                  lead_in="You may not:")]
+    new = [
+        Clause(
+            "n1",
+            "Use › (a)",
+            ("Use",),
+            "Scraping the service.",
+            number="(a)",
+            lead_in="You may not:",
+        )
+    ]
     assert kinds(diff_clauses(old, new)) == [("modified", False)]
 
 
 def test_a_heading_written_as_a_paragraph_is_heading_style() -> None:
-    old = [clause("o0", "Your Privacy", ()),
-           *[clause(f"o{k + 1}", t, ()) for k, t in enumerate(PROVISIONS[:3])]]
+    old = [
+        clause("o0", "Your Privacy", ()),
+        *[clause(f"o{k + 1}", t, ()) for k, t in enumerate(PROVISIONS[:3])],
+    ]
     new = [clause(f"n{k}", t, ("2. YOUR PRIVACY",)) for k, t in enumerate(PROVISIONS[:3])]
     diff = diff_clauses(old, new)
-    assert kinds(diff) == [("removed", False), ("modified", False), ("modified", False),
-                           ("modified", False)]
+    assert kinds(diff) == [
+        ("removed", False),
+        ("modified", False),
+        ("modified", False),
+        ("modified", False),
+    ]
     assert kinds(diff_clauses(new, old))[0] == ("added", False)
     # A paragraph that merely shares words with some heading is still a change.
     other = [clause("o0", "Your Privacy matters to us", ()), *old[1:]]
     assert kinds(diff_clauses(other, new))[0] == ("removed", True)
 
 
-@pytest.mark.parametrize("line", ["Select language", "close", "Table of contents",
-                                  "Dated: May 25, 2018", "Effective date: 11-04-2023",
-                                  "Last Update: Feb 10, 2026"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Select language",
+        "close",
+        "Table of contents",
+        "Dated: May 25, 2018",
+        "Effective date: 11-04-2023",
+        "Last Update: Feb 10, 2026",
+    ],
+)
 def test_page_furniture_and_date_stamps_are_not_terms(line: str) -> None:
     old = version(PROVISIONS[:3])
     new = version([PROVISIONS[0], line, *PROVISIONS[1:3]], prefix="n")
@@ -323,9 +418,11 @@ def test_a_line_without_words_coming_and_going_is_cosmetic() -> None:
 def test_no_id_is_used_twice_and_old_ids_are_not_recycled() -> None:
     old = version(PROVISIONS[:4])  # ids o0..o3
     # Segmentation numbers ids by position, so the new version's own ids collide with old ones.
-    new = [clause("o0", "A brand new opening provision about eligibility and age limits."),
-           *[clause(f"o{k + 1}", t) for k, t in enumerate(PROVISIONS[1:4])],
-           clause("o4", "Another new provision at the end, about notices sent by email.")]
+    new = [
+        clause("o0", "A brand new opening provision about eligibility and age limits."),
+        *[clause(f"o{k + 1}", t) for k, t in enumerate(PROVISIONS[1:4])],
+        clause("o4", "Another new provision at the end, about notices sent by email."),
+    ]
     diff = diff_clauses(old, new)
     ids = [c.id for c in diff.new_clauses]
     assert len(set(ids)) == len(ids)
@@ -343,8 +440,9 @@ def test_duplicate_old_ids_do_not_leak_into_the_new_version() -> None:
 
 def test_identical_clauses_in_several_places() -> None:
     old = version(["Definitions.", PROVISIONS[0], "Definitions.", PROVISIONS[1]])
-    new = version(["Definitions.", PROVISIONS[0], PROVISIONS[2], "Definitions.", PROVISIONS[1]],
-                  prefix="n")
+    new = version(
+        ["Definitions.", PROVISIONS[0], PROVISIONS[2], "Definitions.", PROVISIONS[1]], prefix="n"
+    )
     diff = diff_clauses(old, new)
     assert kinds(diff) == [("added", True)]
     assert [c.id for c in diff.new_clauses] == ["o0", "o1", diff.changes[0].new[0].id, "o2", "o3"]
@@ -360,10 +458,30 @@ def test_empty_versions() -> None:
 
 def test_large_document_with_scattered_edits() -> None:
     rng = random.Random(7)
-    words = ["account", "service", "content", "data", "model", "output", "fee", "notice", "law",
-             "party", "licence", "user", "agree", "provide", "use", "share", "store", "delete"]
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + f" rule {k}."
-             for k in range(1500)]
+    words = [
+        "account",
+        "service",
+        "content",
+        "data",
+        "model",
+        "output",
+        "fee",
+        "notice",
+        "law",
+        "party",
+        "licence",
+        "user",
+        "agree",
+        "provide",
+        "use",
+        "share",
+        "store",
+        "delete",
+    ]
+    texts = [
+        " ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + f" rule {k}."
+        for k in range(1500)
+    ]
     old = version(texts)
     edited = list(texts)
     for k in range(0, 1500, 50):
@@ -398,8 +516,12 @@ def test_word_redline_rebuilds_both_sides(old: str, new: str) -> None:
 
 def test_word_redline_groups_a_changed_phrase() -> None:
     ops = word_redline("We may not sell data.", "We will never sell data.")
-    assert ops == (("equal", "We "), ("delete", "may not"), ("insert", "will never"),
-                   ("equal", " sell data."))
+    assert ops == (
+        ("equal", "We "),
+        ("delete", "may not"),
+        ("insert", "will never"),
+        ("equal", " sell data."),
+    )
 
 
 def test_changes_are_frozen_values() -> None:
@@ -412,50 +534,84 @@ def test_changes_are_frozen_values() -> None:
 HEAD = ("4 Your content",)
 BEFORE = "You keep ownership of everything you upload to the service."
 AFTER = "Either of us may end this agreement with thirty days' written notice."
-OLD_LEAD = ("How we use your chats. We use your chats to run the service for you. We do not use "
-            "your chats to train our models, except in two cases:")
+OLD_LEAD = (
+    "How we use your chats. We use your chats to run the service for you. We do not use "
+    "your chats to train our models, except in two cases:"
+)
 OLD_ITEMS = (
     "when you send us feedback about a reply, we may keep that feedback and learn from it;",
-    ("when a chat is flagged for a safety check, our reviewers may read it and use it to make "
-     "our abuse filters better."),
+    (
+        "when a chat is flagged for a safety check, our reviewers may read it and use it to make "
+        "our abuse filters better."
+    ),
 )
-NEW_LEAD = ("How we use your chats. We may use your chats to run and improve the service, "
-            "including to train our models, unless you opt out in your settings. Even if you opt "
-            "out, we train on chats when:")
-NEW_ITEMS = ("you send us feedback about a reply, or",
-             "a chat is flagged for a safety check, to make our abuse filters better.")
+NEW_LEAD = (
+    "How we use your chats. We may use your chats to run and improve the service, "
+    "including to train our models, unless you opt out in your settings. Even if you opt "
+    "out, we train on chats when:"
+)
+NEW_ITEMS = (
+    "you send us feedback about a reply, or",
+    "a chat is flagged for a safety check, to make our abuse filters better.",
+)
 
 
 def _paragraph(cid: str, text: str, heading: tuple[str, ...] = HEAD) -> Clause:
     return Clause(cid, heading[0], heading, text)
 
 
-def _items(prefix: str, lead_in: str, items: tuple[str, ...], labels: tuple[str, ...] = ()
-           ) -> list[Clause]:
-    return [Clause(f"{prefix}{k}", f"{HEAD[0]} › ({k + 1})", HEAD, text, number=f"({k + 1})",
-                   lead_in=lead_in, labels=labels) for k, text in enumerate(items)]
+def _items(
+    prefix: str, lead_in: str, items: tuple[str, ...], labels: tuple[str, ...] = ()
+) -> list[Clause]:
+    return [
+        Clause(
+            f"{prefix}{k}",
+            f"{HEAD[0]} › ({k + 1})",
+            HEAD,
+            text,
+            number=f"({k + 1})",
+            lead_in=lead_in,
+            labels=labels,
+        )
+        for k, text in enumerate(items)
+    ]
 
 
 def _last_sentence(text: str) -> str:
-    return text[text.rindex(". ") + 2:]
+    return text[text.rindex(". ") + 2 :]
 
 
 def test_a_lead_in_and_its_items_redrafted_in_place_read_as_modified() -> None:
-    old = [_paragraph("o0", BEFORE), _paragraph("o1", OLD_LEAD),
-           *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS), _paragraph("o9", AFTER)]
-    new = [_paragraph("n0", BEFORE), _paragraph("n1", NEW_LEAD),
-           *_items("ni", _last_sentence(NEW_LEAD), NEW_ITEMS), _paragraph("n9", AFTER)]
+    old = [
+        _paragraph("o0", BEFORE),
+        _paragraph("o1", OLD_LEAD),
+        *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS),
+        _paragraph("o9", AFTER),
+    ]
+    new = [
+        _paragraph("n0", BEFORE),
+        _paragraph("n1", NEW_LEAD),
+        *_items("ni", _last_sentence(NEW_LEAD), NEW_ITEMS),
+        _paragraph("n9", AFTER),
+    ]
     diff = diff_clauses(old, new)
     assert kinds(diff) == [("modified", True)] * 3
     assert [(c.old[0].id, c.new[0].id) for c in diff.changes] == [
-        ("o1", "o1"), ("oi0", "oi0"), ("oi1", "oi1")]
+        ("o1", "o1"),
+        ("oi0", "oi0"),
+        ("oi1", "oi1"),
+    ]
 
 
 def test_an_enumeration_that_now_runs_inline_merges_its_old_lead_in() -> None:
     # Old: a lead-in paragraph, then a list. New: one paragraph, "... when: (1) ..., or (2) ...",
     # which segmentation gives as two items whose lead-in is the whole paragraph before them.
-    old = [_paragraph("o0", BEFORE), _paragraph("o1", OLD_LEAD),
-           *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS), _paragraph("o9", AFTER)]
+    old = [
+        _paragraph("o0", BEFORE),
+        _paragraph("o1", OLD_LEAD),
+        *_items("oi", _last_sentence(OLD_LEAD), OLD_ITEMS),
+        _paragraph("o9", AFTER),
+    ]
     new = [_paragraph("n0", BEFORE), *_items("ni", NEW_LEAD, NEW_ITEMS), _paragraph("n9", AFTER)]
     diff = diff_clauses(old, new)
     assert kinds(diff) == [("merged", True), ("modified", True)]
@@ -477,10 +633,16 @@ def test_a_shared_topic_label_lets_a_looser_redraft_pair() -> None:
     label = ("customer-data-training",)
 
     def versions(labels: tuple[str, ...]) -> tuple[list[Clause], list[Clause]]:
-        old = [_paragraph("o0", BEFORE), Clause("o1", HEAD[0], HEAD, before, labels=labels),
-               _paragraph("o9", AFTER)]
-        new = [_paragraph("n0", BEFORE), Clause("n1", HEAD[0], HEAD, after, labels=labels),
-               _paragraph("n9", AFTER)]
+        old = [
+            _paragraph("o0", BEFORE),
+            Clause("o1", HEAD[0], HEAD, before, labels=labels),
+            _paragraph("o9", AFTER),
+        ]
+        new = [
+            _paragraph("n0", BEFORE),
+            Clause("n1", HEAD[0], HEAD, after, labels=labels),
+            _paragraph("n9", AFTER),
+        ]
         return old, new
 
     assert kinds(diff_clauses(*versions(()))) == [("removed", True), ("added", True)]
@@ -491,28 +653,37 @@ def test_a_redraft_pairs_only_within_its_section() -> None:
     lead = "We do not sell the data you give us, and we never rent it out to anyone."
     other = "We do not sell the data you give us to brokers; we may share it with our partners."
     old = [_paragraph("o0", BEFORE), _paragraph("o1", lead), _paragraph("o9", AFTER)]
-    elsewhere = [_paragraph("n0", BEFORE), _paragraph("n9", AFTER),
-                 _paragraph("n1", other, ("9 Partners",))]
+    elsewhere = [
+        _paragraph("n0", BEFORE),
+        _paragraph("n9", AFTER),
+        _paragraph("n1", other, ("9 Partners",)),
+    ]
     assert kinds(diff_clauses(old, elsewhere)) == [("removed", True), ("added", True)]
     here = [_paragraph("n0", BEFORE), _paragraph("n1", other), _paragraph("n9", AFTER)]
     assert kinds(diff_clauses(old, here)) == [("modified", True)]
 
 
 def test_two_differently_titled_provisions_are_not_a_redraft() -> None:
-    old = [_paragraph("o0", BEFORE),
-           _paragraph("o1", "Refunds. We refund unused credit within thirty days of a request."),
-           _paragraph("o9", AFTER)]
-    new = [_paragraph("n0", BEFORE),
-           _paragraph("n1", "Taxes. You pay any tax due on credit within thirty days of a bill."),
-           _paragraph("n9", AFTER)]
+    old = [
+        _paragraph("o0", BEFORE),
+        _paragraph("o1", "Refunds. We refund unused credit within thirty days of a request."),
+        _paragraph("o9", AFTER),
+    ]
+    new = [
+        _paragraph("n0", BEFORE),
+        _paragraph("n1", "Taxes. You pay any tax due on credit within thirty days of a bill."),
+        _paragraph("n9", AFTER),
+    ]
     assert kinds(diff_clauses(old, new)) == [("removed", True), ("added", True)]
 
 
 def test_an_item_under_a_rewritten_lead_in_is_marked_lead_in_against_lead_in() -> None:
     old = Clause("o1", "4 › 2", HEAD, OLD_ITEMS[1], lead_in=_last_sentence(OLD_LEAD))
     new = Clause("n1", "4 › (b)", HEAD, NEW_ITEMS[1], lead_in=NEW_LEAD)
-    diff = diff_clauses([_paragraph("o0", BEFORE), old, _paragraph("o9", AFTER)],
-                        [_paragraph("n0", BEFORE), new, _paragraph("n9", AFTER)])
+    diff = diff_clauses(
+        [_paragraph("o0", BEFORE), old, _paragraph("o9", AFTER)],
+        [_paragraph("n0", BEFORE), new, _paragraph("n9", AFTER)],
+    )
     (change,) = diff.changes
     ops = change.redline
     assert rebuild(ops, "old") == old.full_text and rebuild(ops, "new") == new.full_text

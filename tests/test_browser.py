@@ -163,9 +163,7 @@ def test_whole_document_views_and_timeline_load_cleanly(
     assert watched.problems == []
 
 
-def test_filters_work_without_javascript(
-    site: tuple[Path, dict[str, int]], browser: Any
-) -> None:
+def test_filters_work_without_javascript(site: tuple[Path, dict[str, int]], browser: Any) -> None:
     reports, ids = site
     w = Watched(browser, java_script_enabled=False)
     try:
@@ -247,11 +245,27 @@ def test_text_contrast_meets_wcag_aa(site: tuple[Path, dict[str, int]], watched:
     reports, ids = site
     checks = {
         reports / "index.html": [
-            "main p", ".muted", ".sev-high", ".sev-medium", ".sev-low", ".sev-none", ".label",
-            "main a", ".matrix .yes", "thead th", ".stats strong", "header.site .tagline",
+            "main p",
+            ".muted",
+            ".sev-high",
+            ".sev-medium",
+            ".sev-low",
+            ".sev-none",
+            ".label",
+            "main a",
+            ".matrix .yes",
+            "thead th",
+            ".stats strong",
+            "header.site .tagline",
         ],
         reports / "changes" / "acme" / "terms" / f"{ids['first']}.html": [
-            "ins", "del", ".facts dt", ".section", ".evidence", ".label-added", ".key",
+            "ins",
+            "del",
+            ".facts dt",
+            ".section",
+            ".evidence",
+            ".label-added",
+            ".key",
         ],
     }
     for path, selectors in checks.items():

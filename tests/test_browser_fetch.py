@@ -46,8 +46,14 @@ REAL = f"<!doctype html><html><head><title>Real Terms</title></head><body><main>
 
 
 def config(**kw: object) -> FetchConfig:
-    base = {"retries": 1, "backoff": 0.01, "delay": 0.0, "read_timeout": 10.0,
-            "chromium": CHROMIUM, "browser": "auto"}
+    base = {
+        "retries": 1,
+        "backoff": 0.01,
+        "delay": 0.0,
+        "read_timeout": 10.0,
+        "chromium": CHROMIUM,
+        "browser": "auto",
+    }
     return FetchConfig(**{**base, **kw})
 
 

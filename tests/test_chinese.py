@@ -55,7 +55,7 @@ TERMS = """**晨星智能助手用户协议**
 **3、责任限制**
 
 **在法律允许的范围内，我们不对间接损失承担责任。**
-"""
+"""  # noqa: W291 - two trailing spaces are a Markdown line break
 
 
 def _clauses(text: str, fmt: str = "markdown"):
@@ -114,7 +114,9 @@ def test_chinese_numbering_schemes_nest_by_first_appearance() -> None:
     sections = {c.text: c.section for c in clauses}
     assert sections["本规则适用于本平台的全部用户。"] == "第一章 总则 › 第一条"
     assert sections["用户应当遵守法律法规。"] == "第一章 总则 › 第二条"
-    assert sections["用户不得发布违法信息。"] == "第二章 使用规范 › 一 内容要求 › (一) 禁止发布的信息"
+    assert (
+        sections["用户不得发布违法信息。"] == "第二章 使用规范 › 一 内容要求 › (一) 禁止发布的信息"
+    )
     assert sections["用户应当妥善保管账号。"] == "第二章 使用规范 › 一 内容要求 › (二) 账号管理"
 
 
@@ -131,7 +133,9 @@ def test_a_number_is_not_a_marker_inside_a_chinese_sentence() -> None:
 
 
 def test_hard_break_before_a_number_starts_a_clause_in_english_too() -> None:
-    clauses = _clauses("1.1 You may use the service.  \n1.2 You may not resell it.  \n(a) Nor rent it.\n")
+    clauses = _clauses(
+        "1.1 You may use the service.  \n1.2 You may not resell it.  \n(a) Nor rent it.\n"
+    )
     assert [c.number for c in clauses] == ["1.1", "1.2", "(a)"]
 
 
@@ -178,7 +182,10 @@ def test_version_line_is_metadata() -> None:
 
 
 def test_a_clause_that_mentions_a_date_stays_a_clause() -> None:
-    text = "我们将于2026年5月1日更新收费标准，届时新的价格将适用于全部付费用户，已购买的套餐不受影响。\n"
+    text = (
+        "我们将于2026年5月1日更新收费标准，届时新的价格将适用于全部付费用户，"
+        "已购买的套餐不受影响。\n"
+    )
     document = extract_text(text, "text")
     assert document.effective_date is None
     assert len(segment_document(document)) == 1
@@ -188,14 +195,22 @@ def test_a_clause_that_mentions_a_date_stays_a_clause() -> None:
 
 
 def _changed_chars(ops: tuple[tuple[str, str], ...]) -> int:
-    return max(sum(len(t) for op, t in ops if op == "delete"), sum(len(t) for op, t in ops if op == "insert"))
+    return max(
+        sum(len(t) for op, t in ops if op == "delete"),
+        sum(len(t) for op, t in ops if op == "insert"),
+    )
 
 
 def test_one_character_change_in_chinese_is_a_small_redline() -> None:
     old = "如您未满十八周岁，应当在监护人的陪同下阅读本协议。"
     new = "如您未满十六周岁，应当在监护人的陪同下阅读本协议。"
     ops = word_redline(old, new)
-    assert ops == (("equal", "如您未满十"), ("delete", "八"), ("insert", "六"), ("equal", "周岁，应当在监护人的陪同下阅读本协议。"))
+    assert ops == (
+        ("equal", "如您未满十"),
+        ("delete", "八"),
+        ("insert", "六"),
+        ("equal", "周岁，应当在监护人的陪同下阅读本协议。"),
+    )
     assert "".join(t for op, t in ops if op != "insert") == old
     assert "".join(t for op, t in ops if op != "delete") == new
 
@@ -219,12 +234,18 @@ def test_mixed_text_tokenises_latin_words_whole_and_han_one_by_one() -> None:
 
 
 def test_full_width_and_half_width_punctuation_is_cosmetic() -> None:
-    assert normalise("本协议（以下简称“协议”）：适用。") == normalise('本协议(以下简称"协议"):适用.')
+    assert normalise("本协议（以下简称“协议”）：适用。") == normalise(
+        '本协议(以下简称"协议"):适用.'
+    )
     assert normalise("「本服务」") == normalise("“本服务”")
-    text = TERMS.replace("仅供参考，不构成专业意见。", "仅供参考, 不构成专业意见.").replace("（1）", "(1)")
+    text = TERMS.replace("仅供参考，不构成专业意见。", "仅供参考, 不构成专业意见.").replace(
+        "（1）", "(1)"
+    )
     diff = diff_clauses(_clauses(TERMS), _clauses(text))
     assert not diff.substantive
-    assert diff.summary()["cosmetic"] >= 1  # "（1）" and "(1)" are the same marker: no change at all
+    assert (
+        diff.summary()["cosmetic"] >= 1
+    )  # "（1）" and "(1)" are the same marker: no change at all
 
 
 def test_diff_json_carries_a_character_redline(tmp_path: Path) -> None:
@@ -243,11 +264,17 @@ def test_diff_json_carries_a_character_redline(tmp_path: Path) -> None:
 
 
 def test_chinese_development_set_covers_every_label() -> None:
-    rows = [json.loads(line) for line in (ROOT / "tests/data/zh_clauses.jsonl").read_text("utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "tests/data/zh_clauses.jsonl").read_text("utf-8").splitlines()
+    ]
     labels = tomllib.loads((ROOT / "tostrack/classify/data/labels.toml").read_text("utf-8"))
     assert len(rows) >= 300
     assert len({r["id"] for r in rows}) == len(rows)
-    assert all(set(r) == {"id", "text", "labels"} and re.search(r"[\u4e00-\u9fff]", r["text"]) for r in rows)
+    assert all(
+        set(r) == {"id", "text", "labels"} and re.search(r"[\u4e00-\u9fff]", r["text"])
+        for r in rows
+    )
     counts = {label: 0 for label in labels}
     for r in rows:
         for label in r["labels"]:
@@ -262,13 +289,23 @@ def test_chinese_development_set_covers_every_label() -> None:
 def test_registry_has_the_chinese_providers_in_chinese() -> None:
     zh = [s for s in registry() if s.language == "zh"]
     providers = {s.provider for s in zh}
-    assert {"bytedance", "alibaba", "deepseek", "moonshot", "zhipu", "tencent", "minimax"} <= providers
+    assert {
+        "bytedance",
+        "alibaba",
+        "deepseek",
+        "moonshot",
+        "zhipu",
+        "tencent",
+        "minimax",
+    } <= providers
     assert {s.document_type for s in zh} >= {"terms-of-service", "privacy-policy"}
     for path in (ROOT / "tostrack" / "sources" / "registry").glob("*.toml"):
         for entry in tomllib.loads(path.read_text("utf-8"))["documents"]:
             if entry.get("language") == "zh":
                 # unverified until `tostrack sources validate` has fetched the page
-                assert entry["notes"].startswith(("Unverified", "URL and selector as used by")), entry["id"]
+                assert entry["notes"].startswith(("Unverified", "URL and selector as used by")), (
+                    entry["id"]
+                )
 
 
 # -- the real Doubao terms (optional) -------------------------------------------------------------
@@ -309,7 +346,9 @@ def test_chinese_development_set_copies_no_run_of_the_corpus() -> None:
     found = set()
     for doc in corpus.rglob("*.md"):
         for run in han.findall(doc.read_text(encoding="utf-8", errors="replace")):
-            found.update(ours[run[i : i + 12]] for i in range(len(run) - 11) if run[i : i + 12] in ours)
+            found.update(
+                ours[run[i : i + 12]] for i in range(len(run) - 11) if run[i : i + 12] in ours
+            )
     assert not found, sorted(found)
 
 
@@ -332,16 +371,23 @@ def test_chinese_change_report_renders_in_chromium_with_cjk_fonts(tmp_path: Path
     history.mkdir()
     (history / "2026-02-03T08-00-00Z.md").write_text(TERMS, encoding="utf-8")
     (history / "2026-04-01T08-00-00Z.md").write_text(
-        TERMS.replace("批量抓取", "大量抓取").replace("2026年2月10日", "2026年4月8日"), encoding="utf-8")
+        TERMS.replace("批量抓取", "大量抓取").replace("2026年2月10日", "2026年4月8日"),
+        encoding="utf-8",
+    )
     (tmp_path / "tostrack.toml").write_text(
         '[[sources]]\nid = "chenxing/assistant-terms"\ntitle = "晨星智能助手用户协议"\n'
-        'language = "zh"\nurl = "https://example.cn/legal/terms"\n', encoding="utf-8")
+        'language = "zh"\nurl = "https://example.cn/legal/terms"\n',
+        encoding="utf-8",
+    )
     runner = CliRunner()
     for args in (["import", "chenxing/assistant-terms", str(history)], ["report"]):
         result = runner.invoke(cli, ["-w", str(tmp_path), *args])
         assert result.exit_code == 0, result.output
-    (report,) = [p for p in (tmp_path / "reports" / "changes").rglob("*.html")
-                 if not p.stem.endswith(("inline", "side-by-side"))]
+    (report,) = [
+        p
+        for p in (tmp_path / "reports" / "changes").rglob("*.html")
+        if not p.stem.endswith(("inline", "side-by-side"))
+    ]
     with sync_api.sync_playwright() as p:
         try:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -349,15 +395,21 @@ def test_chinese_change_report_renders_in_chromium_with_cjk_fonts(tmp_path: Path
             pytest.skip(f"cannot start {CHROMIUM}: {exc}")
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(report.as_uri())
-        marked = page.eval_on_selector_all(".redline del, .redline ins", "els => els.map(e => e.textContent)")
+        marked = page.eval_on_selector_all(
+            ".redline del, .redline ins", "els => els.map(e => e.textContent)"
+        )
         assert marked and all(len(text) <= 4 for text in marked), marked
         assert "大" in marked and "批" in marked
         has_cjk_font = page.evaluate(
-            "() => ['Noto Sans CJK SC', 'Noto Serif CJK SC'].some(f => document.fonts.check(`16px '${f}'`, '中'))")
+            "() => ['Noto Sans CJK SC', 'Noto Serif CJK SC']"
+            ".some(f => document.fonts.check(`16px '${f}'`, '中'))"
+        )
         if not has_cjk_font or not any("CJK" in line for line in _fc_list()):
             pytest.skip("fonts-noto-cjk is not installed: Chinese would render as boxes")
         (ROOT / "test-artifacts").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "test-artifacts" / "zh-change-report-test.png"), full_page=True)
+        page.screenshot(
+            path=str(ROOT / "test-artifacts" / "zh-change-report-test.png"), full_page=True
+        )
         browser.close()
 
 
@@ -367,4 +419,6 @@ def _fc_list() -> list[str]:
 
     if not shutil.which("fc-list"):
         return []
-    return subprocess.run(["fc-list"], capture_output=True, text=True, check=False).stdout.splitlines()
+    return subprocess.run(
+        ["fc-list"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()

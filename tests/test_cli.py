@@ -12,7 +12,16 @@ from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
 
-CHANGE_KEYS = {"kind", "substantive", "old", "new", "labels", "labels_added", "labels_removed", "severity"}
+CHANGE_KEYS = {
+    "kind",
+    "substantive",
+    "old",
+    "new",
+    "labels",
+    "labels_added",
+    "labels_removed",
+    "severity",
+}
 CLAUSE_KEYS = {"id", "section", "heading", "text", "labels", "evidence"}
 
 
@@ -35,7 +44,14 @@ def test_diff_json_contract_and_exit_status(runner: CliRunner, versions: tuple[P
     assert result.exit_code == 1, result.output
     data = json.loads(result.output)
     assert {"old", "new", "summary", "changes"} <= data.keys()
-    assert set(data["summary"]) >= {"added", "removed", "modified", "moved", "cosmetic", "substantive"}
+    assert set(data["summary"]) >= {
+        "added",
+        "removed",
+        "modified",
+        "moved",
+        "cosmetic",
+        "substantive",
+    }
     assert data["summary"]["substantive"] >= 1
     for change in data["changes"]:
         assert CHANGE_KEYS <= change.keys()
@@ -63,7 +79,9 @@ def test_diff_text_is_a_readable_redline(runner: CliRunner, versions: tuple[Path
     assert "severity: high" in result.output
 
 
-def test_diff_missing_or_garbage_file_is_trouble_not_traceback(runner: CliRunner, tmp_path: Path) -> None:
+def test_diff_missing_or_garbage_file_is_trouble_not_traceback(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     bad = tmp_path / "x.docx"
     bad.write_bytes(b"\x00\x01garbage")
     result = runner.invoke(cli, ["diff", str(bad), str(bad)])
@@ -83,7 +101,8 @@ def test_classify_json_and_stdin(runner: CliRunner, versions: tuple[Path, Path])
     labelled = {label for c in data["clauses"] for label in c["labels"]}
     assert {"competing-models", "governing-law"} <= labelled
     stdin = runner.invoke(
-        cli, ["classify", "-", "--format", "json"],
+        cli,
+        ["classify", "-", "--format", "json"],
         input="You must not use any output to build a model that competes with us.\n",
     )
     assert stdin.exit_code == 0
@@ -124,7 +143,9 @@ def test_replay_jsonl(runner: CliRunner, tmp_path: Path) -> None:
     assert records[1]["document"] == str(folder)
 
 
-def test_init_writes_commented_config_and_refuses_overwrite(runner: CliRunner, tmp_path: Path) -> None:
+def test_init_writes_commented_config_and_refuses_overwrite(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     ws = tmp_path / "ws"
     first = runner.invoke(cli, ["--workspace", str(ws), "init"])
     assert first.exit_code == 0, first.output
@@ -142,7 +163,9 @@ def test_broken_config_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> No
     assert "not valid TOML" in result.output and "Traceback" not in result.output
 
 
-def test_run_history_report_notify(runner: CliRunner, httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_run_history_report_notify(
+    runner: CliRunner, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     ws = tmp_path / "ws"
     httpserver.expect_request("/terms").respond_with_data(TERMS_V1, content_type="text/html")
     write_config(ws, source_config(httpserver.url_for("/terms")))
@@ -157,7 +180,9 @@ def test_run_history_report_notify(runner: CliRunner, httpserver: HTTPServer, tm
     quiet = runner.invoke(cli, ["--workspace", str(ws), "run", "--no-send"])
     assert quiet.exit_code == 0 and quiet.output == ""  # cron: silent when nothing is due
 
-    history = runner.invoke(cli, ["--workspace", str(ws), "history", "acme/terms", "--format", "json"])
+    history = runner.invoke(
+        cli, ["--workspace", str(ws), "history", "acme/terms", "--format", "json"]
+    )
     data = json.loads(history.output)
     assert data["source"] == "acme/terms" and len(data["versions"]) == 2
     assert {"captured_at", "sha256"} <= data["versions"][0].keys() and data["failures"] == []
@@ -175,7 +200,9 @@ def test_run_history_report_notify(runner: CliRunner, httpserver: HTTPServer, tm
     assert "nothing queued" in again.output
 
 
-def test_failed_source_exits_3_and_says_why(runner: CliRunner, httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_failed_source_exits_3_and_says_why(
+    runner: CliRunner, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     ws = tmp_path / "ws"
     httpserver.expect_request("/terms").respond_with_data("gone", status=404)
     write_config(ws, source_config(httpserver.url_for("/terms")))
@@ -200,9 +227,14 @@ def test_import_backfills_without_notifying(runner: CliRunner, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "Imported 2 version(s)" in result.output
     history = json.loads(
-        runner.invoke(cli, ["--workspace", str(ws), "history", "acme/terms", "--format", "json"]).output
+        runner.invoke(
+            cli, ["--workspace", str(ws), "history", "acme/terms", "--format", "json"]
+        ).output
     )
-    assert [v["captured_at"] for v in history["versions"]] == ["2025-01-01T00:00:00Z", "2025-06-01T00:00:00Z"]
+    assert [v["captured_at"] for v in history["versions"]] == [
+        "2025-01-01T00:00:00Z",
+        "2025-06-01T00:00:00Z",
+    ]
     assert history["versions"][1]["substantive_changes"] >= 1
     notify = runner.invoke(cli, ["--workspace", str(ws), "notify", "--dry-run"])
     assert notify.exit_code == 0 and not list((ws / "outbox").glob("*.eml"))

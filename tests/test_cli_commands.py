@@ -1,4 +1,5 @@
-"""The operator's commands through the real CLI: sources, status, eval, export, cron, run --log-file."""
+"""The operator's commands through the real CLI: sources, status, eval, export, cron, and
+run --log-file."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def _ws_with_two_versions(runner: CliRunner, httpserver: HTTPServer, ws: Path) -
 
 
 def test_sources_list_show_and_unknown(runner: CliRunner, tmp_path: Path) -> None:
-    whole = runner.invoke(cli, ["-w", str(tmp_path), "sources", "list", "--registry", "--format", "json"])
+    whole = runner.invoke(
+        cli, ["-w", str(tmp_path), "sources", "list", "--registry", "--format", "json"]
+    )
     assert whole.exit_code == 0, whole.output
     ids = [s["id"] for s in json.loads(whole.output)]
     assert len(ids) >= 30 and "openai/terms-of-use" in ids
@@ -71,14 +74,20 @@ def test_sources_validate_finds_a_page_that_changes_on_every_visit(
 
     httpserver.expect_request("/terms").respond_with_data(LONG_TERMS, content_type="text/html")
     httpserver.expect_request("/flaps").respond_with_handler(flapping)
-    write_config(tmp_path, source_config(httpserver.url_for("/terms"), extra="") + f"""
+    write_config(
+        tmp_path,
+        source_config(httpserver.url_for("/terms"), extra="")
+        + f"""
 [[sources]]
 id = "acme/flapping"
-url = "{httpserver.url_for('/flaps')}"
+url = "{httpserver.url_for("/flaps")}"
 select = ["main"]
-""")
+""",
+    )
     (tmp_path / "tostrack.toml").write_text(
-        (tmp_path / "tostrack.toml").read_text().replace("confirm_delay = 0", "confirm_delay = 0\ndelay = 0"),
+        (tmp_path / "tostrack.toml")
+        .read_text()
+        .replace("confirm_delay = 0", "confirm_delay = 0\ndelay = 0"),
     )
     good = runner.invoke(cli, ["-w", str(tmp_path), "sources", "validate", "acme/terms"])
     assert good.exit_code == 0, good.output
@@ -88,7 +97,9 @@ select = ["main"]
     assert results["acme/terms"]["ok"] and not results["acme/flapping"]["ok"]
 
 
-def test_status_reports_ok_then_broken(runner: CliRunner, httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_status_reports_ok_then_broken(
+    runner: CliRunner, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     _ws_with_two_versions(runner, httpserver, tmp_path)
     ok = runner.invoke(cli, ["-w", str(tmp_path), "status", "--format", "json"])
     assert ok.exit_code == 0, ok.output
@@ -98,18 +109,24 @@ def test_status_reports_ok_then_broken(runner: CliRunner, httpserver: HTTPServer
     httpserver.clear()
     httpserver.expect_request("/terms").respond_with_data("down", status=503)
     for _ in range(3):
-        assert runner.invoke(cli, ["-w", str(tmp_path), "run", "--force", "--no-send"]).exit_code == 3
+        assert (
+            runner.invoke(cli, ["-w", str(tmp_path), "run", "--force", "--no-send"]).exit_code == 3
+        )
     broken = runner.invoke(cli, ["-w", str(tmp_path), "status"])
     assert broken.exit_code == 3 and "broken" in broken.output
 
 
-def test_export_changes_and_clauses(runner: CliRunner, httpserver: HTTPServer, tmp_path: Path) -> None:
+def test_export_changes_and_clauses(
+    runner: CliRunner, httpserver: HTTPServer, tmp_path: Path
+) -> None:
     _ws_with_two_versions(runner, httpserver, tmp_path)
     changes = runner.invoke(cli, ["-w", str(tmp_path), "export", "--what", "changes"])
     assert changes.exit_code == 0, changes.output
     records = json.loads(changes.output)
     assert any("competing-models" in r["labels_added"] for r in records)
-    clauses = runner.invoke(cli, ["-w", str(tmp_path), "export", "--what", "clauses", "--format", "csv"])
+    clauses = runner.invoke(
+        cli, ["-w", str(tmp_path), "export", "--what", "clauses", "--format", "csv"]
+    )
     rows = list(csv.DictReader(io.StringIO(clauses.output)))
     assert rows and any("compete with Acme" in " ".join(r.values()) for r in rows)
 
@@ -117,9 +134,16 @@ def test_export_changes_and_clauses(runner: CliRunner, httpserver: HTTPServer, t
 def test_eval_on_a_small_labelled_file(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "gold.jsonl"
     path.write_text(
-        json.dumps({"id": "1", "text": "You may not use Output to develop competing models.",
-                    "labels": ["competing-models"]}) + "\n"
-        + json.dumps({"id": "2", "text": "Please read these terms.", "labels": ["arbitration"]}) + "\n",
+        json.dumps(
+            {
+                "id": "1",
+                "text": "You may not use Output to develop competing models.",
+                "labels": ["competing-models"],
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "2", "text": "Please read these terms.", "labels": ["arbitration"]})
+        + "\n",
         encoding="utf-8",
     )
     result = runner.invoke(cli, ["eval", str(path), "--format", "json"])
@@ -133,7 +157,11 @@ def test_eval_on_a_small_labelled_file(runner: CliRunner, tmp_path: Path) -> Non
 def test_cron_prints_crontab_and_systemd_units(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["-w", str(tmp_path), "cron", "--every", "15m"])
     assert result.exit_code == 0, result.output
-    assert "*/15 * * * *" in result.output and "[Timer]" in result.output and "[Service]" in result.output
+    assert (
+        "*/15 * * * *" in result.output
+        and "[Timer]" in result.output
+        and "[Service]" in result.output
+    )
     assert str(tmp_path.resolve()) in result.output
 
 
@@ -151,7 +179,10 @@ def test_run_log_file_records_what_was_printed(
 
 
 def test_replay_in_two_processes_prints_the_same_lines(runner: CliRunner, tmp_path: Path) -> None:
-    for name, variants in (("acme/terms", (TERMS_V1, TERMS_V2)), ("acme/policy", (TERMS_V2, TERMS_V1))):
+    for name, variants in (
+        ("acme/terms", (TERMS_V1, TERMS_V2)),
+        ("acme/policy", (TERMS_V2, TERMS_V1)),
+    ):
         folder = tmp_path / name
         folder.mkdir(parents=True)
         for day, html in zip(("2026-01-01", "2026-02-01"), variants, strict=True):
@@ -169,18 +200,24 @@ def test_outbox_lists_messages_and_resends_an_uncertain_one(
 
     _ws_with_two_versions(runner, httpserver, tmp_path)
     assert runner.invoke(cli, ["-w", str(tmp_path), "notify"]).exit_code == 0
-    listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
+    listed = json.loads(
+        runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output
+    )
     (message,) = listed
     # no [smtp]: written to outbox/ as .eml, which is not "sent"
     assert message["state"] == "written" and message["recipient"] == "legal@example.com"
     refused = runner.invoke(cli, ["-w", str(tmp_path), "outbox", "resend", str(message["id"])])
     assert refused.exit_code == 2 and "only uncertain or rejected" in refused.output
 
-    with sqlite3.connect(tmp_path / "tostrack.db") as db:  # as a crash after the final dot leaves it
+    with sqlite3.connect(
+        tmp_path / "tostrack.db"
+    ) as db:  # as a crash after the final dot leaves it
         db.execute("UPDATE outbox SET state = 'uncertain' WHERE id = ?", (message["id"],))
     again = runner.invoke(cli, ["-w", str(tmp_path), "outbox", "resend", str(message["id"])])
     assert again.exit_code == 0, again.output
     resent = runner.invoke(cli, ["-w", str(tmp_path), "notify"])
     assert resent.exit_code == 0 and ".eml" in resent.output  # written (again) by this run
-    listed = json.loads(runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output)
+    listed = json.loads(
+        runner.invoke(cli, ["-w", str(tmp_path), "outbox", "--format", "json"]).output
+    )
     assert [m["state"] for m in listed] == ["written"]

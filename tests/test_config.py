@@ -55,23 +55,39 @@ def _refused(runner: CliRunner, ws: Path, *args: str) -> str:
     [
         ('[smpt]\nhost = "mail.example.com"\n', "unknown table 'smpt'. Did you mean 'smtp'?"),
         ('[[recipient]]\nemail = "legal@example.com"\n', "Did you mean 'recipients'?"),
-        ('[[recipients]]\nemail = "a@example.com"\nmin_severty = "high"\n',
-         "unknown key 'min_severty'. Did you mean 'min_severity'?"),
-        ('[smtp]\nhost = "mail.example.com"\npasword_env = "PW"\n',
-         "unknown key 'pasword_env'. Did you mean 'password_env'?"),
-        ('[[recipients]]\nemail = "a@example.com"\nlabels = ["competing-model"]\n',
-         "unknown label 'competing-model'. Did you mean 'competing-models'?"),
-        ('[[recipients]]\nemail = "a@example.com"\nprovider = ["openai"]\n',
-         "unknown key 'provider'. Did you mean 'providers'?"),
-        ('[[recipients]]\nemail = "a@example.com"\nproviders = ["opnai"]\n',
-         "providers names 'opnai'"),
-        ('[[recipients]]\nemail = "a@example.com"\nsources = ["anthropic/consumer-term"]\n',
-         "Did you mean 'anthropic/consumer-terms'"),
-        ('retries = 3\n', "unknown key 'retries'. It belongs in a table: write it under [fetch]."),
-        ('[[recipients]]\nemail = "a@example.com"\nmode = "dayly"\n',
-         ("mode = 'dayly' is not valid; give one of \"immediate\", \"daily\", \"weekly\". "
-          "Did you mean 'daily'?")),
-        ('[fetch]\nretrys = 1\n', "Did you mean 'retries'?"),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nmin_severty = "high"\n',
+            "unknown key 'min_severty'. Did you mean 'min_severity'?",
+        ),
+        (
+            '[smtp]\nhost = "mail.example.com"\npasword_env = "PW"\n',
+            "unknown key 'pasword_env'. Did you mean 'password_env'?",
+        ),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nlabels = ["competing-model"]\n',
+            "unknown label 'competing-model'. Did you mean 'competing-models'?",
+        ),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nprovider = ["openai"]\n',
+            "unknown key 'provider'. Did you mean 'providers'?",
+        ),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nproviders = ["opnai"]\n',
+            "providers names 'opnai'",
+        ),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nsources = ["anthropic/consumer-term"]\n',
+            "Did you mean 'anthropic/consumer-terms'",
+        ),
+        ("retries = 3\n", "unknown key 'retries'. It belongs in a table: write it under [fetch]."),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nmode = "dayly"\n',
+            (
+                'mode = \'dayly\' is not valid; give one of "immediate", "daily", "weekly". '
+                "Did you mean 'daily'?"
+            ),
+        ),
+        ("[fetch]\nretrys = 1\n", "Did you mean 'retries'?"),
         ('[report]\ntitel = "x"\n', "Did you mean 'title'?"),
         ('[notify]\noperators = ["ops at example"]\n', "not an email address"),
     ],
@@ -136,9 +152,23 @@ def test_run_source_typo_is_an_error_not_a_quiet_success(runner: CliRunner, tmp_
 
 @pytest.mark.parametrize(
     "bad",
-    ["../../escaped/x", "acme/../../x", "acme/terms/extra", "acme/terms\n", "acme/terms ",
-     " acme/terms", "acme co/terms", "Acme/Terms", "acme/", "/terms", "acme", ".acme/terms",
-     "acme/..", "acme\\terms/x", "acme/te\x00rms"],
+    [
+        "../../escaped/x",
+        "acme/../../x",
+        "acme/terms/extra",
+        "acme/terms\n",
+        "acme/terms ",
+        " acme/terms",
+        "acme co/terms",
+        "Acme/Terms",
+        "acme/",
+        "/terms",
+        "acme",
+        ".acme/terms",
+        "acme/..",
+        "acme\\terms/x",
+        "acme/te\x00rms",
+    ],
 )
 def test_one_id_rule(bad: str) -> None:
     assert config.source_id_problem(bad)
@@ -168,7 +198,9 @@ def test_import_refuses_bad_ids_and_writes_nothing_outside(
     assert sorted(p for p in tmp_path.rglob("*")) == before  # not a file more, anywhere
 
 
-def test_import_of_an_unknown_source_says_which_one_was_meant(runner: CliRunner, tmp_path: Path) -> None:
+def test_import_of_an_unknown_source_says_which_one_was_meant(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     folder = tmp_path / "hist"
     folder.mkdir()
     (folder / "2025-01-01T00-00-00Z.html").write_text(TERMS_V1)
@@ -199,11 +231,15 @@ def test_a_source_id_with_a_trailing_newline_is_refused_in_the_file(tmp_path: Pa
         ('[fetch]\nconnect_timeout = "soon"\n', "connect_timeout", "a duration"),
         ('[fetch]\nmax_bytes = "lots"\n', "max_bytes", "a size"),
         ('[severity]\ngoverning-law = "extreme"\n', "governing-law", '"high"'),
-        ('[severity]\ngoverning-laws = "high"\n', "governing-laws", "Did you mean 'governing-law'?"),
+        (
+            '[severity]\ngoverning-laws = "high"\n',
+            "governing-laws",
+            "Did you mean 'governing-law'?",
+        ),
         ("[notify]\ndigest_hour = 24\n", "digest_hour", "0 to 23"),
         ('[notify]\ndigest_weekday = "mondays"\n', "digest_weekday", "Did you mean 'monday'"),
-        ("[smtp]\nhost = \"m.example\"\nport = 70000\n", "port", "1 to 65535"),
-        ('[smtp]\nport = 25\n', "host is required", "non-empty string"),
+        ('[smtp]\nhost = "m.example"\nport = 70000\n', "port", "1 to 65535"),
+        ("[smtp]\nport = 25\n", "host is required", "non-empty string"),
         ('[report]\nbase_url = "intranet/x"\n', "base_url", "http(s)"),
         ('[[recipients]]\nmode = "daily"\n', "email is required", "e-mail address"),
     ],
@@ -220,7 +256,10 @@ def test_bad_value_through_the_console_script_is_not_an_internal_error(tmp_path:
     write_config(tmp_path, "[fetch]\nread_timeout = 0\n")
     proc = subprocess.run(
         [sys.executable, "-m", "tostrack", "--workspace", str(tmp_path), "run"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2 and "read_timeout" in proc.stderr
     assert "internal error" not in proc.stderr
@@ -261,8 +300,16 @@ def _read_only_runner(ws: Path) -> str:
     if not shutil.which("unshare"):
         pytest.skip("needs unshare for a read-only bind mount as root")
     probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f"mount --bind {ws} {ws} && mount -o remount,bind,ro {ws} {ws}"],
-        capture_output=True, text=True, check=False,
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind {ws} {ws} && mount -o remount,bind,ro {ws} {ws}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot make a read-only bind mount here: {probe.stderr.strip()}")
@@ -272,8 +319,10 @@ def _read_only_runner(ws: Path) -> str:
 def _run_read_only(ws: Path, how: str, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "tostrack", "--workspace", str(ws), *args]
     if how == "mount":
-        script = (f"mount --bind {ws} {ws} && mount -o remount,bind,ro {ws} {ws} && exec "
-                  + " ".join(f"'{c}'" for c in command))
+        script = (
+            f"mount --bind {ws} {ws} && mount -o remount,bind,ro {ws} {ws} && exec "
+            + " ".join(f"'{c}'" for c in command)
+        )
         command = ["unshare", "-m", "sh", "-c", script]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
@@ -378,8 +427,9 @@ def test_total_timeout_is_a_wall_clock_deadline_against_a_slow_drip(
     drip_server: tuple[str, list[float]], path: str
 ) -> None:
     base, _ = drip_server
-    cfg = FetchConfig(retries=2, backoff=0.01, delay=0, read_timeout=5, total_timeout=2,
-                      browser="never")
+    cfg = FetchConfig(
+        retries=2, backoff=0.01, delay=0, read_timeout=5, total_timeout=2, browser="never"
+    )
     started = time.monotonic()
     result = fetch_source(Source("acme/terms", (base + path,)), cfg)
     took = time.monotonic() - started
@@ -392,8 +442,10 @@ def test_a_dripping_source_does_not_hold_the_run(
     runner: CliRunner, drip_server: tuple[str, list[float]], tmp_path: Path
 ) -> None:
     base, _ = drip_server
-    write_config(tmp_path, source_config(base + "/body").replace(
-        "retries = 0", 'retries = 0\ntotal_timeout = "2s"'))
+    write_config(
+        tmp_path,
+        source_config(base + "/body").replace("retries = 0", 'retries = 0\ntotal_timeout = "2s"'),
+    )
     started = time.monotonic()
     result = _invoke(runner, tmp_path, "run", "--force")
     assert time.monotonic() - started < 8
@@ -405,8 +457,19 @@ def test_a_dripping_source_does_not_hold_the_run(
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(30, 30.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0), ("2m", 120.0), ("1h30m", 5400.0),
-     ("1d", 86400.0), ("1w", 604800.0), (" 2H ", 7200.0), ("0", 0.0), ("0.5s", 0.5)],
+    [
+        (30, 30.0),
+        (1.5, 1.5),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("2m", 120.0),
+        ("1h30m", 5400.0),
+        ("1d", 86400.0),
+        ("1w", 604800.0),
+        (" 2H ", 7200.0),
+        ("0", 0.0),
+        ("0.5s", 0.5),
+    ],
 )
 def test_parse_duration(value: object, seconds: float) -> None:
     assert config.parse_duration(value) == seconds
@@ -420,8 +483,15 @@ def test_parse_duration_rejects(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "size"),
-    [(1000, 1000), ("20MB", 20 * 2**20), ("512 KB", 512 * 1024), ("1GB", 2**30), ("7", 7),
-     ("1.5mb", int(1.5 * 2**20)), ("3MiB", 3 * 2**20)],
+    [
+        (1000, 1000),
+        ("20MB", 20 * 2**20),
+        ("512 KB", 512 * 1024),
+        ("1GB", 2**30),
+        ("7", 7),
+        ("1.5mb", int(1.5 * 2**20)),
+        ("3MiB", 3 * 2**20),
+    ],
 )
 def test_parse_size(value: object, size: int) -> None:
     assert config.parse_size(value) == size
@@ -437,7 +507,8 @@ def test_the_config_is_typed_and_frozen(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
         '[fetch]\nread_timeout = "1m"\nmax_bytes = "1MB"\n[smtp]\nhost = "m.example"\ntls = "ssl"\n'
-        '[[recipients]]\nemail = "Legal <legal@example.com>"\nmode = "Daily"\nlabels = ["Feedback"]\n'
+        '[[recipients]]\nemail = "Legal <legal@example.com>"\n'
+        'mode = "Daily"\nlabels = ["Feedback"]\n'
         '[notify]\ndigest_weekday = "Friday"\n[report]\nbase_url = "https://x.example/r"\n'
         '[severity]\ngoverning-law = "HIGH"\n',
     )
@@ -507,7 +578,7 @@ def test_template_loads_and_every_commented_example_is_valid(tmp_path: Path) -> 
 
 def _readme_keys() -> set[tuple[str, str]]:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Configuration"):]
+    section = text[text.index("## Configuration") :]
     section = section[: section.index("\n## ", 5)]
     keys = set()
     for row in re.findall(r"^\| `\[\[?([a-z_]+)\]\]?` \| ([^|]+) \|", section, re.MULTILINE):

@@ -37,7 +37,10 @@ def test_crontab_line_runs_the_workspace_without_flock(tmp_path: Path) -> None:
     fields = line.split(" ", 5)
     assert re.fullmatch(r"\d{1,2}", fields[0]) and fields[1:5] == ["*", "*", "*", "*"]
     assert shlex.split(fields[5]) == [
-        "/opt/tostrack/bin/tostrack", "--workspace", str(ws.resolve()), "run"
+        "/opt/tostrack/bin/tostrack",
+        "--workspace",
+        str(ws.resolve()),
+        "run",
     ]
     assert "flock" not in line and "75" in text  # tostrack locks itself; the status is documented
     assert "stdout" in text and "stderr" in text and "--log-file" in text
@@ -53,8 +56,12 @@ def test_systemd_service_and_timer(tmp_path: Path) -> None:
     assert "[Service]" in service and "Type=oneshot" in service
     exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
     assert shlex.split(exec_start.removeprefix("ExecStart=")) == [
-        "/usr/bin/tostrack", "--workspace", str(ws.resolve()), "run",
-        "--log-file", str((tmp_path / "run.log").resolve()),
+        "/usr/bin/tostrack",
+        "--workspace",
+        str(ws.resolve()),
+        "run",
+        "--log-file",
+        str((tmp_path / "run.log").resolve()),
     ]
     assert "SuccessExitStatus=75" in service
     assert re.search(r"^OnCalendar=\*-\*-\* 06:\d\d:00$", timer, re.MULTILINE)

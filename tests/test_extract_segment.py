@@ -109,7 +109,10 @@ def test_markdown_and_html_of_the_same_text_give_the_same_clauses() -> None:
 
 
 def test_plain_text_numbering_and_headings() -> None:
-    text = "ACME TERMS\n\n1. Licence\n\n1.1 We grant you a licence\nthat wraps onto a second line.\n1.2 You may not sublicense it.\n"
+    text = (
+        "ACME TERMS\n\n1. Licence\n\n1.1 We grant you a licence\nthat wraps onto a second line.\n"
+        "1.2 You may not sublicense it.\n"
+    )
     clauses = segment_document(extract_text(text, "text"))
     assert [c.number for c in clauses] == ["1.1", "1.2"]
     assert clauses[0].text == "We grant you a licence that wraps onto a second line."
@@ -148,11 +151,15 @@ def test_charset_from_meta_and_from_the_server() -> None:
     latin = '<meta charset="iso-8859-1"><p>Les données sont traitées à Paris.</p>'.encode("latin-1")
     assert "données" in extract_bytes(latin, "text/html").text
     cp = "<p>We’ll notify you — in advance.</p>".encode("cp1252")
-    assert "We’ll notify you — in advance." in extract_bytes(cp, "text/html", encoding="cp1252").text
+    assert (
+        "We’ll notify you — in advance." in extract_bytes(cp, "text/html", encoding="cp1252").text
+    )
 
 
 def test_invisible_characters_and_malformed_html() -> None:
-    doc = extract_text("<div><p>You\u2060 may not\u200b <b>resell<p>access</div></span></table>", "html")
+    doc = extract_text(
+        "<div><p>You\u2060 may not\u200b <b>resell<p>access</div></span></table>", "html"
+    )
     assert "You may not resell" in doc.text and "\u2060" not in doc.text
 
 
@@ -175,8 +182,10 @@ def _tiny_pdf(lines: list[str]) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>"),
+        (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>"
+        ),
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -188,13 +197,20 @@ def _tiny_pdf(lines: list[str]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
 def test_pdf_goes_through_the_same_path(tmp_path: Path) -> None:
     pdf = tmp_path / "terms.pdf"
-    pdf.write_bytes(_tiny_pdf(["1. Licence", "1.1 You may not resell the service.", "1.2 Fees are due monthly."]))
+    pdf.write_bytes(
+        _tiny_pdf(
+            ["1. Licence", "1.1 You may not resell the service.", "1.2 Fees are due monthly."]
+        )
+    )
     clauses = segment_document(extract_file(pdf))
     assert [c.number for c in clauses] == ["1.1", "1.2"]
     assert clauses[0].text == "You may not resell the service."
@@ -206,7 +222,10 @@ def test_pdf_goes_through_the_same_path(tmp_path: Path) -> None:
 
 def test_a_date_inside_a_provision_stays_a_provision() -> None:
     doc = extract_text("# Terms\n\nThe order form dated 1 March 2024 applies.\n", "markdown")
-    assert doc.effective_date is None and texts(doc) == ["Terms", "The order form dated 1 March 2024 applies."]
+    assert doc.effective_date is None and texts(doc) == [
+        "Terms",
+        "The order form dated 1 March 2024 applies.",
+    ]
 
 
 def test_the_browser_tab_title_above_the_heading_is_not_a_clause() -> None:
@@ -216,8 +235,14 @@ def test_the_browser_tab_title_above_the_heading_is_not_a_clause() -> None:
 
 @pytest.mark.parametrize(
     ("line", "marker"),
-    [("K.3. Customer shall pay.", "K.3"), ("I.2.a. Fees apply.", "I.2.a"), ("k. Rules apply.", "k"),
-     ("Article 5 Liability", "Article 5"), ("§ 3 Scope", "§ 3"), ("2(a) Fees", "2(a)")],
+    [
+        ("K.3. Customer shall pay.", "K.3"),
+        ("I.2.a. Fees apply.", "I.2.a"),
+        ("k. Rules apply.", "k"),
+        ("Article 5 Liability", "Article 5"),
+        ("§ 3 Scope", "§ 3"),
+        ("2(a) Fees", "2(a)"),
+    ],
 )
 def test_numbering_styles_are_markers(line: str, marker: str) -> None:
     (block,) = extract_text(line, "text").blocks
@@ -226,7 +251,8 @@ def test_numbering_styles_are_markers(line: str, marker: str) -> None:
 
 def test_headings_the_page_did_not_mark_up_and_numbering_that_outranks_markup() -> None:
     md = (
-        "# Privacy\n\n## 2. Collection\n\nWe collect data.\n\n### 9. Children\n\nNo accounts for children.\n\n"
+        "# Privacy\n\n## 2. Collection\n\nWe collect data.\n\n"
+        "### 9. Children\n\nNo accounts for children.\n\n"
         "**Your Choices**\n\nYou may object.\n\n**Note:** this sentence is not a heading.\n\n"
         "10\\. Your rights\n\nYou may ask for a copy.\n"
     )

@@ -438,7 +438,8 @@ def test_requests_to_one_host_are_serialised_across_threads(server: HTTPServer) 
     with requests.Session() as session:
         workers = [
             threading.Thread(
-                target=fetch_source, args=(source(server.url_for("/terms")), FAST),
+                target=fetch_source,
+                args=(source(server.url_for("/terms")), FAST),
                 kwargs={"session": session},
             )
             for _ in range(4)
@@ -593,8 +594,11 @@ def test_every_fetch_key_of_the_init_template_is_valid(tmp_path: Path) -> None:
 def test_download_cut_short_is_retried(server: HTTPServer) -> None:
     def cut() -> Response:
         # Promises more bytes than it sends, then hangs up.
-        return Response([PAGE.encode()[:100]], content_type="text/html",
-                        headers={"Content-Length": str(len(PAGE) + 500)})
+        return Response(
+            [PAGE.encode()[:100]],
+            content_type="text/html",
+            headers={"Content-Length": str(len(PAGE) + 500)},
+        )
 
     seen, handler = scripted(cut(), html())
     server.expect_request("/terms").respond_with_handler(handler)

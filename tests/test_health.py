@@ -76,19 +76,44 @@ removed. Check to see if the link you're trying to open is correct.</p></main></
 def legit_terms(title: str = "Terms of Service | Example AI") -> str:
     """A long, real-looking terms page that uses every word the patterns look for."""
     sections = [
-        ("Accounts and access", ("You need an account to access some features. You must keep your "
-         "login credentials confidential and notify us of any unauthorised access to your "
-         "account. If you forgot your password, use the reset link on the sign in page.")),
-        ("Security", ("You may not bypass any captcha, security check or rate limit, probe for "
-         "vulnerabilities, or access the services through automated means except our API. "
-         "Access denied to one feature does not terminate these terms.")),
-        ("Browsers and JavaScript", ("Some features require JavaScript and cookies to be "
-         "enabled in your browser. Checking your browser settings is your responsibility.")),
-        ("Errors", ("The services may contain errors. If a page is not found or something went "
-         "wrong, contact support. We are not liable for any error, 404 page or outage, and "
-         "the service may be temporarily unavailable for maintenance.")),
-        ("Cloudflare and providers", ("We use providers such as content delivery networks to "
-         "deliver the services; a security service may protect the site from attacks.")),
+        (
+            "Accounts and access",
+            (
+                "You need an account to access some features. You must keep your "
+                "login credentials confidential and notify us of any unauthorised access to your "
+                "account. If you forgot your password, use the reset link on the sign in page."
+            ),
+        ),
+        (
+            "Security",
+            (
+                "You may not bypass any captcha, security check or rate limit, probe for "
+                "vulnerabilities, or access the services through automated means except our API. "
+                "Access denied to one feature does not terminate these terms."
+            ),
+        ),
+        (
+            "Browsers and JavaScript",
+            (
+                "Some features require JavaScript and cookies to be "
+                "enabled in your browser. Checking your browser settings is your responsibility."
+            ),
+        ),
+        (
+            "Errors",
+            (
+                "The services may contain errors. If a page is not found or something went "
+                "wrong, contact support. We are not liable for any error, 404 page or outage, and "
+                "the service may be temporarily unavailable for maintenance."
+            ),
+        ),
+        (
+            "Cloudflare and providers",
+            (
+                "We use providers such as content delivery networks to "
+                "deliver the services; a security service may protect the site from attacks."
+            ),
+        ),
     ]
     body = "".join(
         f"<h2>{n}. {head}</h2>"
@@ -104,8 +129,14 @@ def legit_terms(title: str = "Terms of Service | Example AI") -> str:
 
 
 def snap(body: str, status: int = 200, content_type: str = "text/html") -> Snapshot:
-    return Snapshot("example/terms", "https://example-ai.test/terms", "2026-11-27T05:00:00Z",
-                    status, content_type, body.encode("utf-8"))
+    return Snapshot(
+        "example/terms",
+        "https://example-ai.test/terms",
+        "2026-11-27T05:00:00Z",
+        status,
+        content_type,
+        body.encode("utf-8"),
+    )
 
 
 def doc(*paragraphs: str, title: str = "Terms of Service", metadata: tuple = ()) -> Document:
@@ -116,8 +147,12 @@ def doc(*paragraphs: str, title: str = "Terms of Service", metadata: tuple = ())
     )
 
 
-GOOD_DOC = doc(*(f"{n}. The customer shall comply with obligation number {n} of these terms "
-                 "at all times." for n in range(12)))
+GOOD_DOC = doc(
+    *(
+        f"{n}. The customer shall comply with obligation number {n} of these terms at all times."
+        for n in range(12)
+    )
+)
 
 
 # -- raw pages --------------------------------------------------------------------------------
@@ -148,10 +183,18 @@ def test_page_problem(page: str, expected: str | None) -> None:
 @given(st.one_of(st.binary(max_size=2000), st.text(max_size=2000).map(str.encode)))
 def test_page_problem_never_raises(body: bytes) -> None:
     assert page_problem(body, "text/html") in (
-        None, "challenge", "login-wall", "error-page", "needs-javascript"
+        None,
+        "challenge",
+        "login-wall",
+        "error-page",
+        "needs-javascript",
     )
     assert page_problem(b"<html>" + body, "application/xhtml+xml") in (
-        None, "challenge", "login-wall", "error-page", "needs-javascript"
+        None,
+        "challenge",
+        "login-wall",
+        "error-page",
+        "needs-javascript",
     )
 
 
@@ -197,11 +240,23 @@ def test_error_page_seen_only_after_extraction() -> None:
 
 
 def test_redirect_to_a_sign_in_page_is_a_login_wall() -> None:
-    page = Snapshot("example/terms", "https://example-ai.test/login?next=/terms",
-                    "2026-11-27T05:00:00Z", 200, "text/html", legit_terms("Example AI").encode())
+    page = Snapshot(
+        "example/terms",
+        "https://example-ai.test/login?next=/terms",
+        "2026-11-27T05:00:00Z",
+        200,
+        "text/html",
+        legit_terms("Example AI").encode(),
+    )
     assert check_document([page], GOOD_DOC, 12, 12) == "login-wall"
-    moved = Snapshot("example/terms", "https://example-ai.test/legal/terms-of-use",
-                     "2026-11-27T05:00:00Z", 200, "text/html", legit_terms("Example AI").encode())
+    moved = Snapshot(
+        "example/terms",
+        "https://example-ai.test/legal/terms-of-use",
+        "2026-11-27T05:00:00Z",
+        200,
+        "text/html",
+        legit_terms("Example AI").encode(),
+    )
     assert check_document([moved], GOOD_DOC, 12, 12) is None
 
 
@@ -237,9 +292,12 @@ def test_collapse() -> None:
 def test_long_legit_terms_page_passes() -> None:
     page = legit_terms()
     words = doc(
-        *(f"{n}. You must keep your login credentials safe; access denied to one feature, an "
-          "error, or a page not found is not a breach. Some features require JavaScript and "
-          "cookies, and you may not bypass any captcha or security check." for n in range(10)),
+        *(
+            f"{n}. You must keep your login credentials safe; access denied to one feature, an "
+            "error, or a page not found is not a breach. Some features require JavaScript and "
+            "cookies, and you may not bypass any captcha or security check."
+            for n in range(10)
+        ),
         title="Terms of Service",
     )
     assert check_document([snap(page)], words, 10, 11) is None
@@ -370,8 +428,10 @@ def test_not_modified_is_unchanged(
 
 def make_pdf(lines: list[str]) -> bytes:
     """A small one-page PDF with the given lines of text (Helvetica), built by hand."""
+
     def esc(t: str) -> str:
         return t.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
     ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]
     for line in lines:
         ops.append(f"({esc(line)}) Tj T*")
@@ -401,9 +461,11 @@ def make_pdf(lines: list[str]) -> bytes:
 
 
 def test_pdf_source_is_tracked(httpserver: HTTPServer, tmp_path: Path) -> None:
-    lines = ["Acme Terms of Use", "1. Scope"] + [
-        f"1.{n} The user shall respect obligation {n} of the Acme service." for n in range(1, 6)
-    ] + ["2. Law", "2.1 These terms are governed by the laws of Ireland."]
+    lines = (
+        ["Acme Terms of Use", "1. Scope"]
+        + [f"1.{n} The user shall respect obligation {n} of the Acme service." for n in range(1, 6)]
+        + ["2. Law", "2.1 These terms are governed by the laws of Ireland."]
+    )
     ws = _workspace(tmp_path, httpserver.url_for("/terms"))
     ws.config_path.write_text(ws.config_path.read_text().replace('select = ["main"]', ""))
     ws = Workspace.open(ws.root)

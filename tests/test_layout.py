@@ -59,7 +59,9 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def _imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> Iterator[str]:
+def _imported_names(
+    node: ast.Import | ast.ImportFrom, module: str, is_package: bool
+) -> Iterator[str]:
     """The dotted names an import statement reaches for (not yet resolved to modules)."""
     if isinstance(node, ast.Import):
         for alias in node.names:
@@ -181,46 +183,58 @@ def _package(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_an_import_inside_a_function_closes_a_loop(tmp_path: Path) -> None:
-    pkg = _package(tmp_path, {
-        "__init__.py": "",
-        "fetch.py": "from pkg.browser import render\n",
-        "browser.py": "def render():\n    from pkg.fetch import utc_now\n",
-    })
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "fetch.py": "from pkg.browser import render\n",
+            "browser.py": "def render():\n    from pkg.fetch import utc_now\n",
+        },
+    )
     assert import_loops(import_graph(pkg, "pkg")) == [["pkg.browser", "pkg.fetch"]]
 
 
 def test_relative_imports_and_longer_loops_are_found(tmp_path: Path) -> None:
-    pkg = _package(tmp_path, {
-        "__init__.py": "",
-        "a.py": "from . import b\n",
-        "b.py": "from .sub import c\n",
-        "sub/__init__.py": "",
-        "sub/c.py": "from ..a import x\n",
-    })
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from . import b\n",
+            "b.py": "from .sub import c\n",
+            "sub/__init__.py": "",
+            "sub/c.py": "from ..a import x\n",
+        },
+    )
     assert import_loops(import_graph(pkg, "pkg")) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
 
 
 def test_a_submodule_importing_its_re_exporting_package_is_a_loop(tmp_path: Path) -> None:
-    pkg = _package(tmp_path, {
-        "__init__.py": "",
-        "store/__init__.py": "from pkg.store.outbox import Outbox\n",
-        "store/outbox.py": "from pkg.store import helper\n",
-    })
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "store/__init__.py": "from pkg.store.outbox import Outbox\n",
+            "store/outbox.py": "from pkg.store import helper\n",
+        },
+    )
     assert import_loops(import_graph(pkg, "pkg")) == [["pkg.store", "pkg.store.outbox"]]
 
 
 def test_siblings_and_type_checking_imports_make_no_loop(tmp_path: Path) -> None:
-    pkg = _package(tmp_path, {
-        "__init__.py": "from pkg.models import Clause\n",
-        "models.py": "",
-        "store/__init__.py": "from pkg.store.store import Store\n",
-        "store/store.py": "from pkg.store.codecs import read\nfrom pkg import models\n",
-        "store/codecs.py": (
-            "from typing import TYPE_CHECKING\n"
-            "if TYPE_CHECKING:\n    from pkg.store.store import Store\n"
-        ),
-        "pipeline.py": "from pkg.store import Store\n",
-    })
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__.py": "from pkg.models import Clause\n",
+            "models.py": "",
+            "store/__init__.py": "from pkg.store.store import Store\n",
+            "store/store.py": "from pkg.store.codecs import read\nfrom pkg import models\n",
+            "store/codecs.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from pkg.store.store import Store\n"
+            ),
+            "pipeline.py": "from pkg.store import Store\n",
+        },
+    )
     edges = import_graph(pkg, "pkg")
     assert import_loops(edges) == []
     assert {(e.importer, e.imported) for e in edges} >= {

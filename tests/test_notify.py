@@ -59,7 +59,10 @@ COMPETING = Change(
 )
 LAW_OLD = Clause("c-9", "9 Disputes", ("9 Disputes",), "The laws of England govern these terms.")
 LAW_NEW = Clause(
-    "c-9", "9 Disputes", ("9 Disputes",), "The laws of Ireland govern these terms.",
+    "c-9",
+    "9 Disputes",
+    ("9 Disputes",),
+    "The laws of Ireland govern these terms.",
     labels=("governing-law",),
 )
 GOVERNING_LAW = Change(
@@ -67,8 +70,12 @@ GOVERNING_LAW = Change(
     True,
     (LAW_OLD,),
     (LAW_NEW,),
-    redline=(("equal", "The laws of "), ("delete", "England"), ("insert", "Ireland"),
-             ("equal", " govern these terms.")),
+    redline=(
+        ("equal", "The laws of "),
+        ("delete", "England"),
+        ("insert", "Ireland"),
+        ("equal", " govern these terms."),
+    ),
     labels=("governing-law",),
     severity="low",
 )
@@ -92,7 +99,9 @@ def make_diff(
     """Record two hand-built versions of a document and the diff between them."""
     previous = store.current_version(source_id)
     if previous is None:
-        first = Snapshot(source_id, "https://nimbus.test/terms", _stamp(), 200, "text/html", b"<p>one</p>")
+        first = Snapshot(
+            source_id, "https://nimbus.test/terms", _stamp(), 200, "text/html", b"<p>one</p>"
+        )
         previous, _ = store.save_version(
             [first], Document((), title=title), old_clauses, title=title, url=first.url
         )
@@ -100,8 +109,14 @@ def make_diff(
     snap = Snapshot(source_id, "https://nimbus.test/terms", _stamp(), 200, "text/html", body)
     document = Document((), title=title, effective_date="2026-04-01")
     _, diff_id = store.save_version(
-        [snap], document, new_clauses, title=title, url=snap.url,
-        diff=Diff(changes), previous=previous, notify=any(c.substantive for c in changes),
+        [snap],
+        document,
+        new_clauses,
+        title=title,
+        url=snap.url,
+        diff=Diff(changes),
+        previous=previous,
+        notify=any(c.substantive for c in changes),
     )
     assert diff_id is not None
     return store.diff(diff_id)
@@ -134,7 +149,9 @@ def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path) -> None:
         assert notify.enqueue_diff(ws, store, stored, report) == 0  # idempotent
         summary = notify.send_pending(ws, store)
         again = notify.send_pending(ws, store)
-    assert summary.written == 1 and summary.sent == 0 and summary.failed == 0 and summary.errors == []
+    assert (
+        summary.written == 1 and summary.sent == 0 and summary.failed == 0 and summary.errors == []
+    )
     assert again.written == 0 and again.written_eml == []
     (path,) = summary.written_eml
     assert path.parent == ws.outbox_dir and list(ws.outbox_dir.glob("*.eml")) == [path]
@@ -209,9 +226,16 @@ def test_recipient_filters_and_severity(tmp_path: Path) -> None:
     by_diff: dict[str, set[str]] = {}
     for row in rows:
         by_diff.setdefault(row["key"].split(":")[1], set()).add(row["recipient"])
-    assert by_diff[str(law_only.id)] == {"all@example.com", "nimbus-doc@example.com", "law@example.com"}
+    assert by_diff[str(law_only.id)] == {
+        "all@example.com",
+        "nimbus-doc@example.com",
+        "law@example.com",
+    }
     assert by_diff[str(both.id)] == {
-        "all@example.com", "nimbus-doc@example.com", "law@example.com", "urgent@example.com"
+        "all@example.com",
+        "nimbus-doc@example.com",
+        "law@example.com",
+        "urgent@example.com",
     }
     # a recipient filtered on a label hears about that change only, and is told there is more
     law_mail = [m for m in emls.values() if m["To"] == "law@example.com" and "Ireland" in str(m)]
@@ -266,8 +290,12 @@ def test_header_injection_from_page_text_is_neutralised(tmp_path: Path) -> None:
     evil = "Nimbus Terms\r\nBcc: x@evil.test\r\nX-Evil: 1"
     bad_new = Clause("c-2", "2\r\nBcc: x@evil.test", ("2",), "Use.\r\nBcc: x@evil.test\r\n\r\nbody")
     change = Change(
-        "modified", True, (OLD,), (bad_new,),
-        redline=(("insert", "\r\nBcc: x@evil.test\r\n"),), labels_added=("competing-models",),
+        "modified",
+        True,
+        (OLD,),
+        (bad_new,),
+        redline=(("insert", "\r\nBcc: x@evil.test\r\n"),),
+        labels_added=("competing-models",),
         severity="high",
     )
     ws = workspace(tmp_path / "ws")
@@ -343,7 +371,10 @@ def test_diff_recorded_but_never_enqueued_is_caught_up(tmp_path: Path) -> None:
 
 
 def test_operator_alerts_once_per_breakage(tmp_path: Path) -> None:
-    config = f'[notify]\noperators = ["ops@example.com", "oncall@example.com"]\n[[recipients]]\n{RECIPIENT}\n'
+    config = (
+        '[notify]\noperators = ["ops@example.com", "oncall@example.com"]\n'
+        f"[[recipients]]\n{RECIPIENT}\n"
+    )
     ws = workspace(tmp_path / "ws", config)
     with Store(ws.root) as store:
         assert notify.enqueue_operator(ws, store, "recovered", "nimbus/terms", "") == 0
@@ -352,7 +383,9 @@ def test_operator_alerts_once_per_breakage(tmp_path: Path) -> None:
         assert notify.enqueue_operator(ws, store, "broken", "corvid/policy", "timeout: slow") == 2
         assert notify.enqueue_operator(ws, store, "recovered", "nimbus/terms", "") == 2
         assert notify.enqueue_operator(ws, store, "recovered", "nimbus/terms", "") == 0
-        assert notify.enqueue_operator(ws, store, "broken", "nimbus/terms", "challenge: bot wall") == 2
+        assert (
+            notify.enqueue_operator(ws, store, "broken", "nimbus/terms", "challenge: bot wall") == 2
+        )
         summary = notify.send_pending(ws, store)
     subjects = [str(parse(p.read_bytes())["Subject"]) for p in summary.written_eml]
     assert sorted(set(subjects)) == [
@@ -364,7 +397,8 @@ def test_operator_alerts_once_per_breakage(tmp_path: Path) -> None:
     assert len(subjects) == 8
     # operator alerts never go to change recipients, and change alerts never to operators
     assert {str(parse(p.read_bytes())["To"]) for p in summary.written_eml} == {
-        "ops@example.com", "oncall@example.com"
+        "ops@example.com",
+        "oncall@example.com",
     }
 
 
@@ -462,10 +496,14 @@ def test_smtp_delivers_exactly_once_with_the_stored_message(
     assert "compet" in str(msg["Subject"]).lower()
 
 
-def test_dot_lines_in_page_text_survive_smtp(tmp_path: Path, smtp_server: tuple[Recorder, int]) -> None:
+def test_dot_lines_in_page_text_survive_smtp(
+    tmp_path: Path, smtp_server: tuple[Recorder, int]
+) -> None:
     handler, port = smtp_server
     dotted = Clause("c-2", "2", ("2",), "first line\n.\n..\n.second")
-    change = Change("added", True, (), (dotted,), labels_added=("competing-models",), severity="high")
+    change = Change(
+        "added", True, (), (dotted,), labels_added=("competing-models",), severity="high"
+    )
     ws = workspace(tmp_path / "ws", smtp_config(port))
     with Store(ws.root) as store:
         stored = make_diff(store, (change,), new_clauses=(dotted,))
@@ -473,9 +511,10 @@ def test_dot_lines_in_page_text_survive_smtp(tmp_path: Path, smtp_server: tuple[
         raw = bytes(store.db.execute("SELECT message FROM outbox").fetchone()[0])
         assert notify.send_pending(ws, store).sent == 1
     (_, _, content) = handler.messages[0]
-    assert parse(content).get_body(("plain",)).get_content() == parse(raw).get_body(
-        ("plain",)
-    ).get_content()
+    assert (
+        parse(content).get_body(("plain",)).get_content()
+        == parse(raw).get_body(("plain",)).get_content()
+    )
 
 
 def test_smtp_login_with_password_from_environment(
@@ -491,7 +530,10 @@ def test_smtp_login_with_password_from_environment(
     handler = Recorder()
     port = free_port()
     controller = Controller(
-        handler, hostname="127.0.0.1", port=port, authenticator=authenticator,
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
         auth_require_tls=False,
     )
     controller.start()
@@ -569,7 +611,10 @@ def test_smtp_tls_with_a_private_certificate(tmp_path: Path, tls: str) -> None:
         )
     else:
         controller = Controller(
-            handler, hostname="127.0.0.1", port=port, ssl_context=context,
+            handler,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=context,
             server_hostname="127.0.0.1",
         )
     controller.start()
@@ -604,7 +649,9 @@ def test_refused_connection_keeps_message_and_retries_with_backoff(tmp_path: Pat
         controller = Controller(handler, hostname="127.0.0.1", port=port)
         controller.start()
         try:
-            assert notify.send_pending(ws, store, now=now + timedelta(minutes=1)).sent == 0  # backoff
+            assert (
+                notify.send_pending(ws, store, now=now + timedelta(minutes=1)).sent == 0
+            )  # backoff
             retry = notify.send_pending(ws, store, now=now + timedelta(hours=1))
             assert retry.sent == 2 and retry.errors == []
             assert notify.send_pending(ws, store, now=now + timedelta(days=1)).sent == 0
@@ -777,7 +824,11 @@ def _child(root: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]
         env[faults.CRASH_ENV] = crash_at
     return subprocess.run(
         [sys.executable, "-c", CHILD, str(root)],
-        check=False, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -823,7 +874,11 @@ def test_notify_command_after_a_crash(tmp_path: Path, smtp_server: tuple[Recorde
     env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
     proc = subprocess.run(
         [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "notify"],
-        check=False, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 sent" in proc.stdout and proc.stderr == ""
@@ -838,21 +893,31 @@ def test_run_killed_while_mailing_then_rerun_mails_once(
 
     handler, port = smtp_server
     httpserver.expect_request("/terms").respond_with_data(TERMS_V1, content_type="text/html")
-    config = source_config(httpserver.url_for("/terms")) + smtp_config(port).split("[[recipients]]")[0]
+    config = (
+        source_config(httpserver.url_for("/terms")) + smtp_config(port).split("[[recipients]]")[0]
+    )
     ws = workspace(tmp_path / "ws", config)
     env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
     command = [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "run", "--force"]
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    first = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert first.returncode == 0, first.stderr
     httpserver.clear()
     httpserver.expect_request("/terms").respond_with_data(TERMS_V2, content_type="text/html")
     crashed = subprocess.run(
-        command, env={**env, faults.CRASH_ENV: "before-final-dot"},
-        capture_output=True, text=True, timeout=60, check=False,
+        command,
+        env={**env, faults.CRASH_ENV: "before-final-dot"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert crashed.returncode == -9
     assert handler.count() == 0
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert "sent     1 notification(s)" in rerun.stdout and rerun.stderr == ""
     assert handler.count() == 1

@@ -44,7 +44,10 @@ def _our_texts() -> Iterator[tuple[str, str]]:
 def test_runs_cover_latin_words_and_cjk_characters() -> None:
     latin = list(_runs(" ".join(f"w{i}" for i in range(13))))
     assert len(latin) == 2 and latin[0][0] == "w0"
-    assert list(_runs("一二三四五六七八九十甲乙丙，一二三")) == ["一二三四五六七八九十甲乙", "二三四五六七八九十甲乙丙"]
+    assert list(_runs("一二三四五六七八九十甲乙丙，一二三")) == [
+        "一二三四五六七八九十甲乙",
+        "二三四五六七八九十甲乙丙",
+    ]
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")

@@ -20,11 +20,15 @@ from tostrack.workspace import Workspace
 
 def _serve(httpserver: HTTPServer, html: str) -> str:
     httpserver.clear()
-    httpserver.expect_request("/terms").respond_with_data(html, content_type="text/html; charset=utf-8")
+    httpserver.expect_request("/terms").respond_with_data(
+        html, content_type="text/html; charset=utf-8"
+    )
     return httpserver.url_for("/terms")
 
 
-def test_first_run_stores_raw_snapshot_and_version(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_first_run_stores_raw_snapshot_and_version(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     url = _serve(httpserver, TERMS_V1)
     write_config(workspace_dir, source_config(url))
     result = run(Workspace.open(workspace_dir), force=True, send=False)
@@ -106,7 +110,9 @@ def test_interval_skips_sources_not_due(httpserver: HTTPServer, workspace_dir: P
     assert again.results == () and again.skipped_not_due == 1
 
 
-def test_disk_full_records_nothing_half_written(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_disk_full_records_nothing_half_written(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     """A write that fails midway (file size limit, as on a full disk) leaves no version behind."""
     url = _serve(httpserver, TERMS_V1)
     write_config(workspace_dir, source_config(url))
@@ -123,7 +129,11 @@ def test_disk_full_records_nothing_half_written(httpserver: HTTPServer, workspac
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(workspace_dir)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", script, str(workspace_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr
@@ -141,7 +151,9 @@ def test_kill_during_run_then_rerun_records_the_change_once(
     run(Workspace.open(workspace_dir), force=True, send=False)
     _serve(httpserver, TERMS_V2)
     env = {**os.environ, "TOSTRACK_WORKSPACE": str(workspace_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"], env=env
+    )
     try:
         proc.wait(timeout=0.3)
     except subprocess.TimeoutExpired:
@@ -149,7 +161,11 @@ def test_kill_during_run_then_rerun_records_the_change_once(
         proc.wait()
     rerun = subprocess.run(
         [sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert rerun.returncode == 0, rerun.stderr
     with Store(workspace_dir) as store:
@@ -204,7 +220,8 @@ def test_collapse_is_a_failure_until_the_same_short_text_comes_back_three_times(
 
 
 def test_better_extraction_rules_never_alert(httpserver: HTTPServer, workspace_dir: Path) -> None:
-    """A version stored by older extraction rules is re-read from its raw snapshot before diffing."""
+    """A version stored by older extraction rules is re-read from its raw snapshot before
+    diffing."""
     url = _serve(httpserver, TERMS_V1)
     write_config(workspace_dir, source_config(url))
     ws = Workspace.open(workspace_dir)
@@ -214,7 +231,9 @@ def test_better_extraction_rules_never_alert(httpserver: HTTPServer, workspace_d
         assert version is not None
         stored = json.loads((version.path / "version.json").read_text())
     # What an older extractor might have kept: the page's menu as a clause of its own.
-    stored["clauses"].insert(0, {**stored["clauses"][0], "id": "c-old-menu", "text": "Menu Pricing"})
+    stored["clauses"].insert(
+        0, {**stored["clauses"][0], "id": "c-old-menu", "text": "Menu Pricing"}
+    )
     (version.path / "version.json").write_text(json.dumps(stored))
     _serve(httpserver, TERMS_V1_RERENDERED)  # new bytes, same text
     result = run(ws, force=True, dry_run_mail=True)

@@ -16,18 +16,64 @@ from hypothesis import strategies as st
 from tostrack.align import diff_clauses, normalise, word_redline
 from tostrack.models import Clause, Diff
 
-settings.register_profile("tostrack", deadline=None, max_examples=60,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "tostrack", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("tostrack")
 
 # A made-up vocabulary: enough overlap between sentences to tempt the aligner into false matches.
 WORDS = [
-    "account", "agreement", "arbitration", "content", "customer", "data", "delete", "disclose",
-    "export", "fee", "licence", "model", "notice", "output", "party", "personal", "policy",
-    "provider", "refund", "request", "service", "share", "store", "submit", "suspend",
-    "terminate", "train", "transfer", "user", "warranty", "we", "you", "may", "must", "not",
-    "never", "any", "all", "the", "of", "to", "and", "or", "for", "with", "under", "within",
-    "days", "written", "law", "court",
+    "account",
+    "agreement",
+    "arbitration",
+    "content",
+    "customer",
+    "data",
+    "delete",
+    "disclose",
+    "export",
+    "fee",
+    "licence",
+    "model",
+    "notice",
+    "output",
+    "party",
+    "personal",
+    "policy",
+    "provider",
+    "refund",
+    "request",
+    "service",
+    "share",
+    "store",
+    "submit",
+    "suspend",
+    "terminate",
+    "train",
+    "transfer",
+    "user",
+    "warranty",
+    "we",
+    "you",
+    "may",
+    "must",
+    "not",
+    "never",
+    "any",
+    "all",
+    "the",
+    "of",
+    "to",
+    "and",
+    "or",
+    "for",
+    "with",
+    "under",
+    "within",
+    "days",
+    "written",
+    "law",
+    "court",
 ]
 
 word = st.sampled_from(WORDS)
@@ -45,8 +91,15 @@ def documents(draw: st.DrawFn, min_size: int = 0, max_size: int = 30) -> list[Cl
     clauses = []
     for k, text in enumerate(texts):
         heading = draw(headings)
-        clauses.append(Clause(id=f"c{k}", section=f"{heading} › {k + 1}", heading=(heading,),
-                              text=text, number=str(k + 1)))
+        clauses.append(
+            Clause(
+                id=f"c{k}",
+                section=f"{heading} › {k + 1}",
+                heading=(heading,),
+                text=text,
+                number=str(k + 1),
+            )
+        )
     return clauses
 
 
@@ -99,8 +152,11 @@ def cosmetic_pairs(draw: st.DrawFn) -> tuple[list[Clause], list[Clause]]:
         styled = list(words)
         plain = list(words)
         for w in range(len(words)):
-            choice = draw(st.sampled_from(["", "", "", "bold", "em", "code", "link", "quote",
-                                           "dquote", "dash"]))
+            choice = draw(
+                st.sampled_from(
+                    ["", "", "", "bold", "em", "code", "link", "quote", "dquote", "dash"]
+                )
+            )
             if choice == "bold":
                 styled[w] = f"**{words[w]}**"
             elif choice == "em":
@@ -122,12 +178,30 @@ def cosmetic_pairs(draw: st.DrawFn) -> tuple[list[Clause], list[Clause]]:
         plain_text = " ".join(plain)
         marker = draw(st.sampled_from(["", "* ", "- ", "+ ", "•\t", f"{k + 1}. ", "(a) "]))
         number, renumbered = f"{k + 1}", f"{k + offset}"
-        old.append(Clause(f"c{k}", f"{k + 1}. {heading} › {number}", (f"{k + 1}. {heading}",),
-                          f"{number}.{k} {plain_text}", number=number))
-        new.append(Clause(f"n{k}", f"{k + offset}. {heading} › {renumbered}",
-                          (draw(st.sampled_from([heading.upper(), f"{k + offset}) {heading}",
-                                                 f"**{heading}**"])),),
-                          f"{marker}{renumbered}.{k} {styled_text}", number=renumbered))
+        old.append(
+            Clause(
+                f"c{k}",
+                f"{k + 1}. {heading} › {number}",
+                (f"{k + 1}. {heading}",),
+                f"{number}.{k} {plain_text}",
+                number=number,
+            )
+        )
+        new.append(
+            Clause(
+                f"n{k}",
+                f"{k + offset}. {heading} › {renumbered}",
+                (
+                    draw(
+                        st.sampled_from(
+                            [heading.upper(), f"{k + offset}) {heading}", f"**{heading}**"]
+                        )
+                    ),
+                ),
+                f"{marker}{renumbered}.{k} {styled_text}",
+                number=renumbered,
+            )
+        )
     return old, new
 
 
@@ -137,8 +211,9 @@ def test_cosmetic_rewrites_give_no_substantive_change(
 ) -> None:
     old, new = pair
     diff = diff_clauses(old, new)
-    assert diff.substantive == (), [(c.kind, c.old and c.old[0].text, c.new and c.new[0].text)
-                                    for c in diff.substantive]
+    assert diff.substantive == (), [
+        (c.kind, c.old and c.old[0].text, c.new and c.new[0].text) for c in diff.substantive
+    ]
     assert {c.kind for c in diff.changes} <= {"modified"}
     assert [c.id for c in diff.new_clauses] == [c.id for c in old]
 
@@ -167,8 +242,9 @@ def test_redline_of_sentences_rebuilds_new(old: str, new: str) -> None:
 
 
 @given(documents(), documents(), st.booleans())
-def test_any_two_documents_account_for_every_clause(old: list[Clause], new: list[Clause],
-                                                    clash: bool) -> None:
+def test_any_two_documents_account_for_every_clause(
+    old: list[Clause], new: list[Clause], clash: bool
+) -> None:
     if not clash:  # by default segmentation ids clash across versions (c0, c1, ...)
         new = [Clause(f"n{k}", c.section, c.heading, c.text, c.number) for k, c in enumerate(new)]
     diff = diff_clauses(old, new)
@@ -187,7 +263,8 @@ def test_edits_are_found_where_they_were_made(doc: list[Clause], data: st.DataOb
     diff = diff_clauses(doc, new)
     accounted(diff, doc, new)
     assert Counter(c.kind for c in diff.changes if c.kind != "moved") <= Counter(
-        {"added": 1, "removed": 1})
+        {"added": 1, "removed": 1}
+    )
     removed = [c.old[0] for c in diff.changes if c.kind == "removed"]
     assert removed in ([], [gone]) or removed[0].text == gone.text
 
@@ -207,9 +284,16 @@ def markdown_documents(draw: st.DrawFn) -> list[tuple[str, list[tuple[str, list[
         if heading in headings_used:
             continue
         headings_used.add(heading)
-        body = draw(st.lists(st.tuples(st.sampled_from(["para", "bullet", "number"]),
-                                       st.lists(st.sampled_from(PLAIN), min_size=4,
-                                                max_size=18)), min_size=1, max_size=5))
+        body = draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["para", "bullet", "number"]),
+                    st.lists(st.sampled_from(PLAIN), min_size=4, max_size=18),
+                ),
+                min_size=1,
+                max_size=5,
+            )
+        )
         sections.append((heading, body))
     return sections
 
@@ -245,22 +329,34 @@ def render(sections: list, style: dict) -> str:
     return "\n".join(out)
 
 
-styles = st.fixed_dictionaries({
-    "offset": st.integers(1, 3),
-    "upper": st.booleans(),
-    "emphasis": st.lists(st.integers(0, 10), max_size=3),
-    "links": st.lists(st.integers(0, 10), max_size=2),
-    "tracking": st.integers(0, 10**6),
-    "space": st.sampled_from([" ", "  ", "\n", " \n"]),
-    "bullet": st.sampled_from(["- ", "* ", "+ ", "*   ", "-   "]),
-    "blank": st.integers(0, 2),
-    "quotes": st.sampled_from(['""', "“”", "''", "‘’", "«»"]),
-    "dash": st.sampled_from([" - ", " — ", "—", " – ", " -- "]),
-    "bold_headings": st.booleans(),
-})
-BASE_STYLE = {"offset": 1, "upper": False, "emphasis": [], "links": [], "tracking": 0,
-              "space": " ", "bullet": "- ", "blank": 0, "quotes": '""', "dash": " - ",
-              "bold_headings": False}
+styles = st.fixed_dictionaries(
+    {
+        "offset": st.integers(1, 3),
+        "upper": st.booleans(),
+        "emphasis": st.lists(st.integers(0, 10), max_size=3),
+        "links": st.lists(st.integers(0, 10), max_size=2),
+        "tracking": st.integers(0, 10**6),
+        "space": st.sampled_from([" ", "  ", "\n", " \n"]),
+        "bullet": st.sampled_from(["- ", "* ", "+ ", "*   ", "-   "]),
+        "blank": st.integers(0, 2),
+        "quotes": st.sampled_from(['""', "“”", "''", "‘’", "«»"]),
+        "dash": st.sampled_from([" - ", " — ", "—", " – ", " -- "]),
+        "bold_headings": st.booleans(),
+    }
+)
+BASE_STYLE = {
+    "offset": 1,
+    "upper": False,
+    "emphasis": [],
+    "links": [],
+    "tracking": 0,
+    "space": " ",
+    "bullet": "- ",
+    "blank": 0,
+    "quotes": '""',
+    "dash": " - ",
+    "bold_headings": False,
+}
 
 
 def compare_markdown(old: str, new: str) -> Diff:
@@ -283,7 +379,8 @@ def test_restyled_markdown_gives_no_substantive_change(sections: list, style: di
     diff = compare_markdown(render(sections, BASE_STYLE), render(sections, style))
     assert diff.substantive == (), [
         (c.kind, [x.full_text for x in c.old], [x.full_text for x in c.new])
-        for c in diff.substantive]
+        for c in diff.substantive
+    ]
 
 
 @settings(max_examples=25)

@@ -21,10 +21,10 @@ from conftest import TERMS_V1, TERMS_V2, source_config, write_config
 from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
+from tostrack.faults import CRASH_ENV
 from tostrack.fetch.health import likely_cause
 from tostrack.models import Failure, Source
 from tostrack.pipeline import is_due
-from tostrack.faults import CRASH_ENV
 from tostrack.store import Store
 
 # The same terms with only the announced date moved ("Effective Sept 28" -> "Oct 8").
@@ -78,7 +78,7 @@ def test_broken_alert_fires_once_at_and_after_broken_after(
         result = _invoke(ws, "run", "--force", "--no-send")
         assert result.exit_code == 3
         assert len(_outbox(ws, "operator")) == (0 if n < 2 else 1)
-    (_, key, message), = _outbox(ws, "operator")
+    ((_, key, message),) = _outbox(ws, "operator")
     assert key.startswith("op:broken:acme/terms:1:")
     assert "http-500" in str(message_from_bytes(message, policy=default_policy)["Subject"])
 
@@ -105,14 +105,31 @@ def test_kill_inside_the_failure_transaction_keeps_neither_then_both(
     httpserver.expect_request("/terms").respond_with_data("down", status=500)
     write_config(ws, source_config(httpserver.url_for("/terms")) + OPERATORS.format(n=1))
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    command = [sys.executable, "-m", "tostrack", "--workspace", str(ws), "run", "--force", "--no-send"]
-    crashed = subprocess.run(command, env={**env, CRASH_ENV: "in-failure-transaction"},
-                             capture_output=True, text=True, timeout=120, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "tostrack",
+        "--workspace",
+        str(ws),
+        "run",
+        "--force",
+        "--no-send",
+    ]
+    crashed = subprocess.run(
+        command,
+        env={**env, CRASH_ENV: "in-failure-transaction"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert crashed.returncode == -9, crashed.stderr
     with Store(ws) as store:
         assert store.failures("acme/terms") == []  # the failure and its alert went together
     assert _outbox(ws, "operator") == []
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert rerun.returncode == 3, rerun.stderr
     with Store(ws) as store:
         assert len(store.failures("acme/terms")) == 1
@@ -137,7 +154,9 @@ def test_an_invalid_operator_address_is_reported_not_dropped(
     assert len(_outbox(ws, "operator")) == 1
 
 
-def test_a_page_alternating_every_run_reaches_broken(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_a_page_alternating_every_run_reaches_broken(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     ws = workspace_dir
     url = _serve(httpserver, TERMS_V1)
     write_config(ws, source_config(url) + OPERATORS.format(n=3))
@@ -227,12 +246,15 @@ def test_effective_date_changes_reach_recipients_who_ask(
 ) -> None:
     ws = workspace_dir
     url = _serve(httpserver, DATED_1)
-    config = source_config(url) + '\n[[recipients]]\nemail = "dates@example.com"\neffective_date_changes = true\n'
+    config = (
+        source_config(url)
+        + '\n[[recipients]]\nemail = "dates@example.com"\neffective_date_changes = true\n'
+    )
     write_config(ws, config)
     _invoke(ws, "run", "--force")
     _serve(httpserver, DATED_2)
     assert _invoke(ws, "run", "--force").exit_code == 0
-    (_, key, message), = _outbox(ws)
+    ((_, key, message),) = _outbox(ws)
     assert key.endswith(":dates@example.com")  # legal@example.com did not ask
     msg = message_from_bytes(message, policy=default_policy)
     assert "effective date now 2026-10-08 (was 2026-09-28)" in str(msg["Subject"])
@@ -240,12 +262,15 @@ def test_effective_date_changes_reach_recipients_who_ask(
 
 def test_every_source_failing_ends_with_one_summary_line(workspace_dir: Path) -> None:
     ws = workspace_dir
-    config = source_config("http://tostrack-test-host.invalid/terms") + """
+    config = (
+        source_config("http://tostrack-test-host.invalid/terms")
+        + """
 [[sources]]
 id = "acme/privacy"
 title = "Acme Privacy"
 url = "http://tostrack-other-host.invalid/privacy"
 """
+    )
     write_config(ws, config)
     result = _invoke(ws, "run")
     assert result.exit_code == 3
@@ -262,7 +287,9 @@ def test_likely_cause_names_the_common_environments() -> None:
         return [Failure(f"p/{i}", "2026-11-27T00:00:00Z", reason, detail) for i in range(3)]
 
     assert "DNS" in likely_cause(fails("connection", "x: cannot connect (Failed to resolve 'x')"))
-    assert "no network" in likely_cause(fails("connection", "x: [Errno 101] Network is unreachable"))
+    assert "no network" in likely_cause(
+        fails("connection", "x: [Errno 101] Network is unreachable")
+    )
     assert "timed out" in likely_cause(fails("timeout", "x: no answer in 30s"))
     assert "refused" in likely_cause(fails("connection", "x: Connection refused"))
     assert "blocked" in likely_cause(fails("challenge", "x is a bot challenge"))
@@ -294,27 +321,37 @@ def test_status_exit_codes(httpserver: HTTPServer, workspace_dir: Path) -> None:
     assert status.exit_code == 3 and "FAILING" in status.output  # one failure: failing, exit 3
 
 
-def test_email_links_use_base_url_and_topic_names(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_email_links_use_base_url_and_topic_names(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     ws = workspace_dir
     url = _serve(httpserver, TERMS_V1)
-    write_config(ws, source_config(url) + '\n[report]\nbase_url = "https://intranet.example/tostrack/"\n')
+    write_config(
+        ws, source_config(url) + '\n[report]\nbase_url = "https://intranet.example/tostrack/"\n'
+    )
     _invoke(ws, "run", "--force")
     _serve(httpserver, TERMS_V2)
     assert _invoke(ws, "run", "--force").exit_code == 0
-    (_, _, message), = _outbox(ws, "change")
+    ((_, _, message),) = _outbox(ws, "change")
     text = _text(message)
     with Store(ws) as store:
         (diff,) = store.diffs("acme/terms")
-    assert f"Full report: https://intranet.example/tostrack/changes/acme/terms/{diff.id}.html" in text
+    assert (
+        f"Full report: https://intranet.example/tostrack/changes/acme/terms/{diff.id}.html" in text
+    )
     assert "file://" not in text
     assert "Competing models" in text and "competing-models" not in text
 
 
-def test_a_cross_host_redirect_is_recorded_and_shown(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_a_cross_host_redirect_is_recorded_and_shown(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     ws = workspace_dir
     # localhost and 127.0.0.1: two host names for one test server
     moved = f"http://127.0.0.1:{httpserver.port}/moved-terms"
-    httpserver.expect_request("/terms").respond_with_data("", status=301, headers={"Location": moved})
+    httpserver.expect_request("/terms").respond_with_data(
+        "", status=301, headers={"Location": moved}
+    )
     httpserver.expect_request("/moved-terms").respond_with_data(TERMS_V1, content_type="text/html")
     declared = f"http://localhost:{httpserver.port}/terms"
     write_config(ws, source_config(declared))
@@ -332,12 +369,16 @@ def test_a_cross_host_redirect_is_recorded_and_shown(httpserver: HTTPServer, wor
     assert "fetched from another host" in timeline and moved in timeline
     # ... and on the change report of a later version fetched the same way
     httpserver.clear()
-    httpserver.expect_request("/terms").respond_with_data("", status=301, headers={"Location": moved})
+    httpserver.expect_request("/terms").respond_with_data(
+        "", status=301, headers={"Location": moved}
+    )
     httpserver.expect_request("/moved-terms").respond_with_data(TERMS_V2, content_type="text/html")
     assert _invoke(ws, "run", "--force", "--no-send").exit_code == 0
     with Store(ws) as store:
         (diff,) = store.diffs("acme/terms")
-    page = (ws / "reports" / "changes" / "acme" / "terms" / f"{diff.id}.html").read_text(encoding="utf-8")
+    page = (ws / "reports" / "changes" / "acme" / "terms" / f"{diff.id}.html").read_text(
+        encoding="utf-8"
+    )
     assert "fetched from another host than declared" in page and moved in page
 
 
@@ -353,7 +394,7 @@ def test_a_broken_operator_template_override_does_not_lose_the_alert(
     (ws / "templates" / "email" / "operator.txt").write_text("{{ oops( }}", encoding="utf-8")
     result = _invoke(ws, "run", "--force", "--no-send")
     assert result.exit_code == 3, result.output
-    (_, _, message), = _outbox(ws, "operator")
+    ((_, _, message),) = _outbox(ws, "operator")
     assert "could not be rendered" in _text(message) and "http-500" in _text(message)
     with Store(ws) as store:
         assert len(store.failures("acme/terms")) == 1

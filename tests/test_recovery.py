@@ -37,7 +37,9 @@ PRIVACY_V2 = PRIVACY_V1.replace("thirty days", "two years, and we may use them t
 def _serve(httpserver: HTTPServer, pages: dict[str, str]) -> None:
     httpserver.clear()
     for path, html in pages.items():
-        httpserver.expect_request(path).respond_with_data(html, content_type="text/html; charset=utf-8")
+        httpserver.expect_request(path).respond_with_data(
+            html, content_type="text/html; charset=utf-8"
+        )
 
 
 def _invoke(ws: Path, *args: str) -> Result:
@@ -48,15 +50,32 @@ def _snapshot_of_db(ws: Path) -> dict[str, object]:
     """What the database says about versions and diffs, in a comparable form."""
     with Store(ws) as store:
         versions = [
-            (v.source_id, v.captured_at, v.path.relative_to(ws).as_posix(), v.text_sha256,
-             v.snapshot_sha256, v.effective_date, v.clause_count,
-             tuple(c.id for c in v.load()[1]))
-            for sid in store.tracked_source_ids() for v in store.versions(sid)
+            (
+                v.source_id,
+                v.captured_at,
+                v.path.relative_to(ws).as_posix(),
+                v.text_sha256,
+                v.snapshot_sha256,
+                v.effective_date,
+                v.clause_count,
+                tuple(c.id for c in v.load()[1]),
+            )
+            for sid in store.tracked_source_ids()
+            for v in store.versions(sid)
         ]
         diffs = [
-            (d.source_id, d.from_version.captured_at, d.to_version.captured_at, d.summary,
-             d.substantive, d.severity, d.kind,
-             tuple((c.kind, tuple(x.id for x in c.new), tuple(c.labels_added)) for c in d.changes))
+            (
+                d.source_id,
+                d.from_version.captured_at,
+                d.to_version.captured_at,
+                d.summary,
+                d.substantive,
+                d.severity,
+                d.kind,
+                tuple(
+                    (c.kind, tuple(x.id for x in c.new), tuple(c.labels_added)) for c in d.changes
+                ),
+            )
             for d in store.diffs()
         ]
     return {"versions": versions, "diffs": diffs}
@@ -169,7 +188,11 @@ def _run_child(ws: Path, crash_at: str | None) -> subprocess.CompletedProcess[st
         env[CRASH_ENV] = crash_at
     return subprocess.run(
         [sys.executable, "-m", "tostrack", "--workspace", str(ws), "run", "--force"],
-        check=False, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -183,7 +206,9 @@ def test_kill_between_rename_and_commit_leaves_an_orphan_that_is_adopted_and_ale
     _serve(httpserver, {"/terms": TERMS_V2})
     crashed = _run_child(ws, "after-rename")
     assert crashed.returncode == -9, crashed.stderr
-    folders = sorted(p for p in (ws / "snapshots" / "acme" / "terms").iterdir() if not p.name.startswith("."))
+    folders = sorted(
+        p for p in (ws / "snapshots" / "acme" / "terms").iterdir() if not p.name.startswith(".")
+    )
     assert len(folders) == 2  # the new capture is on disk ...
     with Store(ws) as store:
         assert len(store.versions("acme/terms")) == 1  # ... but no row points at it: an orphan
@@ -221,7 +246,9 @@ def test_kill_on_the_very_first_capture_is_adopted_not_refused(
         assert len(store.versions("acme/terms")) == 1
 
 
-def test_an_unindexed_capture_is_reported_at_start(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_an_unindexed_capture_is_reported_at_start(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
     """A capture no row points at and no pending note names (say, a database restored from an
     older backup) is reported, with the way to adopt it."""
     ws = workspace_dir
@@ -241,13 +268,16 @@ def test_an_unindexed_capture_is_reported_at_start(httpserver: HTTPServer, works
 
 
 def _two_sources(url_terms: str, url_privacy: str) -> str:
-    return source_config(url_terms) + f"""
+    return (
+        source_config(url_terms)
+        + f"""
 [[sources]]
 id = "acme/privacy"
 title = "Acme Privacy Policy"
 url = "{url_privacy}"
 select = ["main"]
 """
+    )
 
 
 @pytest.mark.parametrize("lost", ["folder", "version.json"])
@@ -309,7 +339,9 @@ def test_a_schema_1_database_is_read_as_is_and_migrated_on_write(
     assert _snapshot_of_db(ws) == before
 
 
-def test_an_import_killed_after_a_rename_is_adopted_by_the_next_import(workspace_dir: Path, tmp_path: Path) -> None:
+def test_an_import_killed_after_a_rename_is_adopted_by_the_next_import(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
     ws = workspace_dir
     write_config(ws, source_config("http://127.0.0.1:9/terms"))
     dated = tmp_path / "history"
@@ -317,11 +349,28 @@ def test_an_import_killed_after_a_rename_is_adopted_by_the_next_import(workspace
     (dated / "2026-01-01T00-00-00Z.html").write_text(TERMS_V1, encoding="utf-8")
     (dated / "2026-02-01T00-00-00Z.html").write_text(TERMS_V2, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    command = [sys.executable, "-m", "tostrack", "--workspace", str(ws), "import", "acme/terms", str(dated)]
-    crashed = subprocess.run(command, env={**env, CRASH_ENV: "after-rename"},
-                             capture_output=True, text=True, timeout=120, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "tostrack",
+        "--workspace",
+        str(ws),
+        "import",
+        "acme/terms",
+        str(dated),
+    ]
+    crashed = subprocess.run(
+        command,
+        env={**env, CRASH_ENV: "after-rename"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert crashed.returncode == -9, crashed.stderr
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    again = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert again.returncode == 0, again.stderr
     with Store(ws) as store:
         versions = store.versions("acme/terms")

@@ -112,7 +112,8 @@ def test_replay_agrees_with_comparing_each_pair_on_its_own(tmp_path: Path) -> No
         alone = compare_files(folder / old, folder / new).diff
         assert record["summary"] == alone.summary()
         assert [(c["kind"], c["substantive"], c["labels"]) for c in record["changes"]] == [
-            (c.kind, c.substantive, list(c.labels)) for c in alone.changes]
+            (c.kind, c.substantive, list(c.labels)) for c in alone.changes
+        ]
 
 
 def test_history_analyser_labels_like_analyse(tmp_path: Path) -> None:
@@ -128,8 +129,9 @@ def test_a_folder_of_documents_replays_each(tmp_path: Path) -> None:
     write_history(tmp_path / "corpus" / "corvid" / "terms", [V1, V3])
     write_history(tmp_path / "corpus" / "nimbus" / "policy", [V1, V2_COSMETIC, V3])
     (tmp_path / "corpus" / "README.md").write_text("not a version")
-    assert [d.relative_to(tmp_path / "corpus").as_posix()
-            for d in version_dirs(tmp_path / "corpus")] == ["corvid/terms", "nimbus/policy"]
+    assert [
+        d.relative_to(tmp_path / "corpus").as_posix() for d in version_dirs(tmp_path / "corpus")
+    ] == ["corvid/terms", "nimbus/policy"]
     records = list(replay_pairs([tmp_path / "corpus"]))
     assert [Path(r["document"]).name for r in records] == ["terms", "policy", "policy"]
 
@@ -143,8 +145,9 @@ def test_a_folder_without_dated_files_is_a_clear_error(tmp_path: Path) -> None:
         list(replay_pairs([tmp_path / "missing"]))
 
 
-def test_markdown_differing_only_in_link_targets_is_not_extracted_again(tmp_path: Path,
-                                                                         monkeypatch) -> None:
+def test_markdown_differing_only_in_link_targets_is_not_extracted_again(
+    tmp_path: Path, monkeypatch
+) -> None:
     folder = tmp_path / "corvid" / "terms"
     tracked = V2_COSMETIC.replace("utm_source=x", "utm_source=y&sid=42")
     write_history(folder, [V2_COSMETIC, tracked, tracked.replace("lawful purposes", "any purpose")])

@@ -21,63 +21,139 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 SCRIPT = "<script>alert(1)</script>"
 
 
-def _clause(cid: str, section: str, text: str, labels: tuple[str, ...] = (),
-            evidence: tuple[tuple[str, str], ...] = (), lead_in: str = "") -> Clause:
-    return Clause(id=cid, section=section, heading=tuple(section.split(" › ")), text=text,
-                  labels=labels, evidence=evidence, lead_in=lead_in)
+def _clause(
+    cid: str,
+    section: str,
+    text: str,
+    labels: tuple[str, ...] = (),
+    evidence: tuple[tuple[str, str], ...] = (),
+    lead_in: str = "",
+) -> Clause:
+    return Clause(
+        id=cid,
+        section=section,
+        heading=tuple(section.split(" › ")),
+        text=text,
+        labels=labels,
+        evidence=evidence,
+        lead_in=lead_in,
+    )
 
 
 def _snap(source_id: str, at: str, body: str) -> Snapshot:
-    return Snapshot(source_id=source_id, url=f"https://{source_id.split('/')[0]}.example/terms",
-                    fetched_at=at, status=200, content_type="text/html", body=body.encode())
+    return Snapshot(
+        source_id=source_id,
+        url=f"https://{source_id.split('/')[0]}.example/terms",
+        fetched_at=at,
+        status=200,
+        content_type="text/html",
+        body=body.encode(),
+    )
 
 
 # Acme: three versions, two recorded diffs.
 USE = _clause("c-use", "1 Use", "You may use the service for lawful purposes.")
-RE_V1 = _clause("c-re", "2 Restrictions › (a)", "reverse engineer the service.",
-                ("reverse-engineering",), (("reverse-engineering", "reverse engineer"),),
-                lead_in="You may not")
-RE_V2 = _clause(
-    "c-re", "2 Restrictions › (a)",
-    "reverse engineer the service, or use output to develop models that compete with Acme.",
-    ("reverse-engineering", "competing-models"),
-    (("reverse-engineering", "reverse engineer"), ("competing-models", "develop models that compete")),
+RE_V1 = _clause(
+    "c-re",
+    "2 Restrictions › (a)",
+    "reverse engineer the service.",
+    ("reverse-engineering",),
+    (("reverse-engineering", "reverse engineer"),),
     lead_in="You may not",
 )
-SCRAPE = _clause("c-scrape", "2 Restrictions › (b)", "scrape the service by automated means.",
-                 ("data-extraction",), (("data-extraction", "scrape"),), lead_in="You may not")
-LAW_V1 = _clause("c-law", "3 Disputes", "These terms are governed by the laws of Ruritania.",
-                 ("governing-law",))
-LAW_V2 = _clause("c-law", "3 Disputes", "These terms are governed by the laws of Ruritania .",
-                 ("governing-law",))
+RE_V2 = _clause(
+    "c-re",
+    "2 Restrictions › (a)",
+    "reverse engineer the service, or use output to develop models that compete with Acme.",
+    ("reverse-engineering", "competing-models"),
+    (
+        ("reverse-engineering", "reverse engineer"),
+        ("competing-models", "develop models that compete"),
+    ),
+    lead_in="You may not",
+)
+SCRAPE = _clause(
+    "c-scrape",
+    "2 Restrictions › (b)",
+    "scrape the service by automated means.",
+    ("data-extraction",),
+    (("data-extraction", "scrape"),),
+    lead_in="You may not",
+)
+LAW_V1 = _clause(
+    "c-law", "3 Disputes", "These terms are governed by the laws of Ruritania.", ("governing-law",)
+)
+LAW_V2 = _clause(
+    "c-law", "3 Disputes", "These terms are governed by the laws of Ruritania .", ("governing-law",)
+)
 FEEDBACK = _clause("c-fb", "4 Feedback", f"Feedback is welcome {SCRIPT} & thanks.", ("feedback",))
 
 V1 = (USE, RE_V1, SCRAPE, LAW_V1, FEEDBACK)
 V2 = (USE, RE_V2, LAW_V2, FEEDBACK)
-BENCH = _clause("c-bench", "2 Restrictions › (c)", "publish benchmark results without consent.",
-                ("benchmarking",), (("benchmarking", "benchmark"),), lead_in="You may not")
+BENCH = _clause(
+    "c-bench",
+    "2 Restrictions › (c)",
+    "publish benchmark results without consent.",
+    ("benchmarking",),
+    (("benchmarking", "benchmark"),),
+    lead_in="You may not",
+)
 V3 = (USE, RE_V2, BENCH, LAW_V2, FEEDBACK)
 
 DIFF_1 = Diff(
     changes=(
-        Change(kind="modified", substantive=False, old=(LAW_V1,), new=(LAW_V2,),
-               redline=(("equal", "These terms are governed by the laws of Ruritania"),
-                        ("delete", "."), ("insert", " .")),
-               labels=("governing-law",), severity="none"),
-        Change(kind="modified", substantive=True, old=(RE_V1,), new=(RE_V2,),
-               redline=(("equal", "You may not reverse engineer the service"), ("delete", "."),
-                        ("insert", ", or use output to develop models that compete with Acme.")),
-               labels=("reverse-engineering", "competing-models"),
-               labels_added=("competing-models",), severity="high"),
-        Change(kind="removed", substantive=True, old=(SCRAPE,), labels=("data-extraction",),
-               labels_removed=("data-extraction",), severity="medium"),
+        Change(
+            kind="modified",
+            substantive=False,
+            old=(LAW_V1,),
+            new=(LAW_V2,),
+            redline=(
+                ("equal", "These terms are governed by the laws of Ruritania"),
+                ("delete", "."),
+                ("insert", " ."),
+            ),
+            labels=("governing-law",),
+            severity="none",
+        ),
+        Change(
+            kind="modified",
+            substantive=True,
+            old=(RE_V1,),
+            new=(RE_V2,),
+            redline=(
+                ("equal", "You may not reverse engineer the service"),
+                ("delete", "."),
+                ("insert", ", or use output to develop models that compete with Acme."),
+            ),
+            labels=("reverse-engineering", "competing-models"),
+            labels_added=("competing-models",),
+            severity="high",
+        ),
+        Change(
+            kind="removed",
+            substantive=True,
+            old=(SCRAPE,),
+            labels=("data-extraction",),
+            labels_removed=("data-extraction",),
+            severity="medium",
+        ),
     ),
-    old_clauses=V1, new_clauses=V2,
+    old_clauses=V1,
+    new_clauses=V2,
 )
 DIFF_2 = Diff(
-    changes=(Change(kind="added", substantive=True, new=(BENCH,), labels=("benchmarking",),
-                    labels_added=("benchmarking",), severity="medium"),),
-    old_clauses=V2, new_clauses=V3,
+    changes=(
+        Change(
+            kind="added",
+            substantive=True,
+            new=(BENCH,),
+            labels=("benchmarking",),
+            labels_added=("benchmarking",),
+            severity="medium",
+        ),
+    ),
+    old_clauses=V2,
+    new_clauses=V3,
 )
 
 NIMBUS = (
@@ -91,20 +167,47 @@ def build_store(root: Path) -> dict[str, int]:
     ids: dict[str, int] = {}
     with Store(root) as store:
         doc = Document(blocks=(), title="Acme Terms", effective_date="2026-05-01")
-        v1, _ = store.save_version([_snap("acme/terms", "2026-05-02T08:00:00Z", "<p>v1</p>")],
-                                   doc, V1, title="Acme Terms", url="https://acme.example/terms")
-        doc2 = Document(blocks=(), title="Acme Terms", effective_date="2026-06-09",
-                        effective_date_text="Last updated: June 9, 2026")
-        v2, d1 = store.save_version([_snap("acme/terms", "2026-06-10T09:30:00Z", "<p>v2</p>")],
-                                    doc2, V2, title="Acme Terms", diff=DIFF_1, previous=v1)
+        v1, _ = store.save_version(
+            [_snap("acme/terms", "2026-05-02T08:00:00Z", "<p>v1</p>")],
+            doc,
+            V1,
+            title="Acme Terms",
+            url="https://acme.example/terms",
+        )
+        doc2 = Document(
+            blocks=(),
+            title="Acme Terms",
+            effective_date="2026-06-09",
+            effective_date_text="Last updated: June 9, 2026",
+        )
+        v2, d1 = store.save_version(
+            [_snap("acme/terms", "2026-06-10T09:30:00Z", "<p>v2</p>")],
+            doc2,
+            V2,
+            title="Acme Terms",
+            diff=DIFF_1,
+            previous=v1,
+        )
         doc3 = Document(blocks=(), title="Acme Terms", effective_date="2026-07-01")
-        _, d2 = store.save_version([_snap("acme/terms", "2026-07-02T10:00:00Z", "<p>v3</p>")],
-                                   doc3, V3, title="Acme Terms", diff=DIFF_2, previous=v2)
-        store.save_version([_snap("nimbus/usage-policy", "2026-05-03T08:00:00Z", "<p>n</p>")],
-                           Document(blocks=(), title="Nimbus Usage Policy"), NIMBUS,
-                           title="Nimbus Usage Policy")
-        store.record_failure(Failure("nimbus/usage-policy", "2026-07-05T08:00:00Z", "http-503",
-                                     "Service Unavailable"))
+        _, d2 = store.save_version(
+            [_snap("acme/terms", "2026-07-02T10:00:00Z", "<p>v3</p>")],
+            doc3,
+            V3,
+            title="Acme Terms",
+            diff=DIFF_2,
+            previous=v2,
+        )
+        store.save_version(
+            [_snap("nimbus/usage-policy", "2026-05-03T08:00:00Z", "<p>n</p>")],
+            Document(blocks=(), title="Nimbus Usage Policy"),
+            NIMBUS,
+            title="Nimbus Usage Policy",
+        )
+        store.record_failure(
+            Failure(
+                "nimbus/usage-policy", "2026-07-05T08:00:00Z", "http-503", "Service Unavailable"
+            )
+        )
         assert d1 is not None and d2 is not None
         ids["first"], ids["second"] = d1, d2
     return ids
@@ -158,7 +261,9 @@ def test_change_report_is_written_with_redline_and_evidence(tmp_path: Path) -> N
     assert 'href="../../../tostrack.css"' in html
 
 
-def test_whole_document_views_place_every_clause(site: tuple[Workspace, dict[str, int], Path]) -> None:
+def test_whole_document_views_place_every_clause(
+    site: tuple[Workspace, dict[str, int], Path],
+) -> None:
     ws, ids, _ = site
     folder = ws.reports_dir / "changes" / "acme" / "terms"
     side = (folder / f"{ids['first']}-side-by-side.html").read_text(encoding="utf-8")
@@ -171,7 +276,9 @@ def test_whole_document_views_place_every_clause(site: tuple[Workspace, dict[str
     assert inline.index("scrape the service") < inline.index("governed by the laws")
     assert inline.index("compete with Acme") < inline.index("scrape the service")
     # Side by side: the old text on the left has only deletions, the new on the right insertions.
-    row = re.search(r'<tr class="row-modified substantive" id="change-2">(.*?)</tr>', side, re.DOTALL)
+    row = re.search(
+        r'<tr class="row-modified substantive" id="change-2">(.*?)</tr>', side, re.DOTALL
+    )
     assert row is not None
     left, right = row.group(1).split("</td>", 1)
     assert "<del>.</del>" in left and "<ins>" not in left
@@ -199,8 +306,13 @@ def test_dashboard_has_matrix_filters_and_recent_changes(
     matrix = re.search(r'<table id="clause-matrix".*?</table>', html, re.DOTALL)
     assert matrix is not None
     m = matrix.group(0)
-    for name in ("Competing models", "Reverse engineering", "Benchmarking",
-                 "Circumventing safeguards", "AI disclosure and attribution"):
+    for name in (
+        "Competing models",
+        "Reverse engineering",
+        "Benchmarking",
+        "Circumventing safeguards",
+        "AI disclosure and attribution",
+    ):
         assert name in m
     assert "Governing law" not in m  # not a customer restriction
     rows = re.findall(r"<tr>\s*<th scope=\"row\">(.*?)</tr>", m, re.DOTALL)
@@ -223,8 +335,14 @@ def test_dashboard_has_matrix_filters_and_recent_changes(
     bench = ws.reports_dir / "filter" / "label-benchmarking.html"
     for page in (high, medium, bench):
         assert page.exists() and f'href="filter/{page.name}"' in html
-    assert f"{ids['first']}.html" in high.read_text() and f"{ids['second']}.html" not in high.read_text()
-    assert f"{ids['second']}.html" in bench.read_text() and f"{ids['first']}.html" not in bench.read_text()
+    assert (
+        f"{ids['first']}.html" in high.read_text()
+        and f"{ids['second']}.html" not in high.read_text()
+    )
+    assert (
+        f"{ids['second']}.html" in bench.read_text()
+        and f"{ids['first']}.html" not in bench.read_text()
+    )
     assert f"{ids['second']}.html" in medium.read_text()
     assert "documents failing to fetch" in html
 
@@ -386,8 +504,10 @@ def test_empty_workspace_renders_a_dashboard(tmp_path: Path) -> None:
 def test_source_that_never_fetched_gets_a_timeline_of_failures(tmp_path: Path) -> None:
     ws = Workspace.open(tmp_path)
     with Store(tmp_path) as store:
-        store.record_failure(Failure("zeta/terms", "2026-03-01T00:00:00Z", "challenge",
-                                     "bot check page"), title="Zeta Terms")
+        store.record_failure(
+            Failure("zeta/terms", "2026-03-01T00:00:00Z", "challenge", "bot check page"),
+            title="Zeta Terms",
+        )
         index = render_site(ws, store)
     html = index.read_text(encoding="utf-8")
     assert "Zeta Terms" in html and "Failing (1 in a row: challenge)" in html
@@ -408,16 +528,37 @@ def test_broken_template_override_says_which_file_to_fix(tmp_path: Path) -> None
 
 def test_feed_stays_valid_xml_with_control_characters(tmp_path: Path) -> None:
     old = _clause("p-1", "Terms", "You may not resell the service.", ("acceptable-use",))
-    new = _clause("p-1", "Terms", "You may not resell\x0cthe service\x00 or train on it.",
-                  ("acceptable-use", "output-training"))
+    new = _clause(
+        "p-1",
+        "Terms",
+        "You may not resell\x0cthe service\x00 or train on it.",
+        ("acceptable-use", "output-training"),
+    )
     with Store(tmp_path) as store:
-        v1, _ = store.save_version([_snap("pdfco/terms", "2026-01-01T00:00:00Z", "a")],
-                                   Document(blocks=()), (old,), url="javascript:alert(1)")
+        v1, _ = store.save_version(
+            [_snap("pdfco/terms", "2026-01-01T00:00:00Z", "a")],
+            Document(blocks=()),
+            (old,),
+            url="javascript:alert(1)",
+        )
         store.save_version(
-            [_snap("pdfco/terms", "2026-02-01T00:00:00Z", "b")], Document(blocks=()), (new,),
-            url="javascript:alert(1)", previous=v1,
-            diff=Diff((Change("modified", True, (old,), (new,), labels_added=("output-training",),
-                              severity="high"),)),
+            [_snap("pdfco/terms", "2026-02-01T00:00:00Z", "b")],
+            Document(blocks=()),
+            (new,),
+            url="javascript:alert(1)",
+            previous=v1,
+            diff=Diff(
+                (
+                    Change(
+                        "modified",
+                        True,
+                        (old,),
+                        (new,),
+                        labels_added=("output-training",),
+                        severity="high",
+                    ),
+                )
+            ),
         )
         render_site(Workspace.open(tmp_path), store)
     root = ET.parse(tmp_path / "reports" / "feed.xml").getroot()

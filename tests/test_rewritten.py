@@ -117,15 +117,21 @@ def _config(url: str, port: int, source_id: str, title: str) -> str:
 
 
 def _track_twice(
-    tmp_path: Path, httpserver: HTTPServer, smtp: tuple[Recorder, int],
-    versions: tuple[bytes, bytes], content_type: str, source_id: str, title: str,
+    tmp_path: Path,
+    httpserver: HTTPServer,
+    smtp: tuple[Recorder, int],
+    versions: tuple[bytes, bytes],
+    content_type: str,
+    source_id: str,
+    title: str,
 ) -> Outcome:
     """Serve one version, `tostrack run`, serve the next, `tostrack run` again (with SMTP)."""
     handler, port = smtp
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "tostrack.toml").write_text(
-        _config(httpserver.url_for("/terms"), port, source_id, title), encoding="utf-8")
+        _config(httpserver.url_for("/terms"), port, source_id, title), encoding="utf-8"
+    )
     runner = CliRunner()
     for body in versions:
         httpserver.clear()
@@ -153,8 +159,12 @@ def _track_twice(
 
 def _new_words(redlined: str) -> str:
     """The plain-text redline as the new version reads: deleted words out, markers off."""
-    return " ".join(re.sub(r"\[-.*?-\]", " ", redlined, flags=re.DOTALL)
-                    .replace("{+", "").replace("+}", "").split())
+    return " ".join(
+        re.sub(r"\[-.*?-\]", " ", redlined, flags=re.DOTALL)
+        .replace("{+", "")
+        .replace("+}", "")
+        .split()
+    )
 
 
 def _assert_reads_right(outcome: Outcome, opt_out: str) -> None:
@@ -173,9 +183,13 @@ def test_a_redrafted_no_training_clause_is_reported_as_training_unless_you_opt_o
     tmp_path: Path, httpserver: HTTPServer, smtp_server: tuple[Recorder, int]
 ) -> None:
     outcome = _track_twice(
-        tmp_path, httpserver, smtp_server,
-        (WRENLET_BEFORE.encode(), WRENLET_AFTER.encode()), "text/html; charset=utf-8",
-        "wrenlet/consumer-terms", "Wrenlet Consumer Terms",
+        tmp_path,
+        httpserver,
+        smtp_server,
+        (WRENLET_BEFORE.encode(), WRENLET_AFTER.encode()),
+        "text/html; charset=utf-8",
+        "wrenlet/consumer-terms",
+        "Wrenlet Consumer Terms",
     )
     _assert_reads_right(outcome, "unless you opt out in your account settings")
 
@@ -185,15 +199,23 @@ def test_a_redrafted_no_training_clause_is_reported_as_training_unless_you_opt_o
 ANTHROPIC = ("2025-08-01T00-32-05Z.md", "2025-08-29T00-32-01Z.md")
 
 
-@pytest.mark.skipif(not all((CORPUS / name).exists() for name in ANTHROPIC),
-                    reason="../shared/corpus (Anthropic consumer terms) is not here")
+@pytest.mark.skipif(
+    not all((CORPUS / name).exists() for name in ANTHROPIC),
+    reason="../shared/corpus (Anthropic consumer terms) is not here",
+)
 def test_the_real_anthropic_consumer_terms_change_of_august_2025_reads_right(
     tmp_path: Path, httpserver: HTTPServer, smtp_server: tuple[Recorder, int]
 ) -> None:
     versions = tuple((CORPUS / name).read_bytes() for name in ANTHROPIC)
-    outcome = _track_twice(tmp_path, httpserver, smtp_server, versions,  # type: ignore[arg-type]
-                           "text/markdown; charset=utf-8", "anthropic/consumer-terms",
-                           "Anthropic Consumer Terms")
+    outcome = _track_twice(
+        tmp_path,
+        httpserver,
+        smtp_server,
+        versions,  # type: ignore[arg-type]
+        "text/markdown; charset=utf-8",
+        "anthropic/consumer-terms",
+        "Anthropic Consumer Terms",
+    )
     _screenshots(outcome, tmp_path)
     _assert_reads_right(outcome, "unless you opt out of training through your account settings")
 
@@ -215,8 +237,10 @@ def _screenshots(outcome: Outcome, tmp_path: Path) -> None:
         except Exception:  # noqa: BLE001 - a broken browser install means no screenshot, no failure
             return
         try:
-            for path, name, width in ((outcome.report_path, "anthropic-change-report.png", 1280),
-                                      (mail, "anthropic-email.png", 820)):
+            for path, name, width in (
+                (outcome.report_path, "anthropic-change-report.png", 1280),
+                (mail, "anthropic-email.png", 820),
+            ):
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 page.goto(path.resolve().as_uri())
                 page.wait_for_load_state("load")

@@ -59,15 +59,19 @@ def _environment_error(exc: BaseException) -> str:
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
         if "readonly" in text or "unable to open" in text:
-            return (f"the database cannot be written ({text}). Make the workspace and its "
-                    "tostrack.db writable by this user; status, history and report only read it.")
+            return (
+                f"the database cannot be written ({text}). Make the workspace and its "
+                "tostrack.db writable by this user; status, history and report only read it."
+            )
         return f"database error ({text}). Check the disk, then run again."
     name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
     what = f"{name}{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
     code = getattr(exc, "errno", None)
     if code in (errno.EROFS, errno.EACCES, errno.EPERM):
-        fix = ("Make the workspace writable by this user (status, history and `report --output "
-               "DIR` work on a read-only one).")
+        fix = (
+            "Make the workspace writable by this user (status, history and `report --output "
+            "DIR` work on a read-only one)."
+        )
     elif code in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
         fix = "A file is where tostrack needs a folder (or the reverse): move it away."
     elif code == errno.ENOSPC:
@@ -77,7 +81,9 @@ def _environment_error(exc: BaseException) -> str:
     return f"cannot access {what}. {fix}"
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option(
     "--workspace",
     "-w",
@@ -121,7 +127,9 @@ def init(ctx: click.Context, force: bool) -> None:
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Fetch every source now, whatever its interval.")
-@click.option("--source", "only", multiple=True, help="Only this source id or provider (repeatable).")
+@click.option(
+    "--source", "only", multiple=True, help="Only this source id or provider (repeatable)."
+)
 @click.option("--no-send", is_flag=True, help="Queue notifications but do not send them.")
 @click.option(
     "--log-file",
@@ -129,7 +137,9 @@ def init(ctx: click.Context, force: bool) -> None:
     help="Also append what this run prints, with a timestamp, to this file.",
 )
 @click.pass_context
-def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, log_file: str | None) -> None:
+def run(
+    ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, log_file: str | None
+) -> None:
     """Fetch due sources, record changes, render reports and send notifications.
 
     Made for cron: silent when nothing changed, a short summary on stdout when something did,
@@ -155,14 +165,17 @@ def run(ctx: click.Context, force: bool, only: tuple[str, ...], no_send: bool, l
             lines.append((f"tracking {r.source.id}: first version stored", False))
         elif r.status == "effective-date" and r.version is not None:
             date = r.version.effective_date or "none"
-            lines.append((f"dated    {r.source.id}: effective date now {date} (no clause changed)", False))
+            lines.append(
+                (f"dated    {r.source.id}: effective date now {date} (no clause changed)", False)
+            )
     lines += [(f"report   {path}", False) for path in result.reports]
     if result.notifications_sent:
         lines.append((f"sent     {result.notifications_sent} notification(s) by SMTP", False))
     if result.eml_files:
         count = len(result.eml_files)
-        lines.append((f"written  {count} notification(s) to outbox/ as .eml, not sent (no [smtp])",
-                      False))
+        lines.append(
+            (f"written  {count} notification(s) to outbox/ as .eml, not sent (no [smtp])", False)
+        )
     lines += [(f"email    {path}", False) for path in result.eml_files]
     for r in result.failed:
         reason = r.failure.reason if r.failure else "unknown"
@@ -221,7 +234,9 @@ def _clause_line(clause: dict[str, Any] | list | None) -> str:
 @cli.command()
 @click.argument("old", type=click.Path(exists=True, dir_okay=False))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--all", "show_all", is_flag=True, help="Also show cosmetic changes (text format).")
 @click.pass_context
 def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> None:
@@ -242,24 +257,34 @@ def diff(ctx: click.Context, old: str, new: str, fmt: str, show_all: bool) -> No
     if fmt == "json":
         _echo_json(diff_json(comparison, old_name=old, new_name=new))
     else:
-        click.echo(format_diff_text(comparison, show_all=show_all, color=sys.stdout.isatty()), nl=False)
+        click.echo(
+            format_diff_text(comparison, show_all=show_all, color=sys.stdout.isatty()), nl=False
+        )
     sys.exit(EXIT_CHANGES if comparison.diff.substantive else EXIT_OK)
 
 
 @cli.command()
 @click.argument("file", required=False, default="-")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--jsonl", is_flag=True,
-              help="Read JSON lines with 'id', 'text' and optionally 'section'; write one result per line.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help="Read JSON lines with 'id', 'text' and optionally 'section'; write one result per line.",
+)
 @click.option(
     "--input-format",
     type=click.Choice(["auto", "html", "markdown", "text"]),
     default="auto",
     help="How to read FILE (auto: by suffix; stdin defaults to text).",
 )
-@click.option("--explain", is_flag=True,
-              help="Show what decided each label: the rule id, the lead-in, or the learned model's "
-              "probability and heaviest words; and rule matches a veto blocked.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show what decided each label: the rule id, the lead-in, or the learned model's "
+    "probability and heaviest words; and rule matches a veto blocked.",
+)
 def classify(file: str, fmt: str, jsonl: bool, input_format: str, explain: bool) -> None:
     """Split a document into clauses and label each one.
 
@@ -269,7 +294,7 @@ def classify(file: str, fmt: str, jsonl: bool, input_format: str, explain: bool)
       echo "You may not use Output to develop competing models." | tostrack classify -
       echo "We may train our models on your chats unless you opt out." | tostrack classify - --explain
       tostrack classify --jsonl clauses.jsonl > labelled.jsonl
-    """
+    """  # noqa: E501 - the example is one command line
     from tostrack.output import classify_document, classify_jsonl_lines, explain_lines
 
     if jsonl:
@@ -291,9 +316,14 @@ def classify(file: str, fmt: str, jsonl: bool, input_format: str, explain: bool)
 
 @cli.command()
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None,
+    "--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
     help="Replay this many documents at once, in separate processes (output order is kept); "
     "default: all cores.",
 )
@@ -364,7 +394,9 @@ def import_history(
 
 @cli.command()
 @click.argument("source", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
 def history(ctx: click.Context, source: str | None, fmt: str) -> None:
     """List the stored versions and failures of SOURCE (or of every tracked source).
@@ -387,10 +419,13 @@ def history(ctx: click.Context, source: str | None, fmt: str) -> None:
             changes = v.get("substantive_changes")
             note = f", {changes} substantive change(s)" if changes else ""
             if v.get("effective_date_only"):
-                note += f", effective date {v['previous_effective_date'] or 'none'} -> {v['effective_date'] or 'none'} only"
+                was, now = v["previous_effective_date"] or "none", v["effective_date"] or "none"
+                note += f", effective date {was} -> {now} only"
             if v.get("redirect"):
                 note += f", redirected {v['redirect']}"
-            click.echo(f"  {v['captured_at']}  {v['clauses']} clauses  sha256 {v['sha256'][:12]}{note}")
+            click.echo(
+                f"  {v['captured_at']}  {v['clauses']} clauses  sha256 {v['sha256'][:12]}{note}"
+            )
         for f in entry["failures"]:
             click.echo(f"  {f['at']}  FAILED {f['reason']}")
 
@@ -400,7 +435,9 @@ def history(ctx: click.Context, source: str | None, fmt: str) -> None:
     "--output",
     "-o",
     type=click.Path(file_okay=False),
-    help="Write the site here instead of the workspace's reports/ (e.g. for a read-only workspace).",
+    help=(
+        "Write the site here instead of the workspace's reports/ (e.g. for a read-only workspace)."
+    ),
 )
 @click.pass_context
 def report(ctx: click.Context, output: str | None) -> None:
@@ -460,8 +497,10 @@ def notify(ctx: click.Context, dry_run: bool) -> None:
     for o in summary.outcomes:
         counts[o.state] = counts.get(o.state, 0) + 1
     if not summary.outcomes:
-        click.echo("nothing queued: every message has been sent or written already"
-                   " (`tostrack outbox` lists them)")
+        click.echo(
+            "nothing queued: every message has been sent or written already"
+            " (`tostrack outbox` lists them)"
+        )
     elif dry_run:
         click.echo(f"{counts['preview']} preview(s) in {ws.preview_dir}; nothing was sent")
     else:
@@ -516,7 +555,9 @@ def sources() -> None:
 
 
 @sources.command(name="list")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--registry", "whole_registry", is_flag=True, help="List the whole bundled registry.")
 @click.pass_context
 def sources_list(ctx: click.Context, fmt: str, whole_registry: bool) -> None:
@@ -547,7 +588,9 @@ def sources_show(ctx: click.Context, source_id: str) -> None:
 
 @sources.command(name="validate")
 @click.argument("source_ids", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
 def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) -> None:
     """Fetch each source twice and check both extract to the same, non-trivial document.
@@ -556,7 +599,7 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
     """
     import dataclasses
 
-    from tostrack.fetch import Fetcher, FetchConfig
+    from tostrack.fetch import FetchConfig, Fetcher
     from tostrack.sources import find_source, load_sources
     from tostrack.sources.validate import validate_source
 
@@ -571,7 +614,10 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
             results.append(result)
             if fmt == "text":
                 state = "ok    " if result.ok else "FAILED"
-                click.echo(f"{state} {result.source_id}: {result.clauses} clauses, {result.characters} characters")
+                click.echo(
+                    f"{state} {result.source_id}: {result.clauses} clauses, "
+                    f"{result.characters} characters"
+                )
                 for problem in result.problems:
                     click.echo(f"       - {problem}")
     if fmt == "json":
@@ -581,7 +627,9 @@ def sources_validate(ctx: click.Context, source_ids: tuple[str, ...], fmt: str) 
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
 def status(ctx: click.Context, fmt: str) -> None:
     """Show each source's state: last check, last success, failures, current version, next due.
@@ -613,9 +661,14 @@ def status(ctx: click.Context, fmt: str) -> None:
 
 @cli.command(name="eval")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--exclude-unsure", is_flag=True,
-              help='Leave out clauses marked "unsure": true (where careful readers disagree).')
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--exclude-unsure",
+    is_flag=True,
+    help='Leave out clauses marked "unsure": true (where careful readers disagree).',
+)
 def evaluate_command(file: str | None, fmt: str, exclude_unsure: bool) -> None:
     """Measure the classifier on labelled clauses (JSON lines with id, text, labels, and
     optionally section and unsure).
@@ -644,8 +697,12 @@ def evaluate_command(file: str | None, fmt: str, exclude_unsure: bool) -> None:
 
 
 @cli.command()
-@click.option("--what", type=click.Choice(["clauses", "changes"]), default="changes", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option(
+    "--what", type=click.Choice(["clauses", "changes"]), default="changes", show_default=True
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
 @click.pass_context
 def export(ctx: click.Context, what: str, fmt: str) -> None:
     """Export the current clauses of every tracked document, or every recorded change.
@@ -687,14 +744,20 @@ def cron(ctx: click.Context, every: str, log_file: str | None) -> None:
     ws = _workspace(ctx)
     executable = shutil.which("tostrack") or f"{sys.executable} -m tostrack"
     click.echo(
-        cron_text(ws.root.resolve(), executable, every=every, log_file=Path(log_file) if log_file else None),
+        cron_text(
+            ws.root.resolve(),
+            executable,
+            every=every,
+            log_file=Path(log_file) if log_file else None,
+        ),
         nl=False,
     )
 
 
-
 @cli.group(invoke_without_command=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_context
 def outbox(ctx: click.Context, fmt: str) -> None:
     """List the notification outbox: every message, its state and its last error.
@@ -722,8 +785,14 @@ def outbox(ctx: click.Context, fmt: str) -> None:
         _echo_json(rows)
         return
     for r in rows:
-        error = f"  ({r['last_error']})" if r["last_error"] and r["state"] not in ("sent", "written") else ""
-        click.echo(f"{r['id']:>5}  {r['state']:<10} {r['recipient']:<30} {r['subject'] or ''}{error}")
+        error = (
+            f"  ({r['last_error']})"
+            if r["last_error"] and r["state"] not in ("sent", "written")
+            else ""
+        )
+        click.echo(
+            f"{r['id']:>5}  {r['state']:<10} {r['recipient']:<30} {r['subject'] or ''}{error}"
+        )
 
 
 @outbox.command(name="resend")
@@ -738,12 +807,16 @@ def outbox_resend(ctx: click.Context, message_id: int) -> None:
     ws = _workspace(ctx)
     with workspace_lock(ws.lock_path), Store(ws.root) as store:
         done = requeue(store, message_id)
-    click.echo(f"message {done['id']} to {done['recipient']} queued again (was {done['was']}); "
-               "the next `tostrack notify` or `run` sends it")
+    click.echo(
+        f"message {done['id']} to {done['recipient']} queued again (was {done['was']}); "
+        "the next `tostrack notify` or `run` sends it"
+    )
 
 
 @cli.command()
-@click.option("--force", is_flag=True, help="Replace a database that is readable and records versions.")
+@click.option(
+    "--force", is_flag=True, help="Replace a database that is readable and records versions."
+)
 @click.pass_context
 def rebuild(ctx: click.Context, force: bool) -> None:
     """Recreate tostrack.db from the captures in snapshots/, without alerting anyone.
@@ -797,13 +870,21 @@ def config_check(ctx: click.Context) -> None:
     ws = _workspace(ctx)
     cfg = ws.config
     if not ws.has_config:
-        click.echo(f"OK: no {ws.config_path} (the defaults: the whole bundled registry, "
-                   "messages written to outbox/)")
+        click.echo(
+            f"OK: no {ws.config_path} (the defaults: the whole bundled registry, "
+            "messages written to outbox/)"
+        )
         return
     watched = load_sources(ws.settings)
-    mail = f"SMTP {cfg.smtp.host}:{cfg.smtp.port}" if cfg.smtp else "no [smtp]: messages written to outbox/"
-    click.echo(f"OK: {ws.config_path}: {len(watched)} source(s), {len(cfg.recipients)} "
-               f"recipient(s), {mail}")
+    mail = (
+        f"SMTP {cfg.smtp.host}:{cfg.smtp.port}"
+        if cfg.smtp
+        else "no [smtp]: messages written to outbox/"
+    )
+    click.echo(
+        f"OK: {ws.config_path}: {len(watched)} source(s), {len(cfg.recipients)} "
+        f"recipient(s), {mail}"
+    )
 
 
 def main() -> None:
@@ -820,7 +901,8 @@ def main() -> None:
             raise
         click.echo(
             f"tostrack: internal error: {type(exc).__name__}: {exc}\n"
-            "Nothing half-written was kept. Run again with TOSTRACK_DEBUG=1 for details and report it.",
+            "Nothing half-written was kept. "
+            "Run again with TOSTRACK_DEBUG=1 for details and report it.",
             err=True,
         )
         sys.exit(EXIT_TROUBLE)

@@ -62,4 +62,3 @@ def parse_duration(value: Any) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{value!r} is not a duration of zero or more")
     return seconds
-

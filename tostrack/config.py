@@ -8,7 +8,8 @@ The file is read and checked completely when it is opened: an unknown table or k
 the wrong type, a duration, size, mode, severity, label id, e-mail address or range that is not
 allowed is a ConfigError naming the file, the key, what is allowed and the closest known name.
 `SCHEMA` lists every table and key; `tostrack init`'s template and the README's reference are
-tested against it. Durations and sizes have one parser each (`tostrack.clock.parse_duration`, `parse_size`).
+tested against it. Durations and sizes have one parser each (`tostrack.clock.parse_duration`,
+`parse_size`).
 
 The [[sources]] and [registry] tables are checked here for their keys and value types and by
 tostrack.sources for what they refer to (the bundled registry); `check_references` then checks
@@ -42,8 +43,7 @@ BROWSER_MODES = ("auto", "never", "always")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_FROM = "tostrack <tostrack@localhost>"
 DEFAULT_USER_AGENT = (
-    f"tostrack/{__version__} (terms-of-service change tracker; "
-    "+https://pypi.org/project/tostrack/)"
+    f"tostrack/{__version__} (terms-of-service change tracker; +https://pypi.org/project/tostrack/)"
 )
 
 # One id rule everywhere: provider/document, lower-case letters, digits, '.', '-', '_', each
@@ -115,8 +115,19 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 # -- durations and sizes ----------------------------------------------------------------------
 
-_SIZES = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
-          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+_SIZES = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?i?b?)")
 
 
@@ -574,7 +585,8 @@ class Config:
             for name in r.sources:
                 if name not in ids:
                     problems.append(
-                        f"{at}: sources names '{name}', which is no source id.{did_you_mean(name, ids)}"
+                        f"{at}: sources names '{name}', which is no source id."
+                        f"{did_you_mean(name, ids)}"
                         " `tostrack sources list` shows them."
                     )
         _raise(problems, self.where)
@@ -638,8 +650,10 @@ class _Checker:
                 hint = did_you_mean(key, list(allowed))
                 extra = ""
                 if key == "password" and at.startswith("[smtp]"):
-                    extra = (" Do not put the password in the file; set password_env to the name "
-                             "of an environment variable that holds it.")
+                    extra = (
+                        " Do not put the password in the file; set password_env to the name "
+                        "of an environment variable that holds it."
+                    )
                 self.bad(at, f"unknown key '{key}'.{hint}{extra} Known keys: {', '.join(allowed)}")
         for key, spec in allowed.items():
             if spec.required and key not in table:
@@ -679,11 +693,11 @@ def check_address(value: Any) -> str:
     text = value.strip()
     _, addr = parseaddr(text)
     if _CONTROL.search(text) or not addr or "@" not in addr or " " in addr:
-        raise ValueError(f"{value!r} is not an email address, e.g. \"legal@example.com\"")
+        raise ValueError(f'{value!r} is not an email address, e.g. "legal@example.com"')
     local, _, domain = addr.rpartition("@")
     malformed = not local or "." not in domain.strip(".") or domain[:1] == "." or domain[-1:] == "."
     if malformed and domain != "localhost":
-        raise ValueError(f"{value!r} is not an email address, e.g. \"legal@example.com\"")
+        raise ValueError(f'{value!r} is not an email address, e.g. "legal@example.com"')
     if not addr.isascii():
         raise ValueError(
             f"{addr!r} has non-ASCII characters, which tostrack cannot send to; write the domain "
@@ -829,12 +843,17 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
             homes = [t for t, keys in SCHEMA.items() if name in keys and t not in ARRAY_TABLES]
             if what == "key" and homes:
                 hint = f" It belongs in a table: write it under [{homes[0]}].{hint}"
-            checker.bad("", f"unknown {what} '{name}'.{hint} Known tables: "
-                        + ", ".join(f"[[{t}]]" if t in ARRAY_TABLES else f"[{t}]" for t in SCHEMA))
+            checker.bad(
+                "",
+                f"unknown {what} '{name}'.{hint} Known tables: "
+                + ", ".join(f"[[{t}]]" if t in ARRAY_TABLES else f"[{t}]" for t in SCHEMA),
+            )
 
     registry = None
     if "registry" in data:
-        values = _values(checker, _table(checker, data, "registry"), SCHEMA["registry"], "[registry] ")
+        values = _values(
+            checker, _table(checker, data, "registry"), SCHEMA["registry"], "[registry] "
+        )
         registry = RegistryConfig(
             include=values.get("include", ("all",)), exclude=values.get("exclude", ())
         )
@@ -848,8 +867,9 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
         # (tostrack.sources checks that the id is one), so it is checked as if it had one.
         has_url = any(k in table for k in URL_KEYS)
         try:
-            source_from_table(table if has_url else {**table, "url": "https://bundled.invalid/"},
-                              entry)
+            source_from_table(
+                table if has_url else {**table, "url": "https://bundled.invalid/"}, entry
+            )
         except ConfigError as exc:
             checker.problems.append(str(exc))
         sources.append(SourceTable(n, entry, tuple(table.items())))
@@ -877,8 +897,11 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
         labels = _labels()
         for label in values.get("labels") or ():
             if label not in labels:
-                checker.bad(at, f"labels names an unknown label '{label}'."
-                            f"{did_you_mean(label, labels)} Known labels: {', '.join(labels)}")
+                checker.bad(
+                    at,
+                    f"labels names an unknown label '{label}'."
+                    f"{did_you_mean(label, labels)} Known labels: {', '.join(labels)}",
+                )
         for name in values.get("sources") or ():
             problem = source_id_problem(name)
             if problem:
@@ -919,8 +942,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.config is None:
-            object.__setattr__(self, "config", parse(self.data, self.path) if self.data else
-                               Config(path=self.path))
+            object.__setattr__(
+                self, "config", parse(self.data, self.path) if self.data else Config(path=self.path)
+            )
 
     def section(self, name: str) -> dict[str, Any]:
         """A table as a plain dict (already checked); prefer `config`."""

@@ -89,7 +89,7 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # title = "Terms dashboard"
 # base_url = "https://intranet.example/tostrack/"   # where reports/ is published: absolute links
 # recent_changes = 50
-"""
+"""  # noqa: E501 - the template is laid out as a user reads it
 
 
 def write_config(workspace: Workspace, *, force: bool = False) -> Path:

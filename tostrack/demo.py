@@ -75,7 +75,11 @@ def _data() -> resources.abc.Traversable:
 
 def _version(n: int) -> dict[str, bytes]:
     folder = _data() / f"v{n}"
-    return {f"/{item.name}": item.read_bytes() for item in folder.iterdir() if item.name.endswith(".html")}
+    return {
+        f"/{item.name}": item.read_bytes()
+        for item in folder.iterdir()
+        if item.name.endswith(".html")
+    }
 
 
 def _declarations() -> list[dict]:
@@ -137,7 +141,9 @@ def run_demo(directory: Path) -> DemoOutcome:
     lines = []
     for result in (*first.results, *second.results):
         if result.status == "failed" and result.failure:
-            lines.append(f"{result.source.id}: FAILED {result.failure.reason} {result.failure.detail[:80]}")
+            lines.append(
+                f"{result.source.id}: FAILED {result.failure.reason} {result.failure.detail[:80]}"
+            )
     for result in second.results:
         if result.status == "changed":
             lines.append(f"{result.source.id}: {result.substantive} substantive change(s)")

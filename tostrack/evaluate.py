@@ -40,9 +40,14 @@ class LabelScore:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "label": self.label, "tp": self.tp, "fp": self.fp, "fn": self.fn,
-            "support": self.support, "precision": round(self.precision, 4),
-            "recall": round(self.recall, 4), "f1": round(self.f1, 4),
+            "label": self.label,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "support": self.support,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
         }
 
 
@@ -58,7 +63,9 @@ class Miss:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "text": self.text, "expected": list(self.expected),
+            "id": self.id,
+            "text": self.text,
+            "expected": list(self.expected),
             "predicted": list(self.predicted),
             "missing": [x for x in self.expected if x not in self.predicted],
             "extra": [x for x in self.predicted if x not in self.expected],
@@ -147,7 +154,10 @@ class EvalReport:
 
     def format_text(self, max_misses: int = 20) -> str:
         width = max([len(s.label) for s in self.labels] + [len("label")])
-        head = f"{'label':<{width}}  {'prec':>6} {'recall':>6} {'f1':>6}  {'tp':>4} {'fp':>4} {'fn':>4} {'support':>7}"
+        head = (
+            f"{'label':<{width}}  {'prec':>6} {'recall':>6} {'f1':>6}  "
+            f"{'tp':>4} {'fp':>4} {'fn':>4} {'support':>7}"
+        )
         lines = [f"{self.source}: {self.n} clauses", "", head, "-" * len(head)]
         for s in self.labels:
             lines.append(
@@ -172,7 +182,9 @@ class EvalReport:
                 lines.append(f"  {miss.id}: missing {missing or '-'} extra {extra or '-'}")
                 lines.append(f"    {text}")
             if len(self.misclassified) > max_misses:
-                lines.append(f"  ... and {len(self.misclassified) - max_misses} more (--format json)")
+                lines.append(
+                    f"  ... and {len(self.misclassified) - max_misses} more (--format json)"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -199,8 +211,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             or not isinstance(record.get("labels"), list)
         ):
             raise InputError(
-                f"{path} line {number}: each line needs an object with \"text\" (a string) and "
-                f"\"labels\" (a list of label ids)"
+                f'{path} line {number}: each line needs an object with "text" (a string) and '
+                f'"labels" (a list of label ids)'
             )
         unknown = [x for x in record["labels"] if x not in known]
         if unknown:
@@ -246,8 +258,6 @@ def evaluate(path: Path, exclude_unsure: bool = False) -> EvalReport:
                     evidence=found,
                 )
             )
-    scores = tuple(
-        LabelScore(label, *counts[label]) for label in order if any(counts[label])
-    )
+    scores = tuple(LabelScore(label, *counts[label]) for label in order if any(counts[label]))
     source = f"{path} (unsure excluded)" if exclude_unsure else str(path)
     return EvalReport(source, len(records), scores, tuple(misses))

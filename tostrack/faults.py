@@ -12,7 +12,13 @@ import signal
 
 CRASH_ENV = "TOSTRACK_CRASH_AT"
 STORE_STEPS = ("after-rename", "in-failure-transaction")
-NOTIFY_STEPS = ("after-enqueue", "after-connect", "before-final-dot", "after-final-dot", "after-mark-sent")
+NOTIFY_STEPS = (
+    "after-enqueue",
+    "after-connect",
+    "before-final-dot",
+    "after-final-dot",
+    "after-mark-sent",
+)
 STEPS = STORE_STEPS + NOTIFY_STEPS
 
 

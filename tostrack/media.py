@@ -31,4 +31,6 @@ SUFFIX_TYPES = {
 def extension_for(media_type: str) -> str:
     """html, md, txt, pdf; bin for a type tostrack does not read."""
     return EXTENSIONS.get(media_type, "bin")
+
+
 HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -98,11 +98,17 @@ def format_diff_text(comparison: Any, *, show_all: bool = False, color: bool = F
     diff: Diff = comparison.diff
     s = diff.summary()
     out = [
-        (f"{s['substantive']} substantive change(s), {s['cosmetic']} cosmetic "
-        f"(added {s['added']}, removed {s['removed']}, modified {s['modified']}, moved {s['moved']}, "
-        f"split {s['split']}, merged {s['merged']})\n")
+        (
+            f"{s['substantive']} substantive change(s), {s['cosmetic']} cosmetic "
+            f"(added {s['added']}, removed {s['removed']}, modified {s['modified']}, "
+            f"moved {s['moved']}, "
+            f"split {s['split']}, merged {s['merged']})\n"
+        )
     ]
-    old_date, new_date = comparison.old_document.effective_date, comparison.new_document.effective_date
+    old_date, new_date = (
+        comparison.old_document.effective_date,
+        comparison.new_document.effective_date,
+    )
     if old_date != new_date:
         out.append(f"Effective date: {old_date or 'none'} → {new_date or 'none'}\n")
     ordered = sorted(diff.changes, key=lambda c: not c.substantive)
@@ -116,7 +122,13 @@ def format_diff_text(comparison: Any, *, show_all: bool = False, color: bool = F
 
 # -- classify --------------------------------------------------------------------------------
 
-_FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".txt": "text"}
+_FORMATS = {
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+}
 
 
 def _read_stdin() -> str:
@@ -167,8 +179,11 @@ def classify_record(record: dict[str, Any], explain: bool = False) -> dict[str, 
     clauses = segment_document(extract_text(str(record.get("text", "")), "text"))
     clauses = classify_clauses(tuple(replace(c, heading=c.heading or trail) for c in clauses))
     labels = sorted({label for c in clauses for label in c.labels})
-    out = {"id": record.get("id"), "labels": labels,
-           "clauses": [clause_json(c, explain) for c in clauses]}
+    out = {
+        "id": record.get("id"),
+        "labels": labels,
+        "clauses": [clause_json(c, explain) for c in clauses],
+    }
     return out
 
 
@@ -179,9 +194,15 @@ def clause_json(clause: Clause, explain: bool = False) -> dict[str, Any]:
         from tostrack.classify import explain as explain_clause
 
         data["explain"] = [
-            {"label": d.label, "by": d.by, "rule": d.rule or None, "evidence": d.evidence,
-             "probability": d.probability, "words": [w for w, _ in d.words],
-             "blocked": list(d.blocked)}
+            {
+                "label": d.label,
+                "by": d.by,
+                "rule": d.rule or None,
+                "evidence": d.evidence,
+                "probability": d.probability,
+                "words": [w for w, _ in d.words],
+                "blocked": list(d.blocked),
+            }
             for d in explain_clause(clause.text, clause.heading, clause.lead_in)
         ]
     return data
@@ -194,8 +215,11 @@ def explain_lines(explained: list[dict[str, Any]]) -> list[str]:
         if d["by"] == "blocked":
             lines.append(f"      {d['label']}: not given; blocked {', '.join(d['blocked'])}")
             continue
-        why = {"rule": f"rule {d['rule']}", "lead-in": "its lead-in states it",
-               "model": "learned model"}[d["by"]]
+        why = {
+            "rule": f"rule {d['rule']}",
+            "lead-in": "its lead-in states it",
+            "model": "learned model",
+        }[d["by"]]
         if d["probability"] is not None:
             why += f", p={d['probability']:.2f}"
         if d["words"]:

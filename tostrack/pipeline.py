@@ -75,12 +75,18 @@ def extract_snapshots(snapshots: Sequence[Snapshot], source: Source) -> Document
         for s in snapshots
     ]
     first = documents[0]
-    document = first if len(documents) == 1 else Document(
-        blocks=tuple(b for d in documents for b in d.blocks),
-        title=first.title or source.title,
-        effective_date=next((d.effective_date for d in documents if d.effective_date), None),
-        effective_date_text=next((d.effective_date_text for d in documents if d.effective_date), ""),
-        metadata=tuple(m for d in documents for m in d.metadata),
+    document = (
+        first
+        if len(documents) == 1
+        else Document(
+            blocks=tuple(b for d in documents for b in d.blocks),
+            title=first.title or source.title,
+            effective_date=next((d.effective_date for d in documents if d.effective_date), None),
+            effective_date_text=next(
+                (d.effective_date_text for d in documents if d.effective_date), ""
+            ),
+            metadata=tuple(m for d in documents for m in d.metadata),
+        )
     )
     # An announced date later than the capture is a change still to come: say so.
     fetched_day = snapshots[0].fetched_at[:10]
@@ -147,7 +153,9 @@ def track(
         return _unchanged(store, source, state, previous, clock.now_iso(), on_failure, {})
     check_meta = _cache_headers(fetched)
     if previous and _combined(fetched) == state.get("last_snapshot_sha256"):
-        return _unchanged(store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta)
+        return _unchanged(
+            store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta
+        )
 
     document, clauses = _analyse_snapshots(fetched, source)
     problem = _not_the_document(store, state, fetched, document, clauses, previous_clauses)
@@ -169,18 +177,30 @@ def track(
             # Same clauses, another announced date ("Effective Sept 28" -> "Oct 8"): a version
             # of its own, shown everywhere, alerted only to recipients who asked for dates.
             version, diff_id = store.save_version(
-                fetched, document, diff.new_clauses, **saving, diff=diff, previous=previous,
+                fetched,
+                document,
+                diff.new_clauses,
+                **saving,
+                diff=diff,
+                previous=previous,
                 kind="effective-date",
             )
             store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
             return TrackResult(source, "effective-date", version, diff_id, redirect=redirect)
-        # Raw bytes changed but the text did not (a re-rendered page): keep the evidence, no version.
+        # Raw bytes changed but the text did not (a re-rendered page): keep the evidence, no
+        # version.
         store.save_snapshot_only(fetched, previous)
-        return _unchanged(store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta)
+        return _unchanged(
+            store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta
+        )
 
-    flapped_to = _earlier_variant(store, source.id, previous, clauses, fetched[0].fetched_at, flap_window)
-    if diff.substantive and flapped_to is not None and not _repeated(
-        store, state, "unstable", _digest(clauses)
+    flapped_to = _earlier_variant(
+        store, source.id, previous, clauses, fetched[0].fetched_at, flap_window
+    )
+    if (
+        diff.substantive
+        and flapped_to is not None
+        and not _repeated(store, state, "unstable", _digest(clauses))
     ):
         # A -> B -> A within the window: the page alternates between variants. Report the
         # instability as a failure; recording it would alert on the same text twice. A page
@@ -200,7 +220,9 @@ def track(
             return failed(second)
         _, second_clauses = _analyse_snapshots(second, source)
         if [c.full_text for c in second_clauses] != [c.full_text for c in clauses]:
-            return failed(Failure(source.id, second[0].fetched_at, "unstable", "a second fetch disagreed"))
+            return failed(
+                Failure(source.id, second[0].fetched_at, "unstable", "a second fetch disagreed")
+            )
 
     version, diff_id = store.save_version(
         fetched,
@@ -266,7 +288,7 @@ def _alternating(store: Store, state: Mapping[str, Any], previous: Version) -> b
 
 
 def _redirect(source: Source, fetched: Sequence[Snapshot]) -> str | None:
-    """"requested -> final" for each page whose fetch ended on another host."""
+    """ "requested -> final" for each page whose fetch ended on another host."""
     from tostrack.store import cross_host
 
     hops = [
@@ -355,7 +377,9 @@ def _digest(clauses: Sequence[Clause]) -> str:
     return text_digest(clauses)
 
 
-def _collapse_confirmed(store: Store, state: Mapping[str, object], clauses: Sequence[Clause]) -> bool:
+def _collapse_confirmed(
+    store: Store, state: Mapping[str, object], clauses: Sequence[Clause]
+) -> bool:
     """True when the runs just before this one all failed as "collapsed" on exactly this text."""
     return _repeated(store, state, "collapsed", _digest(clauses))
 
@@ -460,8 +484,12 @@ def is_due(source: Source, state: Mapping[str, object] | None, now: datetime) ->
     if not state:
         return True
     last = state.get("last_checked_at")
-    return due(str(last) if last else None, source.interval,
-               int(str(state.get("consecutive_failures") or 0)), now)
+    return due(
+        str(last) if last else None,
+        source.interval,
+        int(str(state.get("consecutive_failures") or 0)),
+        now,
+    )
 
 
 def run(
@@ -474,7 +502,7 @@ def run(
 ) -> RunResult:
     """Track every due source of the workspace, render reports and send notifications."""
     from tostrack import notify, render
-    from tostrack.fetch import Fetcher, FetchConfig
+    from tostrack.fetch import FetchConfig, Fetcher
     from tostrack.fetch.health import likely_cause
     from tostrack.lock import workspace_lock
     from tostrack.recovery import reconcile
@@ -488,12 +516,18 @@ def run(
     config = FetchConfig.from_settings(workspace.settings)
     severity = workspace.config.severity_overrides  # checked when the workspace was opened
     broken_after = workspace.config.notify.broken_after
-    notify.operators(workspace.settings)  # a bad operator address stops the run now, not at the alert
+    notify.operators(
+        workspace.settings
+    )  # a bad operator address stops the run now, not at the alert
     results: list[TrackResult] = []
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
     skipped = 0
-    with workspace_lock(workspace.lock_path), Store(workspace.root) as store, Fetcher(config) as fetch:
+    with (
+        workspace_lock(workspace.lock_path),
+        Store(workspace.root) as store,
+        Fetcher(config) as fetch,
+    ):
         messages = reconcile(store, all_sources, severity)
         now = clock.now()
 
@@ -514,7 +548,10 @@ def run(
             # the once-per-breakage flag makes ">=" fire once however the streak got there.
             if count >= max(broken_after, 1):
                 notify.queue_operator_alert(
-                    workspace, store, "broken", failure.source_id,
+                    workspace,
+                    store,
+                    "broken",
+                    failure.source_id,
                     f"{failure.reason}: {failure.detail[:200]}",
                 )
 
@@ -537,7 +574,9 @@ def run(
             if result.status != "failed" and state and state["consecutive_failures"]:
                 notify.enqueue_operator(workspace, store, "recovered", source.id, "")
             if result.redirect and result.version is not None:
-                messages.append(f"redirect {source.id}: {result.redirect} (recorded with the version)")
+                messages.append(
+                    f"redirect {source.id}: {result.redirect} (recorded with the version)"
+                )
         if results:
             render.render_site(workspace, store)  # every page, the new change reports included
         for result, stored in recorded:

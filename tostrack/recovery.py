@@ -110,7 +110,10 @@ def reconcile(
                 raise ValueError("it is not newer than the current version")
             source = declared.get(capture.source_id)
             _record(
-                store, capture, previous, severity,
+                store,
+                capture,
+                previous,
+                severity,
                 title=source.title if source else capture.document.title,
                 url=source.url if source else capture.snapshots[0].url,
                 alert=capture.origin == "fetch",
@@ -121,7 +124,9 @@ def reconcile(
                 "`tostrack rebuild` recreates the database from every capture"
             )
             continue
-        lines.append(f"adopted  {capture.source_id}: capture {folder.name} left by an interrupted run")
+        lines.append(
+            f"adopted  {capture.source_id}: capture {folder.name} left by an interrupted run"
+        )
     unindexed = store.unindexed_captures()
     if unindexed and not store.has_versions():
         raise DatabaseBehind(
@@ -133,7 +138,8 @@ def reconcile(
     if unindexed:
         lines.append(
             f"warning  {len(unindexed)} capture(s) in snapshots/ are not in the database "
-            f"(e.g. {_rel(store, unindexed[-1])}); `tostrack rebuild` recreates it from every capture"
+            f"(e.g. {_rel(store, unindexed[-1])}); "
+            "`tostrack rebuild` recreates it from every capture"
         )
     return lines
 
@@ -174,7 +180,8 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
         folders = capture_folders(workspace.snapshots_dir)
         if not folders:
             raise InputError(
-                f"{workspace.snapshots_dir} holds no capture (no version.json): nothing to rebuild from"
+                f"{workspace.snapshots_dir} holds no capture (no version.json): "
+                "nothing to rebuild from"
             )
         if workspace.db_path.exists() and not force:
             _refuse_healthy(workspace)
@@ -210,7 +217,10 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
                     last = _last_fetch(workspace.snapshots_dir, source_id) or captures[-1]
                     if any(c.origin == "fetch" for c in captures):
                         store.record_check(
-                            source_id, last.snapshots[0].fetched_at, title=title, url=url,
+                            source_id,
+                            last.snapshots[0].fetched_at,
+                            title=title,
+                            url=url,
                             snapshot_sha256=_sha(last),
                         )
                 store.checkpoint()
@@ -258,8 +268,15 @@ def _last_fetch(snapshots_dir: Path, source_id: str) -> Capture | None:
         from tostrack.models import Snapshot
 
         snaps = tuple(
-            Snapshot(source_id, m["url"], m["fetched_at"], m["status"], m["content_type"], b"",
-                     sha256=m["sha256"])
+            Snapshot(
+                source_id,
+                m["url"],
+                m["fetched_at"],
+                m["status"],
+                m["content_type"],
+                b"",
+                sha256=m["sha256"],
+            )
             for m in info["snapshots"]
         )
     except (OSError, ValueError, KeyError):
@@ -276,5 +293,3 @@ def _sha(capture: Capture) -> str:
 def _remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-
-

@@ -115,16 +115,29 @@ def cron_text(
     if log_file is not None:
         run_args += ["--log-file", str(Path(log_file).expanduser().resolve())]
     cron_command = " ".join(
-        [*map(_cron_quote, program), "--workspace", _cron_quote(str(root)), *map(_cron_quote, run_args)]
+        [
+            *map(_cron_quote, program),
+            "--workspace",
+            _cron_quote(str(root)),
+            *map(_cron_quote, run_args),
+        ]
     )
     service_command = " ".join(
-        [*map(_systemd_quote, program), "--workspace", _systemd_quote(str(root)), *map(_systemd_quote, run_args)]
+        [
+            *map(_systemd_quote, program),
+            "--workspace",
+            _systemd_quote(str(root)),
+            *map(_systemd_quote, run_args),
+        ]
     )
     unit = _unit_name(root)
     log_note = (
         f"# Everything is also appended to {log_file} (--log-file)."
         if log_file is not None
-        else "# To keep a log as well, add --log-file PATH after `run` (or `tostrack cron --log-file`)."
+        else (
+            "# To keep a log as well, add --log-file PATH after `run` "
+            "(or `tostrack cron --log-file`)."
+        )
     )
     return f"""\
 # ---- crontab (crontab -e) ------------------------------------------------------------------

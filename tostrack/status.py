@@ -75,8 +75,6 @@ def _next_due(last_checked: str | None, interval: int, failures: int, now: datet
     return iso(due if due is not None else now)
 
 
-
-
 # -- for a terminal --------------------------------------------------------------------------
 
 _MARKS = {"ok": "ok", "failing": "FAILING", "broken": "BROKEN", "never-fetched": "new"}

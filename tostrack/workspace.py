@@ -88,7 +88,9 @@ class Workspace:
         """Create the workspace folders; StorageError saying what to fix when that fails."""
         for folder in (self.root, self.snapshots_dir):
             if folder.exists() and not folder.is_dir():
-                raise StorageError(f"{folder} is a file; tostrack needs a folder there. Move the file away.")
+                raise StorageError(
+                    f"{folder} is a file; tostrack needs a folder there. Move the file away."
+                )
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

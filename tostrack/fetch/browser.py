@@ -54,6 +54,7 @@ def available(config: FetchConfig) -> str | None:
 
 def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
     """Load url in headless Chromium and return the rendered HTML as a Snapshot."""
+
     def fail(reason: str, detail: str) -> Failure:
         return Failure(source.id, now_iso(), reason, detail)
 
@@ -81,22 +82,26 @@ def render(source: Source, url: str, config: FetchConfig) -> Snapshot | Failure:
                     proxy=proxy_for(url),
                 )
             except PlaywrightError as exc:
-                return fail("browser-unavailable", f"cannot start {config.chromium}: "
-                            f"{_first_line(exc)}")
+                return fail(
+                    "browser-unavailable", f"cannot start {config.chromium}: {_first_line(exc)}"
+                )
             try:
                 return _load(source, url, config, browser, headers, user_agent, timeout_ms, fail)
             finally:
                 browser.close()
     except PlaywrightTimeout:
-        return fail("timeout", f"{url}: Chromium did not finish loading within "
-                    f"{timeout_ms / 1000:g} s")
+        return fail(
+            "timeout", f"{url}: Chromium did not finish loading within {timeout_ms / 1000:g} s"
+        )
     except PlaywrightError as exc:
         message = _first_line(exc)
         if "net::ERR_" in message:
             return fail("connection", f"{url}: {message}")
         if "Download is starting" in message:
-            return fail("browser-error", f"{url} is a download (a PDF?), not a page: "
-                        "remove browser = true from this source")
+            return fail(
+                "browser-error",
+                f"{url} is a download (a PDF?), not a page: remove browser = true from this source",
+            )
         return fail("browser-error", f"{url}: {message}")
     except Exception as exc:  # noqa: BLE001 - a separate program; report it, never crash a run
         return fail("browser-error", f"{url}: {type(exc).__name__}: {str(exc)[:300]}")
@@ -146,9 +151,11 @@ def _load(
     # Text is all we keep: skip images, media and fonts (faster, and lighter on the site).
     page.route(
         "**/*",
-        lambda route: route.abort()
-        if route.request.resource_type in _SKIPPED_RESOURCES
-        else route.continue_(),
+        lambda route: (
+            route.abort()
+            if route.request.resource_type in _SKIPPED_RESOURCES
+            else route.continue_()
+        ),
     )
     # The status that counts is the last main-frame document: a challenge that lets us
     # through navigates again.
@@ -183,8 +190,11 @@ def _load(
         return fail(f"http-{status}", f"{page.url} answered {status} in Chromium")
     body = html.encode("utf-8")
     if len(body) > config.max_bytes:
-        return fail("too-large", f"{page.url} rendered to {len(body):,} bytes; the limit is "
-                    f"{config.max_bytes:,} ([fetch] max_bytes)")
+        return fail(
+            "too-large",
+            f"{page.url} rendered to {len(body):,} bytes; the limit is "
+            f"{config.max_bytes:,} ([fetch] max_bytes)",
+        )
     response_headers = tuple(response.headers.items()) if response is not None else ()
     return Snapshot(
         source_id=source.id,

@@ -263,8 +263,7 @@ def check_document(
 
 
 _LOGIN_SEGMENTS = frozenset(
-    {"login", "log-in", "signin", "sign-in", "sign_in", "servicelogin", "sso", "oauth",
-     "authorize"}
+    {"login", "log-in", "signin", "sign-in", "sign_in", "servicelogin", "sso", "oauth", "authorize"}
 )
 
 
@@ -319,18 +318,36 @@ def likely_cause(failures: Sequence[Failure]) -> str:
     details = " ".join(f.detail for f in failures)
     reasons = Counter(f.reason for f in failures)
     if _DNS.search(details):
-        return "DNS lookups failed: no network, or no DNS server reachable from this machine (check the network and /etc/resolv.conf, then run again)"
+        return (
+            "DNS lookups failed: no network, or no DNS server reachable from this machine "
+            "(check the network and /etc/resolv.conf, then run again)"
+        )
     if _NO_NETWORK.search(details):
-        return "no network: the hosts are unreachable from this machine (check the network, then run again)"
+        return (
+            "no network: the hosts are unreachable from this machine "
+            "(check the network, then run again)"
+        )
     if set(reasons) == {"timeout"}:
-        return "every fetch timed out: the network is down or very slow, or a firewall drops the traffic"
+        return (
+            "every fetch timed out: the network is down or very slow, "
+            "or a firewall drops the traffic"
+        )
     if reasons["connection"] == len(failures) and _REFUSED.search(details):
         return "every connection was refused: a proxy or firewall in the way? (check HTTPS_PROXY)"
     if reasons["connection"] == len(failures) and _TLS.search(details):
-        return "TLS failed everywhere: a proxy intercepting HTTPS, missing CA certificates or a wrong clock"
+        return (
+            "TLS failed everywhere: a proxy intercepting HTTPS, missing CA certificates "
+            "or a wrong clock"
+        )
     if set(reasons) <= {"challenge", "http-403", "http-429", "http-401", "login-wall"}:
-        return "every host refused the crawler (bot challenges, 403/429): this machine's address may be blocked"
+        return (
+            "every host refused the crawler (bot challenges, 403/429): "
+            "this machine's address may be blocked"
+        )
     if set(reasons) == {"evidence-missing"}:
-        return "the stored captures cannot be read: restore snapshots/ from a backup, or run `tostrack rebuild --force`"
+        return (
+            "the stored captures cannot be read: restore snapshots/ from a backup, "
+            "or run `tostrack rebuild --force`"
+        )
     reason, count = reasons.most_common(1)[0]
     return f"most often {reason} ({count} of {len(failures)}); see the lines above"

@@ -43,8 +43,6 @@ from tostrack.fetch.throttle import HostThrottle, host_key, throttle_for
 from tostrack.media import SUPPORTED_TYPES
 from tostrack.models import Failure, Snapshot, Source
 
-
-
 # Types that say nothing useful: the body decides (a PDF served as octet-stream, say).
 _SNIFFED_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
@@ -120,8 +118,11 @@ class _Deadline:
                 return
 
     def failure(self, url: str) -> _Fail:
-        return _Fail("timeout", f"{url}: no complete answer within {self.seconds:g} s "
-                     "([fetch] total_timeout); the server was too slow or kept trickling bytes")
+        return _Fail(
+            "timeout",
+            f"{url}: no complete answer within {self.seconds:g} s "
+            "([fetch] total_timeout); the server was too slow or kept trickling bytes",
+        )
 
 
 @contextmanager
@@ -173,8 +174,6 @@ def _watch_pool(pool: Any) -> None:
 # -- fetching -----------------------------------------------------------------------------------
 
 
-
-
 class Fetcher:
     """One run's fetching: its settings, one HTTP session with its per-host throttle, and the
     browser fallback. Create one per run and fetch every source through it:
@@ -208,7 +207,7 @@ class Fetcher:
         combined document). `previous` is the store's state of the source: its etag and
         last_modified make a conditional GET for single-page sources, answered by NOT_MODIFIED."""
         if not source.urls:
-            raise ConfigError(f"source {source.id} has no url: give it url = \"https://...\"")
+            raise ConfigError(f'source {source.id} has no url: give it url = "https://..."')
         conditional: dict[str, str] = {}
         # The validators belong to the URL they came from: a moved source starts afresh.
         same_url = previous and previous.get("url") in (None, "", source.url)
@@ -250,13 +249,19 @@ class Fetcher:
         else:
             why = f"the browser fallback failed ({rendered.reason}: {rendered.detail})"
         if isinstance(got.result, Failure):
-            return Failure(source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}")
+            return Failure(
+                source.id, got.result.at, got.result.reason, f"{got.result.detail}; {why}"
+            )
         if problem == "needs-javascript" and isinstance(rendered, Failure):
             return Failure(
-                source.id, rendered.at, rendered.reason,
+                source.id,
+                rendered.at,
+                rendered.reason,
                 f"{got.url} shows its text only with JavaScript; {why}",
             )
-        return Failure(source.id, clock.now_iso(), "challenge", f"{got.url} is a bot challenge; {why}")
+        return Failure(
+            source.id, clock.now_iso(), "challenge", f"{got.url} is a bot challenge; {why}"
+        )
 
     def _render(self, source: Source, url: str) -> Snapshot | Failure:
         with self.throttle.hold(url, self.config.delay):
@@ -287,8 +292,16 @@ class _Got:
 
 
 class _Fail(Exception):
-    def __init__(self, reason: str, detail: str, retry: bool = False, wait: float = 0.0,
-                 body: bytes | None = None, content_type: str = "", url: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        retry: bool = False,
+        wait: float = 0.0,
+        body: bytes | None = None,
+        content_type: str = "",
+        url: str = "",
+    ) -> None:
         super().__init__(detail)
         self.reason, self.detail, self.retry, self.wait = reason, detail, retry, wait
         self.body, self.content_type, self.url = body, content_type, url
@@ -376,15 +389,20 @@ def _request(
             allow_redirects=False,
         )
     except requests.exceptions.ConnectTimeout:
-        raise _Fail("timeout", f"{url}: no connection within {config.connect_timeout:g} s",
-                    retry=True) from None
+        raise _Fail(
+            "timeout", f"{url}: no connection within {config.connect_timeout:g} s", retry=True
+        ) from None
     except requests.exceptions.Timeout:
-        raise _Fail("timeout", f"{url}: no answer within {config.read_timeout:g} s",
-                    retry=True) from None
+        raise _Fail(
+            "timeout", f"{url}: no answer within {config.read_timeout:g} s", retry=True
+        ) from None
     except requests.exceptions.TooManyRedirects:  # pragma: no cover - redirects are ours
         raise _Fail("too-many-redirects", f"{url}: too many redirects") from None
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema) as exc:
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+    ) as exc:
         raise _Fail("connection", f"{url}: not a URL tostrack can fetch ({exc})") from None
     except requests.exceptions.SSLError as exc:  # asking again will not fix a certificate
         raise _Fail("connection", f"{url}: TLS/certificate problem ({_short(exc)})") from None
@@ -416,26 +434,42 @@ def _handle(
         if asked > config.max_retry_after:
             # Waiting less than the server asked is impolite and wasted: leave it to a later run.
             retry = False
-            detail += (f"; it asked to wait {asked:.0f} s, longer than [fetch] max_retry_after, "
-                       "so a later run will try again")
+            detail += (
+                f"; it asked to wait {asked:.0f} s, longer than [fetch] max_retry_after, "
+                "so a later run will try again"
+            )
         # Keep a little of the body: a challenge page says what it is.
         body = _read(response, url, min(config.max_bytes, 512 * 1024), config, truncate=True)
-        raise _Fail(f"http-{status}", detail, retry=retry, wait=asked, body=body,
-                    content_type=content_type, url=url)
+        raise _Fail(
+            f"http-{status}",
+            detail,
+            retry=retry,
+            wait=asked,
+            body=body,
+            content_type=content_type,
+            url=url,
+        )
     if content_type not in SUPPORTED_TYPES and content_type not in _SNIFFED_TYPES:
         raise _Fail("unsupported-type", f"{url} is {content_type}, not HTML, text or PDF")
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > config.max_bytes and not response.headers.get(
-        "Content-Encoding"
+    if (
+        length.isdigit()
+        and int(length) > config.max_bytes
+        and not response.headers.get("Content-Encoding")
     ):
-        raise _Fail("too-large", f"{url} is {int(length):,} bytes; the limit is "
-                    f"{config.max_bytes:,} ([fetch] max_bytes)")
+        raise _Fail(
+            "too-large",
+            f"{url} is {int(length):,} bytes; the limit is "
+            f"{config.max_bytes:,} ([fetch] max_bytes)",
+        )
     body = _read(response, url, config.max_bytes, config)
     if content_type in _SNIFFED_TYPES:
         content_type = sniff_type(body)
         if content_type not in SUPPORTED_TYPES:
-            raise _Fail("unsupported-type", f"{url} has no usable Content-Type and does not "
-                        "look like HTML, text or PDF")
+            raise _Fail(
+                "unsupported-type",
+                f"{url} has no usable Content-Type and does not look like HTML, text or PDF",
+            )
     if not body.strip() or status == 204:
         raise _Fail("empty-body", f"{url} answered {status} with an empty body", retry=True)
     target = meta_refresh(body, content_type)
@@ -473,19 +507,28 @@ def _read(
             if size > limit:
                 if truncate:
                     break
-                raise _Fail("too-large", f"{url} is larger than {limit:,} bytes "
-                            "([fetch] max_bytes); download stopped")
+                raise _Fail(
+                    "too-large",
+                    f"{url} is larger than {limit:,} bytes ([fetch] max_bytes); download stopped",
+                )
             if time.monotonic() > deadline:
-                raise _Fail("timeout", f"{url}: download took longer than "
-                            f"{config.total_timeout:g} s", retry=True)
+                raise _Fail(
+                    "timeout",
+                    f"{url}: download took longer than {config.total_timeout:g} s",
+                    retry=True,
+                )
     except requests.exceptions.RequestException as exc:
         if truncate:
             return b"".join(chunks)
         if _is_read_timeout(exc):
-            raise _Fail("timeout", f"{url}: the server stopped sending for "
-                        f"{config.read_timeout:g} s", retry=True) from None
-        raise _Fail("connection", f"{url}: the download broke off ({_short(exc)})",
-                    retry=True) from None
+            raise _Fail(
+                "timeout",
+                f"{url}: the server stopped sending for {config.read_timeout:g} s",
+                retry=True,
+            ) from None
+        raise _Fail(
+            "connection", f"{url}: the download broke off ({_short(exc)})", retry=True
+        ) from None
     body = b"".join(chunks)
     return body[:limit] if truncate else body
 

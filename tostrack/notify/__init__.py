@@ -11,7 +11,12 @@ The messages and their states are kept by the store (tostrack.store.outbox). Imp
 the modules of this package import each other directly, never this __init__.
 """
 
-from tostrack.notify.compose import enqueue_diff, enqueue_operator, queue_operator_alert, subject_for
+from tostrack.notify.compose import (
+    enqueue_diff,
+    enqueue_operator,
+    queue_operator_alert,
+    subject_for,
+)
 from tostrack.notify.headers import header_safe
 from tostrack.notify.recipients import MODES, WEEKDAYS, Recipient, operators, recipients
 from tostrack.notify.smtp import TLS_MODES, SmtpSettings

@@ -16,13 +16,13 @@ from typing import Any
 
 from tostrack import clock, faults
 from tostrack.models import Change
-from tostrack.store import OutgoingMessage, Store, StoredDiff
-from tostrack.workspace import Workspace
 from tostrack.notify.headers import header_safe, slug
 from tostrack.notify.recipients import Recipient, operators, recipients
 from tostrack.notify.smtp import sender_address
 from tostrack.render.email import attachable, diff_view
 from tostrack.render.views import headline, most_severe, text_redline
+from tostrack.store import OutgoingMessage, Store, StoredDiff
+from tostrack.workspace import Workspace
 
 
 def subject_for(
@@ -142,8 +142,11 @@ def enqueue_diff(
 
 
 def _commit_diff_messages(
-    store: Store, stored: StoredDiff, messages: list[tuple[str, str, Any]],
-    digest: Sequence[Any] = (), report_path: Path | str | None = None,
+    store: Store,
+    stored: StoredDiff,
+    messages: list[tuple[str, str, Any]],
+    digest: Sequence[Any] = (),
+    report_path: Path | str | None = None,
 ) -> int:
     """Queue a diff's messages and digest items, and mark the diff notified, in one
     transaction: a crash leaves all of it or none (then catch_up queues it again)."""
@@ -172,7 +175,9 @@ def _enqueue_effective_date(
         view = diff_view(store, stored, report_path or "", (), workspace)
         old = stored.from_version.effective_date or "no date"
         new = stored.to_version.effective_date or "no date"
-        subject = header_safe(f"{view['title']}: effective date now {new} (was {old}), no clause changed")
+        subject = header_safe(
+            f"{view['title']}: effective date now {new} (was {old}), no clause changed"
+        )
         msg = build(
             workspace,
             key=key,
@@ -268,4 +273,3 @@ def queue_operator_alert(
         )
         added += store.insert_messages([outgoing(key, "operator", address, msg)])
     return added
-

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from tostrack import clock, config
 from tostrack.config import Settings
-from tostrack.store import Store
-from tostrack.workspace import Workspace
 from tostrack.notify.compose import build, outgoing, templates
 from tostrack.notify.recipients import Recipient, recipients, workspace_config
 from tostrack.render.email import diff_view
+from tostrack.store import Store
+from tostrack.workspace import Workspace
 
 
 def _period_start(mode: str, now: datetime, hour: int, weekday: int) -> datetime:
@@ -51,12 +51,17 @@ def queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
         titles = list(dict.fromkeys(item["title"] for item in items))
         count = sum(len(item["changes"]) for item in items)
         label = "Daily" if mode == "daily" else "Weekly"
-        subject = (
-            f"{label} digest: {count} change{'s' if count != 1 else ''} in "
-            + (titles[0] if len(titles) == 1 else f"{len(titles)} documents ({', '.join(titles)})")
+        subject = f"{label} digest: {count} change{'s' if count != 1 else ''} in " + (
+            titles[0] if len(titles) == 1 else f"{len(titles)} documents ({', '.join(titles)})"
         )
         env = templates(workspace)
-        view = {"mode": mode, "label": label, "items": items, "subject": subject, "since": clock.iso(start)}
+        view = {
+            "mode": mode,
+            "label": label,
+            "items": items,
+            "subject": subject,
+            "since": clock.iso(start),
+        }
         msg = build(
             workspace,
             key=key,
@@ -65,6 +70,7 @@ def queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
             text=env.get_template("email/digest.txt").render(**view),
             html=env.get_template("email/digest.html").render(**view),
         )
-        added += store.queue_digest(outgoing(key, "digest", recipient, msg), [row["id"] for row in rows])
+        added += store.queue_digest(
+            outgoing(key, "digest", recipient, msg), [row["id"] for row in rows]
+        )
     return added
-

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
@@ -17,4 +15,3 @@ def header_safe(text: str, limit: int = 200) -> str:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "message"
-

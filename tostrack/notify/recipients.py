@@ -3,10 +3,8 @@ tostrack.config when the workspace is opened)."""
 
 from __future__ import annotations
 
-
 from tostrack import config
 from tostrack.config import Settings
-
 
 MODES = config.MODES
 
@@ -29,4 +27,3 @@ def operators(settings: Settings | config.Config) -> tuple[str, ...]:
 
 def workspace_config(settings: Settings | config.Config) -> config.Config:
     return settings if isinstance(settings, config.Config) else settings.config
-

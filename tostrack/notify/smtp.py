@@ -11,10 +11,9 @@ from email.utils import parseaddr
 from typing import Any
 
 from tostrack import config, faults
+from tostrack.notify.headers import header_safe
 from tostrack.store import Store
 from tostrack.workspace import Workspace
-from tostrack.notify.headers import header_safe
-
 
 TLS_MODES = config.TLS_MODES
 
@@ -35,7 +34,11 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"login refused ({exc.smtp_code}); check username and password_env"
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         return f"server said {exc.smtp_code} {header_safe(text, 120)}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return "the server closed the connection"
@@ -159,4 +162,3 @@ def send_one(conn: Connection, store: Store, row: Any) -> None:
 
 class Uncertain(Exception):
     """The final dot went out but no answer came back: the server may have the message."""
-

@@ -23,13 +23,20 @@ from typing import Any
 
 from tostrack import clock, faults
 from tostrack.errors import InputError, StorageError
-from tostrack.store import Store, write_atomic
-from tostrack.workspace import Workspace
 from tostrack.notify.compose import catch_up
 from tostrack.notify.digests import queue_digests
 from tostrack.notify.headers import slug
-from tostrack.notify.smtp import Connection, Rejected, SmtpSettings, Temporary, Uncertain, describe, send_one
-
+from tostrack.notify.smtp import (
+    Connection,
+    Rejected,
+    SmtpSettings,
+    Temporary,
+    Uncertain,
+    describe,
+    send_one,
+)
+from tostrack.store import Store, write_atomic
+from tostrack.workspace import Workspace
 
 BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
 
@@ -64,10 +71,14 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
 
 
-def _requeue(store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str) -> None:
+def _requeue(
+    store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str
+) -> None:
     attempts = row["attempts"] + 1
     retry = now + _backoff(attempts)
-    store.mark_message(row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry))
+    store.mark_message(
+        row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry)
+    )
     errors.append(
         f"{row['recipient']}: {where}: {reason}; kept in the outbox, retry after "
         f"{retry:%Y-%m-%d %H:%M} UTC"
@@ -94,11 +105,15 @@ def _write_eml(path: Path, data: bytes) -> None:
         write_atomic(path, data)
     except OSError as exc:
         folder = path.parent
-        fix = (f"{folder} is a file: move it away so tostrack can keep messages there"
-               if folder.exists() and not folder.is_dir() else
-               f"make {folder} a folder this user can write to")
-        raise StorageError(f"cannot write the message {path.name}: {exc.strerror or exc}; {fix}. "
-                           "The message stays queued.") from None
+        fix = (
+            f"{folder} is a file: move it away so tostrack can keep messages there"
+            if folder.exists() and not folder.is_dir()
+            else f"make {folder} a folder this user can write to"
+        )
+        raise StorageError(
+            f"cannot write the message {path.name}: {exc.strerror or exc}; {fix}. "
+            "The message stays queued."
+        ) from None
 
 
 def preview_pending(workspace: Workspace, store: Store) -> SendSummary:
@@ -145,19 +160,31 @@ def send_pending(
 
     # A message left in-flight by a crashed run may have reached the server: say so, once.
     for row in store.messages_in_state("in-flight"):
-        store.mark_message(row["id"], "uncertain", last_error="the sending run stopped after the final dot")
+        store.mark_message(
+            row["id"], "uncertain", last_error="the sending run stopped after the final dot"
+        )
         errors.append(
-            f"delivery uncertain: {row['message_id']} to {row['recipient']} ({row['subject'][:80]}); "
+            f"delivery uncertain: {row['message_id']} to {row['recipient']} "
+            f"({row['subject'][:80]}); "
             "a run stopped while sending it, check the mail server's log before resending"
         )
-        outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "uncertain",
-                                "a run stopped while sending it; check the mail server's log"))
+        outcomes.append(
+            Outcome(
+                row["id"],
+                row["recipient"],
+                row["subject"],
+                "uncertain",
+                "a run stopped while sending it; check the mail server's log",
+            )
+        )
 
     horizon = "9999" if ignore_backoff else clock.iso(now)
     due = store.due_messages(horizon)
 
     def summary() -> SendSummary:
-        return SendSummary(sent, failed, errors, written, written_count, outcomes, store.queued_count())
+        return SendSummary(
+            sent, failed, errors, written, written_count, outcomes, store.queued_count()
+        )
 
     if not due:
         return summary()
@@ -167,11 +194,18 @@ def send_pending(
             data = bytes(row["message"])
             path = _unused_eml_path(workspace.outbox_dir / _eml_name(row), data)
             _write_eml(path, data)
-            store.mark_message(row["id"], "written", sent_at=clock.now_iso(), delivered_to=f"file:{path}",
-                  last_error=None)
+            store.mark_message(
+                row["id"],
+                "written",
+                sent_at=clock.now_iso(),
+                delivered_to=f"file:{path}",
+                last_error=None,
+            )
             written.append(path)
             written_count += 1
-            outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "written", str(path)))
+            outcomes.append(
+                Outcome(row["id"], row["recipient"], row["subject"], "written", str(path))
+            )
         return summary()
 
     smtp_settings.password()  # a missing password is a configuration error, said before connecting
@@ -194,7 +228,8 @@ def send_pending(
             except Uncertain as exc:
                 store.mark_message(row["id"], "uncertain", last_error=str(exc))
                 errors.append(
-                    f"delivery uncertain: {row['message_id']} to {row['recipient']}: {exc} after the "
+                    f"delivery uncertain: {row['message_id']} to {row['recipient']}: "
+                    f"{exc} after the "
                     "message was sent; it is not sent again"
                 )
                 failed_one(row, "uncertain", f"{exc} after the message was sent; not sent again")
@@ -202,7 +237,9 @@ def send_pending(
                 continue
             except Rejected as exc:
                 failed += 1
-                store.mark_message(row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1)
+                store.mark_message(
+                    row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1
+                )
                 errors.append(f"{row['recipient']}: {where} refused the message for good: {exc}")
                 failed_one(row, "rejected", f"{where} refused it for good: {exc}")
                 conn.reset()
@@ -216,7 +253,13 @@ def send_pending(
                 failed_one(row, "failed", f"{where}: {reason}")
                 conn.reset()
                 continue
-            store.mark_message(row["id"], "sent", sent_at=clock.now_iso(), delivered_to=f"smtp:{where}", last_error=None)
+            store.mark_message(
+                row["id"],
+                "sent",
+                sent_at=clock.now_iso(),
+                delivered_to=f"smtp:{where}",
+                last_error=None,
+            )
             faults.crash_point("after-mark-sent")
             sent += 1
             outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "sent", where))
@@ -238,8 +281,8 @@ def requeue(store: Store, message_id: int) -> dict[str, Any]:
         raise InputError(f"no message {message_id} in the outbox; `tostrack outbox` lists them")
     if row["state"] not in ("uncertain", "rejected"):
         raise InputError(
-            f"message {message_id} is {row['state']}: only uncertain or rejected messages are sent again"
+            f"message {message_id} is {row['state']}: "
+            "only uncertain or rejected messages are sent again"
         )
     store.requeue_message(message_id)
     return {"id": message_id, "recipient": row["recipient"], "was": row["state"]}
-

@@ -7,10 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from tostrack.models import SEVERITY_RANK, Clause
+from tostrack.render.pages import (
+    Context,
+    change_report_path,
+    feed_path,
+    relative,
+    timeline_path,
+    view_path,
+)
+from tostrack.render.views import (
+    by_severity,
+    diff_headlines,
+    diff_labels,
+    may_say_gone,
+    summary_sentence,
+)
 from tostrack.store import StoredDiff
-from tostrack.render.pages import Context, change_report_path, feed_path, relative, timeline_path, view_path
-from tostrack.render.views import by_severity, diff_headlines, diff_labels, may_say_gone, summary_sentence
-
 
 KEY_CHANGES_LIMIT = 25  # entries in a report's list of key changes; the full list follows it
 
@@ -21,8 +33,13 @@ def _topics(clauses: Sequence[Clause]) -> set[str]:
 
 def _kept(stored: StoredDiff) -> set[str]:
     """Topics a rewritten clause keeps (modified, split or merged, and not removed from it)."""
-    return {label for c in stored.changes if c.substantive and c.old and c.new
-            for label in c.labels if label not in c.labels_removed}
+    return {
+        label
+        for c in stored.changes
+        if c.substantive and c.old and c.new
+        for label in c.labels
+        if label not in c.labels_removed
+    }
 
 
 def diff_page_values(ctx: Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
@@ -34,7 +51,8 @@ def diff_page_values(ctx: Context, stored: StoredDiff, page: Path) -> dict[str, 
     cosmetic = [v for v in ordered if not v["substantive"]]
     # Key changes: what a reader must see first (a topic gained or lost, or medium and above).
     key = [
-        c for c in substantive
+        c
+        for c in substantive
         if c["labels_added"] or c["labels_removed"] or c["severity"] in ("high", "medium")
     ]
     old_topics, new_topics = _topics(old_clauses), _topics(new_clauses)
@@ -85,8 +103,11 @@ def diff_row(ctx: Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
             "effective_date_only": stored.effective_date_only,
             "redirect": stored.to_version.redirect,
             "summary": summary_sentence(stored),
-            "headline": diff_headlines(stored, ctx.labels, _topics(ctx.load(stored.to_version)[1])
-                                  if may_say_gone(stored) else None),
+            "headline": diff_headlines(
+                stored,
+                ctx.labels,
+                _topics(ctx.load(stored.to_version)[1]) if may_say_gone(stored) else None,
+            ),
             "labels": ctx.labels.many(diff_labels(stored)),
             "label_ids": diff_labels(stored),
         }
@@ -95,4 +116,3 @@ def diff_row(ctx: Context, stored: StoredDiff, page: Path) -> dict[str, Any]:
         "href": relative(change_report_path(ctx.reports, stored), page),
         "timeline_href": relative(timeline_path(ctx.reports, stored.source_id), page),
     }
-

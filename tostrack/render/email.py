@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tostrack.models import Change
+from tostrack.models import SEVERITY_RANK, Change
+from tostrack.render.views import covered_labels, email_change_view, headline, most_severe
 from tostrack.store import Store, StoredDiff
 from tostrack.workspace import Workspace
-from tostrack.models import SEVERITY_RANK
-from tostrack.render.views import covered_labels, email_change_view, headline, most_severe
-
 
 MAX_ATTACHMENT = 5 * 1024 * 1024
 
@@ -31,7 +29,11 @@ def _evidence(stored: StoredDiff) -> list[dict[str, Any]]:
             }
         ]
     return [
-        {"url": m.get("url", ""), "sha256": m.get("sha256", ""), "fetched_at": m.get("fetched_at", "")}
+        {
+            "url": m.get("url", ""),
+            "sha256": m.get("sha256", ""),
+            "fetched_at": m.get("fetched_at", ""),
+        }
         for m in meta
     ]
 
@@ -91,7 +93,10 @@ def diff_view(
         "covered": covered,
         "severity": top.severity if top else "none",
         # Most severe first, document order within a severity: the reader may stop early.
-        "changes": [email_change_view(c) for c in sorted(changes, key=lambda c: -SEVERITY_RANK.get(c.severity, 0))],
+        "changes": [
+            email_change_view(c)
+            for c in sorted(changes, key=lambda c: -SEVERITY_RANK.get(c.severity, 0))
+        ],
         "other_changes": max(0, len(substantive) - len(changes)),
         "cosmetic": sum(1 for c in stored.changes if not c.substantive),
         "effective_date": stored.to_version.effective_date,
@@ -104,4 +109,3 @@ def diff_view(
         "attached": attachable(report_path) is not None,
         "evidence": _evidence(stored),
     }
-

@@ -9,16 +9,25 @@ import json
 from typing import Any
 
 from tostrack.errors import InputError, StorageError
-from tostrack.store import Store
 from tostrack.render.views import change_labels, joined_text
-
+from tostrack.store import Store
 
 CLAUSE_FIELDS = ("source", "clause_id", "section", "text", "labels", "captured_at")
 
 
 CHANGE_FIELDS = (
-    "source", "diff_id", "detected_at", "kind", "substantive", "severity", "labels",
-    "labels_added", "labels_removed", "section", "old_text", "new_text",
+    "source",
+    "diff_id",
+    "detected_at",
+    "kind",
+    "substantive",
+    "severity",
+    "labels",
+    "labels_added",
+    "labels_removed",
+    "section",
+    "old_text",
+    "new_text",
 )
 
 
@@ -102,4 +111,3 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     return "" if value is None else str(value)
-

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import quote
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
-from tostrack.store import StoredDiff
 from tostrack.render.diffs import diff_page_values, diff_row
-from tostrack.render.pages import Context, change_report_path, relative, render_template, write_if_changed
-
+from tostrack.render.pages import (
+    Context,
+    change_report_path,
+    relative,
+    render_template,
+    write_if_changed,
+)
+from tostrack.store import StoredDiff
 
 # Characters XML 1.0 forbids even when escaped (form feeds and the like come out of PDFs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -74,7 +79,9 @@ def render_feed(
         updated=updated,
         entries=entries,
         self_href=self_href,
-        home_href=base_url + "index.html" if base_url else relative(ctx.reports / "index.html", path),
+        home_href=base_url + "index.html"
+        if base_url
+        else relative(ctx.reports / "index.html", path),
     )
     write_if_changed(path, _xml_safe(xml).encode("utf-8"))
     return path
@@ -83,4 +90,3 @@ def render_feed(
 def in_feed(stored: StoredDiff) -> bool:
     """Changes in meaning, and moves of the effective date (a legal fact, never silent)."""
     return stored.substantive or stored.effective_date_only
-

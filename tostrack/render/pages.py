@@ -18,11 +18,19 @@ import jinja2
 from tostrack.config import ReportConfig
 from tostrack.errors import ConfigError, StorageError
 from tostrack.models import Clause
+from tostrack.render.views import (
+    SEVERITY_EXPLAINED,
+    SEVERITY_WORDS,
+    Labels,
+    highlight_html,
+    human_date,
+    human_time,
+    page_change_view,
+    redline_html,
+)
 from tostrack.store import Store, StoredDiff, Version, write_atomic
 from tostrack.templating import environment
 from tostrack.workspace import Workspace
-from tostrack.render.views import Labels, SEVERITY_EXPLAINED, SEVERITY_WORDS, highlight_html, human_date, human_time, page_change_view, redline_html
-
 
 CSS_NAME = "tostrack.css"
 
@@ -213,8 +221,18 @@ def evidence_files(version: Version, page: Path) -> list[dict[str, Any]]:
         )
     text = version.path / "version.txt"
     return files + (
-        [{"name": "version.txt", "href": relative(text, page), "url": "", "fetched_at": "",
-          "status": "", "sha256": "", "bytes": text.stat().st_size, "extracted": True}]
+        [
+            {
+                "name": "version.txt",
+                "href": relative(text, page),
+                "url": "",
+                "fetched_at": "",
+                "status": "",
+                "sha256": "",
+                "bytes": text.stat().st_size,
+                "extracted": True,
+            }
+        ]
         if text.exists()
         else []
     )
@@ -229,4 +247,3 @@ def _load_version(version: Version) -> tuple[Any, tuple[Clause, ...]]:
 
 def write_css(ctx: Context) -> None:
     write_if_changed(ctx.reports / CSS_NAME, render_template(ctx, CSS_NAME).encode("utf-8"))
-

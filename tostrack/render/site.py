@@ -22,15 +22,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 from tostrack.models import Clause
-from tostrack.store import Store, StoredDiff
-from tostrack.workspace import Workspace
 from tostrack.render.diffs import diff_page_values, diff_row
 from tostrack.render.feeds import render_feed
-from tostrack.render.pages import Context, change_report_path, evidence_files, feed_path, filter_path, make_context, relative, timeline_path, view_path, write_css, write_page
+from tostrack.render.pages import (
+    Context,
+    change_report_path,
+    evidence_files,
+    feed_path,
+    filter_path,
+    make_context,
+    relative,
+    timeline_path,
+    view_path,
+    write_css,
+    write_page,
+)
 from tostrack.render.views import SEVERITY_EXPLAINED, SEVERITY_WORDS, change_labels
-
+from tostrack.store import Store, StoredDiff
+from tostrack.workspace import Workspace
 
 RECENT_LIMIT = 50  # changes on the dashboard; the filter pages and timelines list them all
 
@@ -150,20 +160,31 @@ def _filters(ctx: Context, diffs: Sequence[StoredDiff], page: Path) -> dict[str,
     for sev in ("high", "medium", "low", "none"):
         count = sum(1 for d in diffs if d.severity == sev)
         severities.append(
-            {"id": sev, "name": SEVERITY_WORDS[sev], "count": count,
-             "href": relative(filter_path(ctx.reports, "severity", sev), page)}
+            {
+                "id": sev,
+                "name": SEVERITY_WORDS[sev],
+                "count": count,
+                "href": relative(filter_path(ctx.reports, "severity", sev), page),
+            }
         )
     used: dict[str, int] = {}
     for d in diffs:
         for label in diff_row(ctx, d, page)["label_ids"]:
             used[label] = used.get(label, 0) + 1
     labels = [
-        {"id": label, "name": ctx.labels[label].name, "count": n,
-         "href": relative(filter_path(ctx.reports, "label", label), page)}
+        {
+            "id": label,
+            "name": ctx.labels[label].name,
+            "count": n,
+            "href": relative(filter_path(ctx.reports, "label", label), page),
+        }
         for label, n in sorted(used.items(), key=lambda kv: ctx.labels[kv[0]].name.lower())
     ]
-    return {"severities": severities, "labels": labels,
-            "all_href": relative(ctx.reports / "index.html", page) + "#changes"}
+    return {
+        "severities": severities,
+        "labels": labels,
+        "all_href": relative(ctx.reports / "index.html", page) + "#changes",
+    }
 
 
 def _last_label_change(
@@ -176,9 +197,7 @@ def _last_label_change(
     return last
 
 
-def _matrix(
-    ctx: Context, page: Path, by_source: dict[str, list[StoredDiff]]
-) -> dict[str, Any]:
+def _matrix(ctx: Context, page: Path, by_source: dict[str, list[StoredDiff]]) -> dict[str, Any]:
     columns = ctx.labels.many(ctx.labels.restriction)
     rows = []
     for source_id in ctx.store.tracked_source_ids():
@@ -197,8 +216,11 @@ def _matrix(
                     "label": label,
                     "present": bool(found),
                     "clauses": [
-                        {"section": c.section, "text": c.full_text,
-                         "evidence": [t for lab, t in c.evidence if lab == label.id and t]}
+                        {
+                            "section": c.section,
+                            "text": c.full_text,
+                            "evidence": [t for lab, t in c.evidence if lab == label.id and t],
+                        }
                         for c in found
                     ],
                     "changed_at": changed_at,
@@ -312,7 +334,10 @@ def render_site(workspace: Workspace, store: Store) -> Path:
             mine,
         )
     render_feed(
-        ctx, ctx.reports / "feed.xml", "Terms changes in meaning, all documents", "all",
+        ctx,
+        ctx.reports / "feed.xml",
+        "Terms changes in meaning, all documents",
+        "all",
         diffs,
     )
 
@@ -335,8 +360,15 @@ def render_site(workspace: Workspace, store: Store) -> Path:
     for sev in ("high", "medium", "low", "none"):
         page = filter_path(ctx.reports, "severity", sev)
         chosen = [d for d in diffs if d.severity == sev]
-        _render_filter(ctx, page, f"{SEVERITY_WORDS[sev]} severity", sev, chosen, diffs,
-                       SEVERITY_EXPLAINED[sev])
+        _render_filter(
+            ctx,
+            page,
+            f"{SEVERITY_WORDS[sev]} severity",
+            sev,
+            chosen,
+            diffs,
+            SEVERITY_EXPLAINED[sev],
+        )
     labels_used = {label for d in diffs for label in diff_row(ctx, d, index)["label_ids"]}
     for label in sorted(labels_used):
         page = filter_path(ctx.reports, "label", label)
@@ -366,4 +398,3 @@ def _render_filter(
         filters=_filters(ctx, all_diffs, page),
         active_filter=value,
     )
-

@@ -17,7 +17,6 @@ from tostrack import classify
 from tostrack.models import SEVERITY_RANK, Change, Clause
 from tostrack.store import StoredDiff
 
-
 KIND_WORDS = {
     "added": "Added",
     "removed": "Removed",
@@ -111,7 +110,9 @@ def most_severe(changes: Sequence[Change]) -> Change | None:
     """The first of the most severe changes, in document order."""
     best: Change | None = None
     for change in changes:
-        if best is None or SEVERITY_RANK.get(change.severity, 0) > SEVERITY_RANK.get(best.severity, 0):
+        if best is None or SEVERITY_RANK.get(change.severity, 0) > SEVERITY_RANK.get(
+            best.severity, 0
+        ):
             best = change
     return best
 
@@ -278,14 +279,19 @@ def page_change_view(change: Change, index: int, labels: Labels) -> dict[str, An
         "new_section": new_section,
         # Only a clause that changed place "moved": a merge into an item, or "2" numbered "(2)",
         # did not.
-        "section_moved": bool(old_section and new_section and old_section != new_section
-                              and (change.moved or change.kind == "moved")),
+        "section_moved": bool(
+            old_section
+            and new_section
+            and old_section != new_section
+            and (change.moved or change.kind == "moved")
+        ),
         "labels": labels.many(change_labels(change)),
         "labels_added": labels.many(change.labels_added),
         "labels_removed": labels.many(change.labels_removed),
         # Topics the clause keeps (not already named as gained or lost).
         "labels_kept": labels.many(
-            label for label in change_labels(change)
+            label
+            for label in change_labels(change)
             if label not in change.labels_added and label not in change.labels_removed
         ),
         "evidence": evidence,
@@ -305,9 +311,11 @@ def by_severity(changes: Sequence[Change]) -> list[tuple[int, Change]]:
 
 def summary_sentence(stored: StoredDiff) -> str:
     if stored.effective_date_only:
+        was = stored.from_version.effective_date
+        now = stored.to_version.effective_date
         return (
-            f"Only the effective date changed: {human_date(stored.from_version.effective_date) if stored.from_version.effective_date else 'none stated'}"
-            f" → {human_date(stored.to_version.effective_date) if stored.to_version.effective_date else 'none stated'}; no clause changed."
+            f"Only the effective date changed: {human_date(was) if was else 'none stated'}"
+            f" → {human_date(now) if now else 'none stated'}; no clause changed."
         )
     subst = [c for c in stored.changes if c.substantive]
     cosmetic = len(stored.changes) - len(subst)

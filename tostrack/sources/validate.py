@@ -76,7 +76,8 @@ def validate_source(
                 if characters < min_characters:
                     problems.append(
                         f"too little text: {characters} characters in {len(clauses)} clause(s), "
-                        f"expected at least {min_characters}{_select_hint(source, None, characters)}"
+                        f"expected at least {min_characters}"
+                        f"{_select_hint(source, None, characters)}"
                     )
             texts.append(document.text)
     if len(texts) == 2 and texts[0] != texts[1]:
@@ -102,8 +103,7 @@ _EXPLANATIONS = {
     "too-many-redirects": "the URL redirects in a loop or too often",
     "unsupported-type": "the response is not HTML, PDF, Markdown or plain text",
     "empty-body": "the server sent nothing",
-    "challenge": "a bot challenge or interstitial answered instead of the page; "
-    "try browser = true",
+    "challenge": "a bot challenge or interstitial answered instead of the page; try browser = true",
     "login-wall": "the page asks to log in",
     "error-page": "the server sent an error page",
     "selector-missed": "select matched nothing on the page",

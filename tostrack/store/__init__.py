@@ -11,7 +11,14 @@ other directly, never this __init__, so re-exporting here makes no import loop.
 """
 
 from tostrack.store.codecs import combined_sha, text_digest
-from tostrack.store.files import Capture, capture_folders, cross_host, read_capture, stamp, write_atomic
+from tostrack.store.files import (
+    Capture,
+    capture_folders,
+    cross_host,
+    read_capture,
+    stamp,
+    write_atomic,
+)
 from tostrack.store.outbox import OutgoingMessage
 from tostrack.store.schema import SCHEMA_VERSION
 from tostrack.store.store import DatabaseUnreadable, Store, StoredDiff, Version

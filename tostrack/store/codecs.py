@@ -115,4 +115,3 @@ def combined_sha(snapshots: Sequence[Snapshot]) -> str:
     if len(snapshots) == 1:
         return snapshots[0].sha256
     return hashlib.sha256("".join(s.sha256 for s in snapshots).encode()).hexdigest()
-

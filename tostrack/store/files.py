@@ -44,7 +44,8 @@ def capture_folders(snapshots_dir: Path) -> list[Path]:
     if not snapshots_dir.is_dir():
         return []
     found = [
-        p.parent for p in snapshots_dir.rglob("version.json")
+        p.parent
+        for p in snapshots_dir.rglob("version.json")
         if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
     ]
     return sorted(found, key=lambda f: (f.name, f.as_posix()))
@@ -64,7 +65,9 @@ class Capture:
 
 
 def read_capture(folder: Path) -> Capture:
-    """Read a capture folder (snapshot.json, raw files, version.json). Raises OSError/ValueError/KeyError."""
+    """Read a capture folder (snapshot.json, raw files, version.json).
+
+    Raises OSError, ValueError or KeyError for a folder that cannot be read."""
     info = read_json(folder / "snapshot.json")
     data = read_json(folder / "version.json")
     source_id = info["source_id"]
@@ -87,7 +90,8 @@ def read_capture(folder: Path) -> Capture:
         "import" if str(info["snapshots"][0].get("url", "")).startswith("file:") else "fetch"
     )
     redirects = [
-        f"{m['requested_url']} -> {m['url']}" for m in info["snapshots"]
+        f"{m['requested_url']} -> {m['url']}"
+        for m in info["snapshots"]
         if m.get("requested_url") and cross_host(m["requested_url"], m["url"])
     ]
     return Capture(
@@ -103,6 +107,7 @@ def read_capture(folder: Path) -> Capture:
 
 def cross_host(requested: str, final: str) -> bool:
     """True when a fetch of `requested` ended on another host (www. aside)."""
+
     def host(url: str) -> str:
         name = (urlsplit(url).hostname or "").lower()
         return name.removeprefix("www.")
@@ -121,4 +126,3 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-

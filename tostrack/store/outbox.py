@@ -68,7 +68,8 @@ class OutboxTables:
                     (email, mode, diff_id, report_path, now_iso()),
                 ).rowcount
             self.db.execute(
-                "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)", (diff_id, now_iso())
+                "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)",
+                (diff_id, now_iso()),
             )
         return added
 
@@ -128,7 +129,9 @@ class OutboxTables:
     # sending --------------------------------------------------------------------------------
 
     def messages_in_state(self, state: str) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM outbox WHERE state = ? ORDER BY id", (state,)).fetchall()
+        return self.db.execute(
+            "SELECT * FROM outbox WHERE state = ? ORDER BY id", (state,)
+        ).fetchall()
 
     def due_messages(self, horizon: str) -> list[sqlite3.Row]:
         """Queued messages whose retry backoff ends by `horizon` (an ISO time)."""
@@ -148,7 +151,9 @@ class OutboxTables:
             raise ValueError(f"outbox has no column {sorted(unknown)[0]!r} to set")
         sets = ", ".join(["state = ?", *[f"{k} = ?" for k in values]])
         with self.transaction():
-            self.db.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id))
+            self.db.execute(
+                f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id)
+            )
 
     # the outbox as people see it ------------------------------------------------------------
 
@@ -174,7 +179,8 @@ class OutboxTables:
     def requeue_message(self, message_id: int) -> None:
         with self.transaction():
             self.db.execute(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?", (message_id,)
+                "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?",
+                (message_id,),
             )
 
     def _has_outbox(self) -> bool:

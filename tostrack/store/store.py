@@ -52,7 +52,9 @@ DIFF_KINDS = ("clauses", "effective-date")
 
 
 # Columns added after schema 1: (table, column, definition), added to an older database on open.
-_PENDING = "pending:"  # meta key prefix: a capture folder renamed into place, its row not yet committed
+_PENDING = (
+    "pending:"  # meta key prefix: a capture folder renamed into place, its row not yet committed
+)
 
 
 class DatabaseUnreadable(StorageError):
@@ -125,18 +127,6 @@ class StoredDiff:
         return self.kind == "effective-date"
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # -- atomic file writing ---------------------------------------------------------------------
 
 
@@ -146,22 +136,12 @@ def _storage_errors(what: str) -> Iterator[None]:
         yield
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise StorageError(f"disk full while {what}; nothing was recorded. Free space and run again.") from None
+            raise StorageError(
+                f"disk full while {what}; nothing was recorded. Free space and run again."
+            ) from None
         raise StorageError(f"cannot write while {what}: {exc.strerror or exc}") from None
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"database error while {what}: {exc}") from None
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -290,10 +270,12 @@ class Store(OutboxTables):
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
             db.execute(
-                "UPDATE sources SET last_checked_at = ?, last_success_at = ?, consecutive_failures = 0,"
+                "UPDATE sources SET last_checked_at = ?, last_success_at = ?,"
+                " consecutive_failures = 0,"
                 " last_failure_reason = NULL, broken_since = NULL,"
                 " last_snapshot_sha256 = COALESCE(?, last_snapshot_sha256),"
-                " etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) WHERE id = ?",
+                " etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified)"
+                " WHERE id = ?",
                 (at, at, snapshot_sha256, etag, last_modified, source_id),
             )
 
@@ -317,7 +299,8 @@ class Store(OutboxTables):
                 (failure.source_id, failure.at, failure.reason, failure.detail[:2000]),
             )
             db.execute(
-                "UPDATE sources SET last_checked_at = ?, consecutive_failures = consecutive_failures + 1,"
+                "UPDATE sources SET last_checked_at = ?,"
+                " consecutive_failures = consecutive_failures + 1,"
                 " last_failure_reason = ?, broken_since = COALESCE(broken_since, ?) WHERE id = ?",
                 (failure.at, failure.reason, failure.at, failure.source_id),
             )
@@ -402,7 +385,9 @@ class Store(OutboxTables):
         source_id = snapshots[0].source_id
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
         rel = folder.relative_to(self.root).as_posix()
-        with self.transaction() as db:  # noted first: a crash after the rename leaves a known orphan
+        with (
+            self.transaction() as db
+        ):  # noted first: a crash after the rename leaves a known orphan
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 (_PENDING + rel, snapshots[0].fetched_at),
@@ -413,8 +398,18 @@ class Store(OutboxTables):
             )
         faults.crash_point("after-rename")
         return self.record_version(
-            folder, snapshots, document, clauses, title=title, url=url, diff=diff,
-            previous=previous, origin=origin, notify=notify, kind=kind, redirect=redirect,
+            folder,
+            snapshots,
+            document,
+            clauses,
+            title=title,
+            url=url,
+            diff=diff,
+            previous=previous,
+            origin=origin,
+            notify=notify,
+            kind=kind,
+            redirect=redirect,
         )
 
     def record_version(
@@ -464,7 +459,8 @@ class Store(OutboxTables):
             if previous is not None and diff is not None and (diff.changes or kind != "clauses"):
                 summary = diff.summary()
                 severity = max(
-                    (c.severity for c in diff.changes), key=lambda s: SEVERITY_RANK.get(s, 0),
+                    (c.severity for c in diff.changes),
+                    key=lambda s: SEVERITY_RANK.get(s, 0),
                     default="none",
                 )
                 cur = db.execute(
@@ -491,7 +487,8 @@ class Store(OutboxTables):
                     ],
                 )
             db.execute(
-                "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?", (snapshot_sha, source_id)
+                "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?",
+                (snapshot_sha, source_id),
             )
             db.execute("DELETE FROM meta WHERE key = ?", (_PENDING + rel,))
         return self.version(version_id), diff_id
@@ -508,9 +505,9 @@ class Store(OutboxTables):
         ).fetchall()
         found = []
         for (key,) in rows:
-            folder = self.root / key[len(_PENDING):]
+            folder = self.root / key[len(_PENDING) :]
             known = self.db.execute(
-                "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING):],)
+                "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING) :],)
             ).fetchone()
             if known or not (folder / "version.json").is_file():
                 with self.transaction() as db:
@@ -523,7 +520,8 @@ class Store(OutboxTables):
         """Capture folders holding a version that no row points at, oldest first."""
         known = {r[0] for r in self.db.execute("SELECT path FROM versions")}
         return [
-            f for f in capture_folders(self.snapshots_dir)
+            f
+            for f in capture_folders(self.snapshots_dir)
             if f.relative_to(self.root).as_posix() not in known
         ]
 
@@ -578,7 +576,9 @@ class Store(OutboxTables):
                 if i < len(requested_urls) and requested_urls[i] != snap.url:
                     meta[-1]["requested_url"] = requested_urls[i]  # the fetch was redirected
             info: dict[str, Any] = {
-                "source_id": snapshots[0].source_id, "origin": origin, "snapshots": meta,
+                "source_id": snapshots[0].source_id,
+                "origin": origin,
+                "snapshots": meta,
             }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
@@ -624,7 +624,8 @@ class Store(OutboxTables):
         """When the newest diff of this kind ("clauses", "effective-date") was detected."""
         try:
             row = self.db.execute(
-                "SELECT MAX(detected_at) FROM diffs WHERE source_id = ? AND kind = ?", (source_id, kind)
+                "SELECT MAX(detected_at) FROM diffs WHERE source_id = ? AND kind = ?",
+                (source_id, kind),
             ).fetchone()
         except sqlite3.OperationalError:  # a schema-1 database opened read-only: no kinds yet
             return None
@@ -637,7 +638,11 @@ class Store(OutboxTables):
         return self._stored_diff(row)
 
     def diffs(
-        self, source_id: str | None = None, *, substantive_only: bool = False, limit: int | None = None
+        self,
+        source_id: str | None = None,
+        *,
+        substantive_only: bool = False,
+        limit: int | None = None,
     ) -> list[StoredDiff]:
         sql = "SELECT * FROM diffs WHERE 1=1"
         args: list[Any] = []
@@ -653,18 +658,6 @@ class Store(OutboxTables):
         return [self._stored_diff(r) for r in self.db.execute(sql, args)]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def _column(row: sqlite3.Row, name: str, default: Any) -> Any:
     """A column added after schema 1 (absent from an older database opened read-only)."""
     return row[name] if name in row.keys() else default  # noqa: SIM118 - `in row` tests values
@@ -673,5 +666,3 @@ def _column(row: sqlite3.Row, name: str, default: Any) -> Any:
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
     text = str(exc).lower()
     return any(m in text for m in ("not a database", "malformed", "corrupt", "disk image"))
-
-
