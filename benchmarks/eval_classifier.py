@@ -45,14 +45,22 @@ PRECISION_LABELS = (*RESTRICTION_LABELS, "customer-data-training")
 
 def targets(report: EvalReport) -> dict[str, Any]:
     low = [
-        label for label in PRECISION_LABELS
+        label
+        for label in PRECISION_LABELS
         if report.score(label).support and report.score(label).precision < 0.95
     ]
     return {"micro_f1_ok": report.micro_f1 >= 0.95, "precision_below_0_95": low}
 
 
-AI_RESTRICTIONS = ("competing-models", "output-training", "data-extraction", "reverse-engineering",
-                   "safeguard-circumvention", "benchmarking", "customer-data-training")
+AI_RESTRICTIONS = (
+    "competing-models",
+    "output-training",
+    "data-extraction",
+    "reverse-engineering",
+    "safeguard-circumvention",
+    "benchmarking",
+    "customer-data-training",
+)
 
 
 def _counts(pairs: list[Any], labels: Any) -> tuple[int, int, int]:
@@ -69,8 +77,12 @@ def _counts(pairs: list[Any], labels: Any) -> tuple[int, int, int]:
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
-    return {"precision": round(p, 3), "recall": round(r, 3),
-            "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0, "support": tp + fn}
+    return {
+        "precision": round(p, 3),
+        "recall": round(r, 3),
+        "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0,
+        "support": tp + fn,
+    }
 
 
 def grouped_cv_figures() -> dict[str, Any]:
@@ -99,18 +111,25 @@ def grouped_cv_figures() -> dict[str, Any]:
 
 
 def print_cv(figures: dict[str, Any]) -> None:
-    print(f"document-grouped cross-validation ({figures['documents']} documents; train on the "
-          "others and tests/data, label the held-out one with rules + model)")
+    print(
+        f"document-grouped cross-validation ({figures['documents']} documents; train on the "
+        "others and tests/data, label the held-out one with rules + model)"
+    )
     for name in ("english_sure", "english_all", "chinese_sure"):
         f = figures[name]
-        print(f"\n{name}: {f['clauses']} clauses  micro P {f['micro']['precision']:.3f} "
-              f"R {f['micro']['recall']:.3f} F1 {f['micro']['f1']:.3f}; AI restrictions F1 "
-              f"{f['ai_restrictions']['f1']:.3f}; high-severity recall {f['high_severity_recall']:.3f}")
+        print(
+            f"\n{name}: {f['clauses']} clauses  micro P {f['micro']['precision']:.3f} "
+            f"R {f['micro']['recall']:.3f} F1 {f['micro']['f1']:.3f}; AI restrictions F1 "
+            f"{f['ai_restrictions']['f1']:.3f}; "
+            f"high-severity recall {f['high_severity_recall']:.3f}"
+        )
         if name == "english_sure":
             for label, s in f["labels"].items():
                 if s["support"]:
-                    print(f"  {label:<24} P {s['precision']:.3f} R {s['recall']:.3f} "
-                          f"F1 {s['f1']:.3f}  ({s['support']})")
+                    print(
+                        f"  {label:<24} P {s['precision']:.3f} R {s['recall']:.3f} "
+                        f"F1 {s['f1']:.3f}  ({s['support']})"
+                    )
 
 
 def throughput(texts: list[str], min_seconds: float = 1.0) -> dict[str, float]:
@@ -122,8 +141,11 @@ def throughput(texts: list[str], min_seconds: float = 1.0) -> dict[str, float]:
         done += len(texts)
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds:
-            return {"clauses": done, "seconds": round(elapsed, 3),
-                    "clauses_per_second": round(done / elapsed, 1)}
+            return {
+                "clauses": done,
+                "seconds": round(elapsed, 3),
+                "clauses_per_second": round(done / elapsed, 1),
+            }
 
 
 def corpus_counts(corpus: Path, only: str, all_versions: bool) -> list[dict[str, Any]]:
@@ -145,30 +167,49 @@ def corpus_counts(corpus: Path, only: str, all_versions: bool) -> list[dict[str,
             labelled = classify_clauses(clauses)
             end = time.perf_counter()
             counts = Counter(label for c in labelled for label in c.labels)
-            rows.append({
-                "document": name, "version": path.name, "clauses": len(labelled),
-                "labelled": sum(1 for c in labelled if c.labels),
-                "labels": {t.id: counts[t.id] for t in taxonomy() if counts[t.id]},
-                "seconds": round(end - start, 3),
-                "classify_seconds": round(end - classified_start, 3),
-                "extract_seconds": round(segmented - start, 3),
-            })
+            rows.append(
+                {
+                    "document": name,
+                    "version": path.name,
+                    "clauses": len(labelled),
+                    "labelled": sum(1 for c in labelled if c.labels),
+                    "labels": {t.id: counts[t.id] for t in taxonomy() if counts[t.id]},
+                    "seconds": round(end - start, 3),
+                    "classify_seconds": round(end - classified_start, 3),
+                    "extract_seconds": round(segmented - start, 3),
+                }
+            )
     return rows
 
 
 @click.command()
 @click.argument("sets", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--corpus", "corpus", is_flag=False, flag_value=str(DEFAULT_CORPUS), default=None,
-              help="Also label ../shared/corpus (or PATH) and print label counts per document.")
+@click.option(
+    "--corpus",
+    "corpus",
+    is_flag=False,
+    flag_value=str(DEFAULT_CORPUS),
+    default=None,
+    help="Also label ../shared/corpus (or PATH) and print label counts per document.",
+)
 @click.option("--only", default="", help="With --corpus: documents whose path starts with this.")
 @click.option("--all-versions", is_flag=True, help="With --corpus: every version, not the newest.")
 @click.option("--misses", default=0, show_default=True, help="Misclassified records to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--cv", is_flag=True, help="Also document-grouped cross-validation on the real "
-              "clauses (needs scikit-learn: pip install '.[train]').")
+@click.option(
+    "--cv",
+    is_flag=True,
+    help="Also document-grouped cross-validation on the real "
+    "clauses (needs scikit-learn: pip install '.[train]').",
+)
 def main(
-    sets: tuple[Path, ...], corpus: str | None, only: str, all_versions: bool, misses: int,
-    as_json: bool, cv: bool,
+    sets: tuple[Path, ...],
+    corpus: str | None,
+    only: str,
+    all_versions: bool,
+    misses: int,
+    as_json: bool,
+    cv: bool,
 ) -> None:
     result: dict[str, Any] = {"sets": [], "throughput": None, "corpus": None, "cv": None}
     texts: list[str] = []
@@ -177,8 +218,11 @@ def main(
             print(f"(skipped {path}: not found)", file=sys.stderr)
             continue
         report = evaluate(path)
-        texts += [json.loads(line)["text"] for line in path.read_text("utf-8").splitlines()
-                  if line.strip()]
+        texts += [
+            json.loads(line)["text"]
+            for line in path.read_text("utf-8").splitlines()
+            if line.strip()
+        ]
         entry = {**report.to_json(), "targets": targets(report)}
         if not misses:
             entry.pop("misclassified")
@@ -186,14 +230,18 @@ def main(
         if not as_json:
             print(report.format_text(max_misses=misses))
             t = entry["targets"]
-            print(f"targets: micro-F1 >= 0.95 {'met' if t['micro_f1_ok'] else 'NOT met'}; "
-                  f"precision < 0.95 on: {', '.join(t['precision_below_0_95']) or 'none'}\n")
+            print(
+                f"targets: micro-F1 >= 0.95 {'met' if t['micro_f1_ok'] else 'NOT met'}; "
+                f"precision < 0.95 on: {', '.join(t['precision_below_0_95']) or 'none'}\n"
+            )
     if texts:
         result["throughput"] = throughput(texts)
         if not as_json:
             tp = result["throughput"]
-            print(f"throughput: {tp['clauses_per_second']:.0f} clauses/s "
-                  f"(classify_text, {tp['clauses']} clauses in {tp['seconds']} s)\n")
+            print(
+                f"throughput: {tp['clauses_per_second']:.0f} clauses/s "
+                f"(classify_text, {tp['clauses']} clauses in {tp['seconds']} s)\n"
+            )
     if corpus is not None:
         folder = Path(corpus)
         if not folder.is_dir():
@@ -217,16 +265,21 @@ def print_corpus(rows: list[dict[str, Any]]) -> None:
     classify_time = sum(r["classify_seconds"] for r in rows)
     for r in rows:
         labels = ", ".join(f"{k} {v}" for k, v in r["labels"].items()) or "-"
-        print(f"{r['document']:<{width}}  {r['version'][:20]}  {r['clauses']:4d} clauses "
-              f"{r['labelled']:4d} labelled  {r['seconds']:.2f}s")
+        print(
+            f"{r['document']:<{width}}  {r['version'][:20]}  {r['clauses']:4d} clauses "
+            f"{r['labelled']:4d} labelled  {r['seconds']:.2f}s"
+        )
         print(f"{'':<{width}}  {labels}")
     totals = Counter()
     for r in rows:
         totals.update(r["labels"])
-    print(f"\n{len(rows)} versions, {total_clauses} clauses; classify_clauses "
-          f"{total_clauses / classify_time if classify_time else 0:.0f} clauses/s")
-    print("label totals: " + ", ".join(
-        f"{t.id} {totals[t.id]}" for t in taxonomy() if totals[t.id]))
+    print(
+        f"\n{len(rows)} versions, {total_clauses} clauses; classify_clauses "
+        f"{total_clauses / classify_time if classify_time else 0:.0f} clauses/s"
+    )
+    print(
+        "label totals: " + ", ".join(f"{t.id} {totals[t.id]}" for t in taxonomy() if totals[t.id])
+    )
 
 
 if __name__ == "__main__":

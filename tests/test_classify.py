@@ -44,8 +44,14 @@ def test_taxonomy_is_complete_and_ordered() -> None:
     ids = [label.id for label in tax]
     assert len(ids) == len(set(ids)) == 22
     assert RESTRICTION_LABELS == (
-        "competing-models", "output-training", "data-extraction", "reverse-engineering",
-        "safeguard-circumvention", "benchmarking", "ai-disclosure", "high-risk-use",
+        "competing-models",
+        "output-training",
+        "data-extraction",
+        "reverse-engineering",
+        "safeguard-circumvention",
+        "benchmarking",
+        "ai-disclosure",
+        "high-risk-use",
         "acceptable-use",
     )
     for label in tax:
@@ -61,8 +67,10 @@ def test_taxonomy_is_complete_and_ordered() -> None:
     ("text", "expected"),
     [
         # using output to develop a competing model: both labels (../shared/labels/README.md)
-        ("You may not use Output to develop competing models.",
-         ["competing-models", "output-training"]),
+        (
+            "You may not use Output to develop competing models.",
+            ["competing-models", "output-training"],
+        ),
         ("You may not use the Services to build a competing product.", ["competing-models"]),
         ("Any dispute will be finally resolved by binding arbitration.", ["arbitration"]),
         ("These terms are governed by the laws of England and Wales.", ["governing-law"]),
@@ -151,7 +159,9 @@ def test_empty_and_blank_text() -> None:
 # -- clauses: lead-in and heading context -------------------------------------------------------
 
 
-def clause(text: str, *, lead_in: str = "", heading: tuple[str, ...] = (), cid: str = "c1") -> Clause:
+def clause(
+    text: str, *, lead_in: str = "", heading: tuple[str, ...] = (), cid: str = "c1"
+) -> Clause:
     return Clause(id=cid, section="1", heading=heading, text=text, lead_in=lead_in)
 
 
@@ -165,7 +175,9 @@ def test_enumeration_items_are_labelled_with_their_lead_in() -> None:
         ]
     )
     assert [c.labels for c in items] == [
-        ("data-extraction",), ("competing-models", "output-training"), ()
+        ("data-extraction",),
+        ("competing-models", "output-training"),
+        (),
     ]
     assert dict(items[0].evidence)["data-extraction"] in items[0].full_text
 
@@ -173,12 +185,21 @@ def test_enumeration_items_are_labelled_with_their_lead_in() -> None:
 def test_a_lead_in_that_states_a_rule_passes_its_topic_to_every_item() -> None:
     # Issue #10: "We do not use X to train except when: (a) ...; (b) ..." governs training on
     # customer data in every item, although no item says "train".
-    lead = "We do not use the conversations you have with our assistant to train our models, except:"
-    items = classify_clauses([
-        clause("where you choose to send us a rating or comment about an answer;", lead_in=lead),
-        clause("where our safety team reviews a conversation it has flagged.", lead_in=lead,
-               cid="c2"),
-    ])
+    lead = (
+        "We do not use the conversations you have with our assistant to train our models, except:"
+    )
+    items = classify_clauses(
+        [
+            clause(
+                "where you choose to send us a rating or comment about an answer;", lead_in=lead
+            ),
+            clause(
+                "where our safety team reviews a conversation it has flagged.",
+                lead_in=lead,
+                cid="c2",
+            ),
+        ]
+    )
     for item in items:
         assert "customer-data-training" in item.labels
         decided = dict(item.evidence)["customer-data-training"]
@@ -189,11 +210,16 @@ def test_a_lead_in_that_states_a_rule_passes_its_topic_to_every_item() -> None:
 
 def test_a_bare_lead_in_passes_nothing() -> None:
     lead = "You may not:"
-    items = classify_clauses([
-        clause("resell access to the Services;", lead_in=lead),
-        clause("send automated queries to harvest content from the Services.", lead_in=lead,
-               cid="c2"),
-    ])
+    items = classify_clauses(
+        [
+            clause("resell access to the Services;", lead_in=lead),
+            clause(
+                "send automated queries to harvest content from the Services.",
+                lead_in=lead,
+                cid="c2",
+            ),
+        ]
+    )
     assert "data-extraction" not in items[0].labels
     assert "data-extraction" in items[1].labels
 
@@ -222,7 +248,9 @@ def test_heading_is_weak_context_only() -> None:
 
 
 def test_classify_clauses_returns_copies() -> None:
-    original = clause("These terms are governed by Irish law and the Irish courts have jurisdiction.")
+    original = clause(
+        "These terms are governed by Irish law and the Irish courts have jurisdiction."
+    )
     (labelled,) = classify_clauses([original])
     assert original.labels == () and labelled.labels == ("governing-law",)
     assert labelled.id == original.id and labelled.text == original.text
@@ -345,7 +373,9 @@ def test_eval_report_counts_and_formats(tmp_path: Path) -> None:
     assert (report.score("data-extraction").tp, report.score("data-extraction").fp) == (1, 0)
     term = report.score("termination")
     assert (term.tp, term.fp, term.fn) == (0, 1, 1)
-    assert report.micro_precision == pytest.approx(0.5) and report.micro_recall == pytest.approx(0.5)
+    assert report.micro_precision == pytest.approx(0.5) and report.micro_recall == pytest.approx(
+        0.5
+    )
     assert [m.id for m in report.misclassified] == ["b", "c"]
     data = report.to_json()
     assert data["n"] == 3 and data["micro"]["f1"] == pytest.approx(0.5)
@@ -386,13 +416,20 @@ def test_deterministic_across_processes_and_hash_seeds() -> None:
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         run = subprocess.run(
-            [sys.executable, "-c", _DUMP, str(DEV)], capture_output=True, text=True, env=env,
+            [sys.executable, "-c", _DUMP, str(DEV)],
+            capture_output=True,
+            text=True,
+            env=env,
             check=True,
         )
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1]
-    here = json.dumps([classify_text(json.loads(line)["text"])
-                       for line in DEV.read_text(encoding="utf-8").splitlines()])
+    here = json.dumps(
+        [
+            classify_text(json.loads(line)["text"])
+            for line in DEV.read_text(encoding="utf-8").splitlines()
+        ]
+    )
     assert json.loads(here) == json.loads(outputs[0])
 
 
@@ -408,7 +445,8 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
     assert sum(1 for r in rules for p in r.patterns if p.gate) > len(rules)  # gates exist
     ungated = tuple(
         dataclasses.replace(
-            r, gate=None,
+            r,
+            gate=None,
             patterns=tuple(dataclasses.replace(p, gate=None) for p in r.patterns),
             weak=tuple(dataclasses.replace(p, gate=None) for p in r.weak),
         )
@@ -419,8 +457,10 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:
-    text = ("The limits on liability in this Section 9 (Caps) do not reduce what either side owes "
-            "under Section 11 (Indemnities).")
+    text = (
+        "The limits on liability in this Section 9 (Caps) do not reduce what either side owes "
+        "under Section 11 (Indemnities)."
+    )
     found = [label for label, _ in classify_text(text)]
     assert "liability-limitation" in found  # the clause's own words
     assert "indemnification" not in found
@@ -432,7 +472,10 @@ def test_a_definition_states_no_rule_but_a_sentence_after_it_may() -> None:
     defining = "“Malicious Code” means any virus, worm, spyware or ransomware."
     assert definition_length(defining) == len(defining)
     assert classify_text(defining) == ()
-    assert classify_text('"Dispute" means any claim, lawsuit or arbitration between the parties.') == ()
+    assert (
+        classify_text('"Dispute" means any claim, lawsuit or arbitration between the parties.')
+        == ()
+    )
     assert classify_text("“平台”或“我们”，指提供本服务的星河公司及其关联公司。") == ()
     # The sentences after the definition are read as usual.
     then = defining + " You must not upload Malicious Code or use the Services to spread malware."
@@ -452,8 +495,10 @@ def test_the_models_acceptable_use_yields_to_a_rules_more_specific_restriction()
     _residual_yields(found)
     assert set(found) == {"high-risk-use"}
     # A sure model, a rule's own acceptable-use, or no specific restriction: it stays.
-    for found in (decided(("high-risk-use", "rule", None), ("acceptable-use", "model", 0.97)),
-                  decided(("high-risk-use", "rule", None), ("acceptable-use", "rule", None)),
-                  decided(("termination", "rule", None), guess)):
+    for found in (
+        decided(("high-risk-use", "rule", None), ("acceptable-use", "model", 0.97)),
+        decided(("high-risk-use", "rule", None), ("acceptable-use", "rule", None)),
+        decided(("termination", "rule", None), guess),
+    ):
         _residual_yields(found)
         assert "acceptable-use" in found

@@ -39,8 +39,18 @@ def test_the_shipped_model_holds_numbers_and_label_ids_only() -> None:
                 assert array.dtype.kind in "iuf", f"{name} is {array.dtype}: no text may ship"
     # and no member of the archive hides anything else
     names = zipfile.ZipFile(io.BytesIO(_shipped())).namelist()
-    assert sorted(names) == sorted(f"{n}.npy" for n in (
-        "feature_version", "labels", "rows", "values", "bias", "thresholds", "rules_digest"))
+    assert sorted(names) == sorted(
+        f"{n}.npy"
+        for n in (
+            "feature_version",
+            "labels",
+            "rows",
+            "values",
+            "bias",
+            "thresholds",
+            "rules_digest",
+        )
+    )
 
 
 def test_the_shipped_model_was_trained_on_todays_rules() -> None:

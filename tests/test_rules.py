@@ -27,7 +27,9 @@ FIXTURE_NAMES = re.compile(
 
 
 def _files() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in RULES.iterdir() if p.name.endswith(".toml")}
+    return {
+        p.name: p.read_text(encoding="utf-8") for p in RULES.iterdir() if p.name.endswith(".toml")
+    }
 
 
 def _entries() -> list[tuple[str, str, dict[str, Any], str]]:
@@ -82,8 +84,9 @@ def test_every_rule_has_an_example() -> None:
     """Also a count, so that a file's rules cannot silently vanish from the test above."""
     compiled = engine._rules()
     n = sum(len(r.patterns) + len(r.weak) + len(r.negative) for r in compiled)
-    n += sum(1 for r in compiled for p in (*r.patterns, *r.weak) for k in engine._VETOES
-             if getattr(p, k))
+    n += sum(
+        1 for r in compiled for p in (*r.patterns, *r.weak) for k in engine._VETOES if getattr(p, k)
+    )
     assert len(ENTRIES) == n
     assert all(e[2].get("example") and e[2].get("near_miss") for e in ENTRIES)
 
@@ -93,8 +96,10 @@ def test_every_rule_has_an_example() -> None:
 
 def test_lines_fit() -> None:
     long = [
-        f"{name}:{i}" for name, text in _files().items()
-        for i, line in enumerate(text.splitlines(), 1) if len(line) > LINE_LIMIT
+        f"{name}:{i}"
+        for name, text in _files().items()
+        for i, line in enumerate(text.splitlines(), 1)
+        if len(line) > LINE_LIMIT
     ]
     assert not long, f"lines over {LINE_LIMIT} characters (write a long regex as a list): {long}"
 
@@ -197,11 +202,17 @@ def test_explain_names_the_rule_and_the_veto() -> None:
 
 
 def test_explain_both_labels_for_output_that_develops_a_competing_model() -> None:
-    found = {e.label: e for e in explain_rules("You may not use output to develop a competing model.")
-             if e.given}
+    found = {
+        e.label: e
+        for e in explain_rules("You may not use output to develop a competing model.")
+        if e.given
+    }
     assert set(found) == {"competing-models", "output-training"}
-    only = {e.label for e in explain_rules("You must not use the Services to build a competing product.")
-            if e.given}
+    only = {
+        e.label
+        for e in explain_rules("You must not use the Services to build a competing product.")
+        if e.given
+    }
     assert only == {"competing-models"}
 
 

@@ -29,8 +29,16 @@ from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label,
 from tostrack.models import Clause
 
 __all__ = [
-    "RESTRICTION_LABELS", "SEVERITY_RANK", "Decision", "Label", "change_headline",
-    "classify_clauses", "classify_text", "explain", "heading_context", "label_changes",
+    "RESTRICTION_LABELS",
+    "SEVERITY_RANK",
+    "Decision",
+    "Label",
+    "change_headline",
+    "classify_clauses",
+    "classify_text",
+    "explain",
+    "heading_context",
+    "label_changes",
     "taxonomy",
 ]
 
@@ -135,7 +143,11 @@ def _item_supports(model: Model, label: str, item: str) -> bool:
 
 
 def decide(
-    text: str, heading: Sequence[str] | str = (), lead_in: str = "", *, explain: bool = False,
+    text: str,
+    heading: Sequence[str] | str = (),
+    lead_in: str = "",
+    *,
+    explain: bool = False,
     model: Model | None | str = "packaged",
 ) -> tuple[Decision, ...]:
     """Every label of one clause (its text after its lead-in), in taxonomy order.
@@ -171,8 +183,13 @@ def decide(
                     found[label] = replace(found[label], probability=round(float(p), 3))
             elif p >= threshold and (not lead_in or _item_supports(model, label, text)):
                 words = tuple(model.weighed_most(label, read, found)) if explain else ()
-                found[label] = Decision(label, _best_sentence(model, label, read), "model",
-                                        probability=round(float(p), 3), words=words)
+                found[label] = Decision(
+                    label,
+                    _best_sentence(model, label, read),
+                    "model",
+                    probability=round(float(p), 3),
+                    words=words,
+                )
     _residual_yields(found)
     if explain:
         found = _with_rule_ids(found, _rules.explain_rules(full, trail, lead))
@@ -188,8 +205,11 @@ SURE = 0.95
 
 @lru_cache(maxsize=1)
 def _specific_restrictions() -> frozenset[str]:
-    return frozenset(label.id for label in taxonomy()
-                     if label.group == "customer-restriction" and label.id != RESIDUAL)
+    return frozenset(
+        label.id
+        for label in taxonomy()
+        if label.group == "customer-restriction" and label.id != RESIDUAL
+    )
 
 
 def _residual_yields(found: dict[str, Decision]) -> None:
@@ -200,8 +220,9 @@ def _residual_yields(found: dict[str, Decision]) -> None:
     guess = found.get(RESIDUAL)
     if guess is None or guess.by != "model" or (guess.probability or 0.0) >= SURE:
         return
-    if any(d.by in ("rule", "lead-in") and d.label in _specific_restrictions()
-           for d in found.values()):
+    if any(
+        d.by in ("rule", "lead-in") and d.label in _specific_restrictions() for d in found.values()
+    ):
         del found[RESIDUAL]
 
 
@@ -220,8 +241,9 @@ def _with_rule_ids(
         out[label] = replace(d, rule=rule, blocked=blocked)
     for label, e in by_label.items():  # matched but blocked, and nothing else gave the label
         if label not in out and e.blocked:
-            out[label] = Decision(label, "", "blocked",
-                                  blocked=tuple(f"{b.rule} by {b.by}" for b in e.blocked))
+            out[label] = Decision(
+                label, "", "blocked", blocked=tuple(f"{b.rule} by {b.by}" for b in e.blocked)
+            )
     return out
 
 
@@ -235,7 +257,9 @@ def classify_text(text: str, heading: Sequence[str] | str = ()) -> tuple[tuple[s
     return tuple((d.label, d.evidence) for d in decide(text, heading))
 
 
-def explain(text: str, heading: Sequence[str] | str = (), lead_in: str = "") -> tuple[Decision, ...]:
+def explain(
+    text: str, heading: Sequence[str] | str = (), lead_in: str = ""
+) -> tuple[Decision, ...]:
     """decide() with the rule ids, model probabilities and heaviest words filled in; rule
     matches that a veto or negative dropped appear as decisions by "blocked" (no label)."""
     return decide(text, heading, lead_in, explain=True)
@@ -254,6 +278,11 @@ def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
     out = []
     for clause in clauses:
         found = decide(clause.text, clause.heading, clause.lead_in)
-        out.append(replace(clause, labels=tuple(d.label for d in found),
-                           evidence=tuple((d.label, d.evidence) for d in found)))
+        out.append(
+            replace(
+                clause,
+                labels=tuple(d.label for d in found),
+                evidence=tuple((d.label, d.evidence) for d in found),
+            )
+        )
     return tuple(out)

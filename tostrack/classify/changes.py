@@ -37,9 +37,10 @@ def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff
 
     A change's labels are the union of its old and new clauses' labels; a topic of the old
     clauses that the new wording still speaks of in the topic's own words (training on customer
-    data: "train", "fine-tune", ...; feedback; arbitration) is kept, not removed, even if the new clause carries no label
-    for it: the clause was rewritten, not dropped. Severity is "none" for a
-    cosmetic change, else the highest severity of its labels ("low" with no label at all).
+    data: "train", "fine-tune", ...; feedback; arbitration) is kept, not removed, even if the
+    new clause carries no label for it: the clause was rewritten, not dropped. Severity is
+    "none" for a cosmetic change, else the highest severity of its labels ("low" with no label
+    at all).
     `severity` overrides the taxonomy defaults per label id (a workspace's [severity] table).
     """
     table = _severity_map(severity)
@@ -146,7 +147,7 @@ _FLIP_MAX_WORDS = 15  # a negation flip is news in a small edit; a redraft is re
 
 
 def _negation_flip(change: Change) -> str:
-    """"dropped" or "added" when a small edit changed how many negations the wording holds
+    """ "dropped" or "added" when a small edit changed how many negations the wording holds
     ("may not" and "is prohibited from" count alike; so do straight and curly apostrophes)."""
     if not change.old or not change.new:
         return ""
@@ -263,8 +264,9 @@ def _topic_spans(label: Label, clause: Clause, text: str) -> list[int]:
     words = _TOPIC_WORDS.get(label.id)
     if words is not None:
         return [m.start() for m in words.finditer(text)]
-    spans = [text.find(evidence) for lab, evidence in clause.evidence
-             if lab == label.id and evidence]
+    spans = [
+        text.find(evidence) for lab, evidence in clause.evidence if lab == label.id and evidence
+    ]
     spans = sorted({at for at in spans if at >= 0})
     if not spans and label.id in clause.labels:
         spans = [-1]  # the whole clause is about it, nothing says where
@@ -273,8 +275,12 @@ def _topic_spans(label: Label, clause: Clause, text: str) -> list[int]:
 
 def _choice(sentence: str) -> str | None:
     sentence = _plain(sentence)
-    for pattern, choice in ((_SAYS_OPT_IN, OPT_IN), (_SAYS_OPT_OUT, OPT_OUT), (_OPT_IN, OPT_IN),
-                            (_OPT_OUT, OPT_OUT)):
+    for pattern, choice in (
+        (_SAYS_OPT_IN, OPT_IN),
+        (_SAYS_OPT_OUT, OPT_OUT),
+        (_OPT_IN, OPT_IN),
+        (_OPT_OUT, OPT_OUT),
+    ):
         if pattern.search(sentence):
             return choice
     # "you can choose whether we use your chats for training": a choice, which way unsaid.
@@ -333,7 +339,7 @@ _EXCEPT_AFTER = re.compile(r"\b(?:except|unless|other than|save (?:for|where))\b
 
 
 def _exceptions(label: Label, clauses: Sequence[Clause], stance: str | None) -> str:
-    """", except in the cases it lists" for a rule against the topic that names exceptions
+    """ ", except in the cases it lists" for a rule against the topic that names exceptions
     ("We do not train on your data except when ...")."""
     if stance != FORBIDS or label.id not in _STANCE_WORDS:
         return ""
@@ -347,7 +353,7 @@ def _exceptions(label: Label, clauses: Sequence[Clause], stance: str | None) -> 
 
 
 def _direction(label: Label, change: Change) -> str | None:
-    """"now allows ...", "no longer bans ..." when the words show which way the clause moved."""
+    """ "now allows ...", "no longer bans ..." when the words show which way the clause moved."""
     if not change.old or not change.new:
         return None
     old, new = _stance(label, change.old), _stance(label, change.new)

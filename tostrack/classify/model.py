@@ -65,21 +65,21 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     """
     folded = _fold(text)
     lead = _LEAD_IN.match(folded)
-    body = folded[lead.end():] if lead else folded
+    body = folded[lead.end() :] if lead else folded
     words = _words(body)
     out = [f"w|{w}" for w in words]
     out += [f"b|{a} {b}" for a, b in itertools.pairwise(words)]
     out += [f"s|{w}" for w in words[:4]]  # how it opens: "you may not", "we may"
     for run in CJK_RUN.findall(body):
         out += [f"z|{ch}" for ch in run]
-        out += [f"y|{run[i:i + 2]}" for i in range(len(run) - 1)]
-        out += [f"x|{run[i:i + 3]}" for i in range(len(run) - 2)]
+        out += [f"y|{run[i : i + 2]}" for i in range(len(run) - 1)]
+        out += [f"x|{run[i : i + 3]}" for i in range(len(run) - 2)]
     if lead:
         lead_words = _words(lead.group(1))
         out += [f"l|{w}" for w in lead_words]
         out += [f"m|{a} {b}" for a, b in itertools.pairwise(lead_words)]
         for run in CJK_RUN.findall(lead.group(1)):
-            out += [f"k|{run[i:i + 2]}" for i in range(len(run) - 1)]
+            out += [f"k|{run[i : i + 2]}" for i in range(len(run) - 1)]
     out += [f"r|{label}" for label in rules]
     return out
 
@@ -132,8 +132,11 @@ class Model:
 
     def decide(self, text: str, rules: Iterable[str] = ()) -> set[str]:
         probs = self.scores(text, rules)
-        return {label for label, p, t in zip(self.labels, probs, self.thresholds_for(text),
-                                             strict=True) if p >= t}
+        return {
+            label
+            for label, p, t in zip(self.labels, probs, self.thresholds_for(text), strict=True)
+            if p >= t
+        }
 
     def thresholds_for(self, text: str) -> np.ndarray:
         return self.thresholds[1 if is_cjk(text) else 0]
@@ -171,8 +174,13 @@ class Model:
         weights = np.zeros((BUCKETS, len(labels)), dtype=np.float32)
         weights[data["rows"]] = data["values"].astype(np.float32)
         digest = bytes(data["rules_digest"]).hex() if "rules_digest" in data else ""
-        return cls(labels, weights, data["bias"].astype(np.float64),
-                   data["thresholds"].astype(np.float64), digest)
+        return cls(
+            labels,
+            weights,
+            data["bias"].astype(np.float64),
+            data["thresholds"].astype(np.float64),
+            digest,
+        )
 
 
 MODEL_FILE = "model.npz"

@@ -183,7 +183,8 @@ def _rule_files() -> dict[str, dict[str, Any]]:
     folder = resources.files("tostrack.classify").joinpath("data", "rules")
     return {
         item.name.removesuffix(".toml"): tomllib.loads(item.read_text(encoding="utf-8"))
-        for item in folder.iterdir() if item.name.endswith(".toml")
+        for item in folder.iterdir()
+        if item.name.endswith(".toml")
     }
 
 
@@ -209,9 +210,9 @@ def _rules() -> tuple[_Rules, ...]:
                 weak=tuple(_pattern(p, macros, where) for p in entry.get("weak", ())),
                 negative=tuple(_veto(n, macros, where) for n in entry.get("negative", ())),
                 heading=_compile(_source(heading), macros, where) if heading else None,
-                gate=None if any(g is None for g in gates) else tuple(sorted(
-                    {w for g in gates for w in g or ()}
-                )),
+                gate=None
+                if any(g is None for g in gates)
+                else tuple(sorted({w for g in gates for w in g or ()})),
             )
         )
     return tuple(out)
@@ -248,8 +249,19 @@ _ABBREV = re.compile(
 )
 _INNER_DOT = re.compile(r"(?<=\w)\.(?=\w)")  # 1.2, example.com, U.S
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n")
-_SAME_WIDTH = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " ",
-                             "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
+_SAME_WIDTH = str.maketrans(
+    {
+        "’": "'",
+        "‘": "'",
+        "“": '"',
+        "”": '"',
+        "\u00a0": " ",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 
 
 # "Section K (Indemnification)" points at another clause; its title is not this clause's topic.
@@ -262,7 +274,7 @@ _CROSS_REFERENCE_TITLE = re.compile(
 def _blank_title(m: re.Match[str]) -> str:
     start, end = m.span(1)
     whole = m.group(0)
-    return whole[: start - m.start()] + " " * (end - start) + whole[end - m.start():]
+    return whole[: start - m.start()] + " " * (end - start) + whole[end - m.start() :]
 
 
 def _mask(text: str) -> str:
@@ -416,11 +428,18 @@ class LabelExplanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "label": self.label, "given": self.given, "rule": self.rule,
-            "evidence": self.evidence, "start": self.start, "end": self.end,
-            "matched": list(self.matched), "weak": self.weak,
-            "blocked": [{"rule": b.rule, "by": b.by, "start": b.start, "end": b.end,
-                         "text": b.text} for b in self.blocked],
+            "label": self.label,
+            "given": self.given,
+            "rule": self.rule,
+            "evidence": self.evidence,
+            "start": self.start,
+            "end": self.end,
+            "matched": list(self.matched),
+            "weak": self.weak,
+            "blocked": [
+                {"rule": b.rule, "by": b.by, "start": b.start, "end": b.end, "text": b.text}
+                for b in self.blocked
+            ],
         }
 
 
@@ -468,14 +487,16 @@ def explain_rules(
         order = sorted(range(len(accepted)), key=lambda i: (accepted[i][1], -accepted[i][0], i))
         matched = tuple(accepted[i][2] for i in order)
         start, end, rule = accepted[order[0]] if accepted else (0, 0, None)
-        out.append(LabelExplanation(
-            label=rules.label,
-            rule=rule,
-            evidence=text[start:end].strip(),
-            start=start,
-            end=end,
-            matched=matched,
-            blocked=tuple(blocked),
-            weak=weak,
-        ))
+        out.append(
+            LabelExplanation(
+                label=rules.label,
+                rule=rule,
+                evidence=text[start:end].strip(),
+                start=start,
+                end=end,
+                matched=matched,
+                blocked=tuple(blocked),
+                weak=weak,
+            )
+        )
     return tuple(out)

@@ -34,8 +34,11 @@ from tostrack.classify.taxonomy import taxonomy
 ROOT = Path(__file__).resolve().parents[2]
 # Every labelled set of the project except the held-out one, which stays unseen so that its
 # figure still means something (tests/data/README.md).
-OWN_SETS = tuple(p for p in sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl"))
-                 if p.name != "heldout_clauses.jsonl")
+OWN_SETS = tuple(
+    p
+    for p in sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl"))
+    if p.name != "heldout_clauses.jsonl"
+)
 REAL_SET = ROOT.parent / "shared" / "labels" / "real-clauses.jsonl"
 C = 16.0  # inverse regularisation, chosen by grouped cross-validation
 # Chosen by grouped cross-validation (benchmarks/eval_classifier.py --cv): Latin, CJK text.
@@ -65,8 +68,15 @@ def read_examples(path: Path) -> list[Example]:
         if not line.strip():
             continue
         r = json.loads(line)
-        out.append(Example(r["text"], r.get("section", ""), frozenset(r["labels"]),
-                           r.get("doc") or f"own:{path.stem}", bool(r.get("unsure"))))
+        out.append(
+            Example(
+                r["text"],
+                r.get("section", ""),
+                frozenset(r["labels"]),
+                r.get("doc") or f"own:{path.stem}",
+                bool(r.get("unsure")),
+            )
+        )
     return out
 
 
@@ -93,16 +103,26 @@ def fit(examples: Sequence[Example], c: float = C, matrix: object = None) -> Mod
         y = np.array([label in ex.labels for ex in examples])
         if y.sum() < 2:
             continue  # too rare to learn: rules only
-        clf = LogisticRegression(C=c, solver="liblinear", dual=True,
-                                 class_weight="balanced", max_iter=500, random_state=0)
+        clf = LogisticRegression(
+            C=c,
+            solver="liblinear",
+            dual=True,
+            class_weight="balanced",
+            max_iter=500,
+            random_state=0,
+        )
         clf.fit(x, y)
         weights[:, j] = clf.coef_[0]
         bias[j] = clf.intercept_[0]
-    return Model(labels, weights, bias, np.array([[t] * len(labels) for t in THRESHOLDS]), rules_digest())
+    return Model(
+        labels, weights, bias, np.array([[t] * len(labels) for t in THRESHOLDS]), rules_digest()
+    )
 
 
 def grouped_cv(
-    own: Sequence[Example], real: Sequence[Example], c: float = C,
+    own: Sequence[Example],
+    real: Sequence[Example],
+    c: float = C,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[tuple[Example, set[str]]]:
     """Train on the project's sets and every real document but one, then label that one as
@@ -138,8 +158,12 @@ def score(pairs: Sequence[tuple[Example, set[str]]], exclude_unsure: bool = True
     tp, fp, fn = (sum(v[i] for v in counts.values()) for i in range(3))
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
-    return {"micro_f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r,
-            "labels": counts}
+    return {
+        "micro_f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "precision": p,
+        "recall": r,
+        "labels": counts,
+    }
 
 
 def main(argv: Sequence[str]) -> int:
@@ -149,8 +173,11 @@ def main(argv: Sequence[str]) -> int:
         prog="python -m tostrack.classify.train",
         description="Train the learned classifier and write tostrack/classify/data/model.npz.",
     )
-    parser.add_argument("--cv", action="store_true",
-                        help="only print document-grouped cross-validation; write nothing")
+    parser.add_argument(
+        "--cv",
+        action="store_true",
+        help="only print document-grouped cross-validation; write nothing",
+    )
     args = parser.parse_args(argv)
     try:
         import sklearn  # noqa: F401
@@ -171,8 +198,10 @@ def main(argv: Sequence[str]) -> int:
     tmp = target.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **model.to_arrays())
     tmp.replace(target)
-    print(f"wrote {target} ({target.stat().st_size // 1024} KiB) from "
-          f"{len(own)} own and {len(real)} real clauses")
+    print(
+        f"wrote {target} ({target.stat().st_size // 1024} KiB) from "
+        f"{len(own)} own and {len(real)} real clauses"
+    )
     return 0
 
 
