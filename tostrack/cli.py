@@ -390,6 +390,8 @@ def import_history(
         f"Imported {result.versions} version(s) of {source_id} "
         f"({result.changes} with substantive changes, {result.skipped} identical skipped)."
     )
+    for line in result.rejected:  # what `run` would have recorded as a failed fetch
+        click.echo(f"skipped {line}", err=True)
 
 
 @cli.command()

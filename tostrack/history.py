@@ -14,11 +14,14 @@ from tostrack.models import Snapshot
 from tostrack.store import Store
 from tostrack.workspace import Workspace
 
+
 @dataclass(frozen=True)
 class ImportResult:
     versions: int
     changes: int
     skipped: int
+    # "<capture time> <file name>: <reason>" for each file the checks of `run` turned away
+    rejected: tuple[str, ...] = ()
 
 
 def import_directory(
@@ -26,11 +29,14 @@ def import_directory(
 ) -> ImportResult:
     """Store each dated file as a version captured at its date. Never notifies anyone.
 
+    Every file goes through the step `run` records fetches with (pipeline.record): the health
+    check, the diff against the previous version as today's rules read it, effective-date-only
+    versions and flap detection. A file that fails a check is skipped and listed in `rejected`.
     With jobs > 1, the versions are extracted and classified in that many processes
     (replay.analyse_versions); they are compared and stored here, in order."""
     from tostrack.config import check_source_id
     from tostrack.models import Source
-    from tostrack.pipeline import compare_clauses
+    from tostrack.pipeline import evidence_missing, record
     from tostrack.recovery import effective_date_changed, reconcile
     from tostrack.replay import analyse_versions
     from tostrack.store import text_digest
@@ -38,60 +44,92 @@ def import_directory(
     check_source_id(source_id, "import")  # the one id rule: nothing lands outside snapshots/
     files = dated_files(directory)
     if not files:
-        raise InputError(f"{directory} has no files named by capture time (YYYY-MM-DDTHH-MM-SSZ.md)")
+        raise InputError(
+            f"{directory} has no files named by capture time (YYYY-MM-DDTHH-MM-SSZ.md)"
+        )
+    names = dict(files)
     source = Source(id=source_id, urls=(url or f"file://{directory.resolve()}",), title=source_id)
     severity = workspace.config.severity_overrides
     workspace.ensure()
     versions = changes = skipped = 0
+    rejected: list[str] = []
     with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
         snapshots = [
-            Snapshot(source_id, source.url, captured_at, 200, SUFFIX_TYPES[path.suffix.lower()],
-                     path.read_bytes())
+            Snapshot(
+                source_id,
+                source.url,
+                captured_at,
+                200,
+                SUFFIX_TYPES[path.suffix.lower()],
+                path.read_bytes(),
+            )
             for captured_at, path in files
             if not (previous and captured_at <= previous.captured_at)
         ]
         skipped = len(files) - len(snapshots)  # already imported or older than what we have
+        analysed_here = None  # the document of `previous` when this import analysed it
         # A clause seen in an earlier version is not classified again.
         analysed = analyse_versions(snapshots, source, jobs=jobs)
         for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
             if previous and snapshot.fetched_at <= previous.captured_at:
                 skipped += 1  # two files of the same capture time: the first one stands
                 continue
-            if previous is None:
-                previous, _ = store.save_version((snapshot,), document, clauses, title=source_id,
-                                                 url=source.url, origin="import")
-                versions += 1
+            previous_clauses = None
+            if previous is not None:
+                if text_digest(clauses) == previous.text_sha256 and not effective_date_changed(
+                    previous, document
+                ):
+                    skipped += 1  # the same text again (as the same bytes would be in `run`)
+                    continue
+                try:
+                    previous_clauses = previous.load()[1]
+                except (OSError, ValueError, KeyError) as exc:
+                    raise InputError(evidence_missing(source, previous, exc).detail) from None
+            result = record(
+                source,
+                store,
+                (snapshot,),
+                (document, clauses),
+                state={},  # an import is not a fetch: no streak of failed fetches to weigh
+                previous=previous,
+                previous_clauses=previous_clauses,
+                severity=severity,
+                origin="import",
+                # Read with today's rules in this very import: no need to read it again.
+                baseline=(previous_clauses, analysed_here) if analysed_here else None,
+            )
+            if result.status == "failed" and result.failure is not None:
+                skipped += 1
+                name = names[snapshot.fetched_at].name
+                rejected.append(f"{snapshot.fetched_at} {name}: {result.failure.reason}")
                 continue
-            dated = effective_date_changed(previous, document)
-            if text_digest(clauses) == previous.text_sha256 and not dated:
+            if result.status == "unchanged":
                 skipped += 1
                 continue
-            diff = compare_clauses(previous.load()[1], clauses, severity)
-            if not diff.changes and not dated:
-                skipped += 1
-                continue
-            kind = "clauses" if diff.changes else "effective-date"  # only the announced date moved
-            previous, _ = store.save_version((snapshot,), document, diff.new_clauses, title=source_id,
-                                             url=source.url, diff=diff, previous=previous,
-                                             origin="import", notify=False, kind=kind)
+            previous, analysed_here = result.version, document
             versions += 1
-            changes += bool(diff.substantive)
-    return ImportResult(versions, changes, skipped)
+            changes += result.status == "changed"
+    return ImportResult(versions, changes, skipped, tuple(rejected))
 
 
 def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any]:
     """{"source", "versions": [...], "failures": [...]} for one source, or {"sources": [...]}."""
     if not workspace.db_path.exists():
         if source_id:
-            raise InputError(f"nothing recorded yet in {workspace.root} (no tostrack.db); run `tostrack run` first")
+            raise InputError(
+                f"nothing recorded yet in {workspace.root} (no tostrack.db); "
+                "run `tostrack run` first"
+            )
         return {"sources": []}
     with Store(workspace.root, read_only=True) as store:  # works on a read-only workspace
         if source_id:
             known = {s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids())
             if source_id not in known:
-                raise InputError(f"no source '{source_id}' in this workspace; `tostrack history` lists them")
+                raise InputError(
+                    f"no source '{source_id}' in this workspace; `tostrack history` lists them"
+                )
             return _one(store, source_id)
         ids = sorted({s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids()))
         return {"sources": [_one(store, i) for i in ids]}
@@ -103,24 +141,28 @@ def _one(store: Store, source_id: str) -> dict[str, Any]:
     before = None
     for v in store.versions(source_id):
         d = diffs.get(v.id)
-        versions.append({
-            "captured_at": v.captured_at,
-            "sha256": v.snapshot_sha256,
-            "text_sha256": v.text_sha256,
-            "clauses": v.clause_count,
-            "title": v.title,
-            "effective_date": v.effective_date,
-            "origin": v.origin,
-            "path": str(v.path),
-            "substantive_changes": d.summary["substantive"] if d else 0,
-            "cosmetic_changes": d.summary["cosmetic"] if d else 0,
-            "severity": d.severity if d else "none",
-            # only the announced effective date moved (no clause changed)
-            "effective_date_only": bool(d and d.effective_date_only),
-            "previous_effective_date": before.effective_date if before else None,
-            "redirect": v.redirect,  # "requested -> final" when fetched from another host
-        })
+        versions.append(
+            {
+                "captured_at": v.captured_at,
+                "sha256": v.snapshot_sha256,
+                "text_sha256": v.text_sha256,
+                "clauses": v.clause_count,
+                "title": v.title,
+                "effective_date": v.effective_date,
+                "origin": v.origin,
+                "path": str(v.path),
+                "substantive_changes": d.summary["substantive"] if d else 0,
+                "cosmetic_changes": d.summary["cosmetic"] if d else 0,
+                "severity": d.severity if d else "none",
+                # only the announced effective date moved (no clause changed)
+                "effective_date_only": bool(d and d.effective_date_only),
+                "previous_effective_date": before.effective_date if before else None,
+                "redirect": v.redirect,  # "requested -> final" when fetched from another host
+            }
+        )
         before = v
-    failures = [{"at": f.at, "reason": f.reason, "detail": f.detail} for f in store.failures(source_id)]
+    failures = [
+        {"at": f.at, "reason": f.reason, "detail": f.detail} for f in store.failures(source_id)
+    ]
     failures.reverse()
     return {"source": source_id, "versions": versions, "failures": failures}

@@ -133,7 +133,6 @@ def track(
     on_failure: FailureHook | None = None,
 ) -> TrackResult:
     """Fetch one source, and record a new version and its changes if the document changed."""
-    from tostrack.recovery import effective_date_changed
 
     def failed(failure: Failure) -> TrackResult:
         return _failed(store, source, failure, on_failure)
@@ -145,33 +144,94 @@ def track(
         try:
             previous_clauses = previous.load()[1]
         except (OSError, ValueError, KeyError) as exc:
-            return failed(_evidence_missing(source, previous, exc))
+            return failed(evidence_missing(source, previous, exc))
     fetched = fetcher(source)
     if isinstance(fetched, Failure):
         return failed(fetched)
     if not isinstance(fetched, tuple):  # the server said 304 Not Modified
         return _unchanged(store, source, state, previous, clock.now_iso(), on_failure, {})
-    check_meta = _cache_headers(fetched)
     if previous and _combined(fetched) == state.get("last_snapshot_sha256"):
         return _unchanged(
-            store, source, state, previous, fetched[0].fetched_at, on_failure, check_meta
+            store,
+            source,
+            state,
+            previous,
+            fetched[0].fetched_at,
+            on_failure,
+            _cache_headers(fetched),
         )
+    return record(
+        source,
+        store,
+        fetched,
+        _analyse_snapshots(fetched, source),
+        state=state,
+        previous=previous,
+        previous_clauses=previous_clauses,
+        severity=severity,
+        confirm=confirm,
+        flap_window=flap_window,
+        on_failure=on_failure,
+    )
 
-    document, clauses = _analyse_snapshots(fetched, source)
+
+def record(
+    source: Source,
+    store: Store,
+    fetched: tuple[Snapshot, ...],
+    analysed: tuple[Document, tuple[Clause, ...]],
+    *,
+    state: Mapping[str, Any],
+    previous: Version | None,
+    previous_clauses: Sequence[Clause] | None,
+    severity: Mapping[str, str] | None = None,
+    confirm: Callable[[Source], tuple[Snapshot, ...] | Failure] | None = None,
+    flap_window: int = 7 * 86400,
+    on_failure: FailureHook | None = None,
+    origin: str = "fetch",
+    baseline: tuple[tuple[Clause, ...], Document | None] | None = None,
+) -> TrackResult:
+    """Record what was fetched (or imported): the one step every version goes through.
+
+    The health check (not the document: error page, challenge, collapse ...), the diff against
+    the previous version as today's rules read it, effective-date-only versions, and flap
+    detection (a page alternating between variants). `run` calls it through `track`;
+    `tostrack import` calls it with origin="import": nothing is alerted, no fetch is recorded
+    in the source's state, and a file that fails a check is returned as a failure and skipped.
+    `baseline`: the previous version's clauses and document as today's rules read them, when
+    the caller has them (an import that just analysed that file).
+    """
+    from tostrack.recovery import effective_date_changed
+
+    imported = origin != "fetch"
+
+    def failed(failure: Failure) -> TrackResult:
+        if imported:
+            return TrackResult(source, "failed", previous, failure=failure)
+        return _failed(store, source, failure, on_failure)
+
+    def checked(at: str, check_meta: Mapping[str, str | None]) -> None:
+        if not imported:
+            store.record_check(source.id, at, **where, **check_meta)
+
+    document, clauses = analysed
+    check_meta = {} if imported else _cache_headers(fetched)
     problem = _not_the_document(store, state, fetched, document, clauses, previous_clauses)
     if problem:
         return failed(problem)
     redirect = _redirect(source, fetched)
     where = {"title": source.title, "url": source.url}
-    saving = {**where, "redirect": redirect, "requested_urls": source.urls}
+    saving = {**where, "redirect": redirect, "requested_urls": source.urls, "origin": origin}
 
     if previous is None:
         version, _ = store.save_version(fetched, document, clauses, **saving)
-        store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
+        checked(fetched[0].fetched_at, check_meta)
         return TrackResult(source, "first", version, redirect=redirect)
 
-    baseline, baseline_document = _as_read_today(previous, source, previous_clauses or ())
-    diff = compare_clauses(baseline, clauses, severity)
+    if baseline is None:
+        baseline = _as_read_today(previous, source, previous_clauses or ())
+    baseline_clauses, baseline_document = baseline
+    diff = compare_clauses(baseline_clauses, clauses, severity)
     if not diff.changes:
         if effective_date_changed(baseline_document or previous, document):
             # Same clauses, another announced date ("Effective Sept 28" -> "Oct 8"): a version
@@ -184,9 +244,13 @@ def track(
                 diff=diff,
                 previous=previous,
                 kind="effective-date",
+                notify=not imported,
             )
-            store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
+            checked(fetched[0].fetched_at, check_meta)
             return TrackResult(source, "effective-date", version, diff_id, redirect=redirect)
+        if imported:
+            # The imported file in its folder is the evidence.
+            return TrackResult(source, "unchanged", previous)
         # Raw bytes changed but the text did not (a re-rendered page): keep the evidence, no
         # version.
         store.save_snapshot_only(fetched, previous)
@@ -195,7 +259,7 @@ def track(
         )
 
     flapped_to = _earlier_variant(
-        store, source.id, previous, clauses, fetched[0].fetched_at, flap_window
+        store, source.id, previous, clauses, fetched[0].fetched_at, flap_window, origin
     )
     if (
         diff.substantive
@@ -213,7 +277,7 @@ def track(
         )
         return failed(Failure(source.id, fetched[0].fetched_at, "unstable", detail))
 
-    if diff.substantive and confirm is not None:
+    if diff.substantive and confirm is not None and not imported:
         # A second fetch must agree before anyone is told: a flickering page is not a change.
         second = confirm(source)
         if isinstance(second, Failure):
@@ -231,16 +295,16 @@ def track(
         **saving,
         diff=diff,
         previous=previous,
-        notify=bool(diff.substantive),
+        notify=bool(diff.substantive) and not imported,
     )
-    store.record_check(source.id, fetched[0].fetched_at, **where, **check_meta)
+    checked(fetched[0].fetched_at, check_meta)
     status = "changed" if diff.substantive else "cosmetic"
     return TrackResult(
         source, status, version, diff_id, substantive=len(diff.substantive), redirect=redirect
     )
 
 
-def _evidence_missing(source: Source, previous: Version, exc: BaseException) -> Failure:
+def evidence_missing(source: Source, previous: Version, exc: BaseException) -> Failure:
     what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     name = getattr(exc, "filename", None) or previous.path / "version.json"
     return Failure(
@@ -403,8 +467,10 @@ def _earlier_variant(
     clauses: Sequence[Clause],
     fetched_at: str,
     window: int,
+    origin: str = "fetch",
 ) -> Version | None:
-    """A version older than the current one, captured within `window` seconds, with this text."""
+    """A version older than the current one, captured within `window` seconds, with this text
+    (among versions of the same origin: a fetch is not a flap of an imported capture)."""
     from tostrack.store import text_digest
 
     if current is None or window <= 0:
@@ -412,7 +478,7 @@ def _earlier_variant(
     digest = text_digest(clauses)
     now = clock.parse_iso(fetched_at)
     for version in store.versions(source_id):
-        if version.id == current.id or version.origin != "fetch":
+        if version.id == current.id or version.origin != origin:
             continue
         recent = (now - clock.parse_iso(version.captured_at)).total_seconds() <= window
         if recent and version.text_sha256 == digest:
