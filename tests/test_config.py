@@ -241,7 +241,12 @@ def test_a_source_id_with_a_trailing_newline_is_refused_in_the_file(tmp_path: Pa
         ('[smtp]\nhost = "m.example"\nport = 70000\n', "port", "1 to 65535"),
         ("[smtp]\nport = 25\n", "host is required", "non-empty string"),
         ('[report]\nbase_url = "intranet/x"\n', "base_url", "http(s)"),
-        ('[[recipients]]\nmode = "daily"\n', "email is required", "e-mail address"),
+        ('[[recipients]]\nmode = "daily"\n', "email, url, urls or url_env", "legal@example.com"),
+        (
+            '[[recipients]]\nemail = "a@example.com"\nulr = "json://h/p"\n',
+            "ulr",
+            "Did you mean 'url'",
+        ),
     ],
 )
 def test_bad_values_are_exit_2_with_what_is_allowed(

@@ -864,9 +864,11 @@ def config_check(ctx: click.Context) -> None:
     """Read and check tostrack.toml completely, without running anything.
 
     Every table, key and value is checked (types, durations, sizes, modes, severities, label
-    ids, e-mail addresses, ranges, source ids and what they refer to). Exit status 0 with one
-    line when it is fine, 2 with every problem found, each with what is allowed.
+    ids, e-mail addresses, ranges, source ids and what they refer to), and every chat or
+    webhook URL with Apprise (`pip install 'tostrack[chat]'`). Exit status 0 with one line
+    when it is fine, 2 with every problem found, each with what is allowed.
     """
+    from tostrack.notify.chat import check_recipients, target_count
     from tostrack.sources import load_sources
 
     ws = _workspace(ctx)
@@ -878,15 +880,20 @@ def config_check(ctx: click.Context) -> None:
         )
         return
     watched = load_sources(ws.settings)
+    notes = check_recipients(cfg, need_environment=False)
     mail = (
         f"SMTP {cfg.smtp.host}:{cfg.smtp.port}"
         if cfg.smtp
         else "no [smtp]: messages written to outbox/"
     )
+    chats = target_count(cfg)
+    chat = f", {chats} chat or webhook target(s)" if chats else ""
     click.echo(
         f"OK: {ws.config_path}: {len(watched)} source(s), {len(cfg.recipients)} "
-        f"recipient(s), {mail}"
+        f"recipient(s), {mail}{chat}"
     )
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def main() -> None:

@@ -50,6 +50,7 @@ DEFAULT_USER_AGENT = (
 # part starting with a letter or digit (so never '..', never a path separator beyond the one '/').
 SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*")
 PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def source_id_problem(value: Any) -> str:
@@ -299,6 +300,7 @@ class Key:
     choices: tuple[str, ...] = ()
     required: bool = False
     positive: bool = False  # durations: more than zero
+    secret: bool = False  # never repeat the value in a message (a chat URL holds its token)
 
     def allowed(self) -> str:
         if self.kind == "count":
@@ -321,6 +323,9 @@ class Key:
             "names": 'a list of strings, e.g. ["openai", "anthropic"]',
             "labels": 'a list of strings, label ids such as ["competing-models"]',
             "table": 'a table of strings, e.g. { Accept-Language = "en" }',
+            "chat_urls": 'an Apprise URL or a list of them, e.g. "json://hooks.example/tostrack"',
+            "env_names": "the name of an environment variable, or a list of names, e.g. "
+            '"TOSTRACK_SLACK_URL"',
         }.get(self.kind, "see the README")
 
 
@@ -373,7 +378,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ca_file": Key("text", ""),
     },
     "recipients": {
-        "email": Key("email", required=True),
+        "email": Key("email"),
+        "url": Key("chat_urls", secret=True),
+        "urls": Key("chat_urls", secret=True),
+        "url_env": Key("env_names"),
+        "max_length": Key("count", 0, 200, 100000),
         "providers": Key("names", ()),
         "sources": Key("names", ()),
         "labels": Key("labels", ()),
@@ -394,6 +403,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 ARRAY_TABLES = ("sources", "recipients")
+RECIPIENT_TARGETS = ("email", "url", "urls", "url_env")
 SOURCE_KEYS = tuple(_SOURCE_KEYS)
 SEVERITY_KEY = Key("choice", choices=SEVERITIES)
 
@@ -471,15 +481,34 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Recipient:
-    """One [[recipients]] table: who, about which documents and labels, how often."""
+    """One [[recipients]] table: who (an e-mail address, Apprise URLs for chat and webhooks, or
+    both), about which documents and labels, how often."""
 
-    email: str
+    email: str = ""
     providers: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     min_severity: str = "none"
     mode: str = "immediate"
     effective_date_changes: bool = False  # also tell when only the announced effective date moves
+    urls: tuple[str, ...] = ()  # Apprise URLs written in the file (url and urls)
+    url_env: tuple[str, ...] = ()  # names of environment variables, each holding one Apprise URL
+    max_length: int = 0  # characters a chat message may take; 0: what the target takes
+
+    @property
+    def chat_targets(self) -> tuple[str, ...]:
+        """The Apprise targets as the outbox stores them: a URL from the file, or "env:NAME"
+        (the secret URL itself is read from the environment when the message is sent)."""
+        return (*self.urls, *(f"env:{name}" for name in self.url_env))
+
+    @property
+    def name(self) -> str:
+        """How messages and errors name this recipient (never a URL: it may hold a token)."""
+        if self.email:
+            return self.email
+        if self.url_env:
+            return "$" + self.url_env[0]
+        return self.urls[0].partition("://")[0] + "://…" if self.urls else "recipient"
 
     def wants_source(self, source_id: str) -> bool:
         if not self.providers and not self.sources:
@@ -573,7 +602,7 @@ class Config:
         providers = sorted({s.provider for s in known})
         problems = []
         for n, r in enumerate(self.recipients, 1):
-            at = f"{self.where}: [[recipients]] #{n} ({r.email})"
+            at = f"{self.where}: [[recipients]] #{n} ({r.name})"
             for name in r.providers:
                 if name not in providers:
                     hint = did_you_mean(name, providers) or did_you_mean(name, ids)
@@ -667,10 +696,11 @@ class _Checker:
             hint = ""
             if spec.kind == "choice" and isinstance(value, str):
                 hint = did_you_mean(value.strip().lower(), spec.choices)
+            shown = f"{key} = …" if spec.secret else f"{key} = {_show(value)}"
             if str(exc):
-                self.bad(at, f"{key} = {_show(value)}: {exc}.{hint}")
+                self.bad(at, f"{shown}: {exc}.{hint}")
             else:
-                self.bad(at, f"{key} = {_show(value)} is not valid; give {spec.allowed()}.{hint}")
+                self.bad(at, f"{shown} is not valid; give {spec.allowed()}.{hint}")
             return spec.default
 
 
@@ -760,6 +790,28 @@ def _coerce(value: Any, spec: Key) -> Any:
             raise ValueError("")
         url = value.strip()
         return url + "/" if url and not url.endswith("/") else url
+    if kind == "chat_urls":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise ValueError("")
+        for item in items:
+            if not isinstance(item, str) or "://" not in item or _CONTROL.search(item):
+                raise ValueError(
+                    'each must be an Apprise URL such as "json://hooks.example/tostrack" '
+                    'or "slack://TokenA/TokenB/TokenC" (see https://appriseit.com/services/)'
+                )
+        return tuple(item.strip() for item in items)
+    if kind == "env_names":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise ValueError("")
+        for item in items:
+            if not isinstance(item, str) or not ENV_NAME.fullmatch(item.strip()):
+                raise ValueError(
+                    "each must be the name of an environment variable that holds an Apprise URL,"
+                    ' e.g. "TOSTRACK_SLACK_URL" (the URL itself never goes in the file)'
+                )
+        return tuple(item.strip() for item in items)
     if kind in ("names", "labels"):
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
@@ -906,8 +958,18 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
             problem = source_id_problem(name)
             if problem:
                 checker.bad(at, f"sources: {problem}")
-        if values.get("email"):
-            recipients.append(Recipient(**values))
+        urls = (*(values.pop("url", None) or ()), *(values.pop("urls", None) or ()))
+        if values.get("url_env") is None:
+            values.pop("url_env", None)
+        if not (values.get("email") or urls or values.get("url_env")):
+            if not any(key in table for key in RECIPIENT_TARGETS):
+                checker.bad(
+                    at,
+                    "needs whom to tell: one of email, url, urls or url_env, e.g. "
+                    'email = "legal@example.com" or url_env = "TOSTRACK_SLACK_URL"',
+                )
+            continue
+        recipients.append(Recipient(**values, urls=urls))
 
     notify = NotifyConfig(
         **_values(checker, _table(checker, data, "notify"), SCHEMA["notify"], "[notify] ")

@@ -72,6 +72,10 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # Who is told. Filters are optional; mode is "immediate", "daily" or "weekly".
 # [[recipients]]
 # email = "legal@example.com"
+# url = "json://hooks.example/tostrack"   # chat or webhook, an Apprise URL (pip install 'tostrack[chat]')
+# urls = ["mmosts://chat.example/abc123"] # several; one message each
+# url_env = "TOSTRACK_SLACK_URL"          # an environment variable holding a secret URL (never the file)
+# max_length = 1500                       # characters a chat message may take (default: the target's, at most 1800)
 # providers = ["openai", "anthropic"]
 # sources = ["google/gemini-api-additional-terms"]
 # labels = ["competing-models", "output-training", "data-extraction", "customer-data-training"]
