@@ -320,7 +320,7 @@ def _key(clause: Clause) -> str:
     return _wording_key(clause.lead_in, clause.text)
 
 
-@lru_cache(maxsize=1 << 14)  # every clause of both versions is keyed, most seen before
+@lru_cache(maxsize=1 << 12)  # every clause of both versions is keyed, most seen before
 def _wording_key(lead_in: str, text: str) -> str:
     words = _words(lead_in) + _words(text) if lead_in else _words(text)
     return " ".join(words) if words else "\x00" + normalise(f"{lead_in} {text}".strip())

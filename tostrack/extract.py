@@ -254,7 +254,7 @@ _HTML_TO_CLOSING_TAG = re.compile(r"<(?:[!?]|script|pre|style|textarea)", re.IGN
 # The only raw HTML a chunk may hold and still be walked on its own: a line break (an element
 # left open in one chunk would take in the next ones when the page is parsed as a whole).
 _LINE_BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_CHUNK_CACHE = 1 << 13  # chunks of a long history; bounded, so a long-running process is too
+_CHUNK_CACHE = 1 << 11  # a few versions of the longest document (398 chunks); bounded memory
 
 
 def _markdown_chunks(text: str) -> list[str] | None:

@@ -67,7 +67,7 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     return tuple(clauses)
 
 
-@lru_cache(maxsize=1 << 14)  # a history repeats most clauses from version to version
+@lru_cache(maxsize=1 << 12)  # a history repeats most clauses from version to version
 def clause_id(text: str) -> str:
     """A fresh id from the wording: the same words give the same id in any version."""
     words = " ".join(_WORD.findall(text.lower()))
@@ -286,7 +286,7 @@ def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
 # -- inline enumerations ----------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 14)  # the same paragraphs come back in every version of a history
+@lru_cache(maxsize=1 << 12)  # the same paragraphs come back in every version of a history
 def _enumeration(text: str, cjk: bool) -> tuple[tuple[str, str, str], ...]:
     return tuple(_split_cjk_enumeration(text) if cjk else _split_enumeration(text))
 
