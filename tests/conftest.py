@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_cluster import Cluster, Unavailable
 
 TERMS_V1 = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Acme Terms</title>\
 </head>
@@ -59,3 +62,38 @@ email = "legal@example.com"
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
     return tmp_path / "ws"
+
+
+# -- a real PostgreSQL (tests/postgres_cluster.py) ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The superuser URL of a throw-away cluster started once per session; the tests that need
+    it skip, saying why, when PostgreSQL or psycopg is not there."""
+    try:
+        import psycopg  # noqa: F401 - only to know whether the extra is installed
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'tostrack[postgres]'")
+    cluster = Cluster()
+    try:
+        url = cluster.start()
+    except Unavailable as exc:
+        cluster.stop()
+        pytest.skip(f"PostgreSQL cannot be started here: {exc}")
+    try:
+        yield url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A URL whose tables live in a fresh schema of their own: each test starts empty, and
+    making a schema is much cheaper than making a database."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+    return f"{postgres_server}?options=-csearch_path%3D{schema}"
