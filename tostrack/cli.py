@@ -455,12 +455,11 @@ def report(ctx: click.Context, output: str | None) -> None:
     import dataclasses
 
     from tostrack.render import render_site
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
     if output:
         ws = dataclasses.replace(ws, reports_root=Path(output).expanduser().resolve())
-    with Store(ws.root, read_only=True) as store:
+    with ws.open_store(read_only=True) as store:
         index = render_site(ws, store)
     click.echo(f"Reports in {index.parent} (open {index})")
 
@@ -486,10 +485,9 @@ def notify(ctx: click.Context, dry_run: bool) -> None:
     """
     from tostrack.lock import workspace_lock
     from tostrack.notify import send_pending
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with workspace_lock(ws.lock_path), Store(ws.root) as store:
+    with workspace_lock(ws.lock_path), ws.open_store() as store:
         summary = send_pending(ws, store, dry_run=dry_run, ignore_backoff=True)
     for o in summary.outcomes:
         where = f" ({o.detail})" if o.detail else ""
@@ -646,12 +644,11 @@ def status(ctx: click.Context, fmt: str) -> None:
     from tostrack.clock import now
     from tostrack.sources import load_sources
     from tostrack.status import format_status, workspace_status
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
     declared = load_sources(ws.settings)
     broken_after = ws.config.notify.broken_after
-    with Store(ws.root, read_only=True) as store:
+    with ws.open_store(read_only=True) as store:
         rows = workspace_status(store, declared, now(), broken_after=broken_after)
     if fmt == "json":
         _echo_json(rows)
@@ -715,10 +712,9 @@ def export(ctx: click.Context, what: str, fmt: str) -> None:
       tostrack export --what changes | jq '.[] | select(.severity == "high")'
     """
     from tostrack.render import export_records
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with Store(ws.root, read_only=True) as store:
+    with ws.open_store(read_only=True) as store:
         click.echo(export_records(store, what, fmt), nl=False)
 
 
@@ -778,10 +774,9 @@ def outbox(ctx: click.Context, fmt: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from tostrack.notify import outbox_rows
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with Store(ws.root, read_only=True) as store:
+    with ws.open_store(read_only=True) as store:
         rows = outbox_rows(store)
     if fmt == "json":
         _echo_json(rows)
@@ -804,10 +799,9 @@ def outbox_resend(ctx: click.Context, message_id: int) -> None:
     """Queue an uncertain or rejected message again (after checking the mail server's log)."""
     from tostrack.lock import workspace_lock
     from tostrack.notify import requeue
-    from tostrack.store import Store
 
     ws = _workspace(ctx)
-    with workspace_lock(ws.lock_path), Store(ws.root) as store:
+    with workspace_lock(ws.lock_path), ws.open_store() as store:
         done = requeue(store, message_id)
     click.echo(
         f"message {done['id']} to {done['recipient']} queued again (was {done['was']}); "

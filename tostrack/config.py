@@ -19,6 +19,7 @@ the provider, source and label names that recipients use.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import os
 import re
@@ -30,6 +31,7 @@ from email.utils import parseaddr
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tostrack import __version__
 from tostrack.clock import parse_duration
@@ -323,7 +325,9 @@ class Key:
             "names": 'a list of strings, e.g. ["openai", "anthropic"]',
             "labels": 'a list of strings, label ids such as ["competing-models"]',
             "table": 'a table of strings, e.g. { Accept-Language = "en" }',
+            "database_url": 'a PostgreSQL URL, e.g. "postgresql://tostrack@db.example/tostrack"',
             "chat_urls": 'an Apprise URL or a list of them, e.g. "json://hooks.example/tostrack"',
+            "env_name": 'the name of an environment variable, e.g. "TOSTRACK_DB_PASSWORD"',
             "env_names": "the name of an environment variable, or a list of names, e.g. "
             '"TOSTRACK_SLACK_URL"',
         }.get(self.kind, "see the README")
@@ -395,6 +399,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "broken_after": Key("count", 3, 1, 1000),
         "digest_hour": Key("count", 8, 0, 23),
         "digest_weekday": Key("choice", "monday", choices=WEEKDAYS),
+    },
+    "store": {
+        "url": Key("database_url", required=True, secret=True),
+        "password_env": Key("env_name"),
     },
     "report": {
         "title": Key("text", "Terms dashboard"),
@@ -553,6 +561,78 @@ class ReportConfig:
     recent_changes: int = 50
 
 
+POSTGRES_EXTRA = "pip install 'tostrack[postgres]'"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The [store] table: a shared PostgreSQL instead of the workspace's embedded tostrack.db.
+    The password is never in the file: password_env names the environment variable holding it,
+    or the URL names a libpq service (?service=...) whose file or ~/.pgpass has it."""
+
+    url: str
+    password_env: str = ""
+
+    def password(self) -> str | None:
+        """The password from password_env; None when the URL's service or ~/.pgpass gives it."""
+        if not self.password_env:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(
+                f"the database password is read from ${self.password_env}, which is not set in "
+                "this environment (cron starts with an almost empty one)"
+            )
+        return value
+
+    @property
+    def shown(self) -> str:
+        """The URL as messages show it: never a password (there is none), host and database."""
+        return database_url_shown(self.url)
+
+
+def psycopg_installed() -> bool:
+    """Whether the extra is there, without importing it (config is read by every command)."""
+    return importlib.util.find_spec("psycopg") is not None
+
+
+def database_url_shown(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if _port_of(url) else ""
+    return f"postgresql://{host}{port}{parts.path or '/'}"
+
+
+def _port_of(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def check_database_url(value: Any) -> str:
+    """A postgresql:// URL without a password in it; ValueError saying what is wrong."""
+    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+        raise ValueError("")
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(
+            'use a PostgreSQL URL, e.g. "postgresql://tostrack@db.example/tostrack"; without '
+            "[store], the workspace's own tostrack.db is used"
+        )
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("the port is not a number from 1 to 65535") from None
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise ValueError(
+            "the URL holds a password: take it out and set password_env to the name of an "
+            "environment variable that holds it (or use a libpq service file)"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """The [registry] table (names are checked against the registry by tostrack.sources)."""
@@ -586,6 +666,7 @@ class Config:
     recipients: tuple[Recipient, ...] = ()
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    store: StoreConfig | None = None  # None: the workspace's embedded tostrack.db
 
     @property
     def where(self) -> str:
@@ -678,7 +759,7 @@ class _Checker:
             if key not in allowed:
                 hint = did_you_mean(key, list(allowed))
                 extra = ""
-                if key == "password" and at.startswith("[smtp]"):
+                if key == "password" and at.startswith(("[smtp]", "[store]")):
                     extra = (
                         " Do not put the password in the file; set password_env to the name "
                         "of an environment variable that holds it."
@@ -790,6 +871,8 @@ def _coerce(value: Any, spec: Key) -> Any:
             raise ValueError("")
         url = value.strip()
         return url + "/" if url and not url.endswith("/") else url
+    if kind == "database_url":
+        return check_database_url(value)
     if kind == "chat_urls":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
@@ -801,6 +884,10 @@ def _coerce(value: Any, spec: Key) -> Any:
                     'or "slack://TokenA/TokenB/TokenC" (see https://appriseit.com/services/)'
                 )
         return tuple(item.strip() for item in items)
+    if kind == "env_name":
+        if not isinstance(value, str) or not ENV_NAME.fullmatch(value.strip()):
+            raise ValueError("")
+        return value.strip()
     if kind == "env_names":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
@@ -977,6 +1064,16 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
     report = ReportConfig(
         **_values(checker, _table(checker, data, "report"), SCHEMA["report"], "[report] ")
     )
+    store = None
+    if "store" in data:
+        values = _values(checker, _table(checker, data, "store"), SCHEMA["store"], "[store] ")
+        if values.get("url"):
+            store = StoreConfig(values["url"], values.get("password_env") or "")
+            if not psycopg_installed():
+                checker.bad(
+                    "[store] ",
+                    f"a PostgreSQL store needs psycopg, which is not installed: {POSTGRES_EXTRA}",
+                )
     _raise(checker.problems, where)
     return Config(
         path=path,
@@ -988,6 +1085,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
         recipients=tuple(recipients),
         notify=notify,
         report=report,
+        store=store,
     )
 
 

@@ -83,6 +83,12 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # mode = "immediate"
 # effective_date_changes = false   # true: also tell when only the announced effective date moves
 
+# A shared PostgreSQL instead of this folder's tostrack.db (pip install 'tostrack[postgres]').
+# The password never goes here: password_env, or a libpq service file / ~/.pgpass.
+# [store]
+# url = "postgresql://tostrack@db.example/tostrack"
+# password_env = "TOSTRACK_DB_PASSWORD"   # the password is read from this environment variable
+
 [notify]
 # operators = ["ops@example.com"]   # told when a source breaks (after broken_after failures) and recovers
 # broken_after = 3

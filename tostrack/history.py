@@ -53,7 +53,7 @@ def import_directory(
     workspace.ensure()
     versions = changes = skipped = 0
     rejected: list[str] = []
-    with workspace_lock(workspace.lock_path), Store(workspace.root) as store:
+    with workspace_lock(workspace.lock_path), workspace.open_store() as store:
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
         snapshots = [
@@ -116,14 +116,14 @@ def import_directory(
 
 def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any]:
     """{"source", "versions": [...], "failures": [...]} for one source, or {"sources": [...]}."""
-    if not workspace.db_path.exists():
+    if not workspace.has_records:
         if source_id:
             raise InputError(
                 f"nothing recorded yet in {workspace.root} (no tostrack.db); "
                 "run `tostrack run` first"
             )
         return {"sources": []}
-    with Store(workspace.root, read_only=True) as store:  # works on a read-only workspace
+    with workspace.open_store(read_only=True) as store:  # works on a read-only workspace
         if source_id:
             known = {s["id"] for s in store.all_source_states()} | set(store.tracked_source_ids())
             if source_id not in known:

@@ -591,7 +591,7 @@ def run(
     skipped = 0
     with (
         workspace_lock(workspace.lock_path),
-        Store(workspace.root) as store,
+        workspace.open_store() as store,
         Fetcher(config) as fetch,
     ):
         messages = reconcile(store, all_sources, severity)

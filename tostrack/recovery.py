@@ -173,6 +173,11 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
     """
     from tostrack.sources import load_sources
 
+    if workspace.shared_database:
+        raise InputError(
+            f"`tostrack rebuild` recreates the embedded tostrack.db; this workspace records into "
+            f"{workspace.config.store.shown} ([store] url), which rebuild does not replace"
+        )
     workspace.ensure()
     declared = {s.id: s for s in load_sources(workspace.settings)}
     severity = workspace.settings.section("severity")

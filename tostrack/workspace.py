@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tostrack.config import CONFIG_NAME, Config, Settings, load_settings
 from tostrack.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    from tostrack.store import Store
 
 __all__ = ["CONFIG_NAME", "ENV_WORKSPACE", "Settings", "Workspace", "load_settings"]
 
@@ -62,6 +66,22 @@ class Workspace:
     @property
     def db_path(self) -> Path:
         return self.root / "tostrack.db"
+
+    @property
+    def shared_database(self) -> bool:
+        """[store] names a PostgreSQL: the records are not in this folder's tostrack.db."""
+        return self.config.store is not None
+
+    @property
+    def has_records(self) -> bool:
+        """Something may have been recorded (a shared database always may)."""
+        return self.shared_database or self.db_path.exists()
+
+    def open_store(self, *, read_only: bool = False) -> Store:
+        """The workspace's store: [store]'s PostgreSQL, else the embedded tostrack.db."""
+        from tostrack.store import Store  # here: commands that never record start faster
+
+        return Store(self.root, read_only=read_only, database=self.config.store)
 
     @property
     def reports_dir(self) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tostrack.clock import now_iso
+from tostrack.store.connection import Database
 
 # The columns of outbox that a state change may set, besides the state itself.
 _MARKABLE = frozenset({"attempts", "last_error", "next_attempt_at", "sent_at", "delivered_to"})
@@ -31,7 +32,7 @@ class OutgoingMessage:
 class OutboxTables:
     """Mixed into Store, which provides db, read_only and transaction()."""
 
-    db: sqlite3.Connection
+    db: Database
     read_only: bool
 
     # queueing -------------------------------------------------------------------------------
@@ -184,7 +185,4 @@ class OutboxTables:
             )
 
     def _has_outbox(self) -> bool:
-        found = self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
-        ).fetchone()
-        return found is not None
+        return "outbox" in self.db.tables()

@@ -7,10 +7,10 @@ upgrade killed halfway runs it again).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 from tostrack.errors import StorageError
+from tostrack.store.connection import Database
 
 SCHEMA_VERSION = 3
 
@@ -119,7 +119,7 @@ CREATE TABLE IF NOT EXISTS operator_alerts (
 SCHEMA = RECORDS + OUTBOX
 
 
-def _diff_kinds_and_redirects(db: sqlite3.Connection) -> None:
+def _diff_kinds_and_redirects(db: Database) -> None:
     """Schema 2: diffs.kind (effective-date-only diffs) and versions.redirect."""
     for table, column, definition in (
         ("versions", "redirect", "TEXT"),
@@ -129,33 +129,33 @@ def _diff_kinds_and_redirects(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
-def _outbox_tables(db: sqlite3.Connection) -> None:
+def _outbox_tables(db: Database) -> None:
     """Schema 3: the notify tables belong to the store (a schema-2 database may hold them)."""
     run_script(db, OUTBOX)
 
 
 # version -> the migration that brings a database at the version below up to it
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _diff_kinds_and_redirects,
     3: _outbox_tables,
 }
 
 
-def columns(db: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+def columns(db: Database, table: str) -> set[str]:
+    return db.columns(table)
 
 
-def run_script(db: sqlite3.Connection, script: str) -> None:
+def run_script(db: Database, script: str) -> None:
     """Each statement of script, inside the caller's transaction (executescript would commit)."""
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-def recorded_version(db: sqlite3.Connection) -> int | None:
+def recorded_version(db: Database) -> int | None:
     """The schema version the database says it has; None for a database with no tables yet
     (1 for one made before versions were written)."""
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = db.tables()
     if "versions" not in tables:
         return None
     if "meta" not in tables:
@@ -167,7 +167,7 @@ def recorded_version(db: sqlite3.Connection) -> int | None:
         raise StorageError(f"tostrack.db records schema version {row[0]!r}, not a number") from None
 
 
-def upgrade(db: sqlite3.Connection) -> int:
+def upgrade(db: Database) -> int:
     """Create the tables of a new database, or migrate an older one; returns the version it had
     (SCHEMA_VERSION for a new one). A database from a newer tostrack is refused, untouched."""
     found = recorded_version(db)
@@ -178,6 +178,8 @@ def upgrade(db: sqlite3.Connection) -> int:
         )
     db.execute("BEGIN IMMEDIATE")
     try:
+        db.lock_for_migration()
+        found = recorded_version(db)  # another worker may have migrated while we waited
         if found is None:
             run_script(db, SCHEMA)
         else:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from tostrack import faults
+from tostrack.config import StoreConfig
 from tostrack.errors import StorageError
 from tostrack.media import extension_for
 from tostrack.models import SEVERITY_RANK, Change, Clause, Diff, Document, Failure, Snapshot
@@ -44,9 +45,15 @@ from tostrack.store.codecs import (
     text_digest,
     version_text,
 )
+from tostrack.store.connection import (
+    Database,
+    connect_postgres,
+    connect_sqlite,
+    database_errors,
+)
 from tostrack.store.files import capture_folders, fsync_dir, stamp, write_atomic
 from tostrack.store.outbox import OutboxTables
-from tostrack.store.schema import upgrade
+from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
 
 DIFF_KINDS = ("clauses", "effective-date")
 
@@ -140,7 +147,7 @@ def _storage_errors(what: str) -> Iterator[None]:
                 f"disk full while {what}; nothing was recorded. Free space and run again."
             ) from None
         raise StorageError(f"cannot write while {what}: {exc.strerror or exc}") from None
-    except sqlite3.DatabaseError as exc:
+    except database_errors() as exc:  # evaluated only when something was raised: psycopg lazily
         raise StorageError(f"database error while {what}: {exc}") from None
 
 
@@ -150,18 +157,30 @@ def _storage_errors(what: str) -> Iterator[None]:
 class Store(OutboxTables):
     """The workspace's records. Open with Store(root); use as a context manager or call close()."""
 
-    def __init__(self, root: Path, db_path: Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        db_path: Path | None = None,
+        *,
+        read_only: bool = False,
+        database: StoreConfig | None = None,
+    ) -> None:
+        """database: a [store] PostgreSQL shared by workers; None: the embedded tostrack.db."""
         self.root = Path(root)
         self.snapshots_dir = self.root / "snapshots"
         self.db_path = db_path or self.root / "tostrack.db"
         self.read_only = read_only
+        self.database = database
+        self.db: Database
+        if database is not None:
+            self._open_postgres(database)
+            return
         if read_only:
             self._open_read_only()
             return
         with _storage_errors("opening the database"):
             self.root.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
+            self.db = connect_sqlite(self.db_path, timeout=30)
             try:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")
@@ -176,22 +195,37 @@ class Store(OutboxTables):
                 self.db.close()
                 raise
 
+    def _open_postgres(self, database: StoreConfig) -> None:
+        """Tables are made or migrated on first use, by whichever worker comes first; a
+        read-only open migrates only a database that is not at SCHEMA_VERSION yet."""
+        self.db = connect_postgres(database.url, database.password(), database.shown)
+        try:
+            with _storage_errors(f"opening the database {database.shown}"):
+                if not self.read_only or recorded_version(self.db) != SCHEMA_VERSION:
+                    upgrade(self.db)
+        except BaseException:
+            self.db.close()
+            raise
+
+    @property
+    def where(self) -> str:
+        """The database, as messages name it."""
+        return self.database.shown if self.database else str(self.db_path)
+
     def _open_read_only(self) -> None:
         """For commands that only read (status, history, report): nothing is created or
         migrated, and a read-only workspace (mount, permissions) works. No database yet reads
         as an empty one."""
         with _storage_errors("opening the database read-only"):
             if not self.db_path.exists():
-                self.db = sqlite3.connect(":memory:", isolation_level=None)
-                self.db.row_factory = sqlite3.Row
+                self.db = connect_sqlite(":memory:")
                 upgrade(self.db)
                 return
             uri = self.db_path.resolve().as_uri()
             for mode in ("?mode=ro", "?mode=ro&immutable=1"):
                 # immutable: a WAL database in a folder this process cannot write (no -shm can
                 # be made); nothing else can be writing to it there either.
-                self.db = sqlite3.connect(uri + mode, uri=True, timeout=30, isolation_level=None)
-                self.db.row_factory = sqlite3.Row
+                self.db = connect_sqlite(uri + mode, uri=True, timeout=30)
                 try:
                     self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                     return
@@ -222,7 +256,7 @@ class Store(OutboxTables):
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Database]:
         with _storage_errors("recording to the database"):
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -234,7 +268,7 @@ class Store(OutboxTables):
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into tostrack.db (before the file is moved into place)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.checkpoint()
 
     def version_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
@@ -248,7 +282,7 @@ class Store(OutboxTables):
     def all_source_states(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM sources ORDER BY id")]
 
-    def _touch_source(self, db: sqlite3.Connection, source_id: str, title: str, url: str) -> None:
+    def _touch_source(self, db: Database, source_id: str, title: str, url: str) -> None:
         db.execute(
             "INSERT INTO sources (id, title, url) VALUES (?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET title = excluded.title, url = excluded.url",
@@ -285,7 +319,7 @@ class Store(OutboxTables):
         *,
         title: str = "",
         url: str = "",
-        also: Callable[[sqlite3.Connection, int], None] | None = None,
+        also: Callable[[Database, int], None] | None = None,
     ) -> int:
         """Record a failed fetch; returns the number of consecutive failures so far.
 
@@ -321,7 +355,7 @@ class Store(OutboxTables):
 
     # versions --------------------------------------------------------------------------------
 
-    def _version(self, row: sqlite3.Row) -> Version:
+    def _version(self, row: Any) -> Version:
         return Version(
             id=row["id"],
             source_id=row["source_id"],
@@ -352,7 +386,7 @@ class Store(OutboxTables):
     def version(self, version_id: int) -> Version:
         row = self.db.execute("SELECT * FROM versions WHERE id = ?", (version_id,)).fetchone()
         if row is None:
-            raise StorageError(f"no version {version_id} in {self.db_path}")
+            raise StorageError(f"no version {version_id} in {self.where}")
         return self._version(row)
 
     def tracked_source_ids(self) -> list[str]:
@@ -389,7 +423,8 @@ class Store(OutboxTables):
             self.transaction() as db
         ):  # noted first: a crash after the rename leaves a known orphan
             db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (_PENDING + rel, snapshots[0].fetched_at),
             )
         with _storage_errors(f"saving a snapshot of {source_id}"):
@@ -437,10 +472,12 @@ class Store(OutboxTables):
         snapshot_sha = combined_sha(snapshots)
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
-            cur = db.execute(
+            # RETURNING id on both backends (PostgreSQL has no lastrowid); fetchall ends the
+            # statement, which SQLite needs before COMMIT
+            (version_id,) = db.execute(
                 "INSERT INTO versions (source_id, captured_at, path, text_sha256, snapshot_sha256,"
                 " title, effective_date, clause_count, origin, redirect)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     source_id,
                     captured_at,
@@ -453,8 +490,7 @@ class Store(OutboxTables):
                     origin,
                     redirect,
                 ),
-            )
-            version_id = int(cur.lastrowid)
+            ).fetchall()[0]
             diff_id = None
             if previous is not None and diff is not None and (diff.changes or kind != "clauses"):
                 summary = diff.summary()
@@ -463,9 +499,10 @@ class Store(OutboxTables):
                     key=lambda s: SEVERITY_RANK.get(s, 0),
                     default="none",
                 )
-                cur = db.execute(
+                (diff_id,) = db.execute(
                     "INSERT INTO diffs (source_id, from_version, to_version, detected_at, summary,"
-                    " substantive, severity, notify, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " substantive, severity, notify, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id",
                     (
                         source_id,
                         previous.id,
@@ -477,8 +514,7 @@ class Store(OutboxTables):
                         int(notify),
                         kind,
                     ),
-                )
-                diff_id = int(cur.lastrowid)
+                ).fetchall()[0]
                 db.executemany(
                     "INSERT INTO changes (diff_id, position, data) VALUES (?, ?, ?)",
                     [
@@ -600,7 +636,7 @@ class Store(OutboxTables):
 
     # diffs -----------------------------------------------------------------------------------
 
-    def _stored_diff(self, row: sqlite3.Row) -> StoredDiff:
+    def _stored_diff(self, row: Any) -> StoredDiff:
         changes = tuple(
             change_from_record(json.loads(r["data"]))
             for r in self.db.execute(
@@ -658,7 +694,7 @@ class Store(OutboxTables):
         return [self._stored_diff(r) for r in self.db.execute(sql, args)]
 
 
-def _column(row: sqlite3.Row, name: str, default: Any) -> Any:
+def _column(row: Any, name: str, default: Any) -> Any:
     """A column added after schema 1 (absent from an older database opened read-only)."""
     return row[name] if name in row.keys() else default  # noqa: SIM118 - `in row` tests values
 
