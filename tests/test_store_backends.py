@@ -346,3 +346,37 @@ def test_cli_says_the_server_is_down_without_a_traceback(tmp_path: Path) -> None
     )
     assert done.returncode != 0
     assert "cannot connect to the database" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- leases (workers sharing a PostgreSQL) ---------------------------------------------------
+
+
+def test_a_lease_is_held_renewed_released_and_taken_over_when_expired(store: Store) -> None:
+    names = ["host:a.test", "host:b.test"]
+    assert store.claim_lease(names, "w1", 60) == "host:a.test"
+    assert store.claim_lease(names, "w2", 60) == "host:b.test"
+    assert store.claim_lease(names, "w3", 60) is None  # both held by live workers
+    assert store.claim_lease(names, "w1", 60) == "host:a.test"  # its own: a renewal
+    assert store.renew_lease("host:a.test", "w1", 60)
+    assert not store.renew_lease("host:a.test", "w2", 60)
+    assert store.lease_holder("host:a.test") == "w1"
+    store.release_lease("host:a.test", "w1")
+    assert store.lease_holder("host:a.test") is None
+    assert store.claim_lease(names, "w3", -5) == "host:a.test"  # claimed, already expired
+    assert store.claim_lease(names, "w4", 60) == "host:a.test"  # as after a kill -9
+    assert not store.renew_lease("host:a.test", "w3", 60)
+    with store.holding("outbox", "w1", 60) as first, store.holding("outbox", "w2", 60) as second:
+        assert first and not second
+    assert store.lease_holder("outbox") is None
+
+
+def test_claiming_skips_a_row_another_worker_has_locked(postgres_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    with Store(tmp_path, database=StoreConfig(postgres_url)) as store:
+        store.claim_lease(["host:a.test", "host:b.test"], "nobody-yet", -1)
+        with psycopg.connect(postgres_url) as other:  # a worker in the middle of its claim
+            other.execute("SELECT * FROM leases WHERE name = 'host:a.test' FOR UPDATE")
+            # passed over at once, not waited for
+            assert store.claim_lease(["host:a.test", "host:b.test"], "w2", 60) == "host:b.test"
+            assert store.claim_lease(["host:a.test"], "w2", 60) is None

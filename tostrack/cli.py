@@ -483,11 +483,22 @@ def notify(ctx: click.Context, dry_run: bool) -> None:
       tostrack notify
       tostrack notify --dry-run && ls preview/
     """
+    from tostrack.errors import InputError
     from tostrack.lock import workspace_lock
     from tostrack.notify import send_pending
+    from tostrack.workers import outbox_turn
 
     ws = _workspace(ctx)
-    with workspace_lock(ws.lock_path), ws.open_store() as store:
+    with (
+        workspace_lock(ws.lock_path),
+        ws.open_store() as store,
+        outbox_turn(store, ws.shared_database) as ours,
+    ):
+        if not ours:
+            raise InputError(
+                "another worker is sending the outbox of the shared database now; it sends "
+                "what is queued (run `tostrack notify` again when it is done)"
+            )
         summary = send_pending(ws, store, dry_run=dry_run, ignore_backoff=True)
     for o in summary.outcomes:
         where = f" ({o.detail})" if o.detail else ""

@@ -403,6 +403,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "store": {
         "url": Key("database_url", required=True, secret=True),
         "password_env": Key("env_name"),
+        "lease": Key("duration", 600.0, minimum=1),
     },
     "report": {
         "title": Key("text", "Terms dashboard"),
@@ -572,6 +573,7 @@ class StoreConfig:
 
     url: str
     password_env: str = ""
+    lease: float = 600.0  # seconds a worker holds a host unrenewed: a killed worker's wait
 
     def password(self) -> str | None:
         """The password from password_env; None when the URL's service or ~/.pgpass gives it."""
@@ -1068,7 +1070,9 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
     if "store" in data:
         values = _values(checker, _table(checker, data, "store"), SCHEMA["store"], "[store] ")
         if values.get("url"):
-            store = StoreConfig(values["url"], values.get("password_env") or "")
+            store = StoreConfig(
+                values["url"], values.get("password_env") or "", values.get("lease", 600.0)
+            )
             if not psycopg_installed():
                 checker.bad(
                     "[store] ",

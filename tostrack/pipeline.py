@@ -7,6 +7,7 @@ every due source of a workspace, then renders reports and sends notifications.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -573,6 +574,7 @@ def run(
     from tostrack.lock import workspace_lock
     from tostrack.recovery import reconcile
     from tostrack.sources import load_sources
+    from tostrack.workers import claimed_in_turn, outbox_turn, worker_name
 
     workspace.ensure()
     all_sources = load_sources(workspace.settings)
@@ -589,12 +591,16 @@ def run(
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
     skipped = 0
+    # A shared PostgreSQL is split between workers by leases; a workspace's own tostrack.db is
+    # one run's at a time.
+    shared, worker = workspace.shared_database, worker_name()
     with (
-        workspace_lock(workspace.lock_path),
+        contextlib.nullcontext() if shared else workspace_lock(workspace.lock_path),
         workspace.open_store() as store,
         Fetcher(config) as fetch,
     ):
-        messages = reconcile(store, all_sources, severity)
+        # Adopting another worker's capture could race its own commit: embedded store only.
+        messages = [] if shared else reconcile(store, all_sources, severity)
         now = clock.now()
 
         def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
@@ -621,7 +627,8 @@ def run(
                     f"{failure.reason}: {failure.detail[:200]}",
                 )
 
-        for source in sources:
+        lease = workspace.config.store.lease if workspace.config.store else 0
+        for source in claimed_in_turn(store, sources, worker, lease) if shared else sources:
             state = store.source_state(source.id)
             if not force and not is_due(source, state, now):
                 skipped += 1
@@ -650,7 +657,11 @@ def run(
             reports.append(path)
             if result.status in ("changed", "effective-date"):
                 notify.enqueue_diff(workspace, store, stored, path)
-        summary = notify.send_pending(workspace, store, dry_run=dry_run_mail) if send else None
+        summary = None
+        if send:
+            with outbox_turn(store, shared, worker) as ours:
+                if ours:  # else the worker sending the outbox sends ours too: exactly once
+                    summary = notify.send_pending(workspace, store, dry_run=dry_run_mail)
     failures = [r.failure for r in results if r.failure is not None]
     closing = ""
     if results and len(failures) == len(results):

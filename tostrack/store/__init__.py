@@ -3,6 +3,7 @@
 store.py     the Store: versions, diffs, failures and source states, and capture folders on disk
 schema.py    the tables and the migrations keyed on SCHEMA_VERSION
 outbox.py    the tables behind exactly-once email (mixed into Store)
+leases.py    leases that let workers sharing a PostgreSQL split hosts and the outbox (mixed in)
 connection.py  SQLite's connection, and PostgreSQL's behind the same interface (psycopg)
 codecs.py    JSON for clauses, documents and changes; text digests
 files.py     atomic writes, capture folders read back

@@ -29,6 +29,7 @@ class SqliteConnection(sqlite3.Connection):
     """sqlite3's connection, with the questions the schema code asks of either database."""
 
     backend = "sqlite"
+    row_lock = ""  # one writer at a time already (BEGIN IMMEDIATE, the workspace lock)
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -124,6 +125,7 @@ class PostgresConnection:
     mode (the store says BEGIN and COMMIT itself, as it does on SQLite)."""
 
     backend = "postgresql"
+    row_lock = " FOR UPDATE SKIP LOCKED"  # a row another worker is claiming is passed over
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tostrack.errors import StorageError
 from tostrack.store.connection import Database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The records: sources, versions, the diffs between them and their changes, failures.
 RECORDS = """
@@ -116,7 +116,16 @@ CREATE TABLE IF NOT EXISTS operator_alerts (
 );
 """
 
-SCHEMA = RECORDS + OUTBOX
+# Workers sharing a PostgreSQL: who holds which host (and the outbox) until when.
+LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT,
+    expires_at TEXT
+);
+"""
+
+SCHEMA = RECORDS + OUTBOX + LEASES
 
 
 def _diff_kinds_and_redirects(db: Database) -> None:
@@ -134,10 +143,16 @@ def _outbox_tables(db: Database) -> None:
     run_script(db, OUTBOX)
 
 
+def _leases_table(db: Database) -> None:
+    """Schema 4: leases, for several workers on one PostgreSQL."""
+    run_script(db, LEASES)
+
+
 # version -> the migration that brings a database at the version below up to it
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _diff_kinds_and_redirects,
     3: _outbox_tables,
+    4: _leases_table,
 }
 
 

@@ -52,6 +52,7 @@ from tostrack.store.connection import (
     database_errors,
 )
 from tostrack.store.files import capture_folders, fsync_dir, stamp, write_atomic
+from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
 from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
 
@@ -154,7 +155,7 @@ def _storage_errors(what: str) -> Iterator[None]:
 # -- the store -------------------------------------------------------------------------------
 
 
-class Store(OutboxTables):
+class Store(OutboxTables, LeaseTables):
     """The workspace's records. Open with Store(root); use as a context manager or call close()."""
 
     def __init__(

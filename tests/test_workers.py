@@ -1,0 +1,164 @@
+"""Several `tostrack run` processes sharing one real PostgreSQL (tests/postgres_cluster.py).
+
+Three local sites (three hosts, as the fetcher's per-host throttle counts them), four documents
+each; three workers started at once. Skips, saying why, when no cluster can be started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TERMS_V1, TERMS_V2, write_config
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tostrack.config import StoreConfig
+from tostrack.store import Store
+
+SITES = 3
+DOCUMENTS = 4
+
+
+@pytest.fixture
+def sites() -> Iterator[list[HTTPServer]]:
+    servers = [HTTPServer(host="127.0.0.1", port=0) for _ in range(SITES)]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.clear()
+        server.stop()
+
+
+def _serve(servers: list[HTTPServer], changed: int = 0) -> None:
+    """Every document; the first `changed` of each site with the second version."""
+    for server in servers:
+        server.clear()
+        for n in range(DOCUMENTS):
+            body = TERMS_V2 if n < changed else TERMS_V1
+            server.expect_request(f"/doc-{n}").respond_with_data(body, content_type="text/html")
+
+
+def _config(servers: list[HTTPServer], url: str, lease: str = "10m") -> str:
+    sources = "".join(
+        f'[[sources]]\nid = "site{s}/doc-{n}"\ntitle = "Doc {n}"\n'
+        f'url = "{server.url_for(f"/doc-{n}")}"\nselect = ["main"]\n\n'
+        for s, server in enumerate(servers)
+        for n in range(DOCUMENTS)
+    )
+    return (
+        f'[store]\nurl = "{url}"\nlease = "{lease}"\n\n'
+        "[fetch]\nretries = 0\nconfirm_delay = 0\ndelay = 0.5\n\n"
+        f'{sources}[[recipients]]\nemail = "legal@example.com"\n'
+    )
+
+
+def _workers(root: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "run"]
+    started = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    done = []
+    for worker in started:
+        out, err = worker.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(worker.args, worker.returncode, out, err))
+    return done
+
+
+def _requests(servers: list[HTTPServer]) -> list[str]:
+    return sorted(f"{server.port}{request.path}" for server in servers for request, _ in server.log)
+
+
+def test_three_workers_share_the_sources_each_fetched_once(
+    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
+) -> None:
+    root = tmp_path / "ws"
+    write_config(root, _config(sites, postgres_url))
+    _serve(sites)
+    first = _workers(root, 3)
+    assert [w.returncode for w in first] == [0, 0, 0], [w.stderr for w in first]
+    fetched = _requests(sites)
+    assert len(fetched) == SITES * DOCUMENTS and len(set(fetched)) == len(fetched)
+    tracked = [w.stdout.count("tracking ") for w in first]
+    assert sum(tracked) == SITES * DOCUMENTS
+    assert sorted(tracked)[-2] > 0, tracked  # the work was shared, not done by one worker
+
+    _serve(sites, changed=2)  # two documents of each site change
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        with store.transaction() as db:  # half a day later: every source is due again
+            db.execute("UPDATE sources SET last_checked_at = '2000-01-01T00:00:00Z'")
+    second = _workers(root, 3)
+    assert [w.returncode for w in second] == [0, 0, 0], [w.stderr for w in second]
+    fetched = _requests(sites)  # this round's (the servers were cleared)
+    assert len(fetched) == SITES * DOCUMENTS and len(set(fetched)) == len(fetched)
+
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        assert store.version_count() == SITES * DOCUMENTS + SITES * 2
+        changes = store.diffs(substantive_only=True)
+        assert len(changes) == SITES * 2  # every change recorded once
+        outbox = [m for m in store.outbox_listing() if m["kind"] == "change"]
+        assert sorted(m["key"] for m in outbox) == sorted({m["key"] for m in outbox})
+        assert len(outbox) == SITES * 2  # one notification per change
+        assert store.lease_holder("outbox") is None  # released by whoever sent
+
+
+def test_a_killed_workers_host_is_done_by_another_after_its_lease(
+    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
+) -> None:
+    root = tmp_path / "ws"
+    write_config(root, _config(sites[:1], postgres_url, lease="4s"))
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.5)
+        return Response(TERMS_V1, content_type="text/html")
+
+    for n in range(DOCUMENTS):
+        sites[0].expect_request(f"/doc-{n}").respond_with_handler(slow)
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "run"]
+    doomed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not sites[0].log and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(doomed.pid, signal.SIGKILL)  # mid-host: its lease on the host is left behind
+    doomed.wait()
+    killed_at = time.monotonic()
+    host = f"host:127.0.0.1:{sites[0].port}"
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        assert store.version_count() < DOCUMENTS
+        holder = store.lease_holder(host)
+        assert holder is not None and f":{doomed.pid}:" in holder
+        assert store.claim_lease([host], "another-worker", 60) is None  # not free yet
+        while store.claim_lease([host], "another-worker", 60) is None:
+            assert time.monotonic() - killed_at < 4 + 2, "the lease outlived its 4 s"
+            time.sleep(0.2)
+        store.release_lease(host, "another-worker")
+    later = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert later.returncode == 0, later.stderr
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        for n in range(DOCUMENTS):
+            assert len(store.versions(f"site0/doc-{n}")) == 1  # each recorded once
+
+
+def test_notify_waits_its_turn_while_another_worker_sends(
+    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
+) -> None:
+    root = tmp_path / "ws"
+    write_config(root, _config(sites[:1], postgres_url))
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "notify"]
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        with store.holding("outbox", "a-worker-elsewhere", 60) as held:
+            assert held
+            busy = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert busy.returncode != 0 and "another worker is sending" in busy.stderr
+        assert "Traceback" not in busy.stderr
+        free = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert free.returncode == 0, free.stderr
+        assert store.lease_holder("outbox") is None
