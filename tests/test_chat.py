@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_notify import make_diff, workspace
 
-from tostrack import notify
+from tostrack import faults, notify
 from tostrack.errors import ConfigError
 from tostrack.store import Store
 
@@ -236,3 +238,273 @@ def test_recipient_config_values() -> None:
     assert third.url_env == ("HOOK_A", "HOOK_B") and third.mode == "daily"
     with pytest.raises(ConfigError, match="max_length"):
         config.parse({"recipients": [{"url": "json://h/p", "max_length": 10}]})
+
+
+# -- delivery, exactly once -------------------------------------------------------------------
+
+
+def test_json_webhook_gets_the_change_once_and_names_the_clause(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    with Store(ws.root) as store:
+        stored = make_diff(store)
+        assert notify.enqueue_diff(ws, store, stored, "") == 1
+        assert notify.enqueue_diff(ws, store, stored, "") == 0  # queued once
+        summary = notify.send_pending(ws, store)
+        assert summary.sent == 1 and summary.errors == []
+        assert notify.send_pending(ws, store).sent == 0  # a repeat sends nothing
+        rows = notify.outbox_rows(store)
+    assert [r["state"] for r in rows] == ["sent"] and rows[0]["channel"] == "apprise"
+    assert rows[0]["recipient"] == f"json://127.0.0.1:{port}/hook"
+    (request,) = hook.delivered()
+    assert request["path"] == "/hook" and request["type"] == "application/json"
+    data = summary_of(request)
+    assert data["type"] == "tostrack.change" and data["severity"] == "high"
+    assert data["id"] == rows[0]["message_id"]  # a receiver can drop a resent duplicate by id
+    (document,) = data["documents"]
+    assert document["source"] == "nimbus/terms-of-use"
+    (change,) = document["changes"]
+    assert change["kind"] == "modified" and change["labels_added"] == ["competing-models"]
+    assert change["new"]["id"] == "c-2" and change["new"]["section"] == "2 Use › 2.3"
+    assert change["topics"] == ["Competing models"] and change["severity"] == "high"
+    assert "compet" in change["headline"].lower()
+
+
+def test_outage_keeps_the_message_queued_with_backoff_then_delivers_once(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    hook.statuses = [500, 503]
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    now = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        first = notify.send_pending(ws, store, now=now)
+        assert first.sent == 0 and first.failed == 1
+        assert "answered 500" in first.errors[0] and "retry after" in first.errors[0]
+        (row,) = notify.outbox_rows(store)
+        assert row["state"] == "queued" and row["attempts"] == 1 and row["next_attempt_at"]
+        # Within the backoff nothing is tried; after it, the receiver is still down (503).
+        assert notify.send_pending(ws, store, now=now + timedelta(minutes=1)).outcomes == []
+        second = notify.send_pending(ws, store, now=now + timedelta(minutes=6))
+        assert second.failed == 1 and "answered 503" in second.errors[0]
+        assert notify.outbox_rows(store)[0]["attempts"] == 2
+        third = notify.send_pending(ws, store, now=now + timedelta(hours=1))
+        assert third.sent == 1
+        assert notify.send_pending(ws, store, now=now + timedelta(days=1)).outcomes == []
+    assert len(hook.requests) == 3 and len(hook.delivered()) == 1
+
+
+def test_receiver_not_listening_is_retried(tmp_path: Path) -> None:
+    from test_notify import free_port
+
+    port = free_port()  # nothing listens there
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        summary = notify.send_pending(ws, store)
+        assert summary.failed == 1 and "connection refused" in summary.errors[0]
+        assert states(store) == ["queued"]
+
+
+def test_a_4xx_is_rejected_for_good_and_resent_by_hand(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    hook.statuses = [404]
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        summary = notify.send_pending(ws, store, ignore_backoff=True)
+        assert summary.failed == 1 and "refused the message for good" in summary.errors[0]
+        assert states(store) == ["rejected"]
+        assert notify.send_pending(ws, store, ignore_backoff=True).outcomes == []
+        (row,) = notify.outbox_rows(store)
+        notify.requeue(store, row["id"])
+        assert notify.send_pending(ws, store).sent == 1
+    assert len(hook.delivered()) == 1
+
+
+def test_no_answer_in_time_is_uncertain_and_never_sent_twice(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    hook.delay = 1.5  # the receiver got the request, and answers after Apprise stopped waiting
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook?rto=0.5"))
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        summary = notify.send_pending(ws, store)
+        assert summary.sent == 0 and "delivery uncertain" in summary.errors[0]
+        assert states(store) == ["uncertain"]
+        assert notify.send_pending(ws, store, ignore_backoff=True).outcomes == []
+    assert len(hook.requests) == 1
+
+
+CHILD = """
+import json, sys
+from pathlib import Path
+from tostrack import notify
+from tostrack.store import Store
+from tostrack.workspace import Workspace
+
+ws = Workspace.open(Path(sys.argv[1]))
+with Store(ws.root) as store:
+    for diff_id in store.unnotified_diff_ids():
+        notify.enqueue_diff(ws, store, store.diff(diff_id), "")
+    summary = notify.send_pending(ws, store)
+print(json.dumps({"sent": summary.sent, "errors": summary.errors}))
+"""
+
+
+def _child(root: Path, crash_at: str | None = None, **popen: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != faults.CRASH_ENV}
+    if crash_at:
+        env[faults.CRASH_ENV] = crash_at
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("step", [*faults.CHAT_STEPS, "after-enqueue", "after-mark-sent"])
+def test_kill_9_at_each_step_of_a_chat_send_delivers_at_most_once(
+    tmp_path: Path, receiver: tuple[Receiver, int], step: str
+) -> None:
+    hook, port = receiver
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    with Store(ws.root) as store:
+        make_diff(store)
+    code, _, err = _finish(_child(ws.root, step))
+    if step == "after-mark-sent":  # an e-mail step: no e-mail here, the child finishes
+        assert code == 0, err
+    else:
+        assert code == -9, err
+    code, out, err = _finish(_child(ws.root))
+    assert code == 0, err
+    result = json.loads(out)
+    if step == "after-chat-send":  # taken by the receiver, "sent" never committed
+        assert result["sent"] == 0 and "delivery uncertain" in result["errors"][0]
+    elif step == "after-mark-sent":
+        assert result == {"sent": 0, "errors": []}
+    else:  # nothing had gone out: the rerun sends it
+        assert result == {"sent": 1, "errors": []}
+    code, out, _ = _finish(_child(ws.root))
+    assert json.loads(out) == {"sent": 0, "errors": []}
+    assert len(hook.delivered()) == 1
+
+
+def test_killed_while_the_receiver_holds_the_request(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    """A real kill during the send: the receiver SIGKILLs the sender when the request arrives."""
+    hook, port = receiver
+    ws = workspace(tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook"))
+    with Store(ws.root) as store:
+        make_diff(store)
+    proc = _child(ws.root)
+    hook.kill_pid = proc.pid
+    code, _, _ = _finish(proc)
+    assert code == -9 and len(hook.requests) == 1
+    hook.kill_pid = 0
+    code, out, err = _finish(_child(ws.root))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["sent"] == 0 and "delivery uncertain" in result["errors"][0]
+    assert "receiver's log or channel" in result["errors"][0]
+    listing = subprocess.run(
+        [sys.executable, "-m", "tostrack", "--workspace", str(ws.root), "outbox"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "uncertain" in listing.stdout and f"json://127.0.0.1:{port}/hook" in listing.stdout
+    message = listing.stdout.split()[0]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tostrack",
+            "--workspace",
+            str(ws.root),
+            "outbox",
+            "resend",
+            message,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    code, out, _ = _finish(_child(ws.root))
+    assert json.loads(out)["sent"] == 1  # resent by hand, after checking the channel
+    assert len(hook.requests) == 2
+
+
+def test_secret_url_from_the_environment_is_never_stored(
+    tmp_path: Path, receiver: tuple[Receiver, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook, port = receiver
+    secret = f"json://tostrack:s3cret-token@127.0.0.1:{port}/hook"
+    ws = workspace(tmp_path / "ws", '[[recipients]]\nurl_env = "TOSTRACK_TEST_HOOK"\n')
+    with Store(ws.root) as store:
+        notify.enqueue_diff(ws, store, make_diff(store), "")
+        monkeypatch.delenv("TOSTRACK_TEST_HOOK", raising=False)
+        with pytest.raises(ConfigError, match=r"\$TOSTRACK_TEST_HOOK is not set"):
+            notify.send_pending(ws, store)
+        monkeypatch.setenv("TOSTRACK_TEST_HOOK", secret)
+        assert notify.send_pending(ws, store).sent == 1
+        assert notify.outbox_rows(store)[0]["recipient"] == "$TOSTRACK_TEST_HOOK"
+    assert len(hook.delivered()) == 1
+    assert b"s3cret-token" not in (ws.root / "tostrack.db").read_bytes()
+    assert "s3cret-token" not in (ws.root / "tostrack.toml").read_text()
+
+
+def test_email_and_chat_of_one_diff_are_queued_together(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    config = f'[[recipients]]\nemail = "legal@example.com"\nurl = "json://127.0.0.1:{port}/hook"\n'
+    ws = workspace(tmp_path / "ws", config)
+    with Store(ws.root) as store:
+        assert notify.enqueue_diff(ws, store, make_diff(store), "") == 2
+        summary = notify.send_pending(ws, store)
+        channels = sorted((r["channel"], r["state"]) for r in notify.outbox_rows(store))
+    assert channels == [("apprise", "sent"), ("email", "written")]
+    assert summary.sent == 1 and summary.written == 1 and len(hook.delivered()) == 1
+
+
+def test_schema_3_outbox_gains_its_channel_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tostrack.store import SCHEMA_VERSION
+
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "tostrack.db")
+    db.execute("ALTER TABLE outbox DROP COLUMN channel")  # the outbox as schema 3 made it
+    db.execute(
+        "INSERT INTO outbox (key, kind, recipient, subject, message_id, message, created_at)"
+        " VALUES ('diff:1:a@example.com', 'change', 'a@example.com', 's', '<m>', x'00', 'now')"
+    )
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with Store(tmp_path, read_only=True) as store:  # read, not migrated: still listed
+        assert [row["channel"] for row in store.outbox_listing()] == ["email"]
+    with Store(tmp_path) as store:
+        assert [row["channel"] for row in store.outbox_listing()] == ["email"]
+    db = sqlite3.connect(tmp_path / "tostrack.db")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
+    db.close()

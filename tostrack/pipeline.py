@@ -585,6 +585,7 @@ def run(
     notify.operators(
         workspace.settings
     )  # a bad operator address stops the run now, not at the alert
+    notify.check_channels(workspace.config)  # so does a chat URL Apprise cannot use
     results: list[TrackResult] = []
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
@@ -645,11 +646,15 @@ def run(
                 )
         if results:
             render.render_site(workspace, store)  # every page, the new change reports included
+        alerts = []
         for result, stored in recorded:
             path = render.change_report_path(workspace.reports_dir, stored)
             reports.append(path)
             if result.status in ("changed", "effective-date"):
-                notify.enqueue_diff(workspace, store, stored, path)
+                alerts.append((stored, path))
+        # One upstream event, one message: a provider's documents changed in this run go out
+        # together to each recipient.
+        notify.enqueue_diffs(workspace, store, alerts)
         summary = notify.send_pending(workspace, store, dry_run=dry_run_mail) if send else None
     failures = [r.failure for r in results if r.failure is not None]
     closing = ""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from tostrack.errors import StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The records: sources, versions, the diffs between them and their changes, failures.
 RECORDS = """
@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at TEXT,
     last_error TEXT,
     sent_at TEXT,
-    delivered_to TEXT
+    delivered_to TEXT,
+    channel TEXT NOT NULL DEFAULT 'email'
 );
 CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
 CREATE TABLE IF NOT EXISTS digest_items (
@@ -134,10 +135,17 @@ def _outbox_tables(db: sqlite3.Connection) -> None:
     run_script(db, OUTBOX)
 
 
+def _outbox_channels(db: sqlite3.Connection) -> None:
+    """Schema 4: outbox.channel, "email" or "apprise" (chat and webhooks)."""
+    if "channel" not in columns(db, "outbox"):
+        db.execute("ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'")
+
+
 # version -> the migration that brings a database at the version below up to it
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _diff_kinds_and_redirects,
     3: _outbox_tables,
+    4: _outbox_channels,
 }
 
 
