@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from test_notify import make_diff, workspace
 
 from tostrack import faults, notify
 from tostrack.errors import ConfigError
+from tostrack.models import Change, Clause
 from tostrack.store import Store
 
 pytest.importorskip("apprise")
@@ -73,6 +75,38 @@ class Receiver:
         while len(self.requests) < n and time.monotonic() < deadline:
             time.sleep(0.02)
         return len(self.requests)
+
+
+def _serve(recorder: Receiver, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            recorder.handle(self)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, int]]:
+    """The same receiver over HTTPS, with a self-signed certificate."""
+    from test_notify import _self_signed
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    recorder = Receiver()
+    server = _serve(recorder, context)
+    try:
+        yield recorder, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -484,6 +518,98 @@ def test_email_and_chat_of_one_diff_are_queued_together(
     assert summary.sent == 1 and summary.written == 1 and len(hook.delivered()) == 1
 
 
+# -- messages sized for the target ------------------------------------------------------------
+
+
+def _many_changes(n: int) -> tuple[tuple[Change, ...], tuple[Clause, ...], tuple[Clause, ...]]:
+    """n reworded clauses on competing models, each with long new wording."""
+    changes, old, new = [], [], []
+    for i in range(1, n + 1):
+        before = Clause(f"c-{i}", f"{i} Use", (f"{i} Use",), f"Clause {i} says very little.")
+        wording = (
+            f"Clause {i}: you may not use the service or its output to develop models that "
+            "compete with the provider, nor let a third party do so on your behalf, in any "
+            "country, for any purpose, whether or not for profit, during the term and after it."
+        )
+        after = Clause(f"c-{i}", f"{i} Use", (f"{i} Use",), wording, labels=("competing-models",))
+        old.append(before)
+        new.append(after)
+        changes.append(
+            Change(
+                "modified",
+                True,
+                (before,),
+                (after,),
+                labels=("competing-models",),
+                labels_added=("competing-models",),
+                severity="high" if i <= 2 else "medium",
+            )
+        )
+    return tuple(changes), tuple(old), tuple(new)
+
+
+def test_chat_text_is_trimmed_to_the_target_with_more_and_the_report_link(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    ws = workspace(
+        tmp_path / "ws", hook_config(f"mmost://127.0.0.1:{port}/tok3n", "max_length = 900")
+    )
+    changes, old, new = _many_changes(8)
+    report = ws.reports_dir / "changes" / "nimbus-terms-of-use" / "1.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<p>report</p>", encoding="utf-8")
+    with Store(ws.root) as store:
+        stored = make_diff(store, changes, old_clauses=old, new_clauses=new)
+        notify.enqueue_diff(ws, store, stored, report)
+        assert notify.send_pending(ws, store).sent == 1
+    (request,) = hook.delivered()
+    assert request["path"] == "/hooks/tok3n"  # Mattermost's incoming webhook, on 127.0.0.1
+    text = json.loads(request["body"])["text"]
+    assert len(text) <= 900  # the title, which Mattermost folds into the text, included
+    assert text.count("• HIGH") == 2 and "(Competing models)" in text  # names, not ids
+    assert "competing-models" not in text
+    assert "> Clause 1: you may not use the service" in text and "…" in text  # quoted, trimmed
+    link = "https://terms.example/reports/changes/nimbus-terms-of-use/1.html"
+    shown = text.count("• ")
+    assert f"…and {8 - shown} more changes: {link}" in text
+
+
+def test_json_summary_stays_parseable_when_trimmed(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    ws = workspace(
+        tmp_path / "ws", hook_config(f"json://127.0.0.1:{port}/hook", "max_length = 2500")
+    )
+    changes, old, new = _many_changes(12)
+    with Store(ws.root) as store:
+        stored = make_diff(store, changes, old_clauses=old, new_clauses=new)
+        notify.enqueue_diff(ws, store, stored, "")
+        assert notify.send_pending(ws, store).sent == 1
+    (request,) = hook.delivered()
+    assert len(request["body"]) <= 2500
+    (document,) = summary_of(request)["documents"]
+    assert 0 < len(document["changes"]) < 12
+    assert len(document["changes"]) + document["more_changes"] == 12
+    assert document["changes"][0]["severity"] == "high"  # the most severe are kept
+
+
+def test_slack_and_discord_urls_are_checked_but_cannot_be_pointed_at_a_local_receiver() -> None:
+    from tostrack.notify import chat
+
+    slack = chat.limits_for("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ")
+    assert slack.body == chat.READABLE_LENGTH and slack.title_in_body is False
+    discord = chat.limits_for("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js")
+    assert discord.body <= 2000  # Discord takes 2,000; a person reads 1,800
+    assert chat.url_problem("discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js") == ""
+    teams = chat.limits_for("workflows://prod.example:443/abc/def")
+    assert teams.body == 1000
+    assert "TIiajkdnlazkcOXrIdevi7FQ" not in chat.masked(
+        "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+    )
+
+
 def test_schema_3_outbox_gains_its_channel_column(tmp_path: Path) -> None:
     import sqlite3
 
@@ -508,3 +634,29 @@ def test_schema_3_outbox_gains_its_channel_column(tmp_path: Path) -> None:
         str(SCHEMA_VERSION),
     )
     db.close()
+
+
+def test_teams_workflow_gets_a_message_within_its_1000_characters(
+    tmp_path: Path, tls_receiver: tuple[Receiver, int]
+) -> None:
+    """Microsoft Teams through Power Automate Workflows, pointed at a local HTTPS receiver."""
+    hook, port = tls_receiver
+    url = f"workflows://127.0.0.1:{port}/wf123/sig456?verify=no"
+    ws = workspace(tmp_path / "ws", hook_config(url))
+    changes, old, new = _many_changes(6)
+    with Store(ws.root) as store:
+        stored = make_diff(store, changes, old_clauses=old, new_clauses=new)
+        notify.enqueue_diff(ws, store, stored, "")
+        assert notify.send_pending(ws, store).sent == 1
+    (request,) = hook.delivered()
+    assert request["path"].startswith("/workflows/wf123/triggers/manual/paths/invoke")
+    card = json.loads(request["body"])
+    texts = [
+        block.get("text", "")
+        for attachment in card["attachments"]
+        for block in attachment["content"]["body"]
+    ]
+    body = "\n".join(texts)
+    assert "HIGH" in body and "Competing models" in body
+    assert "more changes" in body
+    assert len(body) <= 1000 + 250  # Teams' body limit, and the title beside it
