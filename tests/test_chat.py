@@ -636,6 +636,62 @@ def test_schema_3_outbox_gains_its_channel_column(tmp_path: Path) -> None:
     db.close()
 
 
+# -- one upstream event, one message -------------------------------------------------------------
+
+
+def _sources(httpserver, documents: dict[str, str]) -> str:
+    tables = []
+    for source_id, path in documents.items():
+        tables.append(
+            f'[[sources]]\nid = "{source_id}"\ntitle = "{source_id}"\n'
+            f'url = "{httpserver.url_for(path)}"\nselect = ["main"]\n'
+        )
+    return "[fetch]\nretries = 0\nconfirm_delay = 0\ndelay = 0\n\n" + "\n".join(tables)
+
+
+def test_documents_of_one_provider_changed_in_one_run_make_one_message(
+    tmp_path: Path, receiver: tuple[Receiver, int], httpserver
+) -> None:
+    from conftest import TERMS_V1, TERMS_V2
+
+    from tostrack.pipeline import run
+    from tostrack.workspace import Workspace
+
+    hook, port = receiver
+    documents = {"acme/terms": "/terms", "acme/api-terms": "/api", "zenith/terms": "/zenith"}
+    for path in documents.values():
+        httpserver.expect_request(path).respond_with_data(TERMS_V1, content_type="text/html")
+    config = _sources(httpserver, documents) + (
+        f'\n[[recipients]]\nemail = "legal@example.com"\nurl = "json://127.0.0.1:{port}/hook"\n'
+    )
+    ws = workspace(tmp_path / "ws", config)
+    run(ws, force=True)
+    assert hook.requests == []  # a first version alerts nobody
+    httpserver.clear()
+    for path in documents.values():
+        httpserver.expect_request(path).respond_with_data(TERMS_V2, content_type="text/html")
+    result = run(Workspace.open(ws.root), force=True)
+    assert result.notification_errors == ()
+    # acme's two documents in one message, zenith's in another; the same for e-mail.
+    bodies = [summary_of(r) for r in hook.delivered()]
+    assert sorted(b["provider"] for b in bodies) == ["acme", "zenith"]
+    acme = next(b for b in bodies if b["provider"] == "acme")
+    assert sorted(d["source"] for d in acme["documents"]) == ["acme/api-terms", "acme/terms"]
+    assert all(d["changes"] and d["report_url"] for d in acme["documents"])
+    assert "1 other document" in acme["headline"]
+    mails = sorted((ws.root / "outbox").glob("*-change-*.eml"))
+    assert len(mails) == 2
+    from test_notify import parse
+
+    grouped = [m for m in mails if "other document" in str(parse(m.read_bytes())["Subject"])]
+    (mail,) = grouped
+    text = parse(mail.read_bytes()).get_body(("plain",)).get_content()
+    assert "== acme/terms (acme/terms) ==" in text and "== acme/api-terms" in text
+    # A repeat finds nothing new and sends nothing again.
+    run(Workspace.open(ws.root), force=True)
+    assert len(hook.delivered()) == 2 and len(list((ws.root / "outbox").glob("*.eml"))) == 2
+
+
 def test_teams_workflow_gets_a_message_within_its_1000_characters(
     tmp_path: Path, tls_receiver: tuple[Receiver, int]
 ) -> None:

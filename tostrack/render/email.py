@@ -133,9 +133,13 @@ ADVICE = {
 
 def clause_name(section: str) -> str:
     """How a sentence names a clause: "2 Use › 2.3" -> "clause 2.3"."""
-    last = section.split("›")[-1].split("+")[0].strip() if section else ""
+    parts = [part.strip() for part in section.split("+")[0].split("›")] if section else []
+    last = parts[-1] if parts else ""
     if not last:
         return "the changed clause"
+    if last.startswith("(") and len(parts) > 1:  # "4 Inputs › (1)" -> "clause 4(1)"
+        parent = parts[-2].split()[0] if parts[-2] else ""
+        return f"clause {parent}{last}" if parent[:1].isdigit() else f"clause {last}"
     return f"clause {last}" if last[:1].isdigit() or last[:1] == "(" else f"“{last}”"
 
 
