@@ -716,3 +716,24 @@ def test_teams_workflow_gets_a_message_within_its_1000_characters(
     assert "HIGH" in body and "Competing models" in body
     assert "more changes" in body
     assert len(body) <= 1000 + 250  # Teams' body limit, and the title beside it
+
+
+def test_a_daily_chat_recipient_gets_one_digest_message(
+    tmp_path: Path, receiver: tuple[Receiver, int]
+) -> None:
+    hook, port = receiver
+    now = datetime.now(UTC)
+    config = f'[[recipients]]\nurl = "mmost://127.0.0.1:{port}/tok3n"\nmode = "daily"\n'
+    ws = workspace(tmp_path / "ws", config)
+    with Store(ws.root) as store:
+        assert notify.enqueue_diff(ws, store, make_diff(store), "") == 1  # a digest item
+        assert notify.send_pending(ws, store, now=now).outcomes == []  # the day is not over
+        day = notify.send_pending(ws, store, now=now + timedelta(days=1))
+        assert day.sent == 1 and day.errors == []
+        assert notify.send_pending(ws, store, now=now + timedelta(days=1, hours=1)).sent == 0
+        (row,) = notify.outbox_rows(store)
+    assert row["kind"] == "digest" and row["channel"] == "apprise"
+    (request,) = hook.delivered()
+    text = json.loads(request["body"])["text"]
+    assert text.startswith("Daily digest: 1 change in Nimbus AI Terms of Use")
+    assert "(Competing models)" in text
