@@ -447,8 +447,8 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
         dataclasses.replace(
             r,
             gate=None,
-            patterns=tuple(dataclasses.replace(p, gate=None) for p in r.patterns),
-            weak=tuple(dataclasses.replace(p, gate=None) for p in r.weak),
+            patterns=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.patterns),
+            weak=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.weak),
         )
         for r in rules
     )

@@ -24,7 +24,8 @@ from functools import lru_cache
 
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
-from tostrack.classify.model import Model, cjk_count, packaged_model
+from tostrack.classify.model import Model, packaged_model
+from tostrack.classify.script import cjk_count
 from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label, taxonomy
 from tostrack.models import Clause
 
