@@ -737,3 +737,10 @@ def test_a_daily_chat_recipient_gets_one_digest_message(
     text = json.loads(request["body"])["text"]
     assert text.startswith("Daily digest: 1 change in Nimbus AI Terms of Use")
     assert "(Competing models)" in text
+
+
+def test_apprise_never_retries_nor_splits_a_message_whatever_the_url_asks() -> None:
+    from tostrack.notify import chat
+
+    plugin = chat.plugin_for("json://127.0.0.1/hook?retry=3&overflow=split")
+    assert plugin.retry == 0 and str(plugin.overflow_mode.value) == "truncate"
