@@ -74,11 +74,15 @@ def main(corpus: Path | None, only: str) -> None:
     ms = sorted(1000 * t for t in times)
     click.echo(f"distinct readings classified   {len(clauses)}")
     click.echo(f"classification, CPU            {total:.2f} s")
-    click.echo(f"per reading                    mean {statistics.fmean(ms):.2f} ms, median "
-               f"{statistics.median(ms):.2f} ms, 95th percentile "
-               f"{ms[int(0.95 * (len(ms) - 1))]:.2f} ms, slowest {ms[-1]:.1f} ms")
-    click.echo(f"of which rules (match_rules)   {rules:.2f} s ({100 * rules / total:.0f}%), "
-               f"{1000 * rules / len(clauses):.2f} ms per reading; the rest is the model")
+    click.echo(
+        f"per reading                    mean {statistics.fmean(ms):.2f} ms, median "
+        f"{statistics.median(ms):.2f} ms, 95th percentile "
+        f"{ms[int(0.95 * (len(ms) - 1))]:.2f} ms, slowest {ms[-1]:.1f} ms"
+    )
+    click.echo(
+        f"of which rules (match_rules)   {rules:.2f} s ({100 * rules / total:.0f}%), "
+        f"{1000 * rules / len(clauses):.2f} ms per reading; the rest is the model"
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,11 @@ def _manifest_kinds(corpus: Path) -> dict[tuple[str, str], str]:
         manifest = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {(d["path"], v["file"]): v.get("change_kind", "")
-            for d in manifest.get("documents", []) for v in d.get("version_list", [])}
+    return {
+        (d["path"], v["file"]): v.get("change_kind", "")
+        for d in manifest.get("documents", [])
+        for v in d.get("version_list", [])
+    }
 
 
 @dataclass
@@ -86,10 +89,18 @@ def replay(
     from tostrack.replay import version_dirs
 
     kinds = _manifest_kinds(corpus)
-    directories = [d for d in version_dirs(corpus)
-                   if not only or d.relative_to(corpus).as_posix().startswith(only)]
-    work = partial(_replay_document, corpus=corpus, kinds=kinds, keep_changes=keep_changes,
-                   with_lines=with_lines)
+    directories = [
+        d
+        for d in version_dirs(corpus)
+        if not only or d.relative_to(corpus).as_posix().startswith(only)
+    ]
+    work = partial(
+        _replay_document,
+        corpus=corpus,
+        kinds=kinds,
+        keep_changes=keep_changes,
+        with_lines=with_lines,
+    )
     cpu_before = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     if jobs > 1:
@@ -97,8 +108,10 @@ def replay(
 
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             # Largest histories first, so no process is left with a big one at the end.
-            futures = {d: pool.submit(work, d) for d in sorted(directories, key=_history_bytes,
-                                                                reverse=True)}
+            futures = {
+                d: pool.submit(work, d)
+                for d in sorted(directories, key=_history_bytes, reverse=True)
+            }
             results = [futures[d].result() for d in directories]
     else:
         results = [work(d) for d in directories]
@@ -119,7 +132,10 @@ def _history_bytes(directory: Path) -> int:
 
 
 def _replay_document(
-    directory: Path, corpus: Path, kinds: dict[tuple[str, str], str], keep_changes: bool,
+    directory: Path,
+    corpus: Path,
+    kinds: dict[tuple[str, str], str],
+    keep_changes: bool,
     with_lines: bool = False,
 ) -> tuple[list[Pair], list[int], list[str], float]:
     from replay_output import pair_line
@@ -139,9 +155,17 @@ def _replay_document(
             clause_counts.append(len(diff.old_clauses))
         clause_counts.append(len(diff.new_clauses))
         body = diff_body(diff)
-        pairs.append(Pair(name, old, new, seconds, body["summary"],
-                          body["changes"] if keep_changes else [],
-                          kinds.get((name, new.name), "")))
+        pairs.append(
+            Pair(
+                name,
+                old,
+                new,
+                seconds,
+                body["summary"],
+                body["changes"] if keep_changes else [],
+                kinds.get((name, new.name), ""),
+            )
+        )
         if with_lines:  # a digest: the lines of the whole corpus take 23 MB
             t_lines = time.process_time()
             lines.append(_digest(pair_line(str(directory), old, new, diff)))
@@ -175,8 +199,18 @@ def git_word_diff(pairs: list[Pair]) -> tuple[float, float, float]:
     for pair in pairs:
         t0 = time.perf_counter()
         done = subprocess.run(
-            ["git", "diff", "--no-index", "--word-diff", "--no-color", "--", str(pair.old),
-             str(pair.new)], capture_output=True, check=False,
+            [
+                "git",
+                "diff",
+                "--no-index",
+                "--word-diff",
+                "--no-color",
+                "--",
+                str(pair.old),
+                str(pair.new),
+            ],
+            capture_output=True,
+            check=False,
         )
         seconds = time.perf_counter() - t0
         if done.returncode not in (0, 1):
@@ -188,7 +222,10 @@ def git_word_diff(pairs: list[Pair]) -> tuple[float, float, float]:
 
 def _peak_mb() -> float:
     # The largest single process, this one or a replay worker (Linux reports KiB).
-    peaks = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    peaks = (
+        resource.getrusage(who).ru_maxrss
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return max(peaks) / 1024
 
 
@@ -212,22 +249,47 @@ def _where(change: dict) -> str:
 
 @click.command()
 @click.argument("corpus", required=False, type=click.Path(path_type=Path))
-@click.option("--only", default="",
-              help="Only documents whose path starts with this, e.g. openai/.")
-@click.option("--list", "listing", type=click.Choice(["none", "substantive", "cosmetic", "all"]),
-              default="none", show_default=True, help="List the pairs judged so, for spot checks.")
-@click.option("--show", default=0, show_default=True,
-              help="With --list: print up to N changes of each listed pair, with redlines.")
+@click.option(
+    "--only", default="", help="Only documents whose path starts with this, e.g. openai/."
+)
+@click.option(
+    "--list",
+    "listing",
+    type=click.Choice(["none", "substantive", "cosmetic", "all"]),
+    default="none",
+    show_default=True,
+    help="List the pairs judged so, for spot checks.",
+)
+@click.option(
+    "--show",
+    default=0,
+    show_default=True,
+    help="With --list: print up to N changes of each listed pair, with redlines.",
+)
 @click.option("--no-git", is_flag=True, help="Skip the git word-diff comparison.")
 @click.option("--no-import", is_flag=True, help="Skip the import of the corpus.")
-@click.option("--jobs", "-j", default=None, type=click.IntRange(min=1),
-              help="Also replay in this many processes (as `tostrack replay -j`); default: all "
-              "cores. 1: only the one-process replay.")
-@click.option("--check", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Compare the output with this dump of benchmarks/replay_output.py.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Also replay in this many processes (as `tostrack replay -j`); default: all "
+    "cores. 1: only the one-process replay.",
+)
+@click.option(
+    "--check",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Compare the output with this dump of benchmarks/replay_output.py.",
+)
 def main(
-    corpus: Path | None, only: str, listing: str, show: int, no_git: bool, no_import: bool,
-    jobs: int | None, check: Path | None,
+    corpus: Path | None,
+    only: str,
+    listing: str,
+    show: int,
+    no_git: bool,
+    no_import: bool,
+    jobs: int | None,
+    check: Path | None,
 ) -> None:
     """Replay CORPUS (default: ../shared/corpus next to the project) and print figures."""
     from tostrack.replay import all_cores
@@ -236,14 +298,18 @@ def main(
     if not corpus.is_dir():
         raise click.ClickException(
             f"no corpus at {corpus}: pass the path of a folder of dated versions "
-            "(e.g. a checkout of ../shared/corpus)")
+            "(e.g. a checkout of ../shared/corpus)"
+        )
     jobs = jobs or all_cores()
     keep = listing != "none" and show > 0
     # Timed apart: loading the classifier is start-up, not the work of the first pair.
     start_up = _load_classifier()
     # With all cores first: a worker forked later would start with this process's memory.
-    many = replay(corpus, only, keep_changes=False, jobs=jobs, with_lines=check is not None) \
-        if jobs > 1 else None
+    many = (
+        replay(corpus, only, keep_changes=False, jobs=jobs, with_lines=check is not None)
+        if jobs > 1
+        else None
+    )
     peak_many = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if many else 0.0
     one = replay(corpus, only, keep_changes=keep, with_lines=check is not None)
     if not one.pairs:
@@ -265,32 +331,44 @@ def main(
     out(f"clause changes               {changes} substantive, {cosmetic} cosmetic")
     out(f"clauses per version          mean {sum(counts) / len(counts):.0f}, max {max(counts)}")
     out(f"classifier start-up          {start_up:.2f} s (rules and model loaded once)")
-    out(f"tostrack, one process        {one.wall + start_up:.2f} s wall, {one.cpu + start_up:.2f} s "
-        "CPU (extract, segment, classify, align; start-up included)")
+    out(
+        f"tostrack, one process        {one.wall + start_up:.2f} s wall, "
+        f"{one.cpu + start_up:.2f} s CPU (extract, segment, classify, align; start-up included)"
+    )
     if many:
-        out(f"tostrack, {jobs} processes       {many.wall + start_up:.2f} s wall, "
-            f"{many.cpu + start_up:.2f} s CPU")
+        out(
+            f"tostrack, {jobs} processes       {many.wall + start_up:.2f} s wall, "
+            f"{many.cpu + start_up:.2f} s CPU"
+        )
     out(f"slowest pair                 {slow.seconds:.3f} s  {slow.document} {slow.new.name}")
-    out(f"peak memory (ru_maxrss)      {peak_one:.0f} MB in one process"
-        + (f", {peak_many:.0f} MB per process with {jobs}" if many else ""))
+    out(
+        f"peak memory (ru_maxrss)      {peak_one:.0f} MB in one process"
+        + (f", {peak_many:.0f} MB per process with {jobs}" if many else "")
+    )
     reextracted = [p for p in pairs if p.change_kind in REEXTRACTIONS]
     flagged = [p for p in reextracted if p.verdict == "substantive"]
     out(f"re-extractions (manifest)    {len(reextracted)}, judged substantive {len(flagged)}")
     failed = []
     if not no_git:
         git_total, git_cpu, git_slowest = git_word_diff(pairs)
-        out(f"git --word-diff time         {git_total:.2f} s wall, {git_cpu:.2f} s CPU "
-            f"(slowest pair {git_slowest:.3f} s)")
+        out(
+            f"git --word-diff time         {git_total:.2f} s wall, {git_cpu:.2f} s CPU "
+            f"(slowest pair {git_slowest:.3f} s)"
+        )
         ratio = (one.wall + start_up) / git_total if git_total else float("inf")
         cpu_ratio = (one.cpu + start_up) / git_cpu if git_cpu else float("inf")
-        out(f"ratio tostrack / git         {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU in one process "
-            f"(target <= {TARGET_RATIO:g}x)")
+        out(
+            f"ratio tostrack / git         {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU in one process "
+            f"(target <= {TARGET_RATIO:g}x)"
+        )
         if ratio > TARGET_RATIO:
             failed.append("time ratio")
         if many:
             ratio_many = (many.wall + start_up) / git_total if git_total else float("inf")
-            out(f"                             {ratio_many:.2f}x wall with {jobs} processes "
-                f"(target <= {TARGET_RATIO_ALL_CORES:g}x)")
+            out(
+                f"                             {ratio_many:.2f}x wall with {jobs} processes "
+                f"(target <= {TARGET_RATIO_ALL_CORES:g}x)"
+            )
             if ratio_many > TARGET_RATIO_ALL_CORES:
                 failed.append("time ratio, all cores")
     if slow.seconds > TARGET_PAIR_SECONDS:
@@ -304,29 +382,42 @@ def main(
 
         # The dump's pairs of the documents replayed (replay_output.py checks documents too).
         replayed = json.dumps(str(corpus / only) if only else str(corpus))[:-1]
-        expected = [_digest(line) for line in check.read_text(encoding="utf-8").splitlines()
-                    if line.startswith('{"document": ' + replayed)]
+        expected = [
+            _digest(line)
+            for line in check.read_text(encoding="utf-8").splitlines()
+            if line.startswith('{"document": ' + replayed)
+        ]
         for label, run in (("one process", one), (f"{jobs} processes", many)):
             if run is None:
                 continue
             problem = compare_lines(expected, run.lines)  # "line N differs": the Nth pair
-            out(f"output, {label:<20} " + ("identical to " + str(check) if problem is None
-                                            else f"DIFFERENT from {check}: {problem}"))
+            out(
+                f"output, {label:<20} "
+                + (
+                    "identical to " + str(check)
+                    if problem is None
+                    else f"DIFFERENT from {check}: {problem}"
+                )
+            )
             if problem is not None:
                 failed.append(f"output ({label})")
     out("targets                      " + ("met" if not failed else "MISSED: " + ", ".join(failed)))
     for pair in flagged:
-        out(f"  re-extraction judged substantive: {pair.document} "
-            f"{pair.old.name} -> {pair.new.name}")
+        out(
+            f"  re-extraction judged substantive: {pair.document} "
+            f"{pair.old.name} -> {pair.new.name}"
+        )
     if listing != "none":
         out("")
         for pair in pairs:
             if listing != "all" and pair.verdict != listing:
                 continue
             s = pair.summary
-            out(f"{pair.verdict:<11} {pair.document} {pair.old.name} -> {pair.new.name} "
+            out(
+                f"{pair.verdict:<11} {pair.document} {pair.old.name} -> {pair.new.name} "
                 f"[{pair.change_kind}] {s['substantive']} substantive, {s['cosmetic']} cosmetic "
-                f"({pair.seconds:.2f} s)")
+                f"({pair.seconds:.2f} s)"
+            )
             shown = [c for c in pair.changes if c["substantive"] == (pair.verdict == "substantive")]
             for change in shown[:show]:
                 moved = " and moved" if change["moved"] and change["kind"] == "modified" else ""
@@ -349,9 +440,11 @@ def _import_figures(corpus: Path, only: str, jobs: int) -> list[str]:
             figures = import_corpus(corpus, root, only, processes)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        click.echo(f"import, {processes} process{'es' if processes > 1 else '':<2}           "
-                   f"{figures.wall:.2f} s wall, {figures.cpu:.2f} s CPU "
-                   f"({figures.versions} versions stored; target <= {TARGET_SECONDS:g} s)")
+        click.echo(
+            f"import, {processes} process{'es' if processes > 1 else '':<2}           "
+            f"{figures.wall:.2f} s wall, {figures.cpu:.2f} s CPU "
+            f"({figures.versions} versions stored; target <= {TARGET_SECONDS:g} s)"
+        )
         if figures.wall > TARGET_SECONDS and processes == jobs:
             missed.append("import time")
     return missed

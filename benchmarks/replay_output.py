@@ -57,8 +57,7 @@ def compare_lines(expected: list[str], got: list[str]) -> str | None:
     """None when identical, else a short description of the first difference."""
     for index, (want, have) in enumerate(zip(expected, got, strict=False)):
         if want != have:
-            return (f"line {index + 1} differs:\n  expected {want[:300]}\n"
-                    f"  got      {have[:300]}")
+            return f"line {index + 1} differs:\n  expected {want[:300]}\n  got      {have[:300]}"
     if len(expected) != len(got):
         return f"{len(expected)} lines expected, {len(got)} produced"
     return None
@@ -67,8 +66,9 @@ def compare_lines(expected: list[str], got: list[str]) -> str | None:
 def _all_lines(corpus: Path, only: str, with_documents: bool) -> list[str]:
     from tostrack.replay import version_dirs
 
-    directories = [d for d in version_dirs(corpus)
-                   if d.relative_to(corpus).as_posix().startswith(only)]
+    directories = [
+        d for d in version_dirs(corpus) if d.relative_to(corpus).as_posix().startswith(only)
+    ]
     lines = list(replay_lines(directories))
     if with_documents:
         lines.extend(document_lines(directories))

@@ -447,8 +447,8 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
         dataclasses.replace(
             r,
             gate=None,
-            patterns=tuple(dataclasses.replace(p, gate=None) for p in r.patterns),
-            weak=tuple(dataclasses.replace(p, gate=None) for p in r.weak),
+            patterns=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.patterns),
+            weak=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.weak),
         )
         for r in rules
     )
@@ -502,3 +502,33 @@ def test_the_models_acceptable_use_yields_to_a_rules_more_specific_restriction()
     ):
         _residual_yields(found)
         assert "acceptable-use" in found
+
+
+def test_a_sure_model_overrules_a_rule_but_never_on_high_severity_or_ai_restrictions() -> None:
+    import numpy as np
+
+    from tostrack.classify import decide
+    from tostrack.classify.model import BUCKETS, Model
+    from tostrack.classify.taxonomy import taxonomy
+
+    labels = tuple(label.id for label in taxonomy())
+    # A model that finds every topic all but impossible (p ~ 0.00005 everywhere).
+    doubting = Model(
+        labels,
+        np.zeros((BUCKETS, len(labels)), dtype=np.float32),
+        np.full(len(labels), -10.0),
+        np.full((2, len(labels)), 0.5),
+    )
+    text = "We may terminate your account, and we will not use your chats to train our models."
+    assert {d.label for d in decide(text, model=None)} >= {"termination", "customer-data-training"}
+    kept = {d.label for d in decide(text, model=doubting)}
+    assert "termination" not in kept  # low severity: overruled
+    assert "customer-data-training" in kept  # high severity: never
+    scraping = "You may not scrape the Services with bots."
+    assert "data-extraction" in {d.label for d in decide(scraping, model=doubting)}
+    # --explain says who withheld the label, and which rule it overruled.
+    (withheld,) = [
+        d for d in decide(text, model=doubting, explain=True) if d.label == "termination"
+    ]
+    assert withheld.by == "blocked" and withheld.blocked[0].startswith("termination/")
+    assert "by model (p=0.000)" in withheld.blocked[0]

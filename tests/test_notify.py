@@ -922,3 +922,51 @@ def test_run_killed_while_mailing_then_rerun_mails_once(
     assert "sent     1 notification(s)" in rerun.stdout and rerun.stderr == ""
     assert handler.count() == 1
     assert "compet" in str(parse(handler.messages[0][2])["Subject"]).lower()
+
+
+# -- an email a lawyer acts on ----------------------------------------------------------------
+
+
+def test_email_opens_with_what_changed_and_what_to_do(tmp_path: Path) -> None:
+    ws = workspace(tmp_path / "ws")
+    with Store(ws.root) as store:
+        stored = make_diff(store, (GOVERNING_LAW, COMPETING), new_clauses=(NEW, LAW_NEW))
+        notify.enqueue_diff(ws, store, stored, "")
+        notify.send_pending(ws, store)
+    (eml,) = (ws.root / "outbox").glob("*.eml")
+    msg = parse(eml.read_bytes())
+    subject = str(msg["Subject"])
+    assert subject.startswith("Nimbus AI Terms of Use: a clause now bans")  # the most severe
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert text.index("What changed") < text.index("What to do") < text.index("{+")
+    assert "Read clause 2.3: it now bans using the service or its output" in text
+    assert "read it now" in text
+    legend = text.index("How to read the redlines")
+    assert legend < text.index("[-England-]") and legend < text.index("1. 2 Use › 2.3")
+    assert "Topics: Competing models" in text and "competing-models" not in text
+    assert html.index("What to do") < html.index("How to read the redlines")
+    assert html.index("How to read the redlines") < html.index("2 Use › 2.3</strong>")
+    assert "Read clause 2.3: it now bans" in html and "competing-models" not in html
+
+
+def test_a_future_effective_date_is_said_plainly() -> None:
+    from tostrack.render.email import action_sentence, clause_name, effective_sentence
+
+    view = {
+        "title": "Nimbus AI Terms of Use",
+        "effective_date": "2026-07-01",
+        "effective_in_future": True,
+        "detected_at": "2026-06-09T06:00:00Z",
+    }
+    assert effective_sentence(view) == (
+        "The new terms of Nimbus AI Terms of Use take effect on 1 Jul 2026 (22 days after the "
+        "change was seen); until then the current terms apply."
+    )
+    past = {**view, "effective_in_future": False, "previous_effective_date": "2026-01-01"}
+    assert effective_sentence(past) == "Nimbus AI Terms of Use is now effective as of 1 Jul 2026."
+    assert clause_name("4 Restrictions › 4.2") == "clause 4.2"
+    assert clause_name("") == "the changed clause"
+    assert clause_name("4 Inputs, Outputs › (1)") == "clause 4(1)"
+    change = {"section": "4 Restrictions › 4.2", "headline": "a new clause bans scraping"}
+    assert action_sentence(change) == "Read the new clause 4.2: it bans scraping."

@@ -63,7 +63,11 @@ def test_versions_analysed_in_other_processes_are_the_same() -> None:
 
     directory = next(d for d in _smallest(len(_histories())) if len(dated_files(d)) >= 12)
     source = Source(id="corpus/sample", urls=(f"file://{directory}",))
-    snapshots = [Snapshot(source.id, source.url, at, 200, "text/markdown", path.read_bytes())
-                 for at, path in dated_files(directory)]
+    snapshots = [
+        Snapshot(source.id, source.url, at, 200, "text/markdown", path.read_bytes())
+        for at, path in dated_files(directory)
+    ]
     # Three processes: two runs of versions, each with its own history of labelled clauses.
-    assert list(analyse_versions(snapshots, source, jobs=3)) == list(analyse_versions(snapshots, source))
+    assert list(analyse_versions(snapshots, source, jobs=3)) == list(
+        analyse_versions(snapshots, source)
+    )

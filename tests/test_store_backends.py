@@ -142,7 +142,7 @@ def test_outbox_queues_once_and_keeps_the_bytes(store: Store) -> None:
     diff_id = _two_versions(store)
     assert store.unnotified_diff_ids() == [diff_id]
     added = store.record_diff_messages(
-        diff_id, [_message("m1"), _message("m1")], [("legal@example.com", "daily")], "r.html"
+        diff_id, [_message("m1"), _message("m1")], [(diff_id, "legal@example.com", "daily", "r")]
     )
     assert added == 2  # the message once, the digest item once
     assert store.record_diff_messages(diff_id, [_message("m1")]) == 0

@@ -98,13 +98,20 @@ _REDRAFT_PAIRS = 2_500  # a section with more leftover pairs than this was rewri
 _CHARS = str.maketrans(
     {
         # Single or double, straight or curly: a quote style, never wording.
-        **dict.fromkeys("‘’‚‛′ʼ\"“”„‟″«»", "'"),
+        **dict.fromkeys('‘’‚‛′ʼ"“”„‟″«»', "'"),
         **dict.fromkeys("‐‑‒–—―−⁃", "-"),
         **dict.fromkeys("\u00ad\u200b\u200c\u200d\u2060\ufeff", ""),
         # Full-width punctuation NFKC leaves alone ("，：；（）" it folds already): a typesetting
         # choice in CJK text, never wording. Ideographic spaces are folded with the others.
         **dict.fromkeys("「」『』〝〞〟", "'"),
-        "。": ".", "｡": ".", "【": "[", "】": "]", "〔": "(", "〕": ")", "〖": "[", "〗": "]",
+        "。": ".",
+        "｡": ".",
+        "【": "[",
+        "】": "]",
+        "〔": "(",
+        "〕": ")",
+        "〖": "[",
+        "〗": "]",
     }
 )
 _IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
@@ -275,8 +282,13 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
         if op.tag == "equal":
             raw.append(("equal", "".join(a[op.src_start : op.src_end]), ""))
         else:
-            raw.append(("change", "".join(a[op.src_start : op.src_end]),
-                        "".join(b[op.dest_start : op.dest_end])))
+            raw.append(
+                (
+                    "change",
+                    "".join(a[op.src_start : op.src_end]),
+                    "".join(b[op.dest_start : op.dest_end]),
+                )
+            )
     # A lone space kept between two changed words reads worse than one changed phrase.
     for k in range(1, len(raw) - 1):
         kind, text, _ = raw[k]
@@ -494,8 +506,13 @@ class _Aligner:
         if len(old_free) * len(new_free) <= _EXHAUSTIVE:
             choices = [self.new_codes[j] for j in new_free]
             for i in old_free:
-                found = process.extract(self.old_codes[i], choices, scorer=fuzz.ratio,
-                                        limit=None, score_cutoff=_SEED_CUTOFF)
+                found = process.extract(
+                    self.old_codes[i],
+                    choices,
+                    scorer=fuzz.ratio,
+                    limit=None,
+                    score_cutoff=_SEED_CUTOFF,
+                )
                 for _, score, col in found:
                     scores[(i, new_free[col])] = score
             return scores
@@ -578,8 +595,9 @@ class _Aligner:
         for (i, j), score in scores.items():
             local = self.old_gap.get(i, -1) == self.new_gap.get(j, -2)
             titled = i in old_titles and old_titles[i] == new_titles.get(j)
-            if score >= (TITLED_THRESHOLD if titled else LOCAL_THRESHOLD if local
-                         else GLOBAL_THRESHOLD):
+            if score >= (
+                TITLED_THRESHOLD if titled else LOCAL_THRESHOLD if local else GLOBAL_THRESHOLD
+            ):
                 candidates.append((score, local, (i,), (j,)))
             # The best partner on each side seeds a split or merge (earliest on equal scores).
             if i not in best_new or (score, -j) > (best_new[i][0], -best_new[i][1]):
@@ -643,7 +661,9 @@ class _Aligner:
         def item_code(side: int, k: int) -> str:
             found = item_codes.get((side, k))
             if found is None:
-                found = item_codes[(side, k)] = items.encode_text((self.old, self.new)[side][k].text)
+                found = item_codes[(side, k)] = items.encode_text(
+                    (self.old, self.new)[side][k].text
+                )
             return found
 
         def title(side: int, k: int) -> frozenset[str]:
@@ -809,9 +829,7 @@ def _inherit_ids(aligner: _Aligner) -> tuple[Clause, ...]:
             own = clause.id if clause.id and clause.id not in retired else None
             ids[j] = own or _fresh_id(clause, retired)
             retired.add(ids[j])
-    return tuple(
-        c if c.id == ids[j] else _replace_id(c, ids[j] or c.id) for j, c in enumerate(new)
-    )
+    return tuple(c if c.id == ids[j] else _replace_id(c, ids[j] or c.id) for j, c in enumerate(new))
 
 
 def _replace_id(clause: Clause, new_id: str) -> Clause:
@@ -822,12 +840,17 @@ def _clause_redline(old: Clause, new: Clause) -> tuple[tuple[str, str], ...]:
     """The redline of one clause: two items whose lead-ins differ are marked lead-in against
     lead-in and item against item, so words of a rewritten lead-in never pair with the item's.
     Rebuilds full_text on each side, as word_redline does."""
-    if not (old.lead_in and new.lead_in) or old.lead_in == new.lead_in or any(
-        c.full_text != f"{c.lead_in} {c.text}" for c in (old, new)
+    if (
+        not (old.lead_in and new.lead_in)
+        or old.lead_in == new.lead_in
+        or any(c.full_text != f"{c.lead_in} {c.text}" for c in (old, new))
     ):
         return word_redline(old.full_text, new.full_text)
-    ops = [*word_redline(old.lead_in, new.lead_in), ("equal", " "),
-           *word_redline(old.text, new.text)]
+    ops = [
+        *word_redline(old.lead_in, new.lead_in),
+        ("equal", " "),
+        *word_redline(old.text, new.text),
+    ]
     merged: list[tuple[str, str]] = []
     for op, text in ops:
         if merged and merged[-1][0] == op:
@@ -848,18 +871,33 @@ def _joined(clauses: Sequence[Clause]) -> str:
 def _pair_change(
     old: Clause, new: Clause, in_place: bool, renumbered: dict[str, str]
 ) -> Change | None:
-    if in_place and old.full_text == new.full_text and old.section == new.section \
-            and old.heading == new.heading and old.number == new.number:
+    if (
+        in_place
+        and old.full_text == new.full_text
+        and old.section == new.section
+        and old.heading == new.heading
+        and old.number == new.number
+    ):
         return None  # the common case: nothing at all changed
-    same_wording = _same_wording(_parts((old,)), _parts((new,))) or (
-        bool(renumbered) and _same_wording(
-            tuple(_renumber(p, renumbered) for p in _parts((old,))), _parts((new,)))
-    ) or (_is_furniture(old) and _is_furniture(new))
+    same_wording = (
+        _same_wording(_parts((old,)), _parts((new,)))
+        or (
+            bool(renumbered)
+            and _same_wording(
+                tuple(_renumber(p, renumbered) for p in _parts((old,))), _parts((new,))
+            )
+        )
+        or (_is_furniture(old) and _is_furniture(new))
+    )
     same_heading = _heading_key(old) == _heading_key(new)
     same_raw = old.full_text == new.full_text
     if in_place and same_wording:
-        if same_raw and old.section == new.section and old.heading == new.heading \
-                and old.number == new.number:
+        if (
+            same_raw
+            and old.section == new.section
+            and old.heading == new.heading
+            and old.number == new.number
+        ):
             return None
         redline = word_redline(old.full_text, new.full_text) if not same_raw else ()
         return Change("modified", False, (old,), (new,), redline)
@@ -906,6 +944,7 @@ def _renumbering(
 def _renumber(text: str, renumbered: dict[str, str]) -> str:
     """Cross-references rewritten to the new numbering: "Section 4.1" -> "Section 7.1" when
     section 4.1 became 7.1. A reference that only follows the renumbering is not a change."""
+
     def one(match: re.Match[str]) -> str:
         return _NUMBER.sub(lambda m: renumbered.get(m.group(0), m.group(0)), match.group(0))
 
@@ -920,18 +959,36 @@ def _identical(old: tuple[Clause, ...], new: tuple[Clause, ...]) -> bool:
 
 
 def _headings(clauses: Sequence[Clause]) -> set[str]:
-    return {part for trail in {c.heading for c in clauses} for h in trail
-            if (part := _heading_part(h))}
+    return {
+        part for trail in {c.heading for c in clauses} for h in trail if (part := _heading_part(h))
+    }
 
 
 # Page furniture a capture sometimes includes: a whole clause that says only this is not terms.
-_UI_LABELS = frozenset({
-    "close", "menu", "print", "share", "copy link", "select language", "language",
-    "other language versions", "table of contents", "contents", "back to top", "skip to content",
-    "skip to main content", "previous versions", "see previous versions", "download pdf",
-})
-_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-           r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_UI_LABELS = frozenset(
+    {
+        "close",
+        "menu",
+        "print",
+        "share",
+        "copy link",
+        "select language",
+        "language",
+        "other language versions",
+        "table of contents",
+        "contents",
+        "back to top",
+        "skip to content",
+        "skip to main content",
+        "previous versions",
+        "see previous versions",
+        "download pdf",
+    }
+)
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 # A line that is only a date stamp ("Dated: May 25, 2018", "Effective date: 11-04-2023"): the
 # document's metadata, reported as such by extract, never a clause of the terms.
 _DATE_LINE = re.compile(
@@ -982,22 +1039,35 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
     for i, js in aligner.splits:
         olds, news = (old_t[i],), tuple(new_clauses[j] for j in js)
         substantive = not _same_wording(_parts(olds), _parts(news))
-        keyed.append(((js[0], 0, 0), Change(
-            "split", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
+        keyed.append(
+            (
+                (js[0], 0, 0),
+                Change(
+                    "split", substantive, olds, news, word_redline(_joined(olds), _joined(news))
+                ),
+            )
+        )
         new_of_old[i] = js[0]
     for is_, j in aligner.merges:
         olds, news = tuple(old_t[i] for i in is_), (new_clauses[j],)
         substantive = not _same_wording(_parts(olds), _parts(news))
-        keyed.append(((j, 0, 0), Change(
-            "merged", substantive, olds, news, word_redline(_joined(olds), _joined(news)))))
+        keyed.append(
+            (
+                (j, 0, 0),
+                Change(
+                    "merged", substantive, olds, news, word_redline(_joined(olds), _joined(news))
+                ),
+            )
+        )
         for i in is_:
             new_of_old[i] = j
     taken_new = {j for j in new_of_old.values()} | {j for _, js in aligner.splits for j in js}
     old_headings, new_headings = _headings(old_t), _headings(new_t)
     for j, clause in enumerate(new_clauses):
         if j not in taken_new:
-            keyed.append(((j, 0, 0), Change(
-                "added", _wording_appeared(clause, old_headings), (), (clause,))))
+            keyed.append(
+                ((j, 0, 0), Change("added", _wording_appeared(clause, old_headings), (), (clause,)))
+            )
     # A removed clause goes right after where its predecessor (one that stayed in place) went.
     anchor = -1.0
     for i, clause in enumerate(old_t):
@@ -1005,7 +1075,11 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> Diff:
             if i in stay or i not in aligner.pairs:
                 anchor = new_of_old[i]
             continue
-        keyed.append(((anchor + 0.5, 1, i), Change(
-            "removed", _wording_appeared(clause, new_headings), (clause,), ())))
+        keyed.append(
+            (
+                (anchor + 0.5, 1, i),
+                Change("removed", _wording_appeared(clause, new_headings), (clause,), ()),
+            )
+        )
     keyed.sort(key=lambda kc: kc[0])
     return Diff(tuple(c for _, c in keyed), old_t, new_clauses)

@@ -367,6 +367,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "user_agent": Key("text", DEFAULT_USER_AGENT),
         "confirm_delay": Key("duration", 60.0),
         "max_retry_after": Key("duration", 120.0),
+        "max_hosts": Key("count", 8, 1, 256),
         "browser": Key("choice", "auto", choices=BROWSER_MODES),
         "chromium": Key("text", ""),
     },
@@ -439,6 +440,7 @@ class FetchConfig:
     delay: float = 1.0
     confirm_delay: float = 60.0
     max_retry_after: float = 120.0
+    max_hosts: int = 8  # hosts fetched at once by a run (each host still one request at a time)
     browser: str = "auto"
     chromium: str = field(default_factory=_default_chromium)
 

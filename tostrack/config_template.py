@@ -50,6 +50,7 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # user_agent = "tostrack (+mailto:legal-ops@example.com)"
 # confirm_delay = "60s"   # fetch a changed document again before alerting; 0 turns it off
 # max_retry_after = "2m"  # a longer Retry-After ends the fetch; a later run tries again
+# max_hosts = 8           # hosts fetched at once; one request at a time to each host, `delay` apart
 # browser = "auto"        # "auto": render with Chromium when a page looks blocked; "never"; "always"
 # chromium = "/usr/bin/chromium"
 

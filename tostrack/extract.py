@@ -32,22 +32,76 @@ SUPPORTED_TYPES = {
     "application/pdf": "pdf",
 }
 _SUFFIX_FORMATS = {
-    ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".md": "markdown", ".markdown": "markdown",
-    ".txt": "text", ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
     ".pdf": "pdf",
 }
 
 # Elements that never hold the document's wording.
-_DROP = ("script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "button",
-         "select", "input", "textarea", "form", "dialog", "link", "meta", "head")
+_DROP = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "canvas",
+    "iframe",
+    "object",
+    "button",
+    "select",
+    "input",
+    "textarea",
+    "form",
+    "dialog",
+    "link",
+    "meta",
+    "head",
+)
 # Page chrome, dropped only when the source has no `select` rule of its own.
 _CHROME = ("nav", "header", "footer", "aside")
 _BLOCK_TAGS = {
-    "p", "div", "section", "article", "main", "body", "html", "blockquote", "li", "ul", "ol",
-    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "dl", "dt", "dd", "h1", "h2", "h3",
-    "h4", "h5", "h6", "pre", "figure", "figcaption", "address", "details", "summary", "hr",
-    "center", "fieldset", "caption",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "body",
+    "html",
+    "blockquote",
+    "li",
+    "ul",
+    "ol",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "td",
+    "th",
+    "dl",
+    "dt",
+    "dd",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "figure",
+    "figcaption",
+    "address",
+    "details",
+    "summary",
+    "hr",
+    "center",
+    "fieldset",
+    "caption",
 }
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
@@ -85,12 +139,32 @@ _MARKER_FORMS = str.maketrans({"（": "(", "）": ")", "．": "."})
 _BULLET = re.compile(r"^[•·▪◦‣○●■□\-–—*]\s+")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-     "october", "november", "december"], 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        1,
+    )
+}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS["sept"] = 9
-_MONTH = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
 _DATE = (
     rf"(?:(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>\d{{4}})"
     rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH}),?\s+(?P<y2>\d{{4}})"
@@ -105,6 +179,8 @@ _EFFECTIVE = re.compile(
     r"\s*[:\-–—]?\s*(?:on\s+|as\s+of\s+)?" + _DATE,
     re.IGNORECASE,
 )
+
+
 # Chinese, Japanese and Korean date lines: "生效日期：2026年7月22日", "更新日期: 2026-07-15",
 # "2026年4月1日施行", "시행일: 2026년 7월 22일". The label says which date it is.
 def _cjk_date(n: int) -> str:
@@ -114,13 +190,14 @@ def _cjk_date(n: int) -> str:
     )
 
 
-
 _CJK_KINDS = {
     "effective": "生效|施行|实施|實施|발효|시행",
     "updated": r"更新|修订|修訂|修改|修正|改定|改訂|개정|최종\s*수정|업데이트",
     "published": "发布|發布|公布|制定|공고|게시",
 }
-_CJK_LABEL = "|".join(f"(?P<{k}>(?:{v})(?:日期|时间|時間|日|일자|일)?)" for k, v in _CJK_KINDS.items())
+_CJK_LABEL = "|".join(
+    f"(?P<{k}>(?:{v})(?:日期|时间|時間|日|일자|일)?)" for k, v in _CJK_KINDS.items()
+)
 _CJK_DATED = re.compile(
     rf"(?:最近|最后|最新|最終|最终|版本)?(?:{_CJK_LABEL})\s*[:：]?\s*(?:于|於)?\s*{_cjk_date(1)}"
     # "本协议自2026年7月22日起生效", "2026年4月1日 改定": read only on a line that is little more
@@ -176,13 +253,19 @@ def extract_file(path: str | Path) -> Document:
     path = Path(path)
     fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unknown file type {path.suffix!r} (use .html, .md, .txt or .pdf)")
+        raise InputError(
+            f"{path}: unknown file type {path.suffix!r} (use .html, .md, .txt or .pdf)"
+        )
     try:
         body = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    content_type = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain",
-                    "pdf": "application/pdf"}[fmt]
+    content_type = {
+        "html": "text/html",
+        "markdown": "text/markdown",
+        "text": "text/plain",
+        "pdf": "application/pdf",
+    }[fmt]
     return extract_bytes(body, content_type)
 
 
@@ -248,7 +331,8 @@ def _markdown_to_html(text: str) -> str:
 # text) and carriage returns or NULs (which markdown-it rewrites first).
 
 _CHUNK_CUT = re.compile(
-    r"\n[ \t]*\n(?=#|\*\*[^\s*]|__[^\s_]|[^\W\d_]|[“‘\"'(（「『【《]|\d+(?![\d.)]))")
+    r"\n[ \t]*\n(?=#|\*\*[^\s*]|__[^\s_]|[^\W\d_]|[“‘\"'(（「『【《]|\d+(?![\d.)]))"
+)
 _WHOLE_TEXT_SIGNS = ("```", "~~~", "]:", "\r", "\0")
 _HTML_TO_CLOSING_TAG = re.compile(r"<(?:[!?]|script|pre|style|textarea)", re.IGNORECASE)
 # The only raw HTML a chunk may hold and still be walked on its own: a line break (an element
@@ -463,12 +547,12 @@ def _hard_break_pieces(raw: str) -> list[str]:
 
 
 def _starts_numbered(line: str) -> bool:
-    """"2.2 …", "(b) …", "第三条 …", "（一）…" after a line break; not "123 Main Street"."""
+    """ "2.2 …", "(b) …", "第三条 …", "（一）…" after a line break; not "123 Main Street"."""
     line = line.strip()
     if _BULLET.match(line):
         return True
     match = MARKER.match(line)
-    if not match or not line[match.end():].strip():
+    if not match or not line[match.end() :].strip():
         return False
     return not _BARE_NUMBER.fullmatch(match.group("marker").strip())
 
@@ -557,8 +641,21 @@ def _letters(n: int) -> str:
 
 
 def _roman(n: int) -> str:
-    table = [(1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
-             (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")]
+    table = [
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
+    ]
     out = ""
     for value, numeral in table:
         while n >= value:
@@ -579,7 +676,9 @@ def _text_blocks(text: str) -> Iterator[Block]:
         lines = [ln.strip() for ln in chunk.split("\n") if ln.strip()]
         current: list[str] = []
         for line in lines:
-            starts_item = bool(MARKER.match(line) and split_marker(line)[1]) or bool(_BULLET.match(line))
+            starts_item = bool(MARKER.match(line) and split_marker(line)[1]) or bool(
+                _BULLET.match(line)
+            )
             if current and starts_item:
                 yield _text_block(" ".join(current))
                 current = []
@@ -592,7 +691,7 @@ def _text_block(text: str) -> Block:
     text = _clean(text)
     bullet = _BULLET.match(text)
     if bullet:
-        return Block("list_item", text[bullet.end():], 1, "•")
+        return Block("list_item", text[bullet.end() :], 1, "•")
     marker, rest = split_marker(text)
     if rest and _looks_like_heading(rest):
         return Block("heading", rest, 2 + marker.count("."), marker)
@@ -608,10 +707,16 @@ def _looks_like_heading(text: str) -> bool:
     if _CJK_CHAR.match(text) or (text[:1] in "“《【「" and _CJK_CHAR.search(text[:3])):
         # "导言", "服务的变更、中断和终止": short, no sentence punctuation; a list item that
         # ends in 的 ("……的；") is an item, and a bold sentence is a clause, not a heading.
-        return len(text) <= 30 and not text.endswith(_CJK_SENTENCE_SIGNS) and not any(
-            sign in text for sign in "。；，！？")
-    return len(text) <= 80 and not text.endswith((".", ";", ",", ":")) and text[:1].isupper() and (
-        len(text.split()) <= 8
+        return (
+            len(text) <= 30
+            and not text.endswith(_CJK_SENTENCE_SIGNS)
+            and not any(sign in text for sign in "。；，！？")
+        )
+    return (
+        len(text) <= 80
+        and not text.endswith((".", ";", ",", ":"))
+        and text[:1].isupper()
+        and (len(text.split()) <= 8)
     )
 
 
@@ -632,17 +737,20 @@ def split_marker(text: str) -> tuple[str, str]:
     if not match:
         return "", text
     marker = match.group("marker").strip()
-    rest = text[match.end():].strip()
+    rest = text[match.end() :].strip()
     return marker.translate(_MARKER_FORMS).rstrip(".、"), rest
 
 
 def _paragraph(text: str) -> Block:
     bullet = _BULLET.match(text)
     if bullet:
-        return Block("list_item", text[bullet.end():], 1, "•")
+        return Block("list_item", text[bullet.end() :], 1, "•")
     marker, rest = split_marker(text)
-    if marker and rest and (_DECIMAL.match(marker) or _CJK_SECTION.match(marker)) and (
-        _looks_like_heading(rest)
+    if (
+        marker
+        and rest
+        and (_DECIMAL.match(marker) or _CJK_SECTION.match(marker))
+        and (_looks_like_heading(rest))
     ):
         # "10. Your rights and choices" typed as a paragraph is the heading of section 10.
         return Block("heading", rest, min(6, 2 + marker.count(".")), marker)
@@ -652,7 +760,8 @@ def _paragraph(text: str) -> Block:
 
 
 _DECIMAL = re.compile(r"^\d{1,3}(?:\.\d{1,3})*$")
-# Markers that number sections in Chinese, Japanese and Korean terms: 第一章, 第3条, 一, (一), 제1조.
+# Markers that number sections in Chinese, Japanese and Korean terms:
+# 第一章, 第3条, 一, (一), 제1조.
 _CJK_SECTION = re.compile(rf"^(?:第.+|제.+|[{_HAN_NUMERAL}]{{1,3}}|\([{_HAN_NUMERAL}]{{1,3}}\))$")
 _EMPHASIS = ("strong", "b")
 
@@ -671,7 +780,9 @@ def _bold_heading(p: HtmlElement) -> Block | None:
     return Block("heading", rest or text, 6, marker if rest else "")
 
 
-def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ...] = ()) -> Document:
+def _finish(
+    blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ...] = ()
+) -> Document:
     """Drop blocks without words; read the effective date and keep a bare date line as metadata."""
     effective_date, effective_text = None, ""
     fallback: tuple[str | None, str] | None = None  # a date line further down, e.g. at the end
@@ -686,7 +797,11 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
         if not seen_heading and block.kind == "paragraph" and _PAGE_TITLE.match(block.text):
             continue  # "Business terms | Acme" above the heading: the browser tab's title
         has_year = _YEAR.search(block.text) is not None
-        if has_year and _CJK_CHAR.search(block.text) and _cjk_date_line(block.text, index, cjk_dates):
+        if (
+            has_year
+            and _CJK_CHAR.search(block.text)
+            and _cjk_date_line(block.text, index, cjk_dates)
+        ):
             continue  # "生效日期：2026年7月22日" is metadata, like "Last updated: May 1, 2026"
         if index < 60 and "版本" in block.text and len(block.text) <= 40:
             version = _CJK_VERSION.search(block.text)
@@ -709,8 +824,11 @@ def _finish(blocks: list[Block], title: str, metadata: tuple[tuple[str, str], ..
     for kind in ("effective", "updated", "published"):
         if kind in cjk_dates and (kind == "effective" or effective_date is None):
             effective_date, effective_text = cjk_dates[kind]
-    extra.extend((f"{kind}_date", cjk_dates[kind][0]) for kind in ("updated", "published")
-                 if kind in cjk_dates)
+    extra.extend(
+        (f"{kind}_date", cjk_dates[kind][0])
+        for kind in ("updated", "published")
+        if kind in cjk_dates
+    )
     return Document(
         blocks=_cjk_levels(kept),
         title=title,

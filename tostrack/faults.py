@@ -19,7 +19,10 @@ NOTIFY_STEPS = (
     "after-final-dot",
     "after-mark-sent",
 )
-STEPS = STORE_STEPS + NOTIFY_STEPS
+# A chat or webhook send (tostrack.notify.worker): before "in-flight" is committed, and after
+# Apprise said the receiver took it but before "sent" is committed.
+CHAT_STEPS = ("before-chat-send", "after-chat-send")
+STEPS = STORE_STEPS + NOTIFY_STEPS + CHAT_STEPS
 
 
 def crash_point(step: str) -> None:

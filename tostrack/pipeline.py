@@ -13,12 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tostrack import clock
 from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
 from tostrack.store import Store, StoredDiff, Version
 from tostrack.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tostrack.fetch import FetchConfig, Fetcher
 
 # -- pure stages ------------------------------------------------------------------------------
 
@@ -559,6 +562,115 @@ def is_due(source: Source, state: Mapping[str, object] | None, now: datetime) ->
     )
 
 
+class _ConfirmLater(Exception):
+    """Raised through track() by a run's confirm step: the confirming re-fetch is scheduled and
+    nothing was recorded (track records nothing before it asks for the confirmation)."""
+
+
+def _track_due(
+    due: Sequence[tuple[Source, Mapping[str, Any] | None]],
+    store: Store,
+    fetch: Fetcher,
+    config: FetchConfig,
+    now: datetime,
+    *,
+    severity: Mapping[str, str] | None,
+    on_failure: FailureHook,
+    done: Callable[[Source, Mapping[str, Any] | None, TrackResult], None],
+) -> list[TrackResult]:
+    """Track the due sources; their results in the order given.
+
+    Fetches run concurrently across hosts, up to [fetch] max_hosts, each host one request at a
+    time (tostrack.fetch.pool). This thread alone records (the store has one writer), in an
+    order fixed by the list, so ids and output never depend on timing. A change to confirm is
+    fetched again confirm_delay after its first fetch while the others go on, and recorded after
+    them. done() follows each record.
+    """
+    from concurrent.futures import Future
+
+    from tostrack.fetch.pool import HostPool
+    from tostrack.fetch.throttle import host_key
+
+    confirm_delay = config.confirm_delay
+    confirming: dict[str, Future[Any]] = {}
+
+    def first_fetch(source: Source, state: Mapping[str, Any] | None) -> Callable[[], Any]:
+        validators = dict(state or {})
+        if full_fetch_day(source.id, now):
+            # Once a week, ignore the validators: a server that keeps a stale ETag or
+            # Last-Modified must not hide a change for ever.
+            validators = {k: v for k, v in validators.items() if k not in ("etag", "last_modified")}
+        known = validators.get("last_snapshot_sha256")
+
+        def job() -> tuple[Any, Future[Any] | None]:
+            got = fetch.fetch(source, previous=validators)
+            again = None
+            if confirm_delay > 0 and known and isinstance(got, tuple) and _combined(got) != known:
+                # New bytes may be a change to confirm: its second fetch is booked now, from
+                # this first one, and cancelled unless the change needs it.
+                again = pool.submit(
+                    host_key(source.url),
+                    second_fetch(source),
+                    not_before=time.monotonic() + confirm_delay,
+                )
+            return got, again
+
+        return job
+
+    def second_fetch(source: Source) -> Callable[[], Any]:
+        return lambda: fetch.fetch(source)
+
+    results: dict[str, TrackResult] = {}
+    with HostPool(config.max_hosts) as pool:
+        first = {s.id: pool.submit(host_key(s.url), first_fetch(s, state)) for s, state in due}
+
+        def fetched(source: Source) -> tuple[Snapshot, ...] | Failure:
+            return first[source.id].result()[0]
+
+        def confirm_later(source: Source) -> tuple[Snapshot, ...] | Failure:
+            booked = first[source.id].result()[1]
+            confirming[source.id] = booked or pool.submit(
+                host_key(source.url),
+                second_fetch(source),
+                not_before=time.monotonic() + confirm_delay,
+            )
+            raise _ConfirmLater
+
+        def confirmed(source: Source) -> tuple[Snapshot, ...] | Failure:
+            return confirming[source.id].result()
+
+        def track_one(source: Source, confirm: Any) -> TrackResult:
+            return track(
+                source, store, fetched, severity=severity, confirm=confirm, on_failure=on_failure
+            )
+
+        # Recorded in turns over the hosts (each host's first source, then each one's second,
+        # ...): the order fetches come in, fixed by the list alone, never by timing.
+        turn: dict[str, int] = {}
+        hosts: dict[str, int] = {}
+        order = []
+        for n, (source, state) in enumerate(due):
+            host = host_key(source.url)
+            hosts.setdefault(host, len(hosts))
+            turn[host] = turn.get(host, -1) + 1
+            order.append(((turn[host], hosts[host], n), source, state))
+        order.sort(key=lambda entry: entry[0])
+        for _, source, state in order:
+            try:
+                results[source.id] = track_one(source, confirm_later if confirm_delay > 0 else None)
+            except _ConfirmLater:
+                continue
+            booked = first[source.id].result()[1]
+            if booked is not None:
+                booked.cancel()  # no change to confirm after all (a re-rendered page, say)
+            done(source, state, results[source.id])
+        for _, source, state in order:  # the changes to confirm, once their second fetch is in
+            if source.id in confirming:
+                results[source.id] = track_one(source, confirmed)
+                done(source, state, results[source.id])
+    return [results[s.id] for s, _ in due]
+
+
 def run(
     workspace: Workspace,
     *,
@@ -574,7 +686,7 @@ def run(
     from tostrack.lock import workspace_lock
     from tostrack.recovery import reconcile
     from tostrack.sources import load_sources
-    from tostrack.workers import claimed_in_turn, outbox_turn, worker_name
+    from tostrack.workers import claimed_batches, outbox_turn, renew_host, worker_name
 
     workspace.ensure()
     all_sources = load_sources(workspace.settings)
@@ -587,6 +699,7 @@ def run(
     notify.operators(
         workspace.settings
     )  # a bad operator address stops the run now, not at the alert
+    notify.check_channels(workspace.config)  # so does a chat URL Apprise cannot use
     results: list[TrackResult] = []
     recorded: list[tuple[TrackResult, StoredDiff]] = []
     reports: list[Path] = []
@@ -603,18 +716,6 @@ def run(
         messages = [] if shared else reconcile(store, all_sources, severity)
         now = clock.now()
 
-        def fetcher(s: Source) -> tuple[Snapshot, ...] | Failure:
-            state = store.source_state(s.id) or {}
-            if full_fetch_day(s.id, now):
-                # Once a week, ignore the validators: a server that keeps a stale ETag or
-                # Last-Modified must not hide a change for ever.
-                state = {k: v for k, v in state.items() if k not in ("etag", "last_modified")}
-            return fetch.fetch(s, previous=state)
-
-        def confirm(s: Source) -> tuple[Snapshot, ...] | Failure:
-            time.sleep(config.confirm_delay)
-            return fetch.fetch(s)
-
         def alert_operators(_db: Any, failure: Failure, count: int) -> None:
             # In the failure's own transaction: the alert is queued with it or not at all, and
             # the once-per-breakage flag makes ">=" fire once however the streak got there.
@@ -627,36 +728,57 @@ def run(
                     f"{failure.reason}: {failure.detail[:200]}",
                 )
 
-        lease = workspace.config.store.lease if workspace.config.store else 0
-        for source in claimed_in_turn(store, sources, worker, lease) if shared else sources:
-            state = store.source_state(source.id)
-            if not force and not is_due(source, state, now):
-                skipped += 1
-                continue
-            result = track(
-                source,
-                store,
-                fetcher,
-                severity=severity,
-                confirm=confirm if config.confirm_delay > 0 else None,
-                on_failure=alert_operators,
-            )
-            results.append(result)
-            if result.diff_id is not None:
-                recorded.append((result, store.diff(result.diff_id)))
+        def done(source: Source, state: Mapping[str, Any] | None, result: TrackResult) -> None:
             if result.status != "failed" and state and state["consecutive_failures"]:
                 notify.enqueue_operator(workspace, store, "recovered", source.id, "")
-            if result.redirect and result.version is not None:
-                messages.append(
-                    f"redirect {source.id}: {result.redirect} (recorded with the version)"
-                )
+            if shared:  # still ours: renewed after each record of the host
+                renew_host(store, source, worker, lease)
+
+        # The embedded store tracks every source in one batch; a shared one, the sources of
+        # the hosts this worker claims, up to max_hosts hosts a batch (tostrack.workers).
+        lease = workspace.config.store.lease if workspace.config.store else 0
+        batches = (
+            claimed_batches(store, sources, worker, lease, config.max_hosts)
+            if shared
+            else [sources]
+        )
+        for batch in batches:
+            due: list[tuple[Source, dict[str, Any] | None]] = []
+            for source in batch:
+                state = store.source_state(source.id)
+                if force or is_due(source, state, now):
+                    due.append((source, state))
+                else:
+                    skipped += 1
+            tracked = _track_due(
+                due,
+                store,
+                fetch,
+                config,
+                now,
+                severity=severity,
+                on_failure=alert_operators,
+                done=done,
+            )
+            for (source, _), result in zip(due, tracked, strict=True):
+                results.append(result)
+                if result.diff_id is not None:
+                    recorded.append((result, store.diff(result.diff_id)))
+                if result.redirect and result.version is not None:
+                    messages.append(
+                        f"redirect {source.id}: {result.redirect} (recorded with the version)"
+                    )
         if results:
-            render.render_site(workspace, store)  # every page, the new change reports included
+            render.render_site(workspace, store)  # the pages whose inputs changed: new reports, ...
+        alerts = []
         for result, stored in recorded:
             path = render.change_report_path(workspace.reports_dir, stored)
             reports.append(path)
             if result.status in ("changed", "effective-date"):
-                notify.enqueue_diff(workspace, store, stored, path)
+                alerts.append((stored, path))
+        # One upstream event, one message: a provider's documents changed in this run go out
+        # together to each recipient.
+        notify.enqueue_diffs(workspace, store, alerts)
         summary = None
         if send:
             with outbox_turn(store, shared, worker) as ours:

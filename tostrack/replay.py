@@ -14,13 +14,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tostrack.errors import InputError
 from tostrack.dated import dated_files
+from tostrack.errors import InputError
 from tostrack.models import Clause, Diff, Document, Snapshot, Source
 from tostrack.output import diff_body
 
-__all__ = ["HistoryAnalyser", "all_cores", "analyse_versions", "replay_directory", "replay_pairs",
-           "version_dirs"]
+__all__ = [
+    "HistoryAnalyser",
+    "all_cores",
+    "analyse_versions",
+    "replay_directory",
+    "replay_pairs",
+    "version_dirs",
+]
 
 # Fewer versions than this per process are analysed in this process: starting one costs more.
 _MIN_VERSIONS_PER_PROCESS = 4
@@ -102,9 +108,13 @@ def analyse_versions(
     # One process per run: it keeps its HistoryAnalyser from one batch to the next.
     pools = [ProcessPoolExecutor(max_workers=1, initializer=_start_worker) for _ in runs]
     try:
-        batches = [[pool.submit(_analysed_batch, run[k : k + _BATCH], source)
-                    for k in range(0, len(run), _BATCH)]
-                   for pool, run in zip(pools, runs, strict=True)]
+        batches = [
+            [
+                pool.submit(_analysed_batch, run[k : k + _BATCH], source)
+                for k in range(0, len(run), _BATCH)
+            ]
+            for pool, run in zip(pools, runs, strict=True)
+        ]
         for run_batches in batches:
             for batch in run_batches:
                 yield from batch.result()

@@ -25,19 +25,61 @@ _LEAD_IN_MAX = 240
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # "(a)", "(ii)", "(3)", "(B)" standing at a word boundary inside a sentence.
-_INLINE_MARKER = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=[:;,—–-]))\((?P<m>[a-z]{1,2}|[ivx]{1,5}|\d{1,2}|[A-Z])\)\s")
+_INLINE_MARKER = re.compile(
+    r"(?:(?<=\s)|(?<=^)|(?<=[:;,—–-]))\((?P<m>[a-z]{1,2}|[ivx]{1,5}|\d{1,2}|[A-Z])\)\s"
+)
 # CJK numbering inside a sentence: "包括：（1）……；（2）……", "（一）……（二）……", "①……②……".
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"[{_CJK}]")
-_HAN_NUMERALS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二", "十三",
-                 "十四", "十五", "十六", "十七", "十八", "十九", "二十"]
+_HAN_NUMERALS = [
+    "一",
+    "二",
+    "三",
+    "四",
+    "五",
+    "六",
+    "七",
+    "八",
+    "九",
+    "十",
+    "十一",
+    "十二",
+    "十三",
+    "十四",
+    "十五",
+    "十六",
+    "十七",
+    "十八",
+    "十九",
+    "二十",
+]
 _CIRCLED = [chr(c) for c in range(ord("①"), ord("⑳") + 1)]
 _CJK_INLINE_MARKER = re.compile(
     r"(?:(?<=\s)|(?<=^)|(?<=[:;,：；，。、]))"
     rf"(?:[（(](?P<m>\d{{1,2}}|[{''.join(set(''.join(_HAN_NUMERALS)))}]{{1,3}})[）)]|(?P<c>[①-⑳]))\s*"
 )
-_ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv",
-          "xv", "xvi", "xvii", "xviii", "xix", "xx"]
+_ROMAN = [
+    "i",
+    "ii",
+    "iii",
+    "iv",
+    "v",
+    "vi",
+    "vii",
+    "viii",
+    "ix",
+    "x",
+    "xi",
+    "xii",
+    "xiii",
+    "xiv",
+    "xv",
+    "xvi",
+    "xvii",
+    "xviii",
+    "xix",
+    "xx",
+]
 
 
 def segment_document(document: Document) -> tuple[Clause, ...]:
@@ -162,8 +204,10 @@ def _label(block: Block) -> str:
 
 def _introduces(block: Block, next_block: Block | None, depth: int) -> bool:
     """True when the block ends with a colon and the next block is a list item below it."""
-    if next_block is None or next_block.kind != "list_item" or not block.text.rstrip().endswith(
-        (":", "：")
+    if (
+        next_block is None
+        or next_block.kind != "list_item"
+        or not block.text.rstrip().endswith((":", "："))
     ):
         return False
     return max(next_block.level, 1) > depth
@@ -193,8 +237,13 @@ def _style(marker: str) -> tuple[str, int]:
     if _NUMBERED.match(marker):
         return "decimal", marker.count(".") + 1
     if marker.startswith("("):
-        return ("(han)" if marker[1:2] in "一二三四五六七八九十" else
-                "(n)" if marker[1:2].isdigit() else "(a)"), 0
+        return (
+            "(han)"
+            if marker[1:2] in "一二三四五六七八九十"
+            else "(n)"
+            if marker[1:2].isdigit()
+            else "(a)"
+        ), 0
     if re.fullmatch(r"[ivxlc]+", marker):
         return "roman", 0
     if marker[:1] in "第제":
@@ -270,13 +319,17 @@ def _split_cjk_enumeration(text: str) -> list[tuple[str, str, str]]:
 def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
     for start, first in enumerate(markers):
         value = first.group("m") or first.group("c")
-        sequence = {"1": [str(n) for n in range(1, 40)], "一": _HAN_NUMERALS,
-                    "①": _CIRCLED}.get(value)
+        sequence = {"1": [str(n) for n in range(1, 40)], "一": _HAN_NUMERALS, "①": _CIRCLED}.get(
+            value
+        )
         if sequence is None:
             continue
         run = [first]
-        for match in markers[start + 1:]:
-            if len(run) < len(sequence) and (match.group("m") or match.group("c")) == sequence[len(run)]:
+        for match in markers[start + 1 :]:
+            if (
+                len(run) < len(sequence)
+                and (match.group("m") or match.group("c")) == sequence[len(run)]
+            ):
                 run.append(match)
         if len(run) >= 2:
             return run
@@ -289,7 +342,6 @@ def _ordered_cjk_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
 @lru_cache(maxsize=1 << 12)  # the same paragraphs come back in every version of a history
 def _enumeration(text: str, cjk: bool) -> tuple[tuple[str, str, str], ...]:
     return tuple(_split_cjk_enumeration(text) if cjk else _split_enumeration(text))
-
 
 
 def _split_enumeration(text: str) -> list[tuple[str, str, str]]:
@@ -313,7 +365,7 @@ def _items(text: str, run: list[re.Match[str]], lead_in: str) -> list[tuple[str,
     out = []
     for i, match in enumerate(run):
         end = run[i + 1].start() if i + 1 < len(run) else len(text)
-        item = text[match.end():end].strip()
+        item = text[match.end() : end].strip()
         if not item:
             return [("", "", text)]
         out.append((match.group("m") or _group(match, "c"), lead_in, item))
@@ -331,7 +383,7 @@ def _ordered_run(markers: list[re.Match[str]]) -> list[re.Match[str]]:
         if sequence is None:
             continue
         run = [first]
-        for match in markers[start + 1:]:
+        for match in markers[start + 1 :]:
             if len(run) < len(sequence) and match.group("m") == sequence[len(run)]:
                 run.append(match)
         if len(run) >= 2:

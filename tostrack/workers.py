@@ -1,11 +1,12 @@
 """Several `tostrack run` processes, on any number of machines, sharing one PostgreSQL store.
 
-Without a broker: each worker claims a host's lease (tostrack.store.leases), tracks that host's
-due sources, and releases it, until no host is left that another live worker does not hold. So
-a host is fetched by one worker at a time (politeness holds across machines), and a source is
-fetched once per round: a worker that claims a host after another has done it finds its sources
-no longer due. A killed worker's lease expires ([store] lease, renewed before each source) and
-its host is claimed again. The outbox is sent by the one worker holding the "outbox" lease.
+Without a broker: each worker claims hosts' leases (tostrack.store.leases), up to [fetch]
+max_hosts at a time, tracks those hosts' due sources, and releases them, until no host is left
+that another live worker does not hold. So a host is fetched by one worker at a time (politeness
+holds across machines), and a source is fetched once per round: a worker that claims a host
+after another has done it finds its sources no longer due. A killed worker's lease expires
+([store] lease, renewed after each source recorded) and its host is claimed again. The outbox is
+sent by the one worker holding the "outbox" lease.
 
 The embedded SQLite store keeps the workspace lock instead (a second run exits 75).
 """
@@ -31,26 +32,39 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def claimed_in_turn(
-    store: Store, sources: Sequence[Source], worker: str, lease: float
-) -> Iterator[Source]:
-    """The sources of each host this worker claims, a host at a time (the caller checks that
-    each is still due: another worker may have just done it). A host is host[:port], as the
-    fetcher's per-host throttle counts it."""
+def claimed_batches(
+    store: Store, sources: Sequence[Source], worker: str, lease: float, max_hosts: int
+) -> Iterator[list[Source]]:
+    """The sources of the hosts this worker claims, up to max_hosts hosts a batch (the run
+    fetches a batch's hosts at once), each batch's leases released when the next is asked for.
+    The caller checks that each source is still due: another worker may have just done it. A
+    host is host[:port], as the fetcher's per-host throttle counts it."""
     by_host: dict[str, list[Source]] = {}
     for source in sources:
-        by_host.setdefault(f"host:{host_key(source.url)}", []).append(source)
+        by_host.setdefault(_lease_name(source), []).append(source)
     while by_host:
-        name = store.claim_lease(sorted(by_host), worker, lease)
-        if name is None:
+        claimed: list[str] = []
+        while len(claimed) < max(max_hosts, 1):
+            name = store.claim_lease(sorted(set(by_host) - set(claimed)), worker, lease)
+            if name is None:
+                break
+            claimed.append(name)
+        if not claimed:
             return  # every host left is being fetched by a live worker
         try:
-            for source in by_host.pop(name):
-                if not store.renew_lease(name, worker, lease):
-                    break  # our lease ran out and another worker took the host over
-                yield source
+            yield [source for name in claimed for source in by_host.pop(name)]
         finally:
-            store.release_lease(name, worker)
+            for name in claimed:
+                store.release_lease(name, worker)
+
+
+def renew_host(store: Store, source: Source, worker: str, lease: float) -> None:
+    """After each source recorded: a host with many sources stays ours while we work on it."""
+    store.renew_lease(_lease_name(source), worker, lease)
+
+
+def _lease_name(source: Source) -> str:
+    return f"host:{host_key(source.url)}"
 
 
 @contextmanager

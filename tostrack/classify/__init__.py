@@ -24,7 +24,8 @@ from functools import lru_cache
 
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
-from tostrack.classify.model import Model, cjk_count, packaged_model
+from tostrack.classify.model import Model, packaged_model
+from tostrack.classify.script import cjk_count
 from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label, taxonomy
 from tostrack.models import Clause
 
@@ -179,7 +180,14 @@ def decide(
         thresholds = model.thresholds_for(read)
         for label, p, threshold in zip(model.labels, probs, thresholds, strict=True):
             if label in found:
-                if explain:
+                if _model_overrules(found[label], p):
+                    found[label] = replace(
+                        found[label],
+                        by="blocked",
+                        probability=round(float(p), 3),
+                        blocked=(f"by model (p={float(p):.3f})",),
+                    )
+                elif explain:
                     found[label] = replace(found[label], probability=round(float(p), 3))
             elif p >= threshold and (not lead_in or _item_supports(model, label, text)):
                 words = tuple(model.weighed_most(label, read, found)) if explain else ()
@@ -196,6 +204,28 @@ def decide(
     order = {label.id: i for i, label in enumerate(taxonomy())}
     decisions = sorted(found.values(), key=lambda d: order.get(d.label, len(order)))
     return tuple(d for d in decisions if explain or d.by != "blocked")
+
+
+# Below this probability the model overrules a rule's label that is not of high severity: the
+# rule matched a word ("termination" in a survival clause, "arbitration" in a list of what a
+# claim may be) and everything else in the clause says the topic is another. Labels of high
+# severity and the AI restrictions are never withheld so: missing one costs more than a false
+# alarm. Cross-validation: +0.003 micro-F1.
+OVERRULE_BELOW = 0.1
+
+
+def _model_overrules(decision: Decision, probability: float) -> bool:
+    return (
+        decision.by == "rule"
+        and probability < OVERRULE_BELOW
+        and _default_severity(decision.label) != "high"
+        and decision.label not in RESTRICTION_LABELS
+    )
+
+
+@lru_cache(maxsize=64)
+def _default_severity(label_id: str) -> str:
+    return next((label.severity for label in taxonomy() if label.id == label_id), "")
 
 
 RESIDUAL = "acceptable-use"
@@ -237,7 +267,9 @@ def _with_rule_ids(
             out[label] = d
             continue
         blocked = tuple(f"{b.rule} by {b.by}" for b in e.blocked)
-        rule = (e.rule or "") if d.by == "rule" else d.rule
+        rule = (e.rule or "") if d.by in ("rule", "blocked") else d.rule
+        if d.by == "blocked":  # the model overruled the rule that matched
+            blocked = (f"{rule} {d.blocked[0]}", *blocked)
         out[label] = replace(d, rule=rule, blocked=blocked)
     for label, e in by_label.items():  # matched but blocked, and nothing else gave the label
         if label not in out and e.blocked:

@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from tostrack.classify.script import CJK_RUN, is_cjk
+
 # Bumped whenever the features change, so a model trained on other features is refused.
 FEATURE_VERSION = 6
 BUCKETS = 1 << 18
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 # A lead-in is the text up to the first colon that a space follows ("This includes using the
 # service to: ..."; a clause is read "lead-in item"): the first 8 to 300 characters.
 _LEAD_IN = re.compile(r"^(.{8,300}?)[:：]\s")
@@ -82,16 +83,6 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
             out += [f"k|{run[i : i + 2]}" for i in range(len(run) - 1)]
     out += [f"r|{label}" for label in rules]
     return out
-
-
-def cjk_count(text: str) -> int:
-    return sum(len(run) for run in CJK_RUN.findall(text))
-
-
-def is_cjk(text: str) -> bool:
-    """Mostly Chinese, Japanese or Korean: more CJK characters than Latin letters."""
-    cjk = cjk_count(text)
-    return cjk > 0 and cjk >= sum(1 for ch in text if ch.isascii() and ch.isalpha())
 
 
 def bucket(feature: str) -> int:

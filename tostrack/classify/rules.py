@@ -34,6 +34,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from tostrack.classify.script import CJK_RUN
 from tostrack.classify.taxonomy import taxonomy
 
 # -- rules ------------------------------------------------------------------------------------
@@ -57,6 +58,9 @@ class _Regex:
 class _Pattern:
     regex: re.Pattern[str]
     gate: tuple[str, ...] | None = None  # every match contains one of these (casefolded)
+    # further necessary literal sets: a match contains one of each ("may" ... "update" ...
+    # "terms"), so a clause lacking any of them is skipped too
+    also: tuple[tuple[str, ...], ...] = ()
     unless: _Regex | None = None  # searched inside the match
     unless_after: _Regex | None = None  # matched right after the match
     unless_before: _Regex | None = None  # searched in the text just before it
@@ -99,11 +103,14 @@ def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
 
 
-def _literal_sets(items: Any) -> tuple[set[str] | None, set[str] | None]:
+def _literal_sets(
+    items: Any, collect: list[set[str]] | None = None
+) -> tuple[set[str] | None, set[str] | None]:
     """(full, best) for a parsed regex sequence.
 
     full: the strings the sequence can match, if it is pure literal text (else None).
     best: strings one of which every match must contain (else None), the most selective found.
+    collect: if given, receives every such necessary set of the top-level sequence.
     """
     from re import _constants as k  # the parser's opcodes; stable across 3.11+
 
@@ -134,6 +141,8 @@ def _literal_sets(items: Any) -> tuple[set[str] | None, set[str] | None]:
             bests = [b for _, b in subs]
             if all(b is not None for b in bests):
                 candidates.append(set().union(*bests))  # type: ignore[arg-type]
+        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+            run = {r + chr(c) for r in run for _, c in av}  # "[- ]": a few literal choices
         elif op in (k.MAX_REPEAT, k.MIN_REPEAT):
             pure = False
             flush()
@@ -147,20 +156,43 @@ def _literal_sets(items: Any) -> tuple[set[str] | None, set[str] | None]:
     full = set(run) if pure else None
     flush()
     best = max(candidates, key=lambda c: min(map(len, c)), default=None)
+    if collect is not None:
+        collect.extend(candidates)
     return full, best
 
 
-def _gate(regex: re.Pattern[str]) -> tuple[str, ...] | None:
-    """Literal strings one of which any match must contain, to skip the regex cheaply."""
+def _small_class(members: Any) -> bool:
+    """A character class of a few plain characters ("[- ]", "[\x27’]"), which the gate can
+    read as alternatives; ranges, categories and negations it cannot."""
+    from re import _constants as k
+
+    return len(members) <= 4 and all(op is k.LITERAL for op, _ in members)
+
+
+def _selective(literal: str) -> bool:
+    """Long enough to skip most clauses: three characters, or two Chinese, Japanese or Korean
+    ones (a two-character CJK word such as 爬虫 is as rare as a Latin word)."""
+    return len(literal) >= 3 or (len(literal) == 2 and CJK_RUN.fullmatch(literal) is not None)
+
+
+def _gate(regex: re.Pattern[str]) -> tuple[tuple[str, ...] | None, tuple[tuple[str, ...], ...]]:
+    """Literal strings one of which any match must contain, to skip the regex cheaply, and the
+    further sets of which a match contains one each."""
+    necessary: list[set[str]] = []
     try:
         from re import _parser
 
-        best = _literal_sets(_parser.parse(regex.pattern, regex.flags))[1]
+        best = _literal_sets(_parser.parse(regex.pattern, regex.flags), necessary)[1]
     except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
-        return None
-    if not best or min(map(len, best)) < 3:
-        return None
-    return tuple(sorted({s.casefold() for s in best}))
+        return None, ()
+    if not best or not all(map(_selective, best)):
+        return None, ()
+    also = {
+        tuple(sorted({s.casefold() for s in found}))
+        for found in necessary
+        if found is not best and found and all(map(_selective, found))
+    }
+    return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also))
 
 
 def _source(value: str | list[str]) -> str:
@@ -175,7 +207,8 @@ def _veto(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _R
 def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Pattern:
     regex = _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}")
     vetoes = {key: _veto(entry[key], macros, where) for key in _VETOES if key in entry}
-    return _Pattern(regex, _gate(regex), id=entry["id"], **vetoes)
+    gate, also = _gate(regex)
+    return _Pattern(regex, gate, also, id=entry["id"], **vetoes)
 
 
 def _rule_files() -> dict[str, dict[str, Any]]:
@@ -323,7 +356,8 @@ def _gate_automaton() -> Any:
 
     automaton = ahocorasick.Automaton()
     for rules in _rules():
-        for gate in (rules.gate, *(p.gate for p in (*rules.patterns, *rules.weak))):
+        every = (*rules.patterns, *rules.weak)
+        for gate in (rules.gate, *(p.gate for p in every), *(g for p in every for g in p.also)):
             for word in gate or ():
                 automaton.add_word(word, word)
     automaton.make_automaton()
@@ -345,6 +379,8 @@ def _first_match(
     best: tuple[int, int] | None = None
     for p in patterns:
         if p.gate is not None and present.isdisjoint(p.gate):
+            continue
+        if any(present.isdisjoint(words) for words in p.also):
             continue
         for m in p.regex.finditer(masked):
             if m.end() <= min_end or m.end() == m.start():

@@ -4,6 +4,7 @@ http.py      Fetcher (one per run: session, per-host throttle, browser fallback)
 browser.py   rendering in Debian's Chromium through Playwright, for pages that need JavaScript
 content.py   media type and charset of a body, meta refresh
 throttle.py  one request at a time per host, and a polite delay between them
+pool.py      a run's fetches: up to max_hosts hosts at once, each host's jobs in turn
 health.py    is this the document, or an error page, a bot challenge, a login wall, empty?
 
 Import from here; the modules of this package import each other directly, never this __init__.

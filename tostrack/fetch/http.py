@@ -189,6 +189,8 @@ class Fetcher:
         self._own_session = session is None
         self.session = session or requests.Session()
         self.throttle = throttle_for(self.session)
+        # A run fetches several hosts at once (tostrack.fetch.pool); one Chromium at a time.
+        self._browser_lock = threading.Lock()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -264,7 +266,7 @@ class Fetcher:
         )
 
     def _render(self, source: Source, url: str) -> Snapshot | Failure:
-        with self.throttle.hold(url, self.config.delay):
+        with self._browser_lock, self.throttle.hold(url, self.config.delay):
             return browser.render(source, url, self.config)
 
 

@@ -4,6 +4,7 @@ recipients.py  who is told: [[recipients]] and [notify] operators
 compose.py     the messages about a recorded diff or a broken source, built and queued
 digests.py     daily and weekly digests
 smtp.py        the mail server: settings, connection, one message sent
+chat.py        chat and webhook targets through Apprise (the extra tostrack[chat])
 worker.py      the outbox worker: sends what is queued (or writes .eml files without [smtp])
 headers.py     text fit for a header line
 
@@ -11,8 +12,10 @@ The messages and their states are kept by the store (tostrack.store.outbox). Imp
 the modules of this package import each other directly, never this __init__.
 """
 
+from tostrack.notify.chat import check_recipients as check_channels
 from tostrack.notify.compose import (
     enqueue_diff,
+    enqueue_diffs,
     enqueue_operator,
     queue_operator_alert,
     subject_for,
@@ -37,7 +40,9 @@ __all__ = [
     "Recipient",
     "SendSummary",
     "SmtpSettings",
+    "check_channels",
     "enqueue_diff",
+    "enqueue_diffs",
     "enqueue_operator",
     "header_safe",
     "operators",

@@ -100,13 +100,15 @@ def url_problem(url: str) -> str:
 
 def plugin_for(url: str) -> Any:
     """Apprise's plugin instance for url (None when Apprise cannot use it), with Apprise's own
-    retries off: the outbox retries, and a retry by Apprise after a timeout could double a
-    message."""
+    retries off (the outbox retries, and a retry by Apprise after a timeout could double a
+    message) and one request per message: a message split into several requests could be
+    half delivered, which no outbox state can say. tostrack sizes each message to fit."""
     apprise = apprise_module()
     plugin = apprise.Apprise.instantiate(url.strip())
     if plugin is None:
         return None
     plugin.retry = 0
+    plugin.overflow_mode = apprise.OverflowMode.TRUNCATE
     return plugin
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from tostrack import clock, config
 from tostrack.config import Settings
-from tostrack.notify.compose import build, outgoing, templates
+from tostrack.notify.compose import build, chat_key, chat_message, outgoing, templates
 from tostrack.notify.recipients import Recipient, recipients, workspace_config
 from tostrack.render.email import diff_view
 from tostrack.store import Store
@@ -36,12 +36,19 @@ def queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
         rows = store.digest_items(recipient, mode, clock.iso(start))
         if not rows:
             continue
-        key = f"digest:{mode}:{clock.iso(start)}:{recipient.lower()}"
+        on_chat = recipient.startswith("env:") or "://" in recipient  # a chat target
+        key = f"digest:{mode}:{clock.iso(start)}:" + (
+            chat_key(recipient) if on_chat else recipient.lower()
+        )
         if store.has_message(key):
             continue  # this period's digest went out already; these wait for the next one
         filters = next(
-            (r for r in recipients(workspace.settings) if r.email == recipient and r.mode == mode),
-            Recipient(recipient, mode=mode),
+            (
+                r
+                for r in recipients(workspace.settings)
+                if recipient in (r.email, *r.chat_targets) and r.mode == mode
+            ),
+            Recipient(mode=mode) if on_chat else Recipient(recipient, mode=mode),
         )
         items = []
         for row in rows:
@@ -54,6 +61,10 @@ def queue_digests(workspace: Workspace, store: Store, now: datetime) -> int:
         subject = f"{label} digest: {count} change{'s' if count != 1 else ''} in " + (
             titles[0] if len(titles) == 1 else f"{len(titles)} documents ({', '.join(titles)})"
         )
+        if on_chat:
+            message = chat_message(key, "digest", recipient, filters, subject, items)
+            added += store.queue_digest(message, [row["id"] for row in rows])
+            continue
         env = templates(workspace)
         view = {
             "mode": mode,

@@ -11,10 +11,15 @@ An SMTP server throws away a DATA that never got its final dot, so a message sti
 after a crash is safe to send again. A message found "in-flight" may have reached the server: it
 is never sent again, and is reported once as "delivery uncertain". Without an [smtp] table (or
 with dry_run) each message is written once as an .eml file in outbox/ instead.
+
+A chat or webhook message (channel "apprise") is one HTTP request, with no final dot to hold
+back: it is committed "in-flight" just before Apprise sends it, and "sent" when Apprise says
+it was taken (see tostrack.notify.chat for how a failure is told apart from an uncertain send).
 """
 
 from __future__ import annotations
 
+import json
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +28,7 @@ from typing import Any
 
 from tostrack import clock, faults
 from tostrack.errors import InputError, StorageError
+from tostrack.notify import chat
 from tostrack.notify.compose import catch_up
 from tostrack.notify.digests import queue_digests
 from tostrack.notify.headers import slug
@@ -86,7 +92,16 @@ def _requeue(
 
 
 def _eml_name(row: Any) -> str:
+    if row["channel"] == "apprise":  # a chat message's preview: its title and text
+        return f"{row['id']:06d}-{row['kind']}-chat-{slug(row['recipient'])}.txt"
     return f"{row['id']:06d}-{row['kind']}-{slug(row['recipient'])}.eml"
+
+
+def _preview_bytes(row: Any) -> bytes:
+    if row["channel"] != "apprise":
+        return bytes(row["message"])
+    data = json.loads(bytes(row["message"]))
+    return f"To: {row['recipient']}\nTitle: {data['title']}\n\n{data['body']}\n".encode()
 
 
 def _unused_eml_path(path: Path, data: bytes) -> Path:
@@ -127,7 +142,7 @@ def preview_pending(workspace: Workspace, store: Store) -> SendSummary:
     written, outcomes = [], []
     for row in rows:
         path = folder / _eml_name(row)
-        _write_eml(path, bytes(row["message"]))
+        _write_eml(path, _preview_bytes(row))
         written.append(path)
         outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], "preview", str(path)))
     return SendSummary(written_eml=written, outcomes=outcomes, queued=len(rows))
@@ -151,6 +166,7 @@ def send_pending(
         return preview_pending(workspace, store)
     now = now or clock.now()
     smtp_settings = SmtpSettings.from_settings(workspace.settings)
+    chat.check_recipients(workspace.config)  # Apprise missing, a bad URL: said before sending
     catch_up(workspace, store)
     queue_digests(workspace, store, now)
     sent = failed = written_count = 0
@@ -160,13 +176,19 @@ def send_pending(
 
     # A message left in-flight by a crashed run may have reached the server: say so, once.
     for row in store.messages_in_state("in-flight"):
+        on_chat = row["channel"] == "apprise"
+        where = "the receiver's log or channel" if on_chat else "the mail server's log"
         store.mark_message(
-            row["id"], "uncertain", last_error="the sending run stopped after the final dot"
+            row["id"],
+            "uncertain",
+            last_error="the sending run stopped while the request was out"
+            if on_chat
+            else "the sending run stopped after the final dot",
         )
         errors.append(
             f"delivery uncertain: {row['message_id']} to {row['recipient']} "
             f"({row['subject'][:80]}); "
-            "a run stopped while sending it, check the mail server's log before resending"
+            f"a run stopped while sending it, check {where} before resending"
         )
         outcomes.append(
             Outcome(
@@ -174,12 +196,19 @@ def send_pending(
                 row["recipient"],
                 row["subject"],
                 "uncertain",
-                "a run stopped while sending it; check the mail server's log",
+                f"a run stopped while sending it; check {where}",
             )
         )
 
     horizon = "9999" if ignore_backoff else clock.iso(now)
     due = store.due_messages(horizon)
+    chat_due = [row for row in due if row["channel"] == "apprise"]
+    due = [row for row in due if row["channel"] != "apprise"]
+    for row in chat_due:
+        outcome = _send_chat(store, row, now, errors)
+        outcomes.append(outcome)
+        sent += outcome.state == "sent"
+        failed += outcome.state in ("failed", "rejected")
 
     def summary() -> SendSummary:
         return SendSummary(
@@ -266,6 +295,49 @@ def send_pending(
     finally:
         conn.close()
     return summary()
+
+
+def _send_chat(store: Store, row: Any, now: datetime, errors: list[str]) -> Outcome:
+    """Send one chat or webhook message through Apprise, committing "in-flight" first."""
+    data = json.loads(bytes(row["message"]))
+    target = row["recipient"]
+
+    def outcome(state: str, detail: str) -> Outcome:
+        return Outcome(row["id"], row["recipient"], row["subject"], state, detail)
+
+    try:
+        url = chat.resolve(data["target"])
+    except chat.ChatTemporary as exc:
+        _requeue(store, row, str(exc), now, errors, target)
+        return outcome("failed", str(exc))
+    faults.crash_point("before-chat-send")
+    # From here the receiver may get the message: never sent again automatically.
+    store.mark_message(row["id"], "in-flight", attempts=row["attempts"] + 1)
+    try:
+        chat.send(url, data["title"], data["body"], data.get("format", "text"))
+    except chat.ChatTemporary as exc:
+        _requeue(store, row, str(exc), now, errors, target)
+        return outcome("failed", f"{target}: {exc}")
+    except chat.ChatRejected as exc:
+        store.mark_message(row["id"], "rejected", last_error=str(exc))
+        errors.append(f"{target} refused the message for good: {exc}")
+        return outcome("rejected", f"{target} refused it for good: {exc}")
+    except chat.ChatUncertain as exc:
+        store.mark_message(row["id"], "uncertain", last_error=str(exc))
+        errors.append(
+            f"delivery uncertain: {row['message_id']} to {target}: {exc}; it is not sent again "
+            "(check the channel, then `tostrack outbox resend` if it never arrived)"
+        )
+        return outcome("uncertain", f"{exc}; not sent again")
+    faults.crash_point("after-chat-send")
+    store.mark_message(
+        row["id"],
+        "sent",
+        sent_at=clock.now_iso(),
+        delivered_to=f"apprise:{target}",
+        last_error=None,
+    )
+    return outcome("sent", target)
 
 
 def outbox_rows(store: Store) -> list[dict[str, Any]]:

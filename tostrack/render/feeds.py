@@ -16,7 +16,7 @@ from tostrack.render.pages import (
     render_template,
     write_if_changed,
 )
-from tostrack.store import StoredDiff
+from tostrack.store import DiffHeader, StoredDiff
 
 # Characters XML 1.0 forbids even when escaped (form feeds and the like come out of PDFs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -87,6 +87,6 @@ def render_feed(
     return path
 
 
-def in_feed(stored: StoredDiff) -> bool:
+def in_feed(stored: StoredDiff | DiffHeader) -> bool:
     """Changes in meaning, and moves of the effective date (a legal fact, never silent)."""
     return stored.substantive or stored.effective_date_only

@@ -170,12 +170,48 @@ def render_template(ctx: Context, template: str, **values: Any) -> str:
         ) from None
 
 
-def write_if_changed(path: Path, data: bytes) -> None:
+# A site is served by a web server running as another user: pages readable by all, folders
+# traversable by all (both less the umask, as for any file the user makes).
+PAGE_MODE = 0o644
+FOLDER_MODE = 0o755
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_folders(folder: Path) -> None:
+    """mkdir -p, each new folder with FOLDER_MODE (mkdir's parents=True ignores the mode)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(mode=FOLDER_MODE, exist_ok=True)
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write a page atomically unless it already holds data; True when it was written."""
     try:
         # Unchanged pages are left alone: re-rendering a big site costs no fsyncs for them.
         if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-        write_atomic(path, data)
+            wanted = PAGE_MODE & ~current_umask()
+            if path.stat().st_mode & 0o777 != wanted:
+                path.chmod(wanted)  # a page an older tostrack wrote private (0600)
+            return False
+        make_folders(path.parent)
+        write_atomic(path, data, mode=PAGE_MODE)
+        return True
     except OSError as exc:
         raise StorageError(
             f"cannot write {path}: {exc.strerror or exc}. Check the free space and permissions "
@@ -245,5 +281,7 @@ def _load_version(version: Version) -> tuple[Any, tuple[Clause, ...]]:
         return None, ()
 
 
-def write_css(ctx: Context) -> None:
-    write_if_changed(ctx.reports / CSS_NAME, render_template(ctx, CSS_NAME).encode("utf-8"))
+def write_css(ctx: Context) -> Path:
+    path = ctx.reports / CSS_NAME
+    write_if_changed(path, render_template(ctx, CSS_NAME).encode("utf-8"))
+    return path

@@ -18,13 +18,14 @@ and pages.py (paths, the render context, atomic page writes); the templates only
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tostrack.models import Clause
 from tostrack.render.diffs import diff_page_values, diff_row
-from tostrack.render.feeds import render_feed
+from tostrack.render.feeds import FEED_LIMIT, in_feed, render_feed
+from tostrack.render.manifest import Manifest, digest, renderer_digest
 from tostrack.render.pages import (
     Context,
     change_report_path,
@@ -36,10 +37,11 @@ from tostrack.render.pages import (
     timeline_path,
     view_path,
     write_css,
+    write_if_changed,
     write_page,
 )
 from tostrack.render.views import SEVERITY_EXPLAINED, SEVERITY_WORDS, change_labels
-from tostrack.store import Store, StoredDiff
+from tostrack.store import DiffHeader, Store, StoredDiff, Version
 from tostrack.workspace import Workspace
 
 RECENT_LIMIT = 50  # changes on the dashboard; the filter pages and timelines list them all
@@ -119,8 +121,10 @@ def _document_rows(
     return rows
 
 
-def _render_diff(ctx: Context, stored: StoredDiff) -> Path:
+def _render_diff(ctx: Context, stored: StoredDiff) -> list[Path]:
+    """The change report and its two whole-document views (the report first)."""
     page = change_report_path(ctx.reports, stored)
+    pages = [page]
     values = diff_page_values(ctx, stored, page)
     write_page(
         ctx,
@@ -135,16 +139,17 @@ def _render_diff(ctx: Context, stored: StoredDiff) -> Path:
     rows = _document_rows(stored, old, new, ctx.change_views(stored))
     for view in ("side-by-side", "inline"):
         view_page = view_path(ctx.reports, stored, view)
-        write_page(
-            ctx,
-            "document_view.html",
-            view_page,
-            **diff_page_values(ctx, stored, view_page),
-            view=view,
-            rows=rows,
+        pages.append(
+            write_page(
+                ctx,
+                "document_view.html",
+                view_page,
+                **diff_page_values(ctx, stored, view_page),
+                view=view,
+                rows=rows,
+            )
         )
-    write_css(ctx)
-    return page
+    return pages
 
 
 def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
@@ -152,7 +157,9 @@ def render_diff(workspace: Workspace, store: Store, stored: StoredDiff) -> Path:
 
     Returns the report's path: reports/changes/<provider>/<document>/<diff id>.html.
     """
-    return _render_diff(make_context(workspace, store), stored)
+    ctx = make_context(workspace, store)
+    write_css(ctx)
+    return _render_diff(ctx, stored)[0]
 
 
 def _filters(ctx: Context, diffs: Sequence[StoredDiff], page: Path) -> dict[str, Any]:
@@ -311,37 +318,123 @@ def _render_timeline(ctx: Context, source_id: str, diffs: Sequence[StoredDiff]) 
     )
 
 
+class _Diffs:
+    """The recorded diffs, each read in full (its changes) only when a page showing it is
+    rendered: with nothing new, a render reads none."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.headers = store.diff_headers()  # newest first, as store.diffs()
+        self.loaded: dict[int, StoredDiff] = {}
+
+    def full(self, headers: Sequence[DiffHeader]) -> list[StoredDiff]:
+        for header in headers:
+            if header.id not in self.loaded:
+                self.loaded[header.id] = self.store.diff(header.id)
+        return [self.loaded[h.id] for h in headers]
+
+
+def _feed_headers(headers: Sequence[DiffHeader]) -> list[DiffHeader]:
+    """The diffs a feed quotes (render_feed keeps these, newest first, and no others)."""
+    return [h for h in headers if in_feed(h)][:FEED_LIMIT]
+
+
 def render_site(workspace: Workspace, store: Store) -> Path:
-    """Re-render every page and feed under reports/; returns reports/index.html."""
+    """Bring every page and feed under reports/ up to date; returns reports/index.html.
+
+    Only the pages whose inputs changed since the last render are rendered and written (see
+    manifest.py); the files are the same bytes a full render writes.
+    """
     ctx = make_context(workspace, store)
-    write_css(ctx)
-    diffs = store.diffs()  # newest first
+    manifest = Manifest.read(ctx.reports)
+    renderer = renderer_digest(workspace.templates_dir, ctx.settings, ctx.reports, workspace.root)
+    diffs = _Diffs(store)
+    versions: dict[str, list[Version]] = {}
+    for version in store.all_versions():
+        versions.setdefault(version.source_id, []).append(version)
+    version_by_id = {v.id: v for vs in versions.values() for v in vs}
+    headers_of: dict[str, list[DiffHeader]] = {}
+    for header in diffs.headers:
+        headers_of.setdefault(header.source_id, []).append(header)
+    states = store.all_source_states()
+    failures = store.failure_marks()
+    sources = sorted(set(versions) | {s["id"] for s in states})
+
+    def unit(name: str, unit_digest: str, render: Callable[[], Sequence[Path]]) -> None:
+        if not manifest.current(name, unit_digest):
+            manifest.record(name, unit_digest, render())
+
+    unit("css", digest(renderer, "css"), lambda: [write_css(ctx)])
+    # One document at a time, so its versions and change views are computed once.
+    for source_id in sources:
+        mine = headers_of.get(source_id, [])
+        shown = (ctx.title(source_id), ctx.urls.get(source_id, ""))
+        history = [repr(v) for v in versions.get(source_id, [])]
+        for header in mine:
+            sides = (version_by_id.get(header.from_version), version_by_id.get(header.to_version))
+            unit(
+                f"change:{header.id}",
+                digest(renderer, "change", header.fingerprint, repr(sides), shown),
+                lambda header=header: _render_diff(ctx, diffs.full([header])[0]),
+            )
+        changes = [h.fingerprint for h in mine]
+        unit(
+            f"timeline:{source_id}",
+            digest(
+                renderer, "timeline", source_id, shown, history, changes, failures.get(source_id)
+            ),
+            lambda: [_render_timeline(ctx, source_id, diffs.full(mine))],
+        )
+        unit(
+            f"feed:{source_id}",
+            digest(renderer, "feed", source_id, shown, history, changes),
+            lambda: [
+                render_feed(
+                    ctx,
+                    feed_path(ctx.reports, source_id),
+                    f"{ctx.title(source_id)}: changes in meaning",
+                    source_id,
+                    diffs.full(_feed_headers(mine)),
+                )
+            ],
+        )
+    # What the site-wide pages show of every document: titles, versions and diffs.
+    everything = digest(
+        renderer,
+        sorted(ctx.titles.items()),
+        sorted(ctx.urls.items()),
+        [repr(v) for vs in versions.values() for v in vs],
+        [h.fingerprint for h in diffs.headers],
+    )
+    unit(
+        "feed",
+        digest(everything, "feed"),
+        lambda: [
+            render_feed(
+                ctx,
+                ctx.reports / "feed.xml",
+                "Terms changes in meaning, all documents",
+                "all",
+                diffs.full(_feed_headers(diffs.headers)),
+            )
+        ],
+    )
+    index = ctx.reports / "index.html"
+    # The dashboard also shows each source's last check and failure streak.
+    unit(
+        "index",
+        digest(everything, "index", [sorted(s.items()) for s in states]),
+        lambda: [_render_index(ctx, store, diffs.full(diffs.headers), index)],
+    )
+    unit("filters", digest(everything, "filters"), lambda: _render_filters(ctx, diffs))
+    write_if_changed(manifest.path(), manifest.to_bytes())  # last: pages first, then claims
+    return index
+
+
+def _render_index(ctx: Context, store: Store, diffs: Sequence[StoredDiff], index: Path) -> Path:
     by_source: dict[str, list[StoredDiff]] = {}
     for stored in diffs:
         by_source.setdefault(stored.source_id, []).append(stored)
-    sources = sorted(set(store.tracked_source_ids()) | {s["id"] for s in store.all_source_states()})
-    # One document at a time, so its versions and change views are computed once.
-    for source_id in sources:
-        mine = by_source.get(source_id, [])
-        for stored in mine:
-            _render_diff(ctx, stored)
-        _render_timeline(ctx, source_id, mine)
-        render_feed(
-            ctx,
-            feed_path(ctx.reports, source_id),
-            f"{ctx.title(source_id)}: changes in meaning",
-            source_id,
-            mine,
-        )
-    render_feed(
-        ctx,
-        ctx.reports / "feed.xml",
-        "Terms changes in meaning, all documents",
-        "all",
-        diffs,
-    )
-
-    index = ctx.reports / "index.html"
     failing = [s for s in store.all_source_states() if (s.get("consecutive_failures") or 0) > 0]
     values = {
         "documents": _documents(ctx, index),
@@ -355,27 +448,35 @@ def render_site(workspace: Workspace, store: Store) -> Path:
         "feed_href": relative(ctx.reports / "feed.xml", index),
         "active_filter": None,
     }
-    write_page(ctx, "index.html", index, **values)
+    return write_page(ctx, "index.html", index, **values)
 
+
+def _render_filters(ctx: Context, lazy: _Diffs) -> list[Path]:
+    """The dashboard's change list by severity and by topic (every topic some change has)."""
+    diffs = lazy.full(lazy.headers)
+    index = ctx.reports / "index.html"
+    pages = []
     for sev in ("high", "medium", "low", "none"):
         page = filter_path(ctx.reports, "severity", sev)
         chosen = [d for d in diffs if d.severity == sev]
-        _render_filter(
-            ctx,
-            page,
-            f"{SEVERITY_WORDS[sev]} severity",
-            sev,
-            chosen,
-            diffs,
-            SEVERITY_EXPLAINED[sev],
+        pages.append(
+            _render_filter(
+                ctx,
+                page,
+                f"{SEVERITY_WORDS[sev]} severity",
+                sev,
+                chosen,
+                diffs,
+                SEVERITY_EXPLAINED[sev],
+            )
         )
     labels_used = {label for d in diffs for label in diff_row(ctx, d, index)["label_ids"]}
     for label in sorted(labels_used):
         page = filter_path(ctx.reports, "label", label)
         chosen = [d for d in diffs if label in diff_row(ctx, d, index)["label_ids"]]
         info = ctx.labels[label]
-        _render_filter(ctx, page, info.name, label, chosen, diffs, info.definition)
-    return index
+        pages.append(_render_filter(ctx, page, info.name, label, chosen, diffs, info.definition))
+    return pages
 
 
 def _render_filter(

@@ -422,4 +422,8 @@ def email_change_view(change: Change, known: Labels | None = None) -> dict[str, 
         "label_ids": list(change.labels),
         "redline": ops,
         "text_redline": " ".join(text_redline(ops).split()),
+        # For chat messages and webhooks: the wording to quote, and the clauses by id.
+        "new_text": joined_text(change.new),
+        "old_text": joined_text(change.old),
+        "clause_ids": [c.id for c in (*change.old, *change.new)],
     }

@@ -23,12 +23,13 @@ from tostrack.store.files import (
 )
 from tostrack.store.outbox import OutgoingMessage
 from tostrack.store.schema import SCHEMA_VERSION
-from tostrack.store.store import DatabaseUnreadable, Store, StoredDiff, Version
+from tostrack.store.store import DatabaseUnreadable, DiffHeader, Store, StoredDiff, Version
 
 __all__ = [
     "SCHEMA_VERSION",
     "Capture",
     "DatabaseUnreadable",
+    "DiffHeader",
     "OutgoingMessage",
     "Store",
     "StoredDiff",

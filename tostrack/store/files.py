@@ -7,6 +7,7 @@ version.json and version.txt (see tostrack.store.store for how one is written).
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,17 @@ from tostrack.models import Clause, Document, Snapshot
 from tostrack.store.codecs import clause_from_json, document_from_json, read_json
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write data so that path holds either its old content or all of data, never a mix."""
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write data so that path holds either its old content or all of data, never a mix.
+
+    The file is private to this user (0600) unless `mode` says otherwise; a mode is applied
+    less the umask, as for any new file (0o644 gives a page a web server can read).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if mode is None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    else:
+        fd, tmp = _new_temporary(path, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -29,6 +37,17 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_temporary(path: Path, mode: int) -> tuple[int, str]:
+    """A new file beside path, created with `mode` (the kernel takes the umask off)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:  # a name another writer drew: draw again
+            continue
 
 
 def stamp(iso: str) -> str:

@@ -23,10 +23,11 @@ class OutgoingMessage:
 
     key: str
     kind: str  # change, digest, operator
-    recipient: str
+    recipient: str  # an e-mail address, or how a chat target is shown (never its token)
     subject: str
     message_id: str
-    data: bytes  # the whole message, as sent
+    data: bytes  # the whole message, as sent (for chat: JSON with target, title and body)
+    channel: str = "email"  # or "apprise"
 
 
 class OutboxTables:
@@ -46,31 +47,32 @@ class OutboxTables:
         for m in messages:
             added += self.db.execute(
                 "INSERT OR IGNORE INTO outbox (key, kind, recipient, subject, message_id, message,"
-                " state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
-                (m.key, m.kind, m.recipient, m.subject, m.message_id, m.data, now_iso()),
+                " state, created_at, channel) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (m.key, m.kind, m.recipient, m.subject, m.message_id, m.data, now_iso(), m.channel),
             ).rowcount
         return added
 
     def record_diff_messages(
         self,
-        diff_id: int,
+        diff_ids: int | Sequence[int],
         messages: Sequence[OutgoingMessage],
-        digest_recipients: Sequence[tuple[str, str]] = (),
-        report_path: str = "",
+        digest_items: Sequence[tuple[int, str, str, str]] = (),
     ) -> int:
-        """Queue a diff's messages and digest items ((email, mode) each), and mark the diff
-        notified, in one transaction: a crash keeps all of it or none."""
+        """Queue the messages about one diff or a group of them (several documents of one
+        provider), their digest items ((diff id, recipient, mode, report path) each), and mark
+        every diff notified, in one transaction: a crash keeps all of it or none."""
+        ids = [diff_ids] if isinstance(diff_ids, int) else list(diff_ids)
         with self.transaction():
             added = self.insert_messages(messages)
-            for email, mode in digest_recipients:
+            for diff_id, recipient, mode, report_path in digest_items:
                 added += self.db.execute(
                     "INSERT OR IGNORE INTO digest_items (recipient, mode, diff_id, report_path,"
                     " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (email, mode, diff_id, report_path, now_iso()),
+                    (recipient, mode, diff_id, report_path, now_iso()),
                 ).rowcount
-            self.db.execute(
+            self.db.executemany(
                 "INSERT OR IGNORE INTO notified_diffs (diff_id, at) VALUES (?, ?)",
-                (diff_id, now_iso()),
+                [(diff_id, now_iso()) for diff_id in ids],
             )
         return added
 
@@ -163,7 +165,8 @@ class OutboxTables:
         if self.read_only and not self._has_outbox():
             return []
         rows = self.db.execute(
-            "SELECT id, key, kind, recipient, subject, message_id,"
+            "SELECT id, key, kind, " + self._channel_column() + " AS channel, recipient,"
+            " subject, message_id,"
             # Before "written" existed, an .eml in outbox/ was recorded as "sent": it was not.
             " CASE WHEN state = 'sent' AND delivered_to LIKE 'file:%' THEN 'written' ELSE state END"
             " AS state, created_at, attempts,"
@@ -183,6 +186,10 @@ class OutboxTables:
                 "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?",
                 (message_id,),
             )
+
+    def _channel_column(self) -> str:
+        """outbox.channel, or 'email' in a database read (not migrated) from before schema 4."""
+        return "channel" if "channel" in self.db.columns("outbox") else "'email'"
 
     def _has_outbox(self) -> bool:
         return "outbox" in self.db.tables()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tostrack.errors import StorageError
 from tostrack.store.connection import Database
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The records: sources, versions, the diffs between them and their changes, failures.
 RECORDS = """
@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at TEXT,
     last_error TEXT,
     sent_at TEXT,
-    delivered_to TEXT
+    delivered_to TEXT,
+    channel TEXT NOT NULL DEFAULT 'email'
 );
 CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
 CREATE TABLE IF NOT EXISTS digest_items (
@@ -143,8 +144,14 @@ def _outbox_tables(db: Database) -> None:
     run_script(db, OUTBOX)
 
 
+def _outbox_channels(db: Database) -> None:
+    """Schema 4: outbox.channel, "email" or "apprise" (chat and webhooks)."""
+    if "channel" not in columns(db, "outbox"):
+        db.execute("ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'")
+
+
 def _leases_table(db: Database) -> None:
-    """Schema 4: leases, for several workers on one PostgreSQL."""
+    """Schema 5: leases, for several workers on one PostgreSQL."""
     run_script(db, LEASES)
 
 
@@ -152,7 +159,8 @@ def _leases_table(db: Database) -> None:
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _diff_kinds_and_redirects,
     3: _outbox_tables,
-    4: _leases_table,
+    4: _outbox_channels,
+    5: _leases_table,
 }
 
 

@@ -135,6 +135,27 @@ class StoredDiff:
         return self.kind == "effective-date"
 
 
+@dataclass(frozen=True)
+class DiffHeader:
+    """A recorded diff without its changes: what a page showing it needs to know whether it is
+    current (tostrack.render keeps a manifest of these), read for every diff in milliseconds."""
+
+    id: int
+    source_id: str
+    from_version: int
+    to_version: int
+    detected_at: str
+    substantive: bool
+    kind: str
+    # The row itself and its changes' count and last row id: changes are only ever inserted, so
+    # these tell a diff from any other, even one given the same id by a rebuilt database.
+    fingerprint: str
+
+    @property
+    def effective_date_only(self) -> bool:
+        return self.kind == "effective-date"
+
+
 # -- atomic file writing ---------------------------------------------------------------------
 
 
@@ -693,6 +714,43 @@ class Store(OutboxTables, LeaseTables):
             sql += " LIMIT ?"
             args.append(limit)
         return [self._stored_diff(r) for r in self.db.execute(sql, args)]
+
+    def diff_headers(self) -> list[DiffHeader]:
+        """Every recorded diff without its changes, newest first (the order of diffs())."""
+        marks = {
+            r[0]: (r[1], r[2])
+            for r in self.db.execute(
+                "SELECT diff_id, COUNT(*), MAX(id) FROM changes GROUP BY diff_id"
+            )
+        }
+        headers = []
+        for row in self.db.execute("SELECT * FROM diffs ORDER BY detected_at DESC, id DESC"):
+            values = dict(row)
+            kind = _column(row, "kind", "clauses")
+            headers.append(
+                DiffHeader(
+                    id=row["id"],
+                    source_id=row["source_id"],
+                    from_version=row["from_version"],
+                    to_version=row["to_version"],
+                    detected_at=row["detected_at"],
+                    substantive=bool(row["substantive"]),
+                    kind=kind,
+                    fingerprint=repr((sorted(values.items()), marks.get(row["id"], (0, 0)))),
+                )
+            )
+        return headers
+
+    def all_versions(self) -> list[Version]:
+        """Every stored version, by source and then capture time (the order of versions())."""
+        rows = self.db.execute("SELECT * FROM versions ORDER BY source_id, captured_at, id")
+        return [self._version(r) for r in rows]
+
+    def failure_marks(self) -> dict[str, tuple[int, int]]:
+        """source id -> (failures recorded, the newest one's row id): failures are only ever
+        inserted, so this changes exactly when a source's list of failures does."""
+        rows = self.db.execute("SELECT source_id, COUNT(*), MAX(id) FROM failures GROUP BY 1")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def _column(row: Any, name: str, default: Any) -> Any:
