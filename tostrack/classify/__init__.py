@@ -26,7 +26,14 @@ from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
 from tostrack.classify.model import Model, packaged_model
 from tostrack.classify.script import cjk_count
-from tostrack.classify.taxonomy import RESTRICTION_LABELS, SEVERITY_RANK, Label, taxonomy
+from tostrack.classify.taxonomy import (
+    RESTRICTION_LABELS,
+    SEVERITY_RANK,
+    Label,
+    _by_id,
+    _label_order,
+    taxonomy,
+)
 from tostrack.models import Clause
 
 __all__ = [
@@ -201,7 +208,7 @@ def decide(
     _residual_yields(found)
     if explain:
         found = _with_rule_ids(found, _rules.explain_rules(full, trail, lead))
-    order = {label.id: i for i, label in enumerate(taxonomy())}
+    order = _label_order()
     decisions = sorted(found.values(), key=lambda d: order.get(d.label, len(order)))
     return tuple(d for d in decisions if explain or d.by != "blocked")
 
@@ -218,14 +225,9 @@ def _model_overrules(decision: Decision, probability: float) -> bool:
     return (
         decision.by == "rule"
         and probability < OVERRULE_BELOW
-        and _default_severity(decision.label) != "high"
+        and getattr(_by_id().get(decision.label), "severity", "") != "high"
         and decision.label not in RESTRICTION_LABELS
     )
-
-
-@lru_cache(maxsize=64)
-def _default_severity(label_id: str) -> str:
-    return next((label.severity for label in taxonomy() if label.id == label_id), "")
 
 
 RESIDUAL = "acceptable-use"

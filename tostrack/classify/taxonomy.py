@@ -49,10 +49,12 @@ def taxonomy() -> tuple[Label, ...]:
     return tuple(labels)
 
 
+@lru_cache(maxsize=1)
 def _by_id() -> dict[str, Label]:
     return {label.id: label for label in taxonomy()}
 
 
+@lru_cache(maxsize=1)
 def _label_order() -> dict[str, int]:
     return {label.id: i for i, label in enumerate(taxonomy())}
 
