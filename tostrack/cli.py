@@ -853,6 +853,68 @@ def rebuild(ctx: click.Context, force: bool) -> None:
         click.echo(f"skipped  {line}", err=True)
 
 
+@cli.group(name="store")
+def store_group() -> None:
+    """The database and the evidence folder: copy to PostgreSQL, check they agree.
+
+    \b
+    Examples:
+      tostrack store migrate --to postgresql://tostrack@db.example/tostrack
+      tostrack store check
+    """
+
+
+@store_group.command(name="migrate")
+@click.option(
+    "--to",
+    metavar="URL",
+    help="The PostgreSQL to copy into (default: [store] url). Its password comes from [store] "
+    "password_env, a libpq service file or ~/.pgpass, never the URL.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Delete the records the target already holds and copy this workspace's in their place.",
+)
+@click.pass_context
+def store_migrate(ctx: click.Context, to: str | None, replace: bool) -> None:
+    """Copy this workspace's tostrack.db into a PostgreSQL database, verified.
+
+    Every table is copied in one transaction and compared before it commits: the report lists
+    rows and a checksum per table on both sides. Exit status 0 when all agree; 1 when any
+    differs (nothing was committed); 2 when the copy could not be made, e.g. a target that
+    already holds records (refused unless --replace). An interrupted copy commits nothing:
+    run it again. The SQLite file is left in place; add [store] url to tostrack.toml to use
+    the copy. The snapshots stay files: see `tostrack store check`.
+
+    \b
+    Example:
+      tostrack store migrate --to postgresql://tostrack@db.example/tostrack
+    """
+    from tostrack.storage import migrate_to_postgres
+
+    report = migrate_to_postgres(_workspace(ctx), to, replace=replace)
+    click.echo(f"from {report.source}\ninto {report.target}\n")
+    click.echo(f"{'table':<16} {'rows':>8}  {'checksum':<16}  {'copied':>8}  {'checksum':<16}")
+    for t in report.tables:
+        mark = "" if t.agrees else "  DIFFERS"
+        click.echo(
+            f"{t.table:<16} {t.source_rows:>8}  {t.source_checksum[:16]}  "
+            f"{t.target_rows:>8}  {t.target_checksum[:16]}{mark}"
+        )
+    if not report.committed:
+        click.echo(
+            "\nThe copy differs from the source; it was rolled back and the target is as it was.",
+            err=True,
+        )
+        ctx.exit(EXIT_CHANGES)
+    replaced = f" (after deleting the {report.replaced} row(s) it held)" if report.replaced else ""
+    click.echo(
+        f"\nAll {len(report.tables)} tables agree: {report.rows} row(s) copied in one "
+        f"transaction{replaced}. Set [store] url in tostrack.toml to record there."
+    )
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """The workspace's tostrack.toml.

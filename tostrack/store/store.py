@@ -186,10 +186,13 @@ class Store(OutboxTables, LeaseTables):
         *,
         read_only: bool = False,
         database: StoreConfig | None = None,
+        evidence: Path | None = None,
     ) -> None:
-        """database: a [store] PostgreSQL shared by workers; None: the embedded tostrack.db."""
+        """database: a [store] PostgreSQL shared by workers; None: the embedded tostrack.db.
+        evidence: the folder of capture folders and raw bodies ([store] evidence, shared by
+        workers); None: the workspace's snapshots/."""
         self.root = Path(root)
-        self.snapshots_dir = self.root / "snapshots"
+        self.snapshots_dir = Path(evidence) if evidence is not None else self.root / "snapshots"
         self.db_path = db_path or self.root / "tostrack.db"
         self.read_only = read_only
         self.database = database
@@ -382,7 +385,7 @@ class Store(OutboxTables, LeaseTables):
             id=row["id"],
             source_id=row["source_id"],
             captured_at=row["captured_at"],
-            path=self.root / row["path"],
+            path=self.folder(row["path"]),
             text_sha256=row["text_sha256"],
             snapshot_sha256=row["snapshot_sha256"],
             title=row["title"],
@@ -440,7 +443,7 @@ class Store(OutboxTables, LeaseTables):
             raise ValueError("a version needs at least one raw snapshot")
         source_id = snapshots[0].source_id
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
-        rel = folder.relative_to(self.root).as_posix()
+        rel = self.relative(folder)
         with (
             self.transaction() as db
         ):  # noted first: a crash after the rename leaves a known orphan
@@ -490,7 +493,7 @@ class Store(OutboxTables, LeaseTables):
             raise ValueError(f"diff kind must be one of {DIFF_KINDS}, not {kind!r}")
         source_id = snapshots[0].source_id
         captured_at = snapshots[0].fetched_at
-        rel = folder.relative_to(self.root).as_posix()
+        rel = self.relative(folder)
         snapshot_sha = combined_sha(snapshots)
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
@@ -553,6 +556,22 @@ class Store(OutboxTables, LeaseTables):
 
     # captures on disk (orphans, rebuild) -----------------------------------------------------
 
+    def relative(self, folder: Path) -> str:
+        """A capture folder as versions.path records it: snapshots/<provider>/<document>/<stamp>
+        whatever the evidence folder is, so every worker finds it under its own mount."""
+        return "snapshots/" + folder.relative_to(self.snapshots_dir).as_posix()
+
+    def folder(self, path: str) -> Path:
+        """The capture folder of a versions.path. One written before [store] evidence named a
+        folder elsewhere is still read from the workspace's own snapshots/ (until copied)."""
+        if not path.startswith("snapshots/"):
+            return self.root / path
+        found = self.snapshots_dir / path.removeprefix("snapshots/")
+        own = self.root / path
+        if found != own and not found.exists() and own.exists():
+            return own
+        return found
+
     def pending_captures(self) -> list[Path]:
         """Capture folders renamed into place whose database commit never happened (a crash).
 
@@ -563,7 +582,7 @@ class Store(OutboxTables, LeaseTables):
         ).fetchall()
         found = []
         for (key,) in rows:
-            folder = self.root / key[len(_PENDING) :]
+            folder = self.folder(key[len(_PENDING) :])
             known = self.db.execute(
                 "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING) :],)
             ).fetchone()
@@ -577,11 +596,7 @@ class Store(OutboxTables, LeaseTables):
     def unindexed_captures(self) -> list[Path]:
         """Capture folders holding a version that no row points at, oldest first."""
         known = {r[0] for r in self.db.execute("SELECT path FROM versions")}
-        return [
-            f
-            for f in capture_folders(self.snapshots_dir)
-            if f.relative_to(self.root).as_posix() not in known
-        ]
+        return [f for f in capture_folders(self.snapshots_dir) if self.relative(f) not in known]
 
     def has_versions(self) -> bool:
         return self.db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is not None

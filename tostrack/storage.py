@@ -1,0 +1,52 @@
+"""`tostrack store ...`: moving a workspace's records to a shared PostgreSQL, and checking that
+the database and the evidence folder agree. The work is the store's (tostrack.store.transfer,
+tostrack.store.evidence); this module picks the workspace's database, target and lock.
+"""
+
+from __future__ import annotations
+
+from tostrack.config import StoreConfig, check_database_url, database_url_shown
+from tostrack.errors import ConfigError, StorageError
+from tostrack.lock import workspace_lock
+from tostrack.store import Store
+from tostrack.store.transfer import CopyReport, copy_records
+from tostrack.workspace import Workspace
+
+
+def migration_target(ws: Workspace, to: str | None) -> StoreConfig:
+    """The PostgreSQL to copy into: --to, else [store] url (password from [store] password_env
+    either way, or libpq's service file and ~/.pgpass)."""
+    configured = ws.config.store
+    if to is None:
+        if configured is None:
+            raise ConfigError(
+                "no PostgreSQL to copy into: give --to postgresql://user@host/database, or set "
+                f"[store] url in {ws.config_path}"
+            )
+        return configured
+    try:
+        url = check_database_url(to)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--to {database_url_shown(to)}: {str(exc) or 'not a PostgreSQL URL'}"
+        ) from None
+    return StoreConfig(url, configured.password_env if configured else "")
+
+
+def migrate_to_postgres(ws: Workspace, to: str | None, *, replace: bool = False) -> CopyReport:
+    """Copy the workspace's tostrack.db into PostgreSQL (see tostrack.store.transfer).
+
+    The workspace lock is held throughout, so no run records anything while the copy is made;
+    the SQLite file is left as it was (beyond its own schema upgrade)."""
+    target = migration_target(ws, to)
+    if not ws.db_path.is_file():
+        raise StorageError(
+            f"{ws.db_path} does not exist: this workspace has no SQLite database to copy "
+            "(--workspace names another one)"
+        )
+    with (
+        workspace_lock(ws.lock_path),
+        Store(ws.root, evidence=ws.snapshots_dir) as source,
+        Store(ws.root, database=target, evidence=ws.snapshots_dir) as shared,
+    ):
+        return copy_records(source, shared, replace=replace)
