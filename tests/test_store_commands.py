@@ -5,6 +5,7 @@ cluster can be started here)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,204 @@ def test_migrate_to_a_server_that_is_down(workspace: Path) -> None:
     result = tostrack(workspace, "store", "migrate", "--to", down)
     assert result.exit_code == 2
     assert "cannot connect to the database postgresql://127.0.0.1:" in result.output
+
+
+# -- store check, on both backends ------------------------------------------------------------
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "" for the embedded SQLite; a [store] url naming a fresh PostgreSQL schema."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+
+
+def _workspace(root: Path, url: str, evidence: str = "") -> Path:
+    table = f'[store]\nurl = "{url}"\n' if url else ""
+    if evidence:
+        table = (table or "[store]\n") + f'evidence = "{evidence}"\n'
+    write_config(root, table + '[[recipients]]\nemail = "legal@example.com"\n')
+    return root
+
+
+def _open(root: Path) -> Store:
+    from tostrack.workspace import Workspace
+
+    return Workspace.open(root).open_store()
+
+
+def test_check_finds_missing_corrupt_and_unreferenced_files(tmp_path: Path, backend: str) -> None:
+    root = _workspace(tmp_path / "ws", backend)
+    with _open(root) as store:
+        fill(store)
+        first, second = store.versions("acme/terms")
+        # raw bytes that extract to the stored version: evidence too, never "unreferenced"
+        store.save_snapshot_only([_snapshot("2026-06-10T08:00:00Z", b"<p>two, again</p>")], second)
+    clean = tostrack(root, "store", "check")
+    assert clean.exit_code == 0, clean.output
+    assert "2 version(s) of 1 source(s)" in clean.output and "3 raw file(s)" in clean.output
+    assert "OK: the database and the evidence agree" in clean.output
+
+    (gone,) = first.raw_files()
+    gone.unlink()
+    (damaged,) = second.raw_files()
+    damaged.chmod(0o600)
+    damaged.write_bytes(b"<p>two, edited</p>")
+    stray = root / "snapshots" / "acme" / "terms" / "notes.txt"
+    stray.write_text("not evidence")
+    result = tostrack(root, "store", "check")
+    assert result.exit_code == 1, result.output
+    lines = [line.split()[:2] for line in result.output.splitlines()[1:-1]]
+    evidence = root / "snapshots"
+    assert lines == [
+        ["missing", gone.relative_to(evidence).as_posix()],
+        ["corrupt", damaged.relative_to(evidence).as_posix()],
+        ["unreferenced", "acme/terms/notes.txt"],
+    ]
+    assert f"version {first.id} of acme/terms, 2026-05-01T08:00:00Z" in result.output
+    assert "1 corrupt, 1 missing, 1 unreferenced" in result.output
+
+
+def test_check_lists_a_capture_no_version_records_and_a_mismatched_index(
+    tmp_path: Path, backend: str
+) -> None:
+    root = _workspace(tmp_path / "ws", backend)
+    with _open(root) as store:
+        fill(store)
+        version = store.current_version("acme/terms")
+        assert version is not None
+        store.db.execute("UPDATE versions SET snapshot_sha256 = 'f00d' WHERE id = ?", (version.id,))
+        orphan = store.relative(version.path).removeprefix("snapshots/") + ".2"
+    shutil.copytree(version.path, root / "snapshots" / orphan)
+    result = tostrack(root, "store", "check")
+    assert result.exit_code == 1
+    assert f"unreferenced {orphan}  (a capture no version records)" in result.output
+    assert "mismatch" in result.output and "not the ones the database recorded" in result.output
+
+
+def test_check_reads_captures_of_the_old_layout(tmp_path: Path) -> None:
+    root = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "workspace-v2", root)
+    result = tostrack(root, "store", "check")
+    assert result.exit_code == 0, result.output
+    assert "4 version(s) of 2 source(s)" in result.output and "4 raw file(s)" in result.output
+    (raw,) = root.glob("snapshots/nimbus/terms-of-use/*54Z/raw-0.html")
+    raw.unlink()
+    assert tostrack(root, "store", "check").exit_code == 1
+
+
+def test_check_says_what_is_missing_without_a_traceback(tmp_path: Path) -> None:
+    nothing = _workspace(tmp_path / "nothing", "")
+    result = tostrack(nothing, "store", "check")
+    assert result.exit_code == 2 and "nothing is recorded here to check" in result.output
+
+    root = _workspace(tmp_path / "ws", "")
+    with _open(root) as store:
+        fill(store)
+    (root / "tostrack.db").unlink()
+    result = tostrack(root, "store", "check")
+    assert result.exit_code == 2 and "`tostrack rebuild` recreates it from the 2" in result.output
+
+    shared = _workspace(tmp_path / "shared", "", evidence=str(tmp_path / "unmounted"))
+    result = tostrack(shared, "store", "check")
+    assert result.exit_code == 2 and "nothing is recorded" in result.output
+    with Store(shared) as store:  # records whose evidence folder is not there
+        fill(store)
+    for args in (["store", "check"], ["run", "--force"]):
+        result = tostrack(shared, *args)
+        assert result.exit_code == 2, result.output
+        assert "unmounted" in result.output and "does not exist" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "unmounted").exists()  # never made in place of the share
+
+
+# -- the evidence folder: raw bodies stored once ---------------------------------------------
+
+
+def _objects(evidence: Path) -> list[Path]:
+    return sorted((evidence / "sha256").glob("*/*"))
+
+
+def test_the_same_bytes_twice_in_time_are_stored_once(tmp_path: Path, backend: str) -> None:
+    root = _workspace(tmp_path / "ws", backend)
+    with _open(root) as store:
+        fill(store)  # bodies one, then two
+        back, _ = store.save_version(
+            [_snapshot("2026-07-01T08:00:00Z", b"<p>one</p>")],
+            Document((), title="Acme Terms"),
+            OLD,
+            diff=compare_clauses(NEW, OLD),
+            previous=store.current_version("acme/terms"),
+        )
+        first = store.versions("acme/terms")[0]
+        assert back.raw_files() == first.raw_files()
+        assert back.snapshots()[0].body == b"<p>one</p>"
+    assert len(_objects(root / "snapshots")) == 2
+    assert tostrack(root, "store", "check").exit_code == 0
+
+
+def test_workers_sharing_an_evidence_folder_store_each_body_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    evidence = tmp_path / "shared-evidence"
+    evidence.mkdir()
+    one = _workspace(tmp_path / "machine-1", postgres_url, evidence=str(evidence))
+    two = _workspace(tmp_path / "machine-2", postgres_url, evidence=str(evidence))
+    with _open(one) as store:
+        fill(store, "acme/terms")
+    with _open(two) as store:
+        fill(store, "acme/terms-mirror")  # a second document serving the same bytes
+        mirrored = store.current_version("acme/terms-mirror")
+        assert mirrored is not None and mirrored.path.is_relative_to(evidence)
+    assert len(_objects(evidence)) == 2
+    assert not (one / "snapshots").exists() and not (two / "snapshots").exists()
+    for root in (one, two):
+        result = tostrack(root, "store", "check")
+        assert result.exit_code == 0, result.output
+        assert "4 version(s) of 2 source(s)" in result.output
+
+
+def test_storing_one_body_at_once_from_many_writers_leaves_one_whole_file(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tostrack.store.evidence import store_object
+
+    body = os.urandom(1 << 20)
+    sha = Snapshot("a/b", "u", "t", 200, "text/html", body).sha256
+    with ThreadPoolExecutor(8) as pool:
+        names = set(pool.map(lambda _: store_object(tmp_path, body, sha, "html"), range(16)))
+    (name,) = names
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
+        name
+    ]
+    assert (tmp_path / name).read_bytes() == body
+    # a damaged copy is written again by the next writer, never trusted
+    (tmp_path / name).chmod(0o600)
+    (tmp_path / name).write_bytes(b"damaged")
+    assert store_object(tmp_path, body, sha, "html") == name
+    assert (tmp_path / name).read_bytes() == body
+
+
+def test_an_existing_workspace_moved_to_a_shared_evidence_folder_keeps_its_history(
+    tmp_path: Path,
+) -> None:
+    root = _workspace(tmp_path / "ws", "")
+    with _open(root) as store:
+        fill(store)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    _workspace(root, "", evidence=str(evidence))
+    with _open(root) as store:
+        old = store.current_version("acme/terms")
+        assert old is not None and old.path.is_relative_to(root / "snapshots")
+        assert old.snapshots()[0].body == b"<p>two \xff\xfe</p>"
+        new, _ = store.save_version(
+            [_snapshot("2026-07-01T08:00:00Z", b"<p>one</p>")],
+            Document((), title="Acme Terms"),
+            OLD,
+            diff=compare_clauses(NEW, OLD),
+            previous=old,
+        )
+        assert new.path.is_relative_to(evidence) and new.snapshots()[0].body == b"<p>one</p>"
+    assert tostrack(root, "store", "check").exit_code == 0

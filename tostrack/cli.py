@@ -915,6 +915,45 @@ def store_migrate(ctx: click.Context, to: str | None, replace: bool) -> None:
     )
 
 
+@store_group.command(name="check")
+@click.pass_context
+def store_check(ctx: click.Context) -> None:
+    """Check that the database and the evidence folder agree.
+
+    Every version's capture folder and raw snapshots must exist and hash to the sha256 the
+    database recorded; every file in the evidence folder must belong to a version (or to a
+    capture of raw bytes that matched one). Reads only. Exit status 0 when they agree; 1 with
+    one line per problem (missing, corrupt, mismatch, unreadable, unreferenced); 2 when the
+    database or the evidence folder cannot be read. A run in progress may show its newest
+    files as unreferenced until it records them.
+
+    \b
+    Example:
+      tostrack store check || echo "restore from the backup"
+    """
+    from tostrack.storage import check_workspace
+
+    report = check_workspace(_workspace(ctx))
+    click.echo(
+        f"{report.versions} version(s) of {report.sources} source(s) in {report.database}; "
+        f"{report.files} raw file(s), {report.size:,} bytes hashed in {report.folder}"
+    )
+    for problem in report.problems:
+        detail = f"  ({problem.detail})" if problem.detail else ""
+        click.echo(f"{problem.kind:<13}{problem.path}{detail}")
+    if report.agrees:
+        click.echo("OK: the database and the evidence agree.")
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
+    click.echo(
+        f"The database and the evidence disagree: {counts}. Restore missing and corrupt files "
+        "from a backup; unreferenced ones belong to no version (an interrupted run's, or another "
+        "database's): look at them before moving them away.",
+        err=True,
+    )
+    ctx.exit(EXIT_CHANGES)
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """The workspace's tostrack.toml.

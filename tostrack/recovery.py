@@ -103,7 +103,7 @@ def reconcile(
     lines = []
     for folder in store.pending_captures():
         try:
-            capture = read_capture(folder)
+            capture = read_capture(folder, store.evidence_of(folder))
             previous = store.current_version(capture.source_id)
             if previous is not None and previous.captured_at >= capture.snapshots[0].fetched_at:
                 # Never diff backwards: rebuild puts such a capture in its place.
@@ -197,7 +197,7 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
         by_source: dict[str, list[Capture]] = {}
         for folder in folders:
             try:
-                capture = read_capture(folder)
+                capture = read_capture(folder, workspace.snapshots_dir)
             except (OSError, ValueError, KeyError) as exc:
                 skipped.append(f"{folder.relative_to(workspace.snapshots_dir).as_posix()}: {exc}")
                 continue

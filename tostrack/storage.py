@@ -8,7 +8,8 @@ from __future__ import annotations
 from tostrack.config import StoreConfig, check_database_url, database_url_shown
 from tostrack.errors import ConfigError, StorageError
 from tostrack.lock import workspace_lock
-from tostrack.store import Store
+from tostrack.store import Store, capture_folders
+from tostrack.store.evidence import EvidenceReport, check
 from tostrack.store.transfer import CopyReport, copy_records
 from tostrack.workspace import Workspace
 
@@ -50,3 +51,18 @@ def migrate_to_postgres(ws: Workspace, to: str | None, *, replace: bool = False)
         Store(ws.root, database=target, evidence=ws.snapshots_dir) as shared,
     ):
         return copy_records(source, shared, replace=replace)
+
+
+def check_workspace(ws: Workspace) -> EvidenceReport:
+    """Whether the workspace's database and its evidence folder agree (see
+    tostrack.store.evidence.check); reads only."""
+    if not ws.has_records:
+        found = len(capture_folders(ws.snapshots_dir))
+        fix = (
+            f"; `tostrack rebuild` recreates it from the {found} capture(s) in {ws.snapshots_dir}"
+            if found
+            else ""
+        )
+        raise StorageError(f"{ws.db_path} does not exist: nothing is recorded here to check{fix}")
+    with ws.open_store(read_only=True) as store:
+        return check(store)

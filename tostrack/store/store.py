@@ -51,7 +51,8 @@ from tostrack.store.connection import (
     connect_sqlite,
     database_errors,
 )
-from tostrack.store.files import capture_folders, fsync_dir, stamp, write_atomic
+from tostrack.store.evidence import store_object
+from tostrack.store.files import capture_folders, fsync_dir, raw_path, stamp, write_atomic
 from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
 from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
@@ -84,6 +85,7 @@ class Version:
     clause_count: int
     origin: str
     redirect: str | None = None  # "requested URL -> final URL" when the fetch ended on another host
+    evidence: Path | None = None  # the evidence folder holding path (and its raw bodies' objects)
 
     def load(self) -> tuple[Document, tuple[Clause, ...]]:
         data = read_json(self.path / "version.json")
@@ -92,7 +94,16 @@ class Version:
         )
 
     def raw_files(self) -> list[Path]:
-        return sorted(self.path.glob("raw-*"))
+        """The raw bodies of this version, in the order fetched (objects, or older captures'
+        own raw-N files)."""
+        try:
+            return [path for _, path in self.raw_entries()]
+        except (OSError, ValueError, KeyError):
+            return sorted(self.path.glob("raw-*"))
+
+    def raw_entries(self) -> list[tuple[dict[str, Any], Path]]:
+        """Each raw body's snapshot.json entry with the file holding it."""
+        return [(m, raw_path(self.path, self.evidence, m)) for m in self.snapshot_meta()]
 
     def snapshot_meta(self) -> list[dict[str, Any]]:
         return read_json(self.path / "snapshot.json")["snapshots"]
@@ -107,11 +118,11 @@ class Version:
                 fetched_at=m["fetched_at"],
                 status=m["status"],
                 content_type=m["content_type"],
-                body=(self.path / m["file"]).read_bytes(),
+                body=path.read_bytes(),
                 headers=tuple(m.get("headers", {}).items()),
                 encoding=m.get("encoding"),
             )
-            for m in self.snapshot_meta()
+            for m, path in self.raw_entries()
         )
 
 
@@ -381,11 +392,12 @@ class Store(OutboxTables, LeaseTables):
     # versions --------------------------------------------------------------------------------
 
     def _version(self, row: Any) -> Version:
+        folder = self.folder(row["path"])
         return Version(
             id=row["id"],
             source_id=row["source_id"],
             captured_at=row["captured_at"],
-            path=self.folder(row["path"]),
+            path=folder,
             text_sha256=row["text_sha256"],
             snapshot_sha256=row["snapshot_sha256"],
             title=row["title"],
@@ -393,6 +405,7 @@ class Store(OutboxTables, LeaseTables):
             clause_count=row["clause_count"],
             origin=row["origin"],
             redirect=_column(row, "redirect", None),
+            evidence=self.evidence_of(folder),
         )
 
     def current_version(self, source_id: str) -> Version | None:
@@ -561,6 +574,14 @@ class Store(OutboxTables, LeaseTables):
         whatever the evidence folder is, so every worker finds it under its own mount."""
         return "snapshots/" + folder.relative_to(self.snapshots_dir).as_posix()
 
+    def evidence_of(self, folder: Path) -> Path:
+        """The evidence folder a capture folder is in: [store] evidence, or the workspace's own
+        snapshots/ for one written before evidence was moved."""
+        own = self.root / "snapshots"
+        if folder.is_relative_to(self.snapshots_dir) or not folder.is_relative_to(own):
+            return self.snapshots_dir
+        return own
+
     def folder(self, path: str) -> Path:
         """The capture folder of a versions.path. One written before [store] evidence named a
         folder elsewhere is still read from the workspace's own snapshots/ (until copied)."""
@@ -631,11 +652,13 @@ class Store(OutboxTables, LeaseTables):
         try:
             meta = []
             for i, snap in enumerate(snapshots):
-                name = f"raw-{i}.{extension_for(snap.content_type)}"
-                write_atomic(tmp / name, snap.body)
+                # stored once per content, before the folder naming it is renamed into place
+                name = store_object(
+                    self.snapshots_dir, snap.body, snap.sha256, extension_for(snap.content_type)
+                )
                 meta.append(
                     {
-                        "file": name,
+                        "object": name,
                         "url": snap.url,
                         "fetched_at": snap.fetched_at,
                         "status": snap.status,
