@@ -372,3 +372,41 @@ def test_an_existing_workspace_moved_to_a_shared_evidence_folder_keeps_its_histo
         )
         assert new.path.is_relative_to(evidence) and new.snapshots()[0].body == b"<p>one</p>"
     assert tostrack(root, "store", "check").exit_code == 0
+
+
+def test_migrate_copies_the_evidence_into_the_shared_folder_for_every_worker(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    root = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "data" / "workspace-v2", root)
+    with Store(root) as store:  # captures of both layouts: raw-0.html beside, and objects
+        previous = store.current_version("nimbus/terms-of-use")
+        store.save_version(
+            [_snapshot("2026-12-02T08:00:00Z", b"<p>three</p>", "nimbus/terms-of-use")],
+            Document((), title="Nimbus"),
+            OLD,
+            previous=previous,
+        )
+    shared = tmp_path / "evidence"
+    shared.mkdir()
+    config = f'[store]\nurl = "{postgres_url}"\nevidence = "{shared}"\n'
+    (root / "tostrack.toml").write_text(config + (root / "tostrack.toml").read_text())
+    result = tostrack(root, "store", "migrate")
+    assert result.exit_code == 0, result.output
+    assert "5 capture(s) and 1 raw file(s) copied, 0 already there" in result.output
+
+    other = _workspace(tmp_path / "machine-2", postgres_url, evidence=str(shared))
+    checked = tostrack(other, "store", "check")
+    assert checked.exit_code == 0, checked.output
+    assert "5 version(s) of 2 source(s)" in checked.output
+    with _open(other) as store:
+        versions = store.versions("nimbus/terms-of-use")
+        assert [v.snapshots()[0].body[:9] for v in versions][-1] == b"<p>three<"
+        assert all(v.path.is_relative_to(shared) for v in versions)
+
+    # an interrupted copy is finished by running again; what is there is kept
+    (shared / "corvid").rename(tmp_path / "taken-away")
+    again = tostrack(root, "store", "migrate", "--replace")
+    assert again.exit_code == 0, again.output
+    assert "2 capture(s) and 0 raw file(s) copied, 4 already there" in again.output
+    assert tostrack(other, "store", "check").exit_code == 0

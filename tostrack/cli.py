@@ -885,7 +885,9 @@ def store_migrate(ctx: click.Context, to: str | None, replace: bool) -> None:
     differs (nothing was committed); 2 when the copy could not be made, e.g. a target that
     already holds records (refused unless --replace). An interrupted copy commits nothing:
     run it again. The SQLite file is left in place; add [store] url to tostrack.toml to use
-    the copy. The snapshots stay files: see `tostrack store check`.
+    the copy. The snapshots stay files: when [store] evidence names a shared folder, the
+    workspace's snapshots/ is copied there first (what is there already is kept, and a re-run
+    finishes an interrupted copy); `tostrack store check` then proves both agree.
 
     \b
     Example:
@@ -893,7 +895,13 @@ def store_migrate(ctx: click.Context, to: str | None, replace: bool) -> None:
     """
     from tostrack.storage import migrate_to_postgres
 
-    report = migrate_to_postgres(_workspace(ctx), to, replace=replace)
+    migration = migrate_to_postgres(_workspace(ctx), to, replace=replace)
+    report, evidence = migration.records, migration.evidence
+    if evidence is not None:
+        click.echo(
+            f"evidence {evidence.source} -> {evidence.target}: {evidence.captures} capture(s) "
+            f"and {evidence.objects} raw file(s) copied, {evidence.present} already there"
+        )
     click.echo(f"from {report.source}\ninto {report.target}\n")
     click.echo(f"{'table':<16} {'rows':>8}  {'checksum':<16}  {'copied':>8}  {'checksum':<16}")
     for t in report.tables:

@@ -5,12 +5,14 @@ tostrack.store.evidence); this module picks the workspace's database, target and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tostrack.config import StoreConfig, check_database_url, database_url_shown
 from tostrack.errors import ConfigError, StorageError
 from tostrack.lock import workspace_lock
 from tostrack.store import Store, capture_folders
-from tostrack.store.evidence import EvidenceReport, check
-from tostrack.store.transfer import CopyReport, copy_records
+from tostrack.store.evidence import EvidenceCopy, EvidenceReport, check, copy_evidence
+from tostrack.store.transfer import CopyReport, copy_records, refuse_held
 from tostrack.workspace import Workspace
 
 
@@ -34,23 +36,38 @@ def migration_target(ws: Workspace, to: str | None) -> StoreConfig:
     return StoreConfig(url, configured.password_env if configured else "")
 
 
-def migrate_to_postgres(ws: Workspace, to: str | None, *, replace: bool = False) -> CopyReport:
-    """Copy the workspace's tostrack.db into PostgreSQL (see tostrack.store.transfer).
+@dataclass(frozen=True)
+class Migration:
+    records: CopyReport
+    evidence: EvidenceCopy | None  # None: the evidence folder is the workspace's own snapshots/
+
+
+def migrate_to_postgres(ws: Workspace, to: str | None, *, replace: bool = False) -> Migration:
+    """Copy the workspace's tostrack.db into PostgreSQL (see tostrack.store.transfer), and its
+    snapshots/ into [store] evidence when that names another folder.
 
     The workspace lock is held throughout, so no run records anything while the copy is made;
-    the SQLite file is left as it was (beyond its own schema upgrade)."""
+    the SQLite file and snapshots/ are left as they were (beyond the database's own schema
+    upgrade). The evidence is copied first: a worker never reads a version whose capture has
+    not arrived."""
     target = migration_target(ws, to)
     if not ws.db_path.is_file():
         raise StorageError(
             f"{ws.db_path} does not exist: this workspace has no SQLite database to copy "
             "(--workspace names another one)"
         )
+    own = ws.root / "snapshots"
+    moving = ws.snapshots_dir.resolve() != own.resolve() and own.is_dir()
+    if ws.shared_evidence:
+        ws.check_evidence_folder()
     with (
         workspace_lock(ws.lock_path),
         Store(ws.root, evidence=ws.snapshots_dir) as source,
         Store(ws.root, database=target, evidence=ws.snapshots_dir) as shared,
     ):
-        return copy_records(source, shared, replace=replace)
+        refuse_held(source, shared, replace=replace)
+        evidence = copy_evidence(own, ws.snapshots_dir) if moving else None
+        return Migration(copy_records(source, shared, replace=replace), evidence)
 
 
 def check_workspace(ws: Workspace) -> EvidenceReport:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,3 +221,70 @@ def _unreferenced(evidence: Path, kept: set[Path]) -> list[Problem]:
             note = "left by an interrupted write" if interrupted else ""
             found.append(Problem("unreferenced", path.relative_to(evidence).as_posix(), note))
     return found
+
+
+# -- copying an evidence folder into a shared one ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceCopy:
+    source: Path
+    target: Path
+    captures: int  # capture folders copied
+    objects: int  # raw bodies copied
+    present: int  # capture folders and raw bodies the target already held, the same
+
+
+def copy_evidence(source: Path, target: Path) -> EvidenceCopy:
+    """Copy a workspace's evidence folder into another (a shared one), leaving the source as it
+    is. Raw bodies first, each atomically; then each capture folder under a temporary name,
+    renamed into place when whole: a copy interrupted at any point is finished by running it
+    again, and a worker never sees a capture whose raw bodies are not there yet. A capture
+    folder the target holds with other content is refused (StorageError), never overwritten."""
+    objects = present = captures = 0
+    for path in sorted((source / OBJECTS).glob("*/*")):
+        name = path.relative_to(source).as_posix()
+        if not OBJECT_NAME.fullmatch(name):
+            continue
+        copy = target / name
+        if copy.is_file() and file_sha256(copy) == file_sha256(path):
+            present += 1
+            continue
+        write_atomic(copy, path.read_bytes(), mode=0o400)
+        objects += 1
+    for folder in _folders_with(source, "snapshot.json"):
+        rel = folder.relative_to(source)
+        if rel.parts[0] == OBJECTS:
+            continue
+        copy = target / rel
+        if copy.exists():
+            if _same_files(folder, copy):
+                present += 1
+                continue
+            raise StorageError(
+                f"{copy} already exists with other files than {folder}: nothing there was "
+                "overwritten; compare the two and move one away, then run again"
+            )
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=copy.parent, prefix=f".{copy.name}.", suffix=".tmp"))
+        try:
+            for item in sorted(folder.iterdir()):
+                if item.is_file() and not item.name.startswith("."):
+                    write_atomic(tmp / item.name, item.read_bytes())
+            os.replace(tmp, copy)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        captures += 1
+    return EvidenceCopy(source, target, captures, objects, present)
+
+
+def _same_files(one: Path, other: Path) -> bool:
+    def listing(folder: Path) -> dict[str, str]:
+        return {
+            p.name: file_sha256(p)
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        }
+
+    return listing(one) == listing(other)

@@ -145,6 +145,19 @@ def held_rows(target: Store, tables: Sequence[tuple[str, Sequence[str]]]) -> dic
     return counts
 
 
+def refuse_held(source: Store, target: Store, *, replace: bool = False) -> dict[str, int]:
+    """The rows the target holds per table; TargetNotEmpty when it holds any and not replace."""
+    held = held_rows(target, copied_tables(source, target))
+    if held and not replace:
+        listed = ", ".join(f"{n} in {t}" for t, n in held.items())
+        raise TargetNotEmpty(
+            f"{target.where} already holds records ({listed}); nothing was copied. "
+            "Point --to at an empty database, or give --replace to delete them and copy "
+            "this workspace's records in their place."
+        )
+    return held
+
+
 def copy_records(source: Store, target: Store, *, replace: bool = False) -> CopyReport:
     """Copy every record of source into target in one verified transaction.
 
@@ -156,14 +169,7 @@ def copy_records(source: Store, target: Store, *, replace: bool = False) -> Copy
     replaced = 0
     try:
         with target.transaction() as db:
-            held = held_rows(target, tables)
-            if held and not replace:
-                listed = ", ".join(f"{n} in {t}" for t, n in held.items())
-                raise TargetNotEmpty(
-                    f"{target.where} already holds records ({listed}); nothing was copied. "
-                    "Point --to at an empty database, or give --replace to delete them and copy "
-                    "this workspace's records in their place."
-                )
+            held = refuse_held(source, target, replace=replace)
             for table, _ in reversed(tables):
                 if table in held:
                     db.execute(f"DELETE FROM {table}{_where(table)}")
