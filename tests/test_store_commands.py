@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import write_config
+from conftest import TERMS_V1, TERMS_V2, source_config, write_config
 from postgres_cluster import free_port
+from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
 from tostrack.config import StoreConfig
@@ -410,3 +411,32 @@ def test_migrate_copies_the_evidence_into_the_shared_folder_for_every_worker(
     assert again.exit_code == 0, again.output
     assert "2 capture(s) and 0 raw file(s) copied, 4 already there" in again.output
     assert tostrack(other, "store", "check").exit_code == 0
+
+
+def test_runs_record_into_a_shared_evidence_folder_and_reports_link_there(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    import re
+
+    from tostrack.pipeline import run
+    from tostrack.workspace import Workspace
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    root = tmp_path / "ws"
+    url = httpserver.url_for("/terms")
+    write_config(root, '[store]\nevidence = "../evidence"\n' + source_config(url))
+    for body in (TERMS_V1, TERMS_V2):
+        httpserver.clear()
+        httpserver.expect_request("/terms").respond_with_data(body, content_type="text/html")
+        run(Workspace.open(root), force=True, send=False)
+    assert not (root / "snapshots").exists()
+    assert len(_objects(evidence)) == 2
+    checked = tostrack(root, "store", "check")
+    assert checked.exit_code == 0, checked.output
+    assert f"2 version(s) of 1 source(s) in {root / 'tostrack.db'}" in checked.output
+    assert f"hashed in {evidence}\n" in checked.output
+    (page,) = (root / "reports" / "documents").rglob("*.html")
+    linked = r'href="([^"]*sha256/[0-9a-f]{2}/[0-9a-f]{64}\.html)"'
+    hrefs = set(re.findall(linked, page.read_text()))
+    assert {(page.parent / h).resolve() for h in hrefs} == {p.resolve() for p in _objects(evidence)}

@@ -64,7 +64,7 @@ class Workspace:
         """The evidence folder: capture folders and raw bodies. [store] evidence (a folder every
         worker sees, relative to the workspace if not absolute), else <workspace>/snapshots."""
         if self.config.evidence:
-            return self.root / Path(self.config.evidence).expanduser()
+            return Path(os.path.normpath(self.root / Path(self.config.evidence).expanduser()))
         return self.root / "snapshots"
 
     @property
