@@ -440,3 +440,19 @@ def test_runs_record_into_a_shared_evidence_folder_and_reports_link_there(
     linked = r'href="([^"]*sha256/[0-9a-f]{2}/[0-9a-f]{64}\.html)"'
     hrefs = set(re.findall(linked, page.read_text()))
     assert {(page.parent / h).resolve() for h in hrefs} == {p.resolve() for p in _objects(evidence)}
+
+
+def test_a_copy_that_differs_from_its_source_is_rolled_back_and_exits_1(
+    workspace: Path, postgres_url: str
+) -> None:
+    # A hand-edited tostrack.db: text where the message bytes go. SQLite keeps it as text;
+    # PostgreSQL's bytea takes it as bytes, so the copy is not the same record.
+    with Store(workspace) as store:
+        store.db.execute("UPDATE outbox SET message = 'Subject: typed by hand'")
+    result = tostrack(workspace, "store", "migrate", "--to", postgres_url)
+    assert result.exit_code == 1, result.output
+    (outbox,) = [line for line in result.output.splitlines() if line.startswith("outbox")]
+    assert outbox.endswith("DIFFERS")
+    assert "rolled back and the target is as it was" in result.output
+    with Store(workspace, database=StoreConfig(postgres_url)) as store:
+        assert not store.has_versions() and store.queued_count() == 0
