@@ -139,7 +139,11 @@ class _Checker:
             return None
         for path, sha in found:
             self.kept.add(path)
-            actual = self.digest(path)
+            try:
+                actual = self.digest(path)
+            except OSError as exc:  # permissions, a folder where the file goes: say which
+                self.add("unreadable", path, f"{whose}: {exc.strerror or exc}")
+                continue
             if actual is None:
                 self.add("missing", path, whose)
             elif actual != sha:
