@@ -81,5 +81,7 @@ def check_workspace(ws: Workspace) -> EvidenceReport:
             else ""
         )
         raise StorageError(f"{ws.db_path} does not exist: nothing is recorded here to check{fix}")
+    if ws.shared_evidence:
+        ws.check_evidence_folder()  # even with nothing recorded yet: the share is not there
     with ws.open_store(read_only=True) as store:
         return check(store)

@@ -257,9 +257,7 @@ def copy_evidence(source: Path, target: Path) -> EvidenceCopy:
         write_atomic(copy, path.read_bytes(), mode=0o400)
         objects += 1
     for folder in _folders_with(source, "snapshot.json"):
-        rel = folder.relative_to(source)
-        if rel.parts[0] == OBJECTS:
-            continue
+        rel = folder.relative_to(source)  # (object folders hold no snapshot.json)
         copy = target / rel
         if copy.exists():
             if _same_files(folder, copy):
