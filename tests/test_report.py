@@ -254,7 +254,7 @@ def test_change_report_is_written_with_redline_and_evidence(tmp_path: Path) -> N
     with Store(tmp_path) as store:
         stored = store.diff(ids["first"])
     raws = {v.raw_files()[0].resolve() for v in (stored.from_version, stored.to_version)}
-    hrefs = re.findall(r'href="([^"]*raw-0\.html)"', html)
+    hrefs = re.findall(r'href="([^"]*sha256/[0-9a-f]{2}/[0-9a-f]{64}\.html)"', html)
     assert {(path.parent / h).resolve() for h in hrefs} == raws
     assert stored.to_version.snapshot_meta()[0]["sha256"] in html
     assert (tmp_path / "reports" / "tostrack.css").exists()

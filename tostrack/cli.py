@@ -853,6 +853,115 @@ def rebuild(ctx: click.Context, force: bool) -> None:
         click.echo(f"skipped  {line}", err=True)
 
 
+@cli.group(name="store")
+def store_group() -> None:
+    """The database and the evidence folder: copy to PostgreSQL, check they agree.
+
+    \b
+    Examples:
+      tostrack store migrate --to postgresql://tostrack@db.example/tostrack
+      tostrack store check
+    """
+
+
+@store_group.command(name="migrate")
+@click.option(
+    "--to",
+    metavar="URL",
+    help="The PostgreSQL to copy into (default: [store] url). Its password comes from [store] "
+    "password_env, a libpq service file or ~/.pgpass, never the URL.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Delete the records the target already holds and copy this workspace's in their place.",
+)
+@click.pass_context
+def store_migrate(ctx: click.Context, to: str | None, replace: bool) -> None:
+    """Copy this workspace's tostrack.db into a PostgreSQL database, verified.
+
+    Every table is copied in one transaction and compared before it commits: the report lists
+    rows and a checksum per table on both sides. Exit status 0 when all agree; 1 when any
+    differs (nothing was committed); 2 when the copy could not be made, e.g. a target that
+    already holds records (refused unless --replace). An interrupted copy commits nothing:
+    run it again. The SQLite file is left in place; add [store] url to tostrack.toml to use
+    the copy. The snapshots stay files: when [store] evidence names a shared folder, the
+    workspace's snapshots/ is copied there first (what is there already is kept, and a re-run
+    finishes an interrupted copy); `tostrack store check` then proves both agree.
+
+    \b
+    Example:
+      tostrack store migrate --to postgresql://tostrack@db.example/tostrack
+    """
+    from tostrack.storage import migrate_to_postgres
+
+    migration = migrate_to_postgres(_workspace(ctx), to, replace=replace)
+    report, evidence = migration.records, migration.evidence
+    if evidence is not None:
+        click.echo(
+            f"evidence {evidence.source} -> {evidence.target}: {evidence.captures} capture(s) "
+            f"and {evidence.objects} raw file(s) copied, {evidence.present} already there"
+        )
+    click.echo(f"from {report.source}\ninto {report.target}\n")
+    click.echo(f"{'table':<16} {'rows':>8}  {'checksum':<16}  {'copied':>8}  {'checksum':<16}")
+    for t in report.tables:
+        mark = "" if t.agrees else "  DIFFERS"
+        click.echo(
+            f"{t.table:<16} {t.source_rows:>8}  {t.source_checksum[:16]}  "
+            f"{t.target_rows:>8}  {t.target_checksum[:16]}{mark}"
+        )
+    if not report.committed:
+        click.echo(
+            "\nThe copy differs from the source; it was rolled back and the target is as it was.",
+            err=True,
+        )
+        ctx.exit(EXIT_CHANGES)
+    replaced = f" (after deleting the {report.replaced} row(s) it held)" if report.replaced else ""
+    click.echo(
+        f"\nAll {len(report.tables)} tables agree: {report.rows} row(s) copied in one "
+        f"transaction{replaced}. Set [store] url in tostrack.toml to record there."
+    )
+
+
+@store_group.command(name="check")
+@click.pass_context
+def store_check(ctx: click.Context) -> None:
+    """Check that the database and the evidence folder agree.
+
+    Every version's capture folder and raw snapshots must exist and hash to the sha256 the
+    database recorded; every file in the evidence folder must belong to a version (or to a
+    capture of raw bytes that matched one). Reads only. Exit status 0 when they agree; 1 with
+    one line per problem (missing, corrupt, mismatch, unreadable, unreferenced); 2 when the
+    database or the evidence folder cannot be read. A run in progress may show its newest
+    files as unreferenced until it records them.
+
+    \b
+    Example:
+      tostrack store check || echo "restore from the backup"
+    """
+    from tostrack.storage import check_workspace
+
+    report = check_workspace(_workspace(ctx))
+    click.echo(
+        f"{report.versions} version(s) of {report.sources} source(s) in {report.database}; "
+        f"{report.files} raw file(s), {report.size:,} bytes hashed in {report.folder}"
+    )
+    for problem in report.problems:
+        detail = f"  ({problem.detail})" if problem.detail else ""
+        click.echo(f"{problem.kind:<13}{problem.path}{detail}")
+    if report.agrees:
+        click.echo("OK: the database and the evidence agree.")
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
+    click.echo(
+        f"The database and the evidence disagree: {counts}. Restore missing and corrupt files "
+        "from a backup; unreferenced ones belong to no version (an interrupted run's, or another "
+        "database's): look at them before moving them away.",
+        err=True,
+    )
+    ctx.exit(EXIT_CHANGES)
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """The workspace's tostrack.toml.

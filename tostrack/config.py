@@ -328,6 +328,7 @@ class Key:
             "database_url": 'a PostgreSQL URL, e.g. "postgresql://tostrack@db.example/tostrack"',
             "chat_urls": 'an Apprise URL or a list of them, e.g. "json://hooks.example/tostrack"',
             "env_name": 'the name of an environment variable, e.g. "TOSTRACK_DB_PASSWORD"',
+            "folder": 'a folder, e.g. "/srv/tostrack/evidence" (relative: to the workspace)',
             "env_names": "the name of an environment variable, or a list of names, e.g. "
             '"TOSTRACK_SLACK_URL"',
         }.get(self.kind, "see the README")
@@ -402,9 +403,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "digest_weekday": Key("choice", "monday", choices=WEEKDAYS),
     },
     "store": {
-        "url": Key("database_url", required=True, secret=True),
+        "url": Key("database_url", secret=True),
         "password_env": Key("env_name"),
         "lease": Key("duration", 600.0, minimum=1),
+        "evidence": Key("folder", ""),
     },
     "report": {
         "title": Key("text", "Terms dashboard"),
@@ -671,6 +673,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     store: StoreConfig | None = None  # None: the workspace's embedded tostrack.db
+    evidence: str = ""  # [store] evidence: the shared folder of captures; "": snapshots/
 
     @property
     def where(self) -> str:
@@ -850,6 +853,10 @@ def _coerce(value: Any, spec: Key) -> Any:
             raise ValueError("")
         return size
     if kind == "text":
+        if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+            raise ValueError("")
+        return value.strip()
+    if kind == "folder":
         if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
             raise ValueError("")
         return value.strip()
@@ -1068,9 +1075,17 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
     report = ReportConfig(
         **_values(checker, _table(checker, data, "report"), SCHEMA["report"], "[report] ")
     )
-    store = None
+    store, evidence = None, ""
     if "store" in data:
-        values = _values(checker, _table(checker, data, "store"), SCHEMA["store"], "[store] ")
+        table = _table(checker, data, "store")
+        values = _values(checker, table, SCHEMA["store"], "[store] ")
+        evidence = values.get("evidence") or ""
+        if "url" not in table and (set(table) - {"evidence"} or "evidence" not in table):
+            checker.bad(
+                "[store] ",
+                f"url is required with {', '.join(sorted(table)) or 'an empty [store]'}: give "
+                f"{SCHEMA['store']['url'].allowed()} (evidence alone keeps the embedded database)",
+            )
         if values.get("url"):
             store = StoreConfig(
                 values["url"], values.get("password_env") or "", values.get("lease", 600.0)
@@ -1092,6 +1107,7 @@ def parse(data: Mapping[str, Any], path: Path | None = None) -> Config:
         notify=notify,
         report=report,
         store=store,
+        evidence=evidence,
     )
 
 

@@ -11,7 +11,7 @@ import os
 import signal
 
 CRASH_ENV = "TOSTRACK_CRASH_AT"
-STORE_STEPS = ("after-rename", "in-failure-transaction")
+STORE_STEPS = ("after-rename", "in-failure-transaction", "before-copy-commit")
 NOTIFY_STEPS = (
     "after-enqueue",
     "after-connect",

@@ -103,7 +103,7 @@ def reconcile(
     lines = []
     for folder in store.pending_captures():
         try:
-            capture = read_capture(folder)
+            capture = read_capture(folder, store.evidence_of(folder))
             previous = store.current_version(capture.source_id)
             if previous is not None and previous.captured_at >= capture.snapshots[0].fetched_at:
                 # Never diff backwards: rebuild puts such a capture in its place.
@@ -146,7 +146,7 @@ def reconcile(
 
 def _rel(store: Store, folder: Path) -> str:
     try:
-        return folder.relative_to(store.root).as_posix()
+        return store.relative(folder)
     except ValueError:
         return str(folder)
 
@@ -197,13 +197,13 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
         by_source: dict[str, list[Capture]] = {}
         for folder in folders:
             try:
-                capture = read_capture(folder)
+                capture = read_capture(folder, workspace.snapshots_dir)
             except (OSError, ValueError, KeyError) as exc:
-                skipped.append(f"{folder.relative_to(workspace.root).as_posix()}: {exc}")
+                skipped.append(f"{folder.relative_to(workspace.snapshots_dir).as_posix()}: {exc}")
                 continue
             by_source.setdefault(capture.source_id, []).append(capture)
         try:
-            with Store(workspace.root, db_path=tmp) as store:
+            with Store(workspace.root, db_path=tmp, evidence=workspace.snapshots_dir) as store:
                 for source_id, captures in sorted(by_source.items()):
                     captures.sort(key=lambda c: (c.snapshots[0].fetched_at, c.folder.name))
                     source = declared.get(source_id)
@@ -246,7 +246,7 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
 
 def _refuse_healthy(workspace: Workspace) -> None:
     try:
-        with Store(workspace.root) as store:
+        with Store(workspace.root, evidence=workspace.snapshots_dir) as store:
             count = store.version_count()
     except DatabaseUnreadable:
         return

@@ -61,7 +61,16 @@ class Workspace:
 
     @property
     def snapshots_dir(self) -> Path:
+        """The evidence folder: capture folders and raw bodies. [store] evidence (a folder every
+        worker sees, relative to the workspace if not absolute), else <workspace>/snapshots."""
+        if self.config.evidence:
+            return Path(os.path.normpath(self.root / Path(self.config.evidence).expanduser()))
         return self.root / "snapshots"
+
+    @property
+    def shared_evidence(self) -> bool:
+        """[store] evidence names the folder: it is made by whoever sets up the shared mount."""
+        return bool(self.config.evidence)
 
     @property
     def db_path(self) -> Path:
@@ -81,7 +90,24 @@ class Workspace:
         """The workspace's store: [store]'s PostgreSQL, else the embedded tostrack.db."""
         from tostrack.store import Store  # here: commands that never record start faster
 
-        return Store(self.root, read_only=read_only, database=self.config.store)
+        if self.shared_evidence and not read_only:
+            self.check_evidence_folder()
+        return Store(
+            self.root,
+            read_only=read_only,
+            database=self.config.store,
+            evidence=self.snapshots_dir,
+        )
+
+    def check_evidence_folder(self) -> None:
+        """A StorageError when [store] evidence names no folder: an unmounted share must not be
+        silently replaced by an empty local folder that other workers never see."""
+        if not self.snapshots_dir.is_dir():
+            raise StorageError(
+                f"the evidence folder {self.snapshots_dir} ([store] evidence in "
+                f"{self.config_path}) does not exist or is not a folder: mount the shared folder "
+                "there, or create it (mkdir) if this is its first use"
+            )
 
     @property
     def reports_dir(self) -> Path:
@@ -106,6 +132,8 @@ class Workspace:
 
     def ensure(self) -> None:
         """Create the workspace folders; StorageError saying what to fix when that fails."""
+        if self.shared_evidence:
+            self.check_evidence_folder()
         for folder in (self.root, self.snapshots_dir):
             if folder.exists() and not folder.is_dir():
                 raise StorageError(

@@ -57,15 +57,13 @@ def _files_under(folder: Path) -> list[Path]:
     )
 
 
-def renderer_digest(
-    templates: Path, settings: ReportConfig, reports: Path, workspace_root: Path
-) -> str:
+def renderer_digest(templates: Path, settings: ReportConfig, reports: Path, evidence: Path) -> str:
     """What every page depends on: tostrack's version and code, the packaged templates and the
-    workspace's overrides, [report] settings, and where the site sits (links to snapshots/ are
-    relative to it)."""
+    workspace's overrides, [report] settings, and where the site and the evidence folder sit
+    (links from one to the other are relative)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(tostrack.__version__.encode())
-    h.update(repr((settings, str(reports), str(workspace_root))).encode("utf-8"))
+    h.update(repr((settings, str(reports), str(evidence))).encode("utf-8"))
     for label, files in (
         ("code", RENDERER_FILES),
         ("packaged", _files_under(packaged_templates())),

@@ -237,15 +237,15 @@ def _web_url(url: str) -> str:
 def evidence_files(version: Version, page: Path) -> list[dict[str, Any]]:
     """The raw snapshot files of a version with their sha256: the legal evidence."""
     try:
-        meta = {m.get("file"): m for m in version.snapshot_meta()}
-    except (OSError, ValueError, KeyError):
-        meta = {}
+        entries = version.raw_entries()
+    except (OSError, ValueError, KeyError):  # snapshot.json unreadable: the raw files alone
+        entries = [({}, raw) for raw in version.raw_files()]
     files = []
-    for raw in version.raw_files():
-        m = meta.get(raw.name, {})
+    for i, (m, raw) in enumerate(entries):
         files.append(
             {
-                "name": raw.name,
+                # an object's name is its sha256 (shown beside it): call it by its place
+                "name": m.get("file") or f"raw-{i}{raw.suffix}",
                 "href": relative(raw, page),
                 "url": m.get("url", ""),
                 "fetched_at": m.get("fetched_at", version.captured_at),

@@ -347,7 +347,9 @@ def render_site(workspace: Workspace, store: Store) -> Path:
     """
     ctx = make_context(workspace, store)
     manifest = Manifest.read(ctx.reports)
-    renderer = renderer_digest(workspace.templates_dir, ctx.settings, ctx.reports, workspace.root)
+    renderer = renderer_digest(
+        workspace.templates_dir, ctx.settings, ctx.reports, workspace.snapshots_dir
+    )
     diffs = _Diffs(store)
     versions: dict[str, list[Version]] = {}
     for version in store.all_versions():

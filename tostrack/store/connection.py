@@ -43,6 +43,9 @@ class SqliteConnection(sqlite3.Connection):
     def checkpoint(self) -> None:
         self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def reset_identity(self, table: str) -> None:
+        """Nothing: SQLite's next rowid is always above the largest one present."""
+
 
 def connect_sqlite(target: Any, **kwargs: Any) -> SqliteConnection:
     db = sqlite3.connect(target, isolation_level=None, factory=SqliteConnection, **kwargs)
@@ -163,6 +166,20 @@ class PostgresConnection:
 
     def checkpoint(self) -> None:
         """Nothing to fold: PostgreSQL's write-ahead log is the server's business."""
+
+    def reset_identity(self, table: str) -> None:
+        """After rows were inserted with their ids (a copy), move the identity column's sequence
+        past the largest id: the next row inserted without one must not collide."""
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+            " current_schema() AND table_name = ? AND is_identity = 'YES'",
+            (table,),
+        ).fetchall()
+        for (column,) in rows:
+            self.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
+            )
 
 
 Database = SqliteConnection | PostgresConnection

@@ -1,16 +1,20 @@
 """The files of a workspace's snapshots/ folder: atomic writes, capture folders read back.
 
-A capture folder is snapshots/<provider>/<document>/<stamp>/ holding the raw files, snapshot.json,
-version.json and version.txt (see tostrack.store.store for how one is written).
+A capture folder is snapshots/<provider>/<document>/<stamp>/ holding snapshot.json, version.json
+and version.txt, its raw bodies kept once per sha256 beside (tostrack.store.evidence; older
+captures hold raw-N files themselves). tostrack.store.store writes them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from tostrack.models import Clause, Document, Snapshot
@@ -50,6 +54,26 @@ def _new_temporary(path: Path, mode: int) -> tuple[int, str]:
             continue
 
 
+# A raw body stored once per content under the evidence folder (see tostrack.store.evidence).
+OBJECTS = "sha256"
+OBJECT_NAME = re.compile(r"sha256/[0-9a-f]{2}/[0-9a-f]{64}\.[A-Za-z0-9]{1,10}")
+
+
+def raw_path(folder: Path, evidence: Path | None, meta: Mapping[str, Any]) -> Path:
+    """Where one raw body of a capture is: its object, or (older captures) a file beside it.
+
+    ValueError for a snapshot.json entry naming neither, or a path outside the evidence."""
+    if "object" in meta:
+        name = str(meta["object"])
+        if evidence is None or not OBJECT_NAME.fullmatch(name):
+            raise ValueError(f"{folder / 'snapshot.json'} names an object {name!r}")
+        return evidence / name
+    name = str(meta["file"])
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"{folder / 'snapshot.json'} names a raw file {name!r}")
+    return folder / name
+
+
 def stamp(iso: str) -> str:
     """2026-11-25T06:45:00Z -> 2026-11-25T06-45-00Z (safe in file names, sorts by time)."""
     return iso.replace(":", "-")
@@ -83,8 +107,9 @@ class Capture:
     redirect: str | None
 
 
-def read_capture(folder: Path) -> Capture:
-    """Read a capture folder (snapshot.json, raw files, version.json).
+def read_capture(folder: Path, evidence: Path | None = None) -> Capture:
+    """Read a capture folder (snapshot.json, raw bodies, version.json); evidence: the evidence
+    folder holding its raw bodies' objects (older captures hold their raw files themselves).
 
     Raises OSError, ValueError or KeyError for a folder that cannot be read."""
     info = read_json(folder / "snapshot.json")
@@ -97,7 +122,7 @@ def read_capture(folder: Path) -> Capture:
             fetched_at=m["fetched_at"],
             status=m["status"],
             content_type=m["content_type"],
-            body=(folder / m["file"]).read_bytes(),
+            body=raw_path(folder, evidence, m).read_bytes(),
             headers=tuple(m.get("headers", {}).items()),
             encoding=m.get("encoding"),
         )

@@ -51,7 +51,8 @@ from tostrack.store.connection import (
     connect_sqlite,
     database_errors,
 )
-from tostrack.store.files import capture_folders, fsync_dir, stamp, write_atomic
+from tostrack.store.evidence import store_object
+from tostrack.store.files import capture_folders, fsync_dir, raw_path, stamp, write_atomic
 from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
 from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
@@ -84,6 +85,7 @@ class Version:
     clause_count: int
     origin: str
     redirect: str | None = None  # "requested URL -> final URL" when the fetch ended on another host
+    evidence: Path | None = None  # the evidence folder holding path (and its raw bodies' objects)
 
     def load(self) -> tuple[Document, tuple[Clause, ...]]:
         data = read_json(self.path / "version.json")
@@ -92,7 +94,16 @@ class Version:
         )
 
     def raw_files(self) -> list[Path]:
-        return sorted(self.path.glob("raw-*"))
+        """The raw bodies of this version, in the order fetched (objects, or older captures'
+        own raw-N files)."""
+        try:
+            return [path for _, path in self.raw_entries()]
+        except (OSError, ValueError, KeyError):
+            return sorted(self.path.glob("raw-*"))
+
+    def raw_entries(self) -> list[tuple[dict[str, Any], Path]]:
+        """Each raw body's snapshot.json entry with the file holding it."""
+        return [(m, raw_path(self.path, self.evidence, m)) for m in self.snapshot_meta()]
 
     def snapshot_meta(self) -> list[dict[str, Any]]:
         return read_json(self.path / "snapshot.json")["snapshots"]
@@ -107,11 +118,11 @@ class Version:
                 fetched_at=m["fetched_at"],
                 status=m["status"],
                 content_type=m["content_type"],
-                body=(self.path / m["file"]).read_bytes(),
+                body=path.read_bytes(),
                 headers=tuple(m.get("headers", {}).items()),
                 encoding=m.get("encoding"),
             )
-            for m in self.snapshot_meta()
+            for m, path in self.raw_entries()
         )
 
 
@@ -186,10 +197,13 @@ class Store(OutboxTables, LeaseTables):
         *,
         read_only: bool = False,
         database: StoreConfig | None = None,
+        evidence: Path | None = None,
     ) -> None:
-        """database: a [store] PostgreSQL shared by workers; None: the embedded tostrack.db."""
+        """database: a [store] PostgreSQL shared by workers; None: the embedded tostrack.db.
+        evidence: the folder of capture folders and raw bodies ([store] evidence, shared by
+        workers); None: the workspace's snapshots/."""
         self.root = Path(root)
-        self.snapshots_dir = self.root / "snapshots"
+        self.snapshots_dir = Path(evidence) if evidence is not None else self.root / "snapshots"
         self.db_path = db_path or self.root / "tostrack.db"
         self.read_only = read_only
         self.database = database
@@ -378,11 +392,12 @@ class Store(OutboxTables, LeaseTables):
     # versions --------------------------------------------------------------------------------
 
     def _version(self, row: Any) -> Version:
+        folder = self.folder(row["path"])
         return Version(
             id=row["id"],
             source_id=row["source_id"],
             captured_at=row["captured_at"],
-            path=self.root / row["path"],
+            path=folder,
             text_sha256=row["text_sha256"],
             snapshot_sha256=row["snapshot_sha256"],
             title=row["title"],
@@ -390,6 +405,7 @@ class Store(OutboxTables, LeaseTables):
             clause_count=row["clause_count"],
             origin=row["origin"],
             redirect=_column(row, "redirect", None),
+            evidence=self.evidence_of(folder),
         )
 
     def current_version(self, source_id: str) -> Version | None:
@@ -440,7 +456,7 @@ class Store(OutboxTables, LeaseTables):
             raise ValueError("a version needs at least one raw snapshot")
         source_id = snapshots[0].source_id
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
-        rel = folder.relative_to(self.root).as_posix()
+        rel = self.relative(folder)
         with (
             self.transaction() as db
         ):  # noted first: a crash after the rename leaves a known orphan
@@ -490,7 +506,7 @@ class Store(OutboxTables, LeaseTables):
             raise ValueError(f"diff kind must be one of {DIFF_KINDS}, not {kind!r}")
         source_id = snapshots[0].source_id
         captured_at = snapshots[0].fetched_at
-        rel = folder.relative_to(self.root).as_posix()
+        rel = self.relative(folder)
         snapshot_sha = combined_sha(snapshots)
         with self.transaction() as db:
             self._touch_source(db, source_id, title, url)
@@ -553,6 +569,30 @@ class Store(OutboxTables, LeaseTables):
 
     # captures on disk (orphans, rebuild) -----------------------------------------------------
 
+    def relative(self, folder: Path) -> str:
+        """A capture folder as versions.path records it: snapshots/<provider>/<document>/<stamp>
+        whatever the evidence folder is, so every worker finds it under its own mount."""
+        return "snapshots/" + folder.relative_to(self.snapshots_dir).as_posix()
+
+    def evidence_of(self, folder: Path) -> Path:
+        """The evidence folder a capture folder is in: [store] evidence, or the workspace's own
+        snapshots/ for one written before evidence was moved."""
+        own = self.root / "snapshots"
+        if folder.is_relative_to(self.snapshots_dir) or not folder.is_relative_to(own):
+            return self.snapshots_dir
+        return own
+
+    def folder(self, path: str) -> Path:
+        """The capture folder of a versions.path. One written before [store] evidence named a
+        folder elsewhere is still read from the workspace's own snapshots/ (until copied)."""
+        if not path.startswith("snapshots/"):
+            return self.root / path
+        found = self.snapshots_dir / path.removeprefix("snapshots/")
+        own = self.root / path
+        if found != own and not found.exists() and own.exists():
+            return own
+        return found
+
     def pending_captures(self) -> list[Path]:
         """Capture folders renamed into place whose database commit never happened (a crash).
 
@@ -563,7 +603,7 @@ class Store(OutboxTables, LeaseTables):
         ).fetchall()
         found = []
         for (key,) in rows:
-            folder = self.root / key[len(_PENDING) :]
+            folder = self.folder(key[len(_PENDING) :])
             known = self.db.execute(
                 "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING) :],)
             ).fetchone()
@@ -577,11 +617,7 @@ class Store(OutboxTables, LeaseTables):
     def unindexed_captures(self) -> list[Path]:
         """Capture folders holding a version that no row points at, oldest first."""
         known = {r[0] for r in self.db.execute("SELECT path FROM versions")}
-        return [
-            f
-            for f in capture_folders(self.snapshots_dir)
-            if f.relative_to(self.root).as_posix() not in known
-        ]
+        return [f for f in capture_folders(self.snapshots_dir) if self.relative(f) not in known]
 
     def has_versions(self) -> bool:
         return self.db.execute("SELECT 1 FROM versions LIMIT 1").fetchone() is not None
@@ -616,11 +652,13 @@ class Store(OutboxTables, LeaseTables):
         try:
             meta = []
             for i, snap in enumerate(snapshots):
-                name = f"raw-{i}.{extension_for(snap.content_type)}"
-                write_atomic(tmp / name, snap.body)
+                # stored once per content, before the folder naming it is renamed into place
+                name = store_object(
+                    self.snapshots_dir, snap.body, snap.sha256, extension_for(snap.content_type)
+                )
                 meta.append(
                     {
-                        "file": name,
+                        "object": name,
                         "url": snap.url,
                         "fetched_at": snap.fetched_at,
                         "status": snap.status,
