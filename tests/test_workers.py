@@ -8,6 +8,8 @@ why, when no cluster can be started.
 
 from __future__ import annotations
 
+import asyncio
+import email
 import os
 import signal
 import subprocess
@@ -17,12 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from conftest import TERMS_V1, TERMS_V2, write_config
 from pytest_httpserver import HTTPServer
+from test_notify import Recorder, free_port
 from werkzeug import Request, Response
 
+from tostrack import clock, faults, notify
 from tostrack.config import StoreConfig
-from tostrack.store import Store
+from tostrack.store import OutgoingMessage, Store
+from tostrack.workspace import Workspace
 
 SITES = 3
 DOCUMENTS = 4
@@ -152,18 +158,112 @@ def test_a_killed_workers_host_is_done_by_another_after_its_lease(
             assert len(store.versions(f"site0/doc-{n}")) == 1  # each recorded once
 
 
-def test_notify_waits_its_turn_while_another_worker_sends(
-    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
+class SlowRecorder(Recorder):
+    """A real SMTP server that takes a moment over each message, as a remote one does."""
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201
+        reply = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(0.05)  # kept before answering: a sender killed now was heard
+        return reply
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    handler = SlowRecorder()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def _smtp_table(port: int) -> str:
+    return f'[smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nfrom = "t@tostrack.test"\n\n'
+
+
+def _message_ids(recorder: Recorder) -> list[str]:
+    with recorder.lock:
+        return [email.message_from_bytes(data)["Message-ID"] for _, _, data in recorder.messages]
+
+
+def _queue(store: Store, count: int) -> None:
+    with store.transaction():
+        store.insert_messages(
+            OutgoingMessage(
+                f"m{n}",
+                "change",
+                "legal@example.com",
+                f"change {n}",
+                f"<m{n}@tostrack.test>",
+                f"Message-ID: <m{n}@tostrack.test>\r\nSubject: change {n}\r\n\r\nbody\r\n".encode(),
+            )
+            for n in range(count)
+        )
+
+
+def test_senders_share_the_outbox_each_message_sent_once(
+    tmp_path: Path, postgres_url: str, smtp: tuple[Recorder, int]
 ) -> None:
+    recorder, port = smtp
     root = tmp_path / "ws"
-    write_config(root, _config(sites[:1], postgres_url))
-    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "notify"]
+    write_config(root, f'[store]\nurl = "{postgres_url}"\n\n' + _smtp_table(port))
     with Store(root, database=StoreConfig(postgres_url)) as store:
-        with store.holding("outbox", "a-worker-elsewhere", 60) as held:
-            assert held
-            busy = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        assert busy.returncode != 0 and "another worker is sending" in busy.stderr
-        assert "Traceback" not in busy.stderr
-        free = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        assert free.returncode == 0, free.stderr
-        assert store.lease_holder("outbox") is None
+        _queue(store, 24)
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "notify"]
+    senders = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for sender in senders:
+        out, err = sender.communicate(timeout=120)
+        assert sender.returncode == 0 and "Traceback" not in err, err
+    ids = _message_ids(recorder)
+    assert sorted(ids) == sorted(f"<m{n}@tostrack.test>" for n in range(24))  # each once
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        sent = store.messages_in_state("sent")
+        assert len(sent) == 24
+        assert len({row["claimed_by"] for row in sent}) == 2  # both sent, different messages
+
+
+def test_a_killed_senders_message_is_claimed_again_after_its_lease_never_sent_twice(
+    tmp_path: Path, postgres_url: str, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    root = tmp_path / "ws"
+    write_config(root, f'[store]\nurl = "{postgres_url}"\nlease = "2s"\n\n' + _smtp_table(port))
+    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "notify"]
+
+    def sender(crash_at: str) -> None:
+        env = {**os.environ, faults.CRASH_ENV: crash_at}
+        done = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+        assert done.returncode == -signal.SIGKILL
+
+    def state() -> str:
+        (row,) = store.outbox_listing()
+        return row["state"]
+
+    def wait_for_the_claim_to_expire() -> None:
+        (row,) = store.db.execute("SELECT claimed_until FROM outbox").fetchall()
+        while clock.now_iso() <= row[0]:
+            time.sleep(0.1)
+
+    ws = Workspace.open(root)
+    with Store(root, database=StoreConfig(postgres_url)) as store:
+        _queue(store, 1)
+        sender("before-final-dot")  # killed mid-DATA: the server throws the message away
+        assert state() == "queued" and recorder.count() == 0
+        alive = notify.send_pending(ws, store, worker="another", ignore_backoff=True)
+        assert alive.outcomes == [] and state() == "queued"  # the dead worker's claim stands
+        wait_for_the_claim_to_expire()
+        sender("after-final-dot")  # claimed again; killed once the server had it
+        assert recorder.wait_for(1) == 1 and state() == "in-flight"
+        alive = notify.send_pending(ws, store, worker="another", ignore_backoff=True)
+        assert alive.outcomes == [] and alive.errors == []  # its sender may be alive: left be
+        wait_for_the_claim_to_expire()
+        later = notify.send_pending(ws, store, worker="another", ignore_backoff=True)
+        assert [o.state for o in later.outcomes] == ["uncertain"] and state() == "uncertain"
+        again = notify.send_pending(ws, store, worker="a-third", ignore_backoff=True)
+        assert again.outcomes == [] and again.errors == []  # reported once
+    assert recorder.count() == 1  # never sent twice
