@@ -368,6 +368,17 @@ def test_a_lease_is_held_renewed_released_and_taken_over_when_expired(store: Sto
     with store.holding("outbox", "w1", 60) as first, store.holding("outbox", "w2", 60) as second:
         assert first and not second
     assert store.lease_holder("outbox") is None
+    # a run's own lease: renewed with its hosts, seen by the others, dropped at its end
+    assert store.claim_lease(["run:w4"], "w4", -5) == "run:w4"
+    assert not store.others_hold("run:", "w5")  # expired: w4 is dead
+    store.renew_leases("w4", 60)  # its host and its run at once
+    assert store.others_hold("run:", "w5") and not store.others_hold("run:", "w4")
+    assert store.lease_holder("host:a.test") == "w4"
+    store.claim_lease(["run:w6"], "w6", -5)
+    store.drop_expired_leases("run:")
+    store.drop_lease("run:w4", "w4")
+    names = [r[0] for r in store.db.execute("SELECT name FROM leases WHERE name LIKE 'run:%'")]
+    assert names == []
 
 
 def test_claiming_skips_a_row_another_worker_has_locked(postgres_url: str, tmp_path: Path) -> None:

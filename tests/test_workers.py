@@ -1,9 +1,9 @@
 """Several `tostrack run` processes sharing one real PostgreSQL (tests/postgres_cluster.py).
 
-Three local sites (three hosts, as the fetcher's per-host throttle counts them), four documents
-each; three workers started at once, each taking one host at a time ([fetch] max_hosts = 1: with
-more, the first worker up would claim all three hosts before the others start). Skips, saying
-why, when no cluster can be started.
+One local site of 60 documents served on six host:port addresses (six hosts, as the fetcher's
+per-host throttle counts them), a real SMTP server, and three workers started at once, each
+taking one host at a time ([fetch] max_hosts = 1: with more, the first worker up would claim
+every host before the others start). Skips, saying why, when no cluster can be started.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tostrack.config import StoreConfig
 from tostrack.store import OutgoingMessage, Store
 from tostrack.workspace import Workspace
 
-SITES = 3
-DOCUMENTS = 4
+SITES = 6  # hosts
+DOCUMENTS = 10  # on each: 60 sources
 
 
 @pytest.fixture
@@ -45,35 +45,59 @@ def sites() -> Iterator[list[HTTPServer]]:
         server.stop()
 
 
-def _serve(servers: list[HTTPServer], changed: int = 0) -> None:
-    """Every document; the first `changed` of each site with the second version."""
-    for server in servers:
+def _changed(s: int, n: int) -> bool:
+    """Twenty of the sixty documents (one in three) change between rounds."""
+    return (s * DOCUMENTS + n) % 3 == 0
+
+
+def _serve(servers: list[HTTPServer], changed: str = TERMS_V1, pause: float = 0) -> None:
+    """Every document, the changing ones as `changed`, each answer after `pause` seconds (a
+    slow site, for a kill to land mid-host)."""
+    for s, server in enumerate(servers):
         server.clear()
         for n in range(DOCUMENTS):
-            body = TERMS_V2 if n < changed else TERMS_V1
-            server.expect_request(f"/doc-{n}").respond_with_data(body, content_type="text/html")
+            body = changed if _changed(s, n) else TERMS_V1
+
+            def answer(request: Request, body: str = body) -> Response:
+                time.sleep(pause)
+                return Response(body, content_type="text/html")
+
+            server.expect_request(f"/doc-{n}").respond_with_handler(answer)
 
 
-def _config(servers: list[HTTPServer], url: str, lease: str = "10m") -> str:
+def _config(
+    servers: list[HTTPServer],
+    url: str,
+    lease: str = "10m",
+    documents: int = DOCUMENTS,
+    delay: float = 0.5,
+    extra: str = "",
+) -> str:
     sources = "".join(
         f'[[sources]]\nid = "site{s}/doc-{n}"\ntitle = "Doc {n}"\n'
         f'url = "{server.url_for(f"/doc-{n}")}"\nselect = ["main"]\n\n'
         for s, server in enumerate(servers)
-        for n in range(DOCUMENTS)
+        for n in range(documents)
     )
     return (
         f'[store]\nurl = "{url}"\nlease = "{lease}"\n\n'
-        "[fetch]\nretries = 0\nconfirm_delay = 0\ndelay = 0.5\nmax_hosts = 1\n\n"
-        f'{sources}[[recipients]]\nemail = "legal@example.com"\n'
+        f"[fetch]\nretries = 0\nconfirm_delay = 0\ndelay = {delay}\nmax_hosts = 1\n\n"
+        f'{sources}[[recipients]]\nemail = "legal@example.com"\n\n{extra}'
     )
 
 
-def _workers(root: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
-    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "run"]
-    started = [
+RUN = [sys.executable, "-m", "tostrack", "--workspace"]
+
+
+def _start(root: Path, count: int) -> list[subprocess.Popen[str]]:
+    command = [*RUN, str(root), "run"]
+    return [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(count)
     ]
+
+
+def _finish(started: list[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
     done = []
     for worker in started:
         out, err = worker.communicate(timeout=300)
@@ -81,81 +105,105 @@ def _workers(root: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
     return done
 
 
+def _workers(root: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
+    return _finish(_start(root, count))
+
+
 def _requests(servers: list[HTTPServer]) -> list[str]:
     return sorted(f"{server.port}{request.path}" for server in servers for request, _ in server.log)
 
 
-def test_three_workers_share_the_sources_each_fetched_once(
-    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
+def _all_due_again(root: Path, url: str) -> None:
+    """Half a day later: every source is due again."""
+    with Store(root, database=StoreConfig(url)) as store, store.transaction() as db:
+        db.execute("UPDATE sources SET last_checked_at = '2000-01-01T00:00:00Z'")
+
+
+def _check_notifications(store: Store, recorder: Recorder) -> None:
+    """One notification per change: every substantive diff is in exactly one change message
+    (a provider's changes of one run go out as one, keyed diff:<ids>:<recipient>), every such
+    message was sent, and the SMTP server got each of them once."""
+    changes = store.diffs(substantive_only=True)
+    outbox = [m for m in store.outbox_listing() if m["kind"] == "change"]
+    covered = [int(i) for m in outbox for i in m["key"].split(":")[1].split(",")]
+    assert sorted(covered) == sorted(d.id for d in changes)
+    assert {m["state"] for m in outbox} == {"sent"}
+    received = _message_ids(recorder)
+    assert sorted(received) == sorted(m["message_id"] for m in outbox)
+
+
+def test_three_workers_on_sixty_sources_each_change_once_and_a_kill_is_covered(
+    tmp_path: Path, sites: list[HTTPServer], postgres_url: str, smtp: tuple[Recorder, int]
 ) -> None:
+    recorder, port = smtp
     root = tmp_path / "ws"
-    write_config(root, _config(sites, postgres_url))
-    _serve(sites)
+    write_config(root, _config(sites, postgres_url, delay=0.1, extra=_smtp_table(port)))
+    everything = SITES * DOCUMENTS
+    changing = sum(_changed(s, n) for s in range(SITES) for n in range(DOCUMENTS))
+    assert (everything, changing) == (60, 20)
+
+    _serve(sites)  # round 1: the first versions
     first = _workers(root, 3)
-    assert [w.returncode for w in first] == [0, 0, 0], [w.stderr for w in first]
+    assert [w.returncode for w in first] == [0, 0, 0], [w.stderr for w in first]  # no 75
     fetched = _requests(sites)
-    assert len(fetched) == SITES * DOCUMENTS and len(set(fetched)) == len(fetched)
+    assert len(fetched) == everything and len(set(fetched)) == everything  # each once
     tracked = [w.stdout.count("tracking ") for w in first]
-    assert sum(tracked) == SITES * DOCUMENTS
-    assert sorted(tracked)[-2] > 0, tracked  # the work was shared, not done by one worker
+    assert sum(tracked) == everything and sorted(tracked)[-2] > 0, tracked  # shared out
 
-    _serve(sites, changed=2)  # two documents of each site change
-    with Store(root, database=StoreConfig(postgres_url)) as store:
-        with store.transaction() as db:  # half a day later: every source is due again
-            db.execute("UPDATE sources SET last_checked_at = '2000-01-01T00:00:00Z'")
-    second = _workers(root, 3)
-    assert [w.returncode for w in second] == [0, 0, 0], [w.stderr for w in second]
-    fetched = _requests(sites)  # this round's (the servers were cleared)
-    assert len(fetched) == SITES * DOCUMENTS and len(set(fetched)) == len(fetched)
-
-    with Store(root, database=StoreConfig(postgres_url)) as store:
-        assert store.version_count() == SITES * DOCUMENTS + SITES * 2
-        changes = store.diffs(substantive_only=True)
-        assert len(changes) == SITES * 2  # every change recorded once
-        outbox = [m for m in store.outbox_listing() if m["kind"] == "change"]
-        assert sorted(m["key"] for m in outbox) == sorted({m["key"] for m in outbox})
-        # one notification per change: a provider's changes of one run go out as one message
-        # (diff:<ids>:<recipient>), so every changed diff is in exactly one message
-        covered = [int(i) for m in outbox for i in m["key"].split(":")[1].split(",")]
-        assert sorted(covered) == sorted(d.id for d in changes)
-        assert store.lease_holder("outbox") is None  # released by whoever sent
-
-
-def test_a_killed_workers_host_is_done_by_another_after_its_lease(
-    tmp_path: Path, sites: list[HTTPServer], postgres_url: str
-) -> None:
-    root = tmp_path / "ws"
-    write_config(root, _config(sites[:1], postgres_url, lease="4s"))
-
-    def slow(request: Request) -> Response:
-        time.sleep(0.5)
-        return Response(TERMS_V1, content_type="text/html")
-
-    for n in range(DOCUMENTS):
-        sites[0].expect_request(f"/doc-{n}").respond_with_handler(slow)
-    command = [sys.executable, "-m", "tostrack", "--workspace", str(root), "run"]
-    doomed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Round 2: twenty documents change, on a slower site, and one worker is killed mid-host;
+    # a short lease, so that the test need not wait ten minutes for the others to take over.
+    lease = 4
+    write_config(
+        root, _config(sites, postgres_url, f"{lease}s", delay=0.1, extra=_smtp_table(port))
+    )
+    _serve(sites, TERMS_V2, pause=0.05)
+    _all_due_again(root, postgres_url)
+    started = _start(root, 3)
+    doomed, survivors = started[0], started[1:]
     deadline = time.monotonic() + 120
-    while not sites[0].log and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(doomed.pid, signal.SIGKILL)  # mid-host: its lease on the host is left behind
-    doomed.wait()
-    killed_at = time.monotonic()
-    host = f"host:127.0.0.1:{sites[0].port}"
     with Store(root, database=StoreConfig(postgres_url)) as store:
-        assert store.version_count() < DOCUMENTS
-        holder = store.lease_holder(host)
-        assert holder is not None and f":{doomed.pid}:" in holder
-        assert store.claim_lease([host], "another-worker", 60) is None  # not free yet
-        while store.claim_lease([host], "another-worker", 60) is None:
-            assert time.monotonic() - killed_at < 4 + 2, "the lease outlived its 4 s"
-            time.sleep(0.2)
-        store.release_lease(host, "another-worker")
-    later = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert later.returncode == 0, later.stderr
+        held: list[str] = []
+        while not held and time.monotonic() < deadline:
+            # a host it is halfway through: some of its documents asked for, some not yet
+            held = [
+                row[0]
+                for row in store.db.execute(
+                    "SELECT name FROM leases WHERE name LIKE 'host:%' AND holder LIKE ?",
+                    (f"%:{doomed.pid}:%",),
+                )
+                for server in sites
+                if row[0] == f"host:127.0.0.1:{server.port}" and 0 < len(server.log) < DOCUMENTS - 1
+            ]
+            time.sleep(0.02)
+        assert held, "the worker to kill never got into a host"
+        os.kill(doomed.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        doomed.communicate()
+        (host,) = held
+        done_then = [s["id"] for s in store.all_source_states() if s["last_checked_at"] > "2001"]
+    rest = _finish(survivors)
+    elapsed = time.monotonic() - killed_at
+    assert [w.returncode for w in rest] == [0, 0], [w.stderr for w in rest]
+    # Its host was taken over when its lease ran out, by the workers of the same round:
+    # the time left of its lease, then at most the host's ten documents.
+    assert elapsed < lease + 1 + 10, elapsed
+    # each source fetched once, but for the one the killed worker was fetching
+    fetched = _requests(sites)
+    again = [path for path in set(fetched) if fetched.count(path) > 1]
+    assert len(set(fetched)) == everything and len(fetched) <= everything + 1
+    assert all(path.startswith(host.rsplit(":", 1)[1] + "/") for path in again), (again, host)
     with Store(root, database=StoreConfig(postgres_url)) as store:
-        for n in range(DOCUMENTS):
-            assert len(store.versions(f"site0/doc-{n}")) == 1  # each recorded once
+        states = store.all_source_states()
+        assert len(states) == everything
+        assert all(s["last_checked_at"] > "2001" for s in states)  # every source this round
+        assert len(done_then) < everything  # the kill came mid-run
+        assert len(store.diffs(substantive_only=True)) == changing  # every change once
+        for s in range(SITES):
+            for n in range(DOCUMENTS):
+                assert len(store.versions(f"site{s}/doc-{n}")) == 1 + _changed(s, n)
+        _check_notifications(store, recorder)  # the killed worker's changes too
+        live = "SELECT name FROM leases WHERE holder IS NOT NULL AND expires_at >= ?"
+        assert store.db.execute(live, (clock.now_iso(),)).fetchall() == []  # all given back
 
 
 class SlowRecorder(Recorder):

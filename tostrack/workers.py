@@ -85,6 +85,7 @@ def running(store: Store, shared: bool, worker: str, lease: float) -> Iterator[N
     if not shared:
         yield
         return
+    store.drop_expired_leases(RUN)  # the rows of runs that were killed
     store.claim_lease([RUN + worker], worker, lease)
     try:
         yield

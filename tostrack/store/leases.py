@@ -82,6 +82,14 @@ class LeaseTables:
         with self.transaction() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
+    def drop_expired_leases(self, prefix: str) -> None:
+        """Delete the expired leases whose names start with prefix (dead runs' own leases)."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM leases WHERE substr(name, 1, ?) = ? AND expires_at < ?",
+                (len(prefix), prefix, clock.now_iso()),
+            )
+
     def release_lease(self, name: str, holder: str) -> None:
         with self.transaction() as db:
             db.execute(
