@@ -59,7 +59,7 @@ def claimed_batches(
                 break
             claimed.append(name)
         if not claimed:  # every host left is being fetched by another worker
-            time.sleep(min(max(lease / 10, 0.2), 5.0))
+            time.sleep(min(max(lease / 20, 0.2), 1.0))  # one cheap query a second at most
             store.renew_leases(worker, lease)  # waiting is not dying: the run lease holds
             continue
         try:
