@@ -184,9 +184,9 @@ def test_three_workers_on_sixty_sources_each_change_once_and_a_kill_is_covered(
     rest = _finish(survivors)
     elapsed = time.monotonic() - killed_at
     assert [w.returncode for w in rest] == [0, 0], [w.stderr for w in rest]
-    # Its host was taken over when its lease ran out, by the workers of the same round:
-    # the time left of its lease, then at most the host's ten documents.
-    assert elapsed < lease + 1 + 10, elapsed
+    # Its host was taken over when its lease ran out, by the workers of the same round: the
+    # time left of its lease, then the rest of the round (generous: two cores, three workers).
+    assert elapsed < lease + 20, elapsed
     # each source fetched once, but for the one the killed worker was fetching
     fetched = _requests(sites)
     again = [path for path in set(fetched) if fetched.count(path) > 1]
@@ -209,9 +209,11 @@ def test_three_workers_on_sixty_sources_each_change_once_and_a_kill_is_covered(
 class SlowRecorder(Recorder):
     """A real SMTP server that takes a moment over each message, as a remote one does."""
 
+    pause = 0.05  # seconds
+
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201
         reply = await super().handle_DATA(server, session, envelope)
-        await asyncio.sleep(0.05)  # kept before answering: a sender killed now was heard
+        await asyncio.sleep(self.pause)  # kept before answering: a sender killed now was heard
         return reply
 
 
@@ -255,6 +257,7 @@ def test_senders_share_the_outbox_each_message_sent_once(
     tmp_path: Path, postgres_url: str, smtp: tuple[Recorder, int]
 ) -> None:
     recorder, port = smtp
+    recorder.pause = 0.2  # 24 messages: time enough for both senders to be up before the end
     root = tmp_path / "ws"
     write_config(root, f'[store]\nurl = "{postgres_url}"\n\n' + _smtp_table(port))
     with Store(root, database=StoreConfig(postgres_url)) as store:
