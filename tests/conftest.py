@@ -97,3 +97,14 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as db:
         db.execute(f"CREATE SCHEMA {schema}")
     return f"{postgres_server}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_table(request: pytest.FixtureRequest) -> str:
+    """What a test's tostrack.toml adds to run on each backend: nothing (the embedded store),
+    then a [store] table naming a fresh PostgreSQL schema (skipped, saying why, where no cluster
+    can be started). A short lease: a killed worker's hosts and messages are waited out."""
+    if request.param == "sqlite":
+        return ""
+    url = request.getfixturevalue("postgres_url")
+    return f'\n[store]\nurl = "{url}"\nlease = "1s"\n'

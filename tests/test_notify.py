@@ -1,7 +1,8 @@
 """Notifications: recipients, digests, operator alerts, the outbox, and SMTP exactly once.
 
 Everything is real: a SQLite workspace in tmp_path, an aiosmtpd server on 127.0.0.1, child
-processes killed with SIGKILL at each step of sending.
+processes killed with SIGKILL at each step of sending. The tests taking `backend` run on a real
+PostgreSQL too (tests/postgres_cluster.py; skipped, saying why, where none can be started).
 """
 
 from __future__ import annotations
@@ -122,9 +123,21 @@ def make_diff(
     return store.diff(diff_id)
 
 
+STORE_TABLE = ""  # the [store] table of the backend under test; none: the embedded store
+
+
+@pytest.fixture
+def backend(store_table: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on the embedded store, then on PostgreSQL (conftest.store_table): the
+    workspaces it makes get the backend's [store] table. (Killed senders on PostgreSQL, whose
+    claims are waited out, are tested in test_workers.py.)"""
+    monkeypatch.setitem(globals(), "STORE_TABLE", store_table)
+    return store_table
+
+
 def workspace(root: Path, config: str = f"[[recipients]]\n{RECIPIENT}\n") -> Workspace:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "tostrack.toml").write_text(config, encoding="utf-8")
+    (root / "tostrack.toml").write_text(config + STORE_TABLE, encoding="utf-8")
     return Workspace.open(root)
 
 
@@ -139,11 +152,11 @@ def outbox(store: Store) -> list[dict]:
 # -- .eml output, content -----------------------------------------------------------------------
 
 
-def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path) -> None:
+def test_eml_has_subject_redline_evidence_and_report(tmp_path: Path, backend: str) -> None:
     ws = workspace(tmp_path / "ws")
     report = tmp_path / "report.html"
     report.write_text("<html><body><h1>Full report</h1></body></html>", encoding="utf-8")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (COMPETING, GOVERNING_LAW, COSMETIC))
         assert notify.enqueue_diff(ws, store, stored, report) == 1
         assert notify.enqueue_diff(ws, store, stored, report) == 0  # idempotent
@@ -216,7 +229,7 @@ def test_recipient_filters_and_severity(tmp_path: Path) -> None:
         """
     )
     ws = workspace(tmp_path / "ws", config)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         law_only = make_diff(store, (GOVERNING_LAW,))
         both = make_diff(store, (COMPETING, GOVERNING_LAW))
         assert notify.enqueue_diff(ws, store, law_only, "") == 3
@@ -247,7 +260,7 @@ def test_recipient_filters_and_severity(tmp_path: Path) -> None:
 
 def test_cosmetic_diff_alerts_nobody(tmp_path: Path) -> None:
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (COSMETIC,))
         assert notify.enqueue_diff(ws, store, stored, "") == 0
         assert notify.send_pending(ws, store).written_eml == []
@@ -279,7 +292,7 @@ def test_password_in_file_or_missing_env_is_a_config_error(tmp_path: Path) -> No
         f'[smtp]\nhost = "127.0.0.1"\nusername = "u"\npassword_env = "TOSTRACK_TEST_UNSET_PW"\n'
         f"[[recipients]]\n{RECIPIENT}\n",
     )
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         with pytest.raises(ConfigError, match="TOSTRACK_TEST_UNSET_PW"):
             notify.send_pending(ws, store)
@@ -299,7 +312,7 @@ def test_header_injection_from_page_text_is_neutralised(tmp_path: Path) -> None:
         severity="high",
     )
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (change,), title=evil, new_clauses=(bad_new,))
         notify.enqueue_diff(ws, store, stored, "")
         (path,) = notify.send_pending(ws, store).written_eml
@@ -317,7 +330,7 @@ def test_header_injection_from_page_text_is_neutralised(tmp_path: Path) -> None:
 # -- digests and catch-up ------------------------------------------------------------------------
 
 
-def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path) -> None:
+def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path, backend: str) -> None:
     now = datetime.now(UTC)
     weekday = notify.WEEKDAYS[(now + timedelta(days=3)).weekday()]  # due in 2 to 4 days
     config = textwrap.dedent(
@@ -336,7 +349,7 @@ def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path) -> None
         """
     )
     ws = workspace(tmp_path / "ws", config)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         first = make_diff(store, (COMPETING,))
         second = make_diff(store, (GOVERNING_LAW,))
         assert notify.enqueue_diff(ws, store, first, "") == 2
@@ -360,23 +373,23 @@ def test_daily_and_weekly_digests_one_message_per_period(tmp_path: Path) -> None
     assert [parse(p.read_bytes())["To"] for p in later.written_eml] == ["daily@example.com"]
 
 
-def test_diff_recorded_but_never_enqueued_is_caught_up(tmp_path: Path) -> None:
+def test_diff_recorded_but_never_enqueued_is_caught_up(tmp_path: Path, backend: str) -> None:
     """A run killed between recording a change and queueing its email loses nothing."""
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         make_diff(store)
         summary = notify.send_pending(ws, store)
         assert summary.written == 1
         assert notify.send_pending(ws, store).written == 0
 
 
-def test_operator_alerts_once_per_breakage(tmp_path: Path) -> None:
+def test_operator_alerts_once_per_breakage(tmp_path: Path, backend: str) -> None:
     config = (
         '[notify]\noperators = ["ops@example.com", "oncall@example.com"]\n'
         f"[[recipients]]\n{RECIPIENT}\n"
     )
     ws = workspace(tmp_path / "ws", config)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         assert notify.enqueue_operator(ws, store, "recovered", "nimbus/terms", "") == 0
         assert notify.enqueue_operator(ws, store, "broken", "nimbus/terms", "http-503: down") == 2
         assert notify.enqueue_operator(ws, store, "broken", "nimbus/terms", "http-503: down") == 0
@@ -476,11 +489,11 @@ def smtp_config(port: int, extra: str = "", tls: str = "none") -> str:
 
 
 def test_smtp_delivers_exactly_once_with_the_stored_message(
-    tmp_path: Path, smtp_server: tuple[Recorder, int]
+    tmp_path: Path, smtp_server: tuple[Recorder, int], backend: str
 ) -> None:
     handler, port = smtp_server
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (COMPETING,))
         notify.enqueue_diff(ws, store, stored, "")
         notify.enqueue_operator(ws, store, "broken", "x/y", "http-500")  # no operators: nothing
@@ -505,7 +518,7 @@ def test_dot_lines_in_page_text_survive_smtp(
         "added", True, (), (dotted,), labels_added=("competing-models",), severity="high"
     )
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (change,), new_clauses=(dotted,))
         notify.enqueue_diff(ws, store, stored, "")
         raw = bytes(store.db.execute("SELECT message FROM outbox").fetchone()[0])
@@ -543,7 +556,7 @@ def test_smtp_login_with_password_from_environment(
             tmp_path / "ws",
             smtp_config(port, 'username = "alerts"\npassword_env = "TOSTRACK_TEST_SMTP_PW"'),
         )
-        with Store(ws.root) as store:
+        with ws.open_store() as store:
             notify.enqueue_diff(ws, store, make_diff(store), "")
             monkeypatch.setenv("TOSTRACK_TEST_SMTP_PW", "wrong")
             refused = notify.send_pending(ws, store)
@@ -620,12 +633,12 @@ def test_smtp_tls_with_a_private_certificate(tmp_path: Path, tls: str) -> None:
     controller.start()
     try:
         untrusted = workspace(tmp_path / "untrusted", smtp_config(port, tls=tls))
-        with Store(untrusted.root) as store:
+        with untrusted.open_store() as store:
             notify.enqueue_diff(untrusted, store, make_diff(store), "")
             summary = notify.send_pending(untrusted, store)
         assert summary.failed == 1 and "TLS failed" in summary.errors[0]
         trusted = workspace(tmp_path / "trusted", smtp_config(port, f'ca_file = "{cert}"', tls=tls))
-        with Store(trusted.root) as store:
+        with trusted.open_store() as store:
             notify.enqueue_diff(trusted, store, make_diff(store), "")
             assert notify.send_pending(trusted, store).sent == 1
     finally:
@@ -633,11 +646,13 @@ def test_smtp_tls_with_a_private_certificate(tmp_path: Path, tls: str) -> None:
     assert handler.count() == 1
 
 
-def test_refused_connection_keeps_message_and_retries_with_backoff(tmp_path: Path) -> None:
+def test_refused_connection_keeps_message_and_retries_with_backoff(
+    tmp_path: Path, backend: str
+) -> None:
     port = free_port()  # nothing listens here yet
     ws = workspace(tmp_path / "ws", smtp_config(port))
     now = datetime.now(UTC)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         notify.enqueue_diff(ws, store, make_diff(store, (GOVERNING_LAW,)), "")
         first = notify.send_pending(ws, store, now=now)
@@ -664,7 +679,7 @@ def test_dry_run_previews_elsewhere_and_changes_no_state(tmp_path: Path) -> None
     """Problem 3: a dry run used to mark the message sent, with the .eml as its destination."""
     port = free_port()
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         assert notify.send_pending(ws, store).failed == 1  # nobody listens: queued, with a backoff
         before = outbox(store)
@@ -682,7 +697,7 @@ def test_dry_run_previews_elsewhere_and_changes_no_state(tmp_path: Path) -> None
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        with Store(ws.root) as store:
+        with ws.open_store() as store:
             sent = notify.send_pending(ws, store, ignore_backoff=True)
             assert sent.sent == 1 and outbox(store)[0]["state"] == "sent"
     finally:
@@ -690,7 +705,7 @@ def test_dry_run_previews_elsewhere_and_changes_no_state(tmp_path: Path) -> None
     assert handler.count() == 1 and again.outcomes[0].state == "preview"
 
 
-def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path) -> None:
+def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path, backend: str) -> None:
     """Problem 4: after an SMTP outage, `tostrack notify` sent nothing and said nothing (the
     message waited for its retry time); `run` keeps the backoff."""
     from click.testing import CliRunner
@@ -699,7 +714,7 @@ def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path) -> None:
 
     port = free_port()
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
     runner = CliRunner()
     down = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
@@ -709,7 +724,7 @@ def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path) -> None:
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        with Store(ws.root) as store:  # what `run` does: the backoff holds
+        with ws.open_store() as store:  # what `run` does: the backoff holds
             assert notify.send_pending(ws, store).sent == 0
         assert handler.count() == 0
         fixed = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
@@ -722,21 +737,21 @@ def test_manual_notify_sends_now_and_says_what_it_did(tmp_path: Path) -> None:
     assert handler.count() == 1
 
 
-def test_written_is_not_sent(tmp_path: Path) -> None:
+def test_written_is_not_sent(tmp_path: Path, backend: str) -> None:
     """Problem 5: without [smtp], an .eml in outbox/ was reported as "sent"."""
     from click.testing import CliRunner
 
     from tostrack.cli import cli
 
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
     runner = CliRunner()
     result = runner.invoke(cli, ["--workspace", str(ws.root), "notify"])
     assert result.exit_code == 0, result.output
     assert "written  legal@example.com" in result.output and "1 written" in result.output
     assert "sent " not in result.output
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         (row,) = outbox(store)
     assert row["state"] == "written" and row["delivered_to"].startswith("file:")
     listing = runner.invoke(cli, ["--workspace", str(ws.root), "outbox"])
@@ -747,7 +762,7 @@ def test_an_earlier_message_file_is_never_overwritten(tmp_path: Path) -> None:
     """After `tostrack rebuild` outbox ids start again at 1: a new message written to outbox/
     must not replace an older .eml that happens to have the same name."""
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         (row,) = outbox(store)
         older = ws.outbox_dir / notify.worker._eml_name(row)
@@ -762,14 +777,14 @@ def test_an_earlier_message_file_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_451_and_dropped_connection_are_retried_and_delivered_once(
-    tmp_path: Path, smtp_server: tuple[Recorder, int]
+    tmp_path: Path, smtp_server: tuple[Recorder, int], backend: str
 ) -> None:
     handler, port = smtp_server
     handler.data_replies = ["451 4.3.0 Try again later"]
     handler.drop_rcpt = 0
     ws = workspace(tmp_path / "ws", smtp_config(port))
     now = datetime.now(UTC)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         first = notify.send_pending(ws, store, now=now)
         assert first.failed == 1 and "451" in first.errors[0]
@@ -785,13 +800,13 @@ def test_451_and_dropped_connection_are_retried_and_delivered_once(
 
 
 def test_permanent_refusal_is_reported_once_and_not_retried(
-    tmp_path: Path, smtp_server: tuple[Recorder, int]
+    tmp_path: Path, smtp_server: tuple[Recorder, int], backend: str
 ) -> None:
     handler, port = smtp_server
     handler.data_replies = ["550 5.7.1 Message rejected as spam"]
     ws = workspace(tmp_path / "ws", smtp_config(port))
     now = datetime.now(UTC)
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         notify.enqueue_diff(ws, store, make_diff(store), "")
         first = notify.send_pending(ws, store, now=now)
         assert first.failed == 1 and "550" in first.errors[0] and "for good" in first.errors[0]
@@ -806,11 +821,10 @@ def test_permanent_refusal_is_reported_once_and_not_retried(
 CHILD = """
 import json, sys
 from tostrack import notify
-from tostrack.store import Store
 from tostrack.workspace import Workspace
 
 ws = Workspace.open(sys.argv[1])
-with Store(ws.root) as store:
+with ws.open_store() as store:
     for stored in store.diffs():
         notify.enqueue_diff(ws, store, stored, "")
     summary = notify.send_pending(ws, store)
@@ -838,7 +852,7 @@ def test_kill_9_at_each_step_delivers_exactly_once(
 ) -> None:
     handler, port = smtp_server
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         make_diff(store)
     crashed = _child(ws.root, step)
     assert crashed.returncode == -9, crashed.stderr
@@ -867,7 +881,7 @@ def test_kill_9_at_each_step_delivers_exactly_once(
 def test_notify_command_after_a_crash(tmp_path: Path, smtp_server: tuple[Recorder, int]) -> None:
     handler, port = smtp_server
     ws = workspace(tmp_path / "ws", smtp_config(port))
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         make_diff(store)
         make_diff(store, (GOVERNING_LAW,))
     assert _child(ws.root, "before-final-dot").returncode == -9
@@ -929,7 +943,7 @@ def test_run_killed_while_mailing_then_rerun_mails_once(
 
 def test_email_opens_with_what_changed_and_what_to_do(tmp_path: Path) -> None:
     ws = workspace(tmp_path / "ws")
-    with Store(ws.root) as store:
+    with ws.open_store() as store:
         stored = make_diff(store, (GOVERNING_LAW, COMPETING), new_clauses=(NEW, LAW_NEW))
         notify.enqueue_diff(ws, store, stored, "")
         notify.send_pending(ws, store)

@@ -1,4 +1,5 @@
-"""The pipeline end to end against a real HTTP server on 127.0.0.1 and a real SQLite store."""
+"""The pipeline end to end against a real HTTP server on 127.0.0.1 and a real store: the tests
+taking `store_table` run on the embedded SQLite, then on a real PostgreSQL (conftest)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from tostrack.store import Store
 from tostrack.workspace import Workspace
 
 
+def _store(root: Path) -> Store:
+    """The workspace's store, on whichever backend its tostrack.toml names."""
+    return Workspace.open(root).open_store()
+
+
 def _serve(httpserver: HTTPServer, html: str) -> str:
     httpserver.clear()
     httpserver.expect_request("/terms").respond_with_data(
@@ -27,13 +33,13 @@ def _serve(httpserver: HTTPServer, html: str) -> str:
 
 
 def test_first_run_stores_raw_snapshot_and_version(
-    httpserver: HTTPServer, workspace_dir: Path
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
 ) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     result = run(Workspace.open(workspace_dir), force=True, send=False)
     assert [r.status for r in result.results] == ["first"]
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         version = store.current_version("acme/terms")
         assert version is not None
         raw = version.raw_files()
@@ -47,10 +53,10 @@ def test_first_run_stores_raw_snapshot_and_version(
 
 
 def test_substantive_change_is_recorded_reported_and_queued(
-    httpserver: HTTPServer, workspace_dir: Path
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
 ) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
     _serve(httpserver, TERMS_V2)
@@ -58,7 +64,7 @@ def test_substantive_change_is_recorded_reported_and_queued(
     (changed,) = result.results
     assert changed.status == "changed" and changed.substantive >= 1
     assert result.reports and result.reports[0].exists()
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         (stored,) = store.diffs("acme/terms")
         modified = [c for c in stored.changes if c.substantive]
         assert any("competing-models" in c.labels_added for c in modified)
@@ -73,37 +79,43 @@ def test_substantive_change_is_recorded_reported_and_queued(
     assert "compet" in emls[0].read_text(errors="replace").lower()
 
 
-def test_rerendered_page_is_not_a_change(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_rerendered_page_is_not_a_change(
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
+) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
     _serve(httpserver, TERMS_V1_RERENDERED)
     result = run(ws, force=True, dry_run_mail=True)
     assert result.results[0].status in ("unchanged", "cosmetic")
     assert not result.eml_files
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         assert all(not d.substantive for d in store.diffs("acme/terms"))
 
 
-def test_error_page_is_a_failure_not_a_version(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_error_page_is_a_failure_not_a_version(
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
+) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
     httpserver.clear()
     httpserver.expect_request("/terms").respond_with_data("Service Unavailable", status=503)
     result = run(ws, force=True, send=False)
     assert result.results[0].status == "failed"
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         assert len(store.versions("acme/terms")) == 1
         assert store.source_state("acme/terms")["consecutive_failures"] == 1
         assert store.diffs("acme/terms") == []
 
 
-def test_interval_skips_sources_not_due(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_interval_skips_sources_not_due(
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
+) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url, 'interval = "1d"'))
+    write_config(workspace_dir, source_config(url, 'interval = "1d"') + store_table)
     ws = Workspace.open(workspace_dir)
     assert len(run(ws, send=False).results) == 1
     again = run(ws, send=False)
@@ -137,17 +149,17 @@ def test_disk_full_records_nothing_half_written(
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "cannot write" in proc.stderr
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         assert len(store.versions("acme/terms")) == 1
     leftovers = [p for p in (workspace_dir / "snapshots").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
 
 def test_kill_during_run_then_rerun_records_the_change_once(
-    httpserver: HTTPServer, workspace_dir: Path
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
 ) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     run(Workspace.open(workspace_dir), force=True, send=False)
     _serve(httpserver, TERMS_V2)
     env = {**os.environ, "TOSTRACK_WORKSPACE": str(workspace_dir)}
@@ -168,7 +180,7 @@ def test_kill_during_run_then_rerun_records_the_change_once(
         check=False,
     )
     assert rerun.returncode == 0, rerun.stderr
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         diffs = store.diffs("acme/terms", substantive_only=True)
         assert len(diffs) == 1
         history = [v.text_sha256 for v in store.versions("acme/terms")]
@@ -177,10 +189,10 @@ def test_kill_during_run_then_rerun_records_the_change_once(
 
 
 def test_flapping_between_two_variants_is_instability_not_a_second_change(
-    httpserver: HTTPServer, workspace_dir: Path
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
 ) -> None:
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
     _serve(httpserver, TERMS_V2)
@@ -189,7 +201,7 @@ def test_flapping_between_two_variants_is_instability_not_a_second_change(
     (result,) = run(ws, force=True, send=False).results
     assert result.status == "failed" and result.failure is not None
     assert result.failure.reason == "unstable" and "alternates" in result.failure.detail
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         assert len(store.versions("acme/terms")) == 2 and len(store.diffs("acme/terms")) == 1
 
 
@@ -203,30 +215,32 @@ def _numbered_terms(count: int) -> str:
 
 
 def test_collapse_is_a_failure_until_the_same_short_text_comes_back_three_times(
-    httpserver: HTTPServer, workspace_dir: Path
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
 ) -> None:
     url = _serve(httpserver, _numbered_terms(30))
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
     _serve(httpserver, _numbered_terms(4))
     first, second = (run(ws, force=True, send=False).results[0] for _ in range(2))
     assert [first.status, second.status] == ["failed", "failed"]
     assert first.failure is not None and first.failure.reason == "collapsed"
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         assert len(store.versions("acme/terms")) == 1  # the previous version stays current
     (third,) = run(ws, force=True, send=False).results
     assert third.status == "changed"  # a cut confirmed by three identical fetches is real
 
 
-def test_better_extraction_rules_never_alert(httpserver: HTTPServer, workspace_dir: Path) -> None:
+def test_better_extraction_rules_never_alert(
+    httpserver: HTTPServer, workspace_dir: Path, store_table: str
+) -> None:
     """A version stored by older extraction rules is re-read from its raw snapshot before
     diffing."""
     url = _serve(httpserver, TERMS_V1)
-    write_config(workspace_dir, source_config(url))
+    write_config(workspace_dir, source_config(url) + store_table)
     ws = Workspace.open(workspace_dir)
     run(ws, force=True, send=False)
-    with Store(workspace_dir) as store:
+    with _store(workspace_dir) as store:
         version = store.current_version("acme/terms")
         assert version is not None
         stored = json.loads((version.path / "version.json").read_text())

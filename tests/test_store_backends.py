@@ -368,6 +368,17 @@ def test_a_lease_is_held_renewed_released_and_taken_over_when_expired(store: Sto
     with store.holding("outbox", "w1", 60) as first, store.holding("outbox", "w2", 60) as second:
         assert first and not second
     assert store.lease_holder("outbox") is None
+    # a run's own lease: renewed with its hosts, seen by the others, dropped at its end
+    assert store.claim_lease(["run:w4"], "w4", -5) == "run:w4"
+    assert not store.others_hold("run:", "w5")  # expired: w4 is dead
+    store.renew_leases("w4", 60)  # its host and its run at once
+    assert store.others_hold("run:", "w5") and not store.others_hold("run:", "w4")
+    assert store.lease_holder("host:a.test") == "w4"
+    store.claim_lease(["run:w6"], "w6", -5)
+    store.drop_expired_leases("run:")
+    store.drop_lease("run:w4", "w4")
+    names = [r[0] for r in store.db.execute("SELECT name FROM leases WHERE name LIKE 'run:%'")]
+    assert names == []
 
 
 def test_claiming_skips_a_row_another_worker_has_locked(postgres_url: str, tmp_path: Path) -> None:
@@ -380,3 +391,53 @@ def test_claiming_skips_a_row_another_worker_has_locked(postgres_url: str, tmp_p
             # passed over at once, not waited for
             assert store.claim_lease(["host:a.test", "host:b.test"], "w2", 60) == "host:b.test"
             assert store.claim_lease(["host:a.test"], "w2", 60) is None
+
+
+def test_an_outbox_message_goes_in_flight_only_for_its_live_claimant(store: Store) -> None:
+    with store.transaction():
+        store.insert_messages([_message("m1"), _message("m2"), _message("m3")])
+    one = store.claim_message("w1", 60, "9999", chat=False)
+    assert one is not None and one["key"] == "m1" and one["claimed_by"] == "w1"
+    assert store.claim_message("w1", 60, "9999", chat=True) is None  # no chat message queued
+    two = store.claim_message("w2", 60, "9999", chat=False)
+    if store.database is None:
+        # embedded: the workspace lock is held, so any claim found is a dead run's
+        assert two is not None and two["key"] == "m1"
+        assert not store.start_sending(one["id"], "w1", 1)  # w1's claim went to w2
+        assert store.abandoned_in_flight() == []
+        assert store.start_sending(one["id"], "w2", 1)
+        assert [r["key"] for r in store.abandoned_in_flight()] == ["m1"]
+        return
+    assert two is not None and two["key"] == "m2"  # m1's claim is live: passed over
+    assert not store.start_sending(one["id"], "w2", 1)  # only the claimant hands it over
+    assert store.start_sending(one["id"], "w1", 1)
+    assert not store.start_sending(one["id"], "w1", 2)  # once: it is no longer queued
+    assert store.abandoned_in_flight() == []  # w1 is alive and sending it
+    # a sender killed holding m3: its claim runs out (-5 s) and another worker takes it
+    dead = store.claim_message("dead", -5, "9999", chat=False, after=two["id"])
+    assert dead is not None and dead["key"] == "m3"
+    taken = store.claim_message("w2", 60, "9999", chat=False, after=two["id"])
+    assert taken is not None and taken["key"] == "m3"
+    assert not store.mark_message(taken["id"], "sent", "dead", sent_at="x")
+    assert store.mark_message(taken["id"], "sent", "w2", sent_at="x")
+    # requeued after a failure, m2 is free for anyone; sent, m1 keeps who sent it
+    assert store.mark_message(two["id"], "queued", "w2", last_error="421")
+    again = store.claim_message("w3", 60, "9999", chat=False)
+    assert again is not None and again["key"] == "m2"
+    assert store.mark_message(one["id"], "sent", "w1", sent_at="x")
+    sent = {r["key"]: r for r in store.messages_in_state("sent")}
+    assert sent["m1"]["claimed_by"] == "w1" and sent["m1"]["claimed_until"] is None
+
+
+def test_an_outbox_claim_skips_a_row_another_sender_has_locked(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    with Store(tmp_path, database=StoreConfig(postgres_url)) as store:
+        with store.transaction():
+            store.insert_messages([_message("m1"), _message("m2")])
+        with psycopg.connect(postgres_url) as other:  # a sender in the middle of its claim
+            other.execute("SELECT * FROM outbox WHERE key = 'm1' FOR UPDATE")
+            row = store.claim_message("w2", 60, "9999", chat=False)
+            assert row is not None and row["key"] == "m2"  # passed over at once, not waited for

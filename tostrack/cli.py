@@ -5,6 +5,7 @@ No tracking logic lives here; see pipeline.py for the path data takes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -483,22 +484,13 @@ def notify(ctx: click.Context, dry_run: bool) -> None:
       tostrack notify
       tostrack notify --dry-run && ls preview/
     """
-    from tostrack.errors import InputError
     from tostrack.lock import workspace_lock
     from tostrack.notify import send_pending
-    from tostrack.workers import outbox_turn
 
     ws = _workspace(ctx)
-    with (
-        workspace_lock(ws.lock_path),
-        ws.open_store() as store,
-        outbox_turn(store, ws.shared_database) as ours,
-    ):
-        if not ours:
-            raise InputError(
-                "another worker is sending the outbox of the shared database now; it sends "
-                "what is queued (run `tostrack notify` again when it is done)"
-            )
+    # On a shared database no lock: each message is claimed by the one worker sending it.
+    lock = contextlib.nullcontext() if ws.shared_database else workspace_lock(ws.lock_path)
+    with lock, ws.open_store() as store:
         summary = send_pending(ws, store, dry_run=dry_run, ignore_backoff=True)
     for o in summary.outcomes:
         where = f" ({o.detail})" if o.detail else ""

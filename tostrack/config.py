@@ -577,7 +577,7 @@ class StoreConfig:
 
     url: str
     password_env: str = ""
-    lease: float = 600.0  # seconds a worker holds a host unrenewed: a killed worker's wait
+    lease: float = 600.0  # seconds a worker holds a host or message unrenewed: a killed one's wait
 
     def password(self) -> str | None:
         """The password from password_env; None when the URL's service or ~/.pgpass gives it."""

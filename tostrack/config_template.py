@@ -89,7 +89,7 @@ include = ["openai", "anthropic", "google", "meta", "microsoft", "mistral", "xai
 # [store]
 # url = "postgresql://tostrack@db.example/tostrack"
 # password_env = "TOSTRACK_DB_PASSWORD"   # the password is read from this environment variable
-# lease = "10m"             # a worker killed mid-run holds its hosts this long before others take them
+# lease = "10m"             # a killed worker holds its hosts and messages this long before others take them
 # evidence = "/srv/tostrack/evidence"   # captures and raw snapshots, in a folder every worker mounts
 
 [notify]

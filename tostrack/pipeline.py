@@ -686,7 +686,7 @@ def run(
     from tostrack.lock import workspace_lock
     from tostrack.recovery import reconcile
     from tostrack.sources import load_sources
-    from tostrack.workers import claimed_batches, outbox_turn, renew_host, worker_name
+    from tostrack.workers import claimed_batches, renew_host, running, worker_name
 
     workspace.ensure()
     all_sources = load_sources(workspace.settings)
@@ -707,83 +707,83 @@ def run(
     # A shared PostgreSQL is split between workers by leases; a workspace's own tostrack.db is
     # one run's at a time.
     shared, worker = workspace.shared_database, worker_name()
+    lease = workspace.config.store.lease if workspace.config.store else 0
     with (
         contextlib.nullcontext() if shared else workspace_lock(workspace.lock_path),
         workspace.open_store() as store,
         Fetcher(config) as fetch,
     ):
-        # Adopting another worker's capture could race its own commit: embedded store only.
-        messages = [] if shared else reconcile(store, all_sources, severity)
-        now = clock.now()
+        # Held until this run's diffs are queued: while it is, no other worker adopts them.
+        with running(store, shared, worker, lease):
+            # Adopting another worker's capture could race its own commit: embedded store only.
+            messages = [] if shared else reconcile(store, all_sources, severity)
+            now = clock.now()
 
-        def alert_operators(_db: Any, failure: Failure, count: int) -> None:
-            # In the failure's own transaction: the alert is queued with it or not at all, and
-            # the once-per-breakage flag makes ">=" fire once however the streak got there.
-            if count >= max(broken_after, 1):
-                notify.queue_operator_alert(
-                    workspace,
-                    store,
-                    "broken",
-                    failure.source_id,
-                    f"{failure.reason}: {failure.detail[:200]}",
-                )
-
-        def done(source: Source, state: Mapping[str, Any] | None, result: TrackResult) -> None:
-            if result.status != "failed" and state and state["consecutive_failures"]:
-                notify.enqueue_operator(workspace, store, "recovered", source.id, "")
-            if shared:  # still ours: renewed after each record of the host
-                renew_host(store, source, worker, lease)
-
-        # The embedded store tracks every source in one batch; a shared one, the sources of
-        # the hosts this worker claims, up to max_hosts hosts a batch (tostrack.workers).
-        lease = workspace.config.store.lease if workspace.config.store else 0
-        batches = (
-            claimed_batches(store, sources, worker, lease, config.max_hosts)
-            if shared
-            else [sources]
-        )
-        for batch in batches:
-            due: list[tuple[Source, dict[str, Any] | None]] = []
-            for source in batch:
-                state = store.source_state(source.id)
-                if force or is_due(source, state, now):
-                    due.append((source, state))
-                else:
-                    skipped += 1
-            tracked = _track_due(
-                due,
-                store,
-                fetch,
-                config,
-                now,
-                severity=severity,
-                on_failure=alert_operators,
-                done=done,
-            )
-            for (source, _), result in zip(due, tracked, strict=True):
-                results.append(result)
-                if result.diff_id is not None:
-                    recorded.append((result, store.diff(result.diff_id)))
-                if result.redirect and result.version is not None:
-                    messages.append(
-                        f"redirect {source.id}: {result.redirect} (recorded with the version)"
+            def alert_operators(_db: Any, failure: Failure, count: int) -> None:
+                # In the failure's own transaction: the alert is queued with it or not at all, and
+                # the once-per-breakage flag makes ">=" fire once however the streak got there.
+                if count >= max(broken_after, 1):
+                    notify.queue_operator_alert(
+                        workspace,
+                        store,
+                        "broken",
+                        failure.source_id,
+                        f"{failure.reason}: {failure.detail[:200]}",
                     )
-        if results:
-            render.render_site(workspace, store)  # the pages whose inputs changed: new reports, ...
-        alerts = []
-        for result, stored in recorded:
-            path = render.change_report_path(workspace.reports_dir, stored)
-            reports.append(path)
-            if result.status in ("changed", "effective-date"):
-                alerts.append((stored, path))
-        # One upstream event, one message: a provider's documents changed in this run go out
-        # together to each recipient.
-        notify.enqueue_diffs(workspace, store, alerts)
+
+            def done(source: Source, state: Mapping[str, Any] | None, result: TrackResult) -> None:
+                if result.status != "failed" and state and state["consecutive_failures"]:
+                    notify.enqueue_operator(workspace, store, "recovered", source.id, "")
+                if shared:  # still ours: renewed after each record of the host
+                    renew_host(store, source, worker, lease)
+
+            # The embedded store tracks every source in one batch; a shared one, the sources of
+            # the hosts this worker claims, up to max_hosts hosts a batch (tostrack.workers).
+            batches = (
+                claimed_batches(store, sources, worker, lease, config.max_hosts)
+                if shared
+                else [sources]
+            )
+            for batch in batches:
+                due: list[tuple[Source, dict[str, Any] | None]] = []
+                for source in batch:
+                    state = store.source_state(source.id)
+                    if force or is_due(source, state, now):
+                        due.append((source, state))
+                    else:
+                        skipped += 1
+                tracked = _track_due(
+                    due,
+                    store,
+                    fetch,
+                    config,
+                    now,
+                    severity=severity,
+                    on_failure=alert_operators,
+                    done=done,
+                )
+                for (source, _), result in zip(due, tracked, strict=True):
+                    results.append(result)
+                    if result.diff_id is not None:
+                        recorded.append((result, store.diff(result.diff_id)))
+                    if result.redirect and result.version is not None:
+                        messages.append(
+                            f"redirect {source.id}: {result.redirect} (recorded with the version)"
+                        )
+            if results:  # the pages whose inputs changed: new reports, ...
+                render.render_site(workspace, store)
+            alerts = []
+            for result, stored in recorded:
+                path = render.change_report_path(workspace.reports_dir, stored)
+                reports.append(path)
+                if result.status in ("changed", "effective-date"):
+                    alerts.append((stored, path))
+            # One upstream event, one message: a provider's documents changed in this run go out
+            # together to each recipient.
+            notify.enqueue_diffs(workspace, store, alerts)
         summary = None
-        if send:
-            with outbox_turn(store, shared, worker) as ours:
-                if ours:  # else the worker sending the outbox sends ours too: exactly once
-                    summary = notify.send_pending(workspace, store, dry_run=dry_run_mail)
+        if send:  # every worker sends: each message is claimed by one (tostrack.store.outbox)
+            summary = notify.send_pending(workspace, store, dry_run=dry_run_mail, worker=worker)
     failures = [r.failure for r in results if r.failure is not None]
     closing = ""
     if results and len(failures) == len(results):

@@ -294,10 +294,11 @@ def _enqueue_effective_date(
     return store.record_diff_messages(stored.id, messages)
 
 
-def catch_up(workspace: Workspace, store: Store) -> int:
-    """Queue diffs that a crashed run recorded but never got to enqueue."""
+def catch_up(workspace: Workspace, store: Store, before: str | None = None) -> int:
+    """Queue diffs that a crashed run recorded but never got to enqueue (detected by `before`,
+    an ISO time, when given: a run starting after that is alive and queues its own)."""
     recorded = []
-    for diff_id in store.unnotified_diff_ids():
+    for diff_id in store.unnotified_diff_ids(before):
         stored = store.diff(diff_id)
         recorded.append((stored, _report_path(workspace, store, stored)))
     return enqueue_diffs(workspace, store, recorded) if recorded else 0

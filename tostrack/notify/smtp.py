@@ -123,6 +123,12 @@ class Connection:
             pass
         self.close()
 
+    def abandon(self) -> None:
+        """Drop the connection mid-DATA, saying nothing more (a QUIT would be read as data)."""
+        if self.smtp is not None:
+            self.smtp.close()
+            self.smtp = None
+
     def close(self) -> None:
         if self.smtp is None:
             return
@@ -133,8 +139,9 @@ class Connection:
         self.smtp = None
 
 
-def send_one(conn: Connection, store: Store, row: Any) -> None:
-    """Send one stored message; raises on failure. Commits "in-flight" just before the final dot."""
+def send_one(conn: Connection, store: Store, row: Any, worker: str) -> None:
+    """Send one message worker claimed; raises on failure. Commits "in-flight" just before the
+    final dot (ClaimLost, with the dot held back, when the claim went to another worker)."""
     smtp = conn.open()
     sender = parseaddr(conn.settings.sender)[1]
     rcpt = parseaddr(row["recipient"])[1]
@@ -148,7 +155,9 @@ def send_one(conn: Connection, store: Store, row: Any) -> None:
     smtp.send(_dot_stuffed(bytes(row["message"])))
     faults.crash_point("before-final-dot")
     # From here the server may hold the message: never send it again automatically.
-    store.mark_message(row["id"], "in-flight", attempts=row["attempts"] + 1)
+    if not store.start_sending(row["id"], worker, row["attempts"] + 1):
+        conn.abandon()  # no final dot: the server throws the unfinished DATA away
+        raise ClaimLost(row["id"])
     smtp.send(b".\r\n")
     faults.crash_point("after-final-dot")
     try:
@@ -156,8 +165,12 @@ def send_one(conn: Connection, store: Store, row: Any) -> None:
     except (smtplib.SMTPException, OSError) as exc:
         raise Uncertain(describe(exc)) from None
     if code != 250:
-        store.mark_message(row["id"], "queued")  # the server answered: it did not take the message
+        store.refused_after_sending(row["id"], worker)  # the server answered: it does not have it
         _check(code, reply, (250,))
+
+
+class ClaimLost(Exception):
+    """The message's claim expired before its final dot and another worker has it now."""
 
 
 class Uncertain(Exception):

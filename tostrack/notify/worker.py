@@ -3,14 +3,18 @@
 Every notification is rendered and stored in the workspace database (with its fixed Message-ID)
 before anything is sent. A message then moves queued -> in-flight -> sent:
 
+  COMMIT the claim (this sender, until when)                    state still "queued"
   connect, MAIL, RCPT, DATA (354), the dot-stuffed message      state still "queued"
-  COMMIT "in-flight"
+  COMMIT "in-flight" (only if the claim is still ours)
   the final "." and the server's reply                          COMMIT "sent"
 
 An SMTP server throws away a DATA that never got its final dot, so a message still "queued"
-after a crash is safe to send again. A message found "in-flight" may have reached the server: it
-is never sent again, and is reported once as "delivery uncertain". Without an [smtp] table (or
-with dry_run) each message is written once as an .eml file in outbox/ instead.
+after a crash is safe to send again, once its claim has expired (at once on the embedded store,
+where the workspace lock says the claimant is dead). A message found "in-flight" with an expired
+claim may have reached the server: it is never sent again, and is reported once as "delivery
+uncertain". Workers sharing a PostgreSQL each claim different messages, so they send at once.
+Without an [smtp] table (or with dry_run) each message is written once as an .eml file in
+outbox/ instead.
 
 A chat or webhook message (channel "apprise") is one HTTP request, with no final dot to hold
 back: it is committed "in-flight" just before Apprise sends it, and "sent" when Apprise says
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import smtplib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +38,7 @@ from tostrack.notify.compose import catch_up
 from tostrack.notify.digests import queue_digests
 from tostrack.notify.headers import slug
 from tostrack.notify.smtp import (
+    ClaimLost,
     Connection,
     Rejected,
     SmtpSettings,
@@ -42,6 +48,7 @@ from tostrack.notify.smtp import (
     send_one,
 )
 from tostrack.store import Store, write_atomic
+from tostrack.workers import DEFAULT_LEASE, others_running, worker_name
 from tostrack.workspace import Workspace
 
 BACKOFF_FIRST = 300  # seconds; doubled on each failed attempt
@@ -78,12 +85,23 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _requeue(
-    store: Store, row: Any, reason: str, now: datetime, errors: list[str], where: str
+    store: Store,
+    row: Any,
+    reason: str,
+    now: datetime,
+    errors: list[str],
+    where: str,
+    worker: str,
 ) -> None:
     attempts = row["attempts"] + 1
     retry = now + _backoff(attempts)
     store.mark_message(
-        row["id"], "queued", last_error=reason, attempts=attempts, next_attempt_at=clock.iso(retry)
+        row["id"],
+        "queued",
+        worker,
+        last_error=reason,
+        attempts=attempts,
+        next_attempt_at=clock.iso(retry),
     )
     errors.append(
         f"{row['recipient']}: {where}: {reason}; kept in the outbox, retry after "
@@ -155,36 +173,44 @@ def send_pending(
     dry_run: bool = False,
     now: datetime | None = None,
     ignore_backoff: bool = False,
+    worker: str | None = None,
 ) -> SendSummary:
     """Send every message that is due, or write it as an .eml in outbox/ when there is no [smtp].
 
     ignore_backoff: also send messages waiting out a retry backoff (a person running
     `tostrack notify` after fixing the mail server wants them to go now; `run` keeps the
-    backoff). dry_run: see preview_pending (nothing is sent, no state changes).
+    backoff). dry_run: see preview_pending (nothing is sent, no state changes). worker: who
+    claims the messages (on a shared database, other workers send the ones they claim).
     """
     if dry_run:
         return preview_pending(workspace, store)
     now = now or clock.now()
+    worker = worker or worker_name()
+    lease = workspace.config.store.lease if workspace.config.store else DEFAULT_LEASE
     smtp_settings = SmtpSettings.from_settings(workspace.settings)
     chat.check_recipients(workspace.config)  # Apprise missing, a bad URL: said before sending
-    catch_up(workspace, store)
+    # Another live run queues the diffs it recorded itself, at its end: adopting them now would
+    # tell of them twice. Only the diffs of runs that are gone are caught up (and on a shared
+    # database, none recorded after this moment: by a run that starts while we catch up).
+    if not others_running(store, worker):
+        catch_up(workspace, store, before=clock.now_iso() if store.database else None)
     queue_digests(workspace, store, now)
     sent = failed = written_count = 0
     errors: list[str] = []
     written: list[Path] = []
     outcomes: list[Outcome] = []
 
-    # A message left in-flight by a crashed run may have reached the server: say so, once.
-    for row in store.messages_in_state("in-flight"):
+    # A message left in-flight by a dead sender may have reached the server: say so, once.
+    for row in store.abandoned_in_flight():
         on_chat = row["channel"] == "apprise"
         where = "the receiver's log or channel" if on_chat else "the mail server's log"
-        store.mark_message(
-            row["id"],
-            "uncertain",
-            last_error="the sending run stopped while the request was out"
+        reason = (
+            "the sending run stopped while the request was out"
             if on_chat
-            else "the sending run stopped after the final dot",
+            else "the sending run stopped after the final dot"
         )
+        if not store.mark_abandoned(row["id"], reason):
+            continue  # another worker reported it, or its sender is alive after all
         errors.append(
             f"delivery uncertain: {row['message_id']} to {row['recipient']} "
             f"({row['subject'][:80]}); "
@@ -201,11 +227,26 @@ def send_pending(
         )
 
     horizon = "9999" if ignore_backoff else clock.iso(now)
-    due = store.due_messages(horizon)
-    chat_due = [row for row in due if row["channel"] == "apprise"]
-    due = [row for row in due if row["channel"] != "apprise"]
-    for row in chat_due:
-        outcome = _send_chat(store, row, now, errors)
+
+    def claimed(chat_messages: bool) -> Iterator[Any]:
+        """Due messages, each claimed by this worker just before it is handled, in id order
+        (the cursor keeps a message requeued by this send from coming round again)."""
+        last = 0
+        while True:
+            row = store.claim_message(worker, lease, horizon, chat=chat_messages, after=last)
+            if row is None:
+                return
+            last = row["id"]
+            try:
+                yield row
+            except GeneratorExit:  # stopped before marking it (an error, a full disk): give back
+                store.release_message(row["id"], worker)
+                raise
+
+    for row in claimed(chat_messages=True):
+        outcome = _send_chat(store, row, now, errors, worker)
+        if outcome is None:
+            continue  # its claim expired before sending and another worker has it now
         outcomes.append(outcome)
         sent += outcome.state == "sent"
         failed += outcome.state in ("failed", "rejected")
@@ -215,17 +256,18 @@ def send_pending(
             sent, failed, errors, written, written_count, outcomes, store.queued_count()
         )
 
-    if not due:
+    if not store.has_due_messages(horizon, chat=False):
         return summary()
 
     if smtp_settings is None:
-        for row in due:
+        for row in claimed(chat_messages=False):
             data = bytes(row["message"])
             path = _unused_eml_path(workspace.outbox_dir / _eml_name(row), data)
             _write_eml(path, data)
             store.mark_message(
                 row["id"],
                 "written",
+                worker,
                 sent_at=clock.now_iso(),
                 delivered_to=f"file:{path}",
                 last_error=None,
@@ -246,16 +288,18 @@ def send_pending(
         outcomes.append(Outcome(row["id"], row["recipient"], row["subject"], state, reason))
 
     try:
-        for row in due:
+        for row in claimed(chat_messages=False):
             if connect_error:  # the server is unreachable: do not knock once per message
                 failed += 1
-                _requeue(store, row, connect_error, now, errors, where)
+                _requeue(store, row, connect_error, now, errors, where, worker)
                 failed_one(row, "failed", f"{where}: {connect_error}")
                 continue
             try:
-                send_one(conn, store, row)
+                send_one(conn, store, row, worker)
+            except ClaimLost:
+                continue  # its claim expired mid-send and another worker has it now
             except Uncertain as exc:
-                store.mark_message(row["id"], "uncertain", last_error=str(exc))
+                store.mark_message(row["id"], "uncertain", worker, last_error=str(exc))
                 errors.append(
                     f"delivery uncertain: {row['message_id']} to {row['recipient']}: "
                     f"{exc} after the "
@@ -267,7 +311,11 @@ def send_pending(
             except Rejected as exc:
                 failed += 1
                 store.mark_message(
-                    row["id"], "rejected", last_error=str(exc), attempts=row["attempts"] + 1
+                    row["id"],
+                    "rejected",
+                    worker,
+                    last_error=str(exc),
+                    attempts=row["attempts"] + 1,
                 )
                 errors.append(f"{row['recipient']}: {where} refused the message for good: {exc}")
                 failed_one(row, "rejected", f"{where} refused it for good: {exc}")
@@ -278,13 +326,14 @@ def send_pending(
                 reason = str(exc) if isinstance(exc, Temporary) else describe(exc)
                 if conn.smtp is None:
                     connect_error = reason
-                _requeue(store, row, reason, now, errors, where)
+                _requeue(store, row, reason, now, errors, where, worker)
                 failed_one(row, "failed", f"{where}: {reason}")
                 conn.reset()
                 continue
             store.mark_message(
                 row["id"],
                 "sent",
+                worker,
                 sent_at=clock.now_iso(),
                 delivered_to=f"smtp:{where}",
                 last_error=None,
@@ -297,7 +346,9 @@ def send_pending(
     return summary()
 
 
-def _send_chat(store: Store, row: Any, now: datetime, errors: list[str]) -> Outcome:
+def _send_chat(
+    store: Store, row: Any, now: datetime, errors: list[str], worker: str
+) -> Outcome | None:
     """Send one chat or webhook message through Apprise, committing "in-flight" first."""
     data = json.loads(bytes(row["message"]))
     target = row["recipient"]
@@ -308,22 +359,23 @@ def _send_chat(store: Store, row: Any, now: datetime, errors: list[str]) -> Outc
     try:
         url = chat.resolve(data["target"])
     except chat.ChatTemporary as exc:
-        _requeue(store, row, str(exc), now, errors, target)
+        _requeue(store, row, str(exc), now, errors, target, worker)
         return outcome("failed", str(exc))
     faults.crash_point("before-chat-send")
     # From here the receiver may get the message: never sent again automatically.
-    store.mark_message(row["id"], "in-flight", attempts=row["attempts"] + 1)
+    if not store.start_sending(row["id"], worker, row["attempts"] + 1):
+        return None
     try:
         chat.send(url, data["title"], data["body"], data.get("format", "text"))
     except chat.ChatTemporary as exc:
-        _requeue(store, row, str(exc), now, errors, target)
+        _requeue(store, row, str(exc), now, errors, target, worker)
         return outcome("failed", f"{target}: {exc}")
     except chat.ChatRejected as exc:
-        store.mark_message(row["id"], "rejected", last_error=str(exc))
+        store.mark_message(row["id"], "rejected", worker, last_error=str(exc))
         errors.append(f"{target} refused the message for good: {exc}")
         return outcome("rejected", f"{target} refused it for good: {exc}")
     except chat.ChatUncertain as exc:
-        store.mark_message(row["id"], "uncertain", last_error=str(exc))
+        store.mark_message(row["id"], "uncertain", worker, last_error=str(exc))
         errors.append(
             f"delivery uncertain: {row['message_id']} to {target}: {exc}; it is not sent again "
             "(check the channel, then `tostrack outbox resend` if it never arrived)"
@@ -333,6 +385,7 @@ def _send_chat(store: Store, row: Any, now: datetime, errors: list[str]) -> Outc
     store.mark_message(
         row["id"],
         "sent",
+        worker,
         sent_at=clock.now_iso(),
         delivered_to=f"apprise:{target}",
         last_error=None,

@@ -62,6 +62,34 @@ class LeaseTables:
             ).rowcount
         return renewed == 1
 
+    def renew_leases(self, holder: str, seconds: float) -> None:
+        """Extend every lease holder still has (its hosts, its run) in one statement."""
+        until = clock.iso(clock.now() + timedelta(seconds=seconds))
+        with self.transaction() as db:
+            db.execute("UPDATE leases SET expires_at = ? WHERE holder = ?", (until, holder))
+
+    def others_hold(self, prefix: str, holder: str) -> bool:
+        """Whether a worker other than holder has a live lease whose name starts with prefix."""
+        row = self.db.execute(
+            "SELECT 1 FROM leases WHERE substr(name, 1, ?) = ? AND holder <> ?"
+            " AND expires_at >= ? LIMIT 1",
+            (len(prefix), prefix, holder, clock.now_iso()),
+        ).fetchone()
+        return row is not None
+
+    def drop_lease(self, name: str, holder: str) -> None:
+        """Release a lease for good: its row goes (a run's lease is never asked for again)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def drop_expired_leases(self, prefix: str) -> None:
+        """Delete the expired leases whose names start with prefix (dead runs' own leases)."""
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM leases WHERE substr(name, 1, ?) = ? AND expires_at < ?",
+                (len(prefix), prefix, clock.now_iso()),
+            )
+
     def release_lease(self, name: str, holder: str) -> None:
         with self.transaction() as db:
             db.execute(

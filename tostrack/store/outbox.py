@@ -8,8 +8,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from tostrack import clock
 from tostrack.clock import now_iso
 from tostrack.store.connection import Database
 
@@ -31,9 +33,10 @@ class OutgoingMessage:
 
 
 class OutboxTables:
-    """Mixed into Store, which provides db, read_only and transaction()."""
+    """Mixed into Store, which provides db, database, read_only and transaction()."""
 
     db: Database
+    database: Any  # the [store] table (a shared PostgreSQL), or None for the embedded store
     read_only: bool
 
     # queueing -------------------------------------------------------------------------------
@@ -76,11 +79,13 @@ class OutboxTables:
             )
         return added
 
-    def unnotified_diff_ids(self) -> list[int]:
-        """Diffs that should have been notified but never were (a run killed before it)."""
+    def unnotified_diff_ids(self, before: str | None = None) -> list[int]:
+        """Diffs that should have been notified but never were (a run killed before it),
+        detected by `before` (an ISO time) when given."""
         rows = self.db.execute(
             "SELECT id FROM diffs WHERE notify = 1 AND (substantive = 1 OR kind = 'effective-date')"
-            " AND id NOT IN (SELECT diff_id FROM notified_diffs) ORDER BY id"
+            " AND id NOT IN (SELECT diff_id FROM notified_diffs) AND detected_at <= ? ORDER BY id",
+            (before or "9999",),
         )
         return [row[0] for row in rows]
 
@@ -130,6 +135,13 @@ class OutboxTables:
         return added
 
     # sending --------------------------------------------------------------------------------
+    #
+    # Each message is claimed by one sender (claimed_by, claimed_until) before it is sent, with
+    # SKIP LOCKED on PostgreSQL: workers sharing the database send different messages at once,
+    # and a message claimed by a worker that died is claimed again once the claim expires. Only
+    # its claimant moves a message to "in-flight", and only from "queued", so however claims
+    # expire and overlap the final dot goes out once. On the embedded store (one process, under
+    # the workspace lock) every claim left in the database is a dead run's: all count as expired.
 
     def messages_in_state(self, state: str) -> list[sqlite3.Row]:
         return self.db.execute(
@@ -144,19 +156,121 @@ class OutboxTables:
             (horizon,),
         ).fetchall()
 
+    def has_due_messages(self, horizon: str, chat: bool) -> bool:
+        """Whether a queued chat (or e-mail) message is due by `horizon`, claimed or not."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM outbox WHERE state = 'queued'"
+                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+                " AND (channel = 'apprise') = ? LIMIT 1",
+                (horizon, chat),
+            ).fetchone()
+            is not None
+        )
+
     def queued_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
 
-    def mark_message(self, row_id: int, state: str, **values: Any) -> None:
-        """Commit a message's new state (and attempts, last_error, ... when given)."""
+    def _claims_expired_before(self) -> str:
+        """Claims ending before this ISO time are dead (every claim, on the embedded store)."""
+        return clock.now_iso() if self.database is not None else "9999"
+
+    def claim_message(
+        self, holder: str, seconds: float, horizon: str, *, chat: bool, after: int = 0
+    ) -> sqlite3.Row | None:
+        """The first due queued message (chat or e-mail) with an id above `after` that no live
+        claim holds, now claimed by holder for `seconds`; None when there is none."""
+        until = clock.iso(clock.now() + timedelta(seconds=seconds))
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM outbox WHERE state = 'queued' AND id > ?"
+                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+                " AND (channel = 'apprise') = ?"
+                " AND (claimed_until IS NULL OR claimed_until < ?)"
+                f" ORDER BY id LIMIT 1{db.row_lock}",
+                (after, horizon, chat, self._claims_expired_before()),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                (holder, until, row[0]),
+            )
+            return db.execute("SELECT * FROM outbox WHERE id = ?", (row[0],)).fetchone()
+
+    def start_sending(self, row_id: int, holder: str, attempts: int) -> bool:
+        """Commit "in-flight" for a message holder claimed and is about to hand over for good;
+        False when its claim expired and another worker has it (then it must not be sent)."""
+        with self.transaction() as db:
+            moved = db.execute(
+                "UPDATE outbox SET state = 'in-flight', attempts = ?"
+                " WHERE id = ? AND state = 'queued' AND claimed_by = ?",
+                (attempts, row_id, holder),
+            ).rowcount
+        return moved == 1
+
+    def refused_after_sending(self, row_id: int, holder: str) -> None:
+        """Back to "queued", still claimed: the server answered the final dot with a refusal,
+        so it does not have the message (the sender marks what becomes of it next)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'queued' WHERE id = ? AND state = 'in-flight'"
+                " AND claimed_by = ?",
+                (row_id, holder),
+            )
+
+    def release_message(self, row_id: int, holder: str) -> None:
+        """Give back a claimed message that is still queued (this sender stopped before it)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+                " WHERE id = ? AND claimed_by = ? AND state = 'queued'",
+                (row_id, holder),
+            )
+
+    def abandoned_in_flight(self) -> list[sqlite3.Row]:
+        """In-flight messages whose sender's claim expired: it died after handing them over."""
+        return self.db.execute(
+            "SELECT * FROM outbox WHERE state = 'in-flight'"
+            " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id",
+            (self._claims_expired_before(),),
+        ).fetchall()
+
+    def mark_abandoned(self, row_id: int, last_error: str) -> bool:
+        """Mark an abandoned in-flight message "uncertain"; False when another worker did it
+        first (or its sender is alive after all), so the uncertainty is reported once."""
+        with self.transaction() as db:
+            moved = db.execute(
+                "UPDATE outbox SET state = 'uncertain', last_error = ?, claimed_until = NULL"
+                " WHERE id = ? AND state = 'in-flight'"
+                " AND (claimed_until IS NULL OR claimed_until < ?)",
+                (last_error, row_id, self._claims_expired_before()),
+            ).rowcount
+        return moved == 1
+
+    def mark_message(
+        self, row_id: int, state: str, holder: str | None = None, **values: Any
+    ) -> bool:
+        """Commit a message's new state (and attempts, last_error, ... when given). With holder:
+        only while holder's claim on it stands (False when another worker has it now). Back to
+        "queued", the claim is given up; in a final state it ends, claimed_by telling who."""
         unknown = set(values) - _MARKABLE
         if unknown:
             raise ValueError(f"outbox has no column {sorted(unknown)[0]!r} to set")
-        sets = ", ".join(["state = ?", *[f"{k} = ?" for k in values]])
+        sets = ["state = ?", *[f"{k} = ?" for k in values]]
+        if state == "queued":
+            sets.append("claimed_by = NULL")
+        if state != "in-flight":
+            sets.append("claimed_until = NULL")
+        where, params = "id = ?", [row_id]
+        if holder is not None:
+            where, params = "id = ? AND claimed_by = ?", [row_id, holder]
         with self.transaction():
-            self.db.execute(
-                f"UPDATE outbox SET {sets} WHERE id = ?", (state, *values.values(), row_id)
-            )
+            moved = self.db.execute(
+                f"UPDATE outbox SET {', '.join(sets)} WHERE {where}",
+                (state, *values.values(), *params),
+            ).rowcount
+        return moved == 1
 
     # the outbox as people see it ------------------------------------------------------------
 
@@ -183,7 +297,8 @@ class OutboxTables:
     def requeue_message(self, message_id: int) -> None:
         with self.transaction():
             self.db.execute(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?",
+                "UPDATE outbox SET state = 'queued', next_attempt_at = NULL, claimed_by = NULL,"
+                " claimed_until = NULL WHERE id = ?",
                 (message_id,),
             )
 

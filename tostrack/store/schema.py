@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tostrack.errors import StorageError
 from tostrack.store.connection import Database
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The records: sources, versions, the diffs between them and their changes, failures.
 RECORDS = """
@@ -92,7 +92,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     sent_at TEXT,
     delivered_to TEXT,
-    channel TEXT NOT NULL DEFAULT 'email'
+    channel TEXT NOT NULL DEFAULT 'email',
+    claimed_by TEXT,
+    claimed_until TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
 CREATE TABLE IF NOT EXISTS digest_items (
@@ -155,12 +157,22 @@ def _leases_table(db: Database) -> None:
     run_script(db, LEASES)
 
 
+def _outbox_claims(db: Database) -> None:
+    """Schema 6: outbox.claimed_by and claimed_until, so that each message is sent by the one
+    worker that claimed it (and claimed again when that worker died before sending it)."""
+    have = columns(db, "outbox")
+    for column in ("claimed_by", "claimed_until"):
+        if column not in have:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {column} TEXT")
+
+
 # version -> the migration that brings a database at the version below up to it
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     2: _diff_kinds_and_redirects,
     3: _outbox_tables,
     4: _outbox_channels,
     5: _leases_table,
+    6: _outbox_claims,
 }
 
 
