@@ -532,3 +532,27 @@ def test_a_sure_model_overrules_a_rule_but_never_on_high_severity_or_ai_restrict
     ]
     assert withheld.by == "blocked" and withheld.blocked[0].startswith("termination/")
     assert "by model (p=0.000)" in withheld.blocked[0]
+
+
+def test_a_doubting_model_withholds_the_residual_topic_a_harm_word_gave() -> None:
+    """acceptable-use is the residual topic: a rule's match on "unlawful" or "malware" in a
+    clause on another topic yields below RESIDUAL_OVERRULE_BELOW (0.2), a higher bar than
+    the 0.1 of other labels; at 0.15 it goes while termination stays."""
+    import numpy as np
+
+    from tostrack.classify import OVERRULE_BELOW, RESIDUAL_OVERRULE_BELOW, decide
+    from tostrack.classify.model import BUCKETS, Model
+    from tostrack.classify.taxonomy import taxonomy
+
+    assert OVERRULE_BELOW < 0.15 < RESIDUAL_OVERRULE_BELOW
+    labels = tuple(label.id for label in taxonomy())
+    unsure = Model(  # p = 0.15 for every label
+        labels,
+        np.zeros((BUCKETS, len(labels)), dtype=np.float32),
+        np.full(len(labels), float(np.log(0.15 / 0.85))),
+        np.full((2, len(labels)), 0.5),
+    )
+    text = "We may terminate the account of anyone who uses the Services to spread malware."
+    assert {d.label for d in decide(text, model=None)} >= {"termination", "acceptable-use"}
+    kept = {d.label for d in decide(text, model=unsure)}
+    assert "acceptable-use" not in kept and "termination" in kept
