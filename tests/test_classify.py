@@ -447,13 +447,56 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
         dataclasses.replace(
             r,
             gate=None,
-            patterns=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.patterns),
-            weak=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.weak),
+            patterns=tuple(
+                dataclasses.replace(p, gate=None, also=(), require=None) for p in r.patterns
+            ),
+            weak=tuple(dataclasses.replace(p, gate=None, also=(), require=None) for p in r.weak),
         )
         for r in rules
     )
+    assert any(p.require for r in rules for p in r.patterns)  # branch requirements exist
     monkeypatch.setattr(classify, "_rules", lambda: ungated)
     assert [classify_text(t) for t in texts] == gated
+
+
+def test_a_branch_requirement_skips_a_regex_only_when_no_branch_can_match() -> None:
+    """Each branch keeps its own literal conditions: a clause meeting one branch's runs the
+    regex, a clause that has words of both branches but all of neither is skipped."""
+    import re
+
+    from tostrack.classify.rules import _gate, _satisfied
+
+    regex = re.compile(
+        r"\b(?:residents?|users?)\s+(?:\w+\s+){0,3}?(?:in|of)\s+(?:ruritania|elbonia)\b"
+        r"|\b(?:ruritania|elbonia)\b[^.]{0,40}\b(?:sanction\w*|embargo\w*)",
+        re.IGNORECASE,
+    )
+    _gate_words, _also, require = _gate(regex)
+    assert require is not None
+    for text, can in (
+        ("Users located in Elbonia may not sign up.", True),
+        ("Elbonia is under an embargo.", True),
+        ("Users in the sanctioned regions may not sign up.", False),  # no country
+        ("Residents must keep their embargo papers.", False),  # a word of each branch only
+    ):
+        folded = text.casefold()
+        present = frozenset(
+            w
+            for w in (
+                "residents",
+                "resident",
+                "users",
+                "user",
+                "ruritania",
+                "elbonia",
+                "sanction",
+                "embargo",
+            )
+            if w in folded
+        )
+        assert _satisfied(require, present) is can
+        if not can:
+            assert regex.search(text) is None  # what skipping saves is never a match
 
 
 def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:
