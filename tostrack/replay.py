@@ -40,6 +40,11 @@ def all_cores() -> int:
         return os.cpu_count() or 1
 
 
+# What the classifier reads of a clause: its text, what its headings mean to the rules, its
+# lead-in (see HistoryAnalyser._reading).
+Reading = tuple[str, tuple[str, ...], str]
+
+
 class HistoryAnalyser:
     """pipeline.analyse for the versions of one document, classifying each distinct clause once.
 
@@ -49,8 +54,10 @@ class HistoryAnalyser:
     tests/test_replay.py checks that the result equals pipeline.analyse.
     """
 
-    def __init__(self) -> None:
-        self._labels: dict[tuple[str, tuple[str, ...], str], Clause] = {}
+    def __init__(self, known: dict[Reading, Clause] | None = None) -> None:
+        # reading -> a clause so labelled; `known` may be shared by the histories of one replay
+        # (a document's EU and US terms share clauses)
+        self._labels: dict[Reading, Clause] = {} if known is None else known
         self._contexts: dict[tuple[str, ...], tuple[str, ...]] = {}
         # A clause segmented exactly as before (id and place too) is the labelled one again.
         self._labelled: dict[Clause, Clause] = {}
@@ -75,7 +82,7 @@ class HistoryAnalyser:
         self._last = (document, out)
         return out
 
-    def _reading(self, clause: Clause) -> tuple[str, tuple[str, ...], str]:
+    def _reading(self, clause: Clause) -> Reading:
         """What the classifier reads: the text, the lead-in, and what the headings mean to it
         (a renumbered or renamed heading usually changes nothing the rules look at)."""
         from tostrack.classify import heading_context
@@ -127,19 +134,48 @@ _BATCH = 2  # versions a worker sends back at a time
 _worker_analyser: HistoryAnalyser | None = None  # in a worker process: the history so far
 
 
+_worker_extract: _Extraction | None = None
+
+
 def _start_worker() -> None:
-    global _worker_analyser
+    global _worker_analyser, _worker_extract
     _worker_analyser = HistoryAnalyser()
+    _worker_extract = _Extraction()
 
 
 def _analysed_batch(
     snapshots: Sequence[Snapshot], source: Source
 ) -> list[tuple[Document, tuple[Clause, ...]]]:
-    from tostrack.pipeline import extract_snapshots
-
     assert _worker_analyser is not None, "runs in a process started by analyse_versions"
-    documents = [extract_snapshots((s,), source) for s in snapshots]
+    assert _worker_extract is not None
+    documents = [_worker_extract(s, source) for s in snapshots]
     return [(document, _worker_analyser(document)) for document in documents]
+
+
+class _Extraction:
+    """pipeline.extract_snapshots of one capture at a time, in capture order, skipping the
+    extraction of a capture whose text is the previous one's (see _same_markdown)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Snapshot, Document] | None = None  # the capture and its pages' text
+
+    def __call__(self, snapshot: Snapshot, source: Source) -> Document:
+        from tostrack.pipeline import as_captured, extract_pages
+
+        last = self._last
+        if (
+            last is not None
+            and not source.select  # a selector may read link targets
+            and not source.remove
+            and snapshot.content_type == last[0].content_type == "text/markdown"
+            and snapshot.encoding == last[0].encoding
+            and _same_markdown(snapshot.body, last[0].body)
+        ):
+            pages = last[1]
+        else:
+            pages = extract_pages((snapshot,), source)
+        self._last = (snapshot, pages)
+        return as_captured(pages, snapshot.fetched_at)
 
 
 def _load_classifier() -> None:
@@ -158,11 +194,9 @@ def _consecutive_runs(items: Sequence[Snapshot], count: int) -> list[Sequence[Sn
 def _analysed(
     snapshots: Sequence[Snapshot], source: Source
 ) -> Iterator[tuple[Document, tuple[Clause, ...]]]:
-    from tostrack.pipeline import extract_snapshots
-
-    analyse = HistoryAnalyser()
+    analyse, extract = HistoryAnalyser(), _Extraction()
     for snapshot in snapshots:
-        document = extract_snapshots((snapshot,), source)
+        document = extract(snapshot, source)
         yield document, analyse(document)
 
 
@@ -195,8 +229,9 @@ def replay_pairs(
     """
     directories = [d for given in dirs for d in version_dirs(Path(given))]
     if jobs <= 1 or len(directories) <= 1:
+        known: dict[Reading, Clause] = {}  # one classification per reading in the whole replay
         for directory in directories:
-            yield from _directory_records(directory, severity)
+            yield from _directory_records(directory, severity, known)
         return
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
@@ -216,9 +251,9 @@ def _history_bytes(directory: Path) -> int:
 
 
 def _directory_records(
-    directory: Path, severity: Mapping[str, str] | None
+    directory: Path, severity: Mapping[str, str] | None, known: dict[Reading, Clause] | None = None
 ) -> Iterator[dict[str, Any]]:
-    for old, new, diff in replay_directory(directory, severity):
+    for old, new, diff in replay_directory(directory, severity, known=known):
         yield {"document": str(directory), "from": old.name, "to": new.name, **diff_body(diff)}
 
 
@@ -229,17 +264,22 @@ def _directory_record_list(
 
 
 def replay_directory(
-    directory: Path, severity: Mapping[str, str] | None = None
+    directory: Path,
+    severity: Mapping[str, str] | None = None,
+    *,
+    known: dict[Reading, Clause] | None = None,
 ) -> Iterator[tuple[Path, Path, Diff]]:
     """(old file, new file, labelled diff) for each consecutive pair of one document's versions.
 
     Each version is read and analysed once; its clauses, with the ids inherited through
     alignment, are the old side of the next pair, so ids stay stable through the history.
+    `known`: the clause readings classified already (HistoryAnalyser), to share between the
+    directories of one replay.
     """
     from tostrack.extract import extract_file
     from tostrack.pipeline import compare_clauses
 
-    analyse = HistoryAnalyser()
+    analyse = HistoryAnalyser(known)
     previous: tuple[Path, bytes, Document | None, tuple[Clause, ...]] | None = None
     for _captured_at, path in dated_files(directory):
         raw = _read(path)
@@ -269,7 +309,14 @@ def _same_text(path: Path, raw: bytes, before: bytes) -> bool:
     """
     if raw == before:
         return True
-    if path.suffix.lower() not in (".md", ".markdown") or b"`" in raw or b"`" in before:
+    return path.suffix.lower() in (".md", ".markdown") and _same_markdown(raw, before)
+
+
+def _same_markdown(raw: bytes, before: bytes) -> bool:
+    """Markdown that differs at most inside link targets (see _same_text)."""
+    if raw == before:
+        return True
+    if b"`" in raw or b"`" in before:
         return False
     return _LINK_TARGET.sub(b"]()", raw) == _LINK_TARGET.sub(b"]()", before)
 
