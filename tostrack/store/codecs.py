@@ -136,9 +136,15 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + " "
         out.append("[")
+        between = "," + inner
+        out.append(inner)
         for k, item in enumerate(value):
-            out.append(inner if k == 0 else "," + inner)
-            _indented(item, out, inner)
+            if k:
+                out.append(between)
+            if type(item) is str:  # most values: no call for them
+                out.append(_encode_string(item))
+            else:
+                _indented(item, out, inner)
         out.append(newline + "]")
     elif isinstance(value, dict):
         if not value:
@@ -146,13 +152,18 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
             return
         inner = newline + " "
         out.append("{")
+        between = "," + inner
+        out.append(inner)
         for k, (key, item) in enumerate(sorted(value.items())):
             if not isinstance(key, str):
                 raise _Unusual
-            out.append(inner if k == 0 else "," + inner)
-            out.append(_encode_string(key))
-            out.append(": ")
-            _indented(item, out, inner)
+            if k:
+                out.append(between)
+            out.append(_encode_string(key) + ": ")
+            if type(item) is str:
+                out.append(_encode_string(item))
+            else:
+                _indented(item, out, inner)
         out.append(newline + "}")
     else:
         raise _Unusual
