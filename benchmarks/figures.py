@@ -11,7 +11,8 @@ tostrack first on the path (PYTHONPATH, unless set already):
    memory, git's word diff of the same pairs and the ratios (`--check`: the output too);
 2. import_corpus.py: the import in one process (kept for step 4), then with all cores;
 3. report_incremental.py on that workspace: the full render, then nothing new;
-4. run_hosts.py: 300 sources on 30 local hosts, 30 changes, `confirm_delay` 5 s.
+4. run_hosts.py: 300 sources on 30 local hosts, 30 changes, `confirm_delay` 5 s;
+5. classify_cost.py: the classifier's CPU time per distinct clause reading, rules against model.
 
 Each script's own output is printed as it comes, then the table of figures (Markdown). With
 `--readme`, the lines between `<!-- figures:begin -->` and `<!-- figures:end -->` become that
@@ -64,6 +65,9 @@ ROWS = (
     ("300 sources on 30 hosts, 30 changes", "hosts", "run with changes"),
     ("the same, one source after another", "hosts", "one source after another"),
     ("300 sources: target", "hosts", "one confirmation + slowest host"),
+    ("distinct clause readings classified", "classify", "distinct readings classified"),
+    ("classifier, per distinct reading", "classify", "per reading"),
+    ("classifier, rules' share", "classify", "of which rules (match_rules)"),
 )
 
 
@@ -235,6 +239,10 @@ def main(
         )
     if not no_hosts:
         steps["hosts"] = Step("hosts", [str(HERE / "run_hosts.py")])
+    steps["classify"] = Step(
+        "classify",
+        [str(HERE / "classify_cost.py"), str(corpus), *(["--only", only] if only else [])],
+    )
     try:
         for step in steps.values():
             _run(step, env)

@@ -763,7 +763,7 @@ def _title_words(clause: Clause) -> frozenset[str]:
     return frozenset(_run_in_title(clause.text))
 
 
-@lru_cache(maxsize=1 << 14)  # every clause of both versions, at each alignment: most seen before
+@lru_cache(maxsize=1 << 12)  # every clause of both versions, at each alignment: most seen before
 def _run_in_title(text: str) -> tuple[str, ...]:
     """The words of the run-in title `text` opens with, if it has one of one to six words."""
     match = _TITLE.match(normalise(text))

@@ -7,6 +7,7 @@ whole history, exactly as when tracking live.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,6 +44,17 @@ def all_cores() -> int:
 # What the classifier reads of a clause: its text, what its headings mean to the rules, its
 # lead-in (see HistoryAnalyser._reading).
 Reading = tuple[str, tuple[str, ...], str]
+# A clause's labels and evidence, as classify_clauses sets them.
+Labels = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _reading_digest(reading: Reading) -> bytes:
+    """A reading by its content hash: what a replay remembers of each clause it classified,
+    instead of the clause's text (a whole corpus's readings would hold 10 MB of it)."""
+    text, context, lead_in = reading
+    # The text's length first: the parts cannot run into each other (label ids hold no NUL).
+    key = f"{len(text)}\0{text}\0{chr(0).join(context)}\0\0{lead_in}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class HistoryAnalyser:
@@ -54,10 +66,10 @@ class HistoryAnalyser:
     tests/test_replay.py checks that the result equals pipeline.analyse.
     """
 
-    def __init__(self, known: dict[Reading, Clause] | None = None) -> None:
-        # reading -> a clause so labelled; `known` may be shared by the histories of one replay
-        # (a document's EU and US terms share clauses)
-        self._labels: dict[Reading, Clause] = {} if known is None else known
+    def __init__(self, known: dict[bytes, Labels] | None = None) -> None:
+        # _reading_digest -> labels; `known` may be shared by the histories of one replay (a
+        # provider's documents share clauses: its EU and US terms, its API and app terms)
+        self._labels: dict[bytes, Labels] = {} if known is None else known
         self._contexts: dict[tuple[str, ...], tuple[str, ...]] = {}
         # A clause segmented exactly as before (id and place too) is the labelled one again.
         self._labelled: dict[Clause, Clause] = {}
@@ -71,13 +83,16 @@ class HistoryAnalyser:
             return self._last[1]  # the same document as last time: the same clauses
         clauses = segment_document(document)
         fresh = [c for c in clauses if c not in self._labelled]
-        readings = [self._reading(c) for c in fresh]
+        readings = [_reading_digest(self._reading(c)) for c in fresh]
         todo = {r: c for r, c in zip(readings, fresh, strict=True) if r not in self._labels}
         if todo:
-            self._labels.update(zip(todo, classify_clauses(tuple(todo.values())), strict=True))
+            labelled = classify_clauses(tuple(todo.values()))
+            self._labels.update(
+                (r, (c.labels, c.evidence)) for r, c in zip(todo, labelled, strict=True)
+            )
         for clause, reading in zip(fresh, readings, strict=True):
-            known = self._labels[reading]
-            self._labelled[clause] = replace(clause, labels=known.labels, evidence=known.evidence)
+            labels, evidence = self._labels[reading]
+            self._labelled[clause] = replace(clause, labels=labels, evidence=evidence)
         out = tuple(self._labelled[c] for c in clauses)
         self._last = (document, out)
         return out
@@ -132,9 +147,7 @@ def analyse_versions(
 
 _BATCH = 2  # versions a worker sends back at a time
 _worker_analyser: HistoryAnalyser | None = None  # in a worker process: the history so far
-
-
-_worker_extract: _Extraction | None = None
+_worker_extract: _Extraction | None = None  # and the capture it extracted last
 
 
 def _start_worker() -> None:
@@ -229,7 +242,7 @@ def replay_pairs(
     """
     directories = [d for given in dirs for d in version_dirs(Path(given))]
     if jobs <= 1 or len(directories) <= 1:
-        known: dict[Reading, Clause] = {}  # one classification per reading in the whole replay
+        known: dict[bytes, Labels] = {}  # one classification per reading in the whole replay
         for directory in directories:
             yield from _directory_records(directory, severity, known)
         return
@@ -251,7 +264,7 @@ def _history_bytes(directory: Path) -> int:
 
 
 def _directory_records(
-    directory: Path, severity: Mapping[str, str] | None, known: dict[Reading, Clause] | None = None
+    directory: Path, severity: Mapping[str, str] | None, known: dict[bytes, Labels] | None = None
 ) -> Iterator[dict[str, Any]]:
     for old, new, diff in replay_directory(directory, severity, known=known):
         yield {"document": str(directory), "from": old.name, "to": new.name, **diff_body(diff)}
@@ -267,7 +280,7 @@ def replay_directory(
     directory: Path,
     severity: Mapping[str, str] | None = None,
     *,
-    known: dict[Reading, Clause] | None = None,
+    known: dict[bytes, Labels] | None = None,
 ) -> Iterator[tuple[Path, Path, Diff]]:
     """(old file, new file, labelled diff) for each consecutive pair of one document's versions.
 
