@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -64,6 +64,9 @@ class _Pattern:
     # what a match needs, alternative by alternative (see _requirement); None: nothing more
     # than gate and also
     require: Requirement | None = None
+    # literals (casefolded) one of which every match starts with (see _lead): the regex is
+    # tried only where one of them occurs, instead of at every character
+    lead: frozenset[str] | None = None
     unless: _Regex | None = None  # searched inside the match
     unless_after: _Regex | None = None  # matched right after the match
     unless_before: _Regex | None = None  # searched in the text just before it
@@ -233,6 +236,36 @@ def _requirement(items: Any) -> Requirement:
     return tuple(out)
 
 
+def _lead(items: Any) -> set[str] | None:
+    """Literal strings one of which every match of a parsed regex sequence starts with ("use",
+    "using" for "\\b(?:use|using)\\s+..."), or None. Zero-width assertions before them consume
+    nothing, so they do not move where a match starts."""
+    from re import _constants as k
+
+    run: set[str] = {""}
+    for op, av in items:
+        if op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+            continue
+        if op is k.LITERAL:
+            run = {s + chr(av) for s in run}
+        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+            run = {r + chr(c) for r in run for _, c in av}
+        elif op in (k.BRANCH, k.SUBPATTERN):
+            branches = av[1] if op is k.BRANCH else [av[-1]]
+            fulls = [_literal_sets(b)[0] for b in branches]
+            if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
+                alts = set().union(*fulls)  # type: ignore[arg-type]
+                run = {a + b for a in run for b in alts}
+            elif run == {""}:  # each branch starts with its own literals, or we know nothing
+                leads = [_lead(b) for b in branches]
+                return None if any(x is None for x in leads) else set().union(*leads)  # type: ignore[arg-type]
+            else:
+                break
+        else:
+            break
+    return run if run != {""} else None
+
+
 def _satisfied(require: Requirement, present: frozenset[str]) -> bool:
     # Loops rather than any(): this runs for every candidate pattern of every clause.
     for need in require:
@@ -261,10 +294,15 @@ def _requirement_words(require: Requirement) -> set[str]:
 
 def _gate(
     regex: re.Pattern[str],
-) -> tuple[tuple[str, ...] | None, tuple[tuple[str, ...], ...], Requirement | None]:
+) -> tuple[
+    tuple[str, ...] | None,
+    tuple[tuple[str, ...], ...],
+    Requirement | None,
+    frozenset[str] | None,
+]:
     """Literal strings one of which any match must contain, to skip the regex cheaply, the
-    further sets of which a match contains one each, and the branch-by-branch requirement when
-    it says more than those (it has alternatives)."""
+    further sets of which a match contains one each, the branch-by-branch requirement when
+    it says more than those (it has alternatives), and the literals a match starts with."""
     necessary: list[set[str]] = []
     try:
         from re import _parser
@@ -272,18 +310,22 @@ def _gate(
         parsed = _parser.parse(regex.pattern, regex.flags)
         best = _literal_sets(parsed, necessary)[1]
         require: Requirement | None = _requirement(parsed)
+        starts = _lead(parsed)
     except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
-        return None, (), None
+        return None, (), None, None
     if not any(isinstance(need, tuple) for need in require or ()):
         require = None  # only literal sets: gate and also say as much
+    lead = (
+        frozenset(s.casefold() for s in starts) if starts and all(map(_selective, starts)) else None
+    )
     if not best or not all(map(_selective, best)):
-        return None, (), require
+        return None, (), require, lead
     also = {
         tuple(sorted({s.casefold() for s in found}))
         for found in necessary
         if found is not best and found and all(map(_selective, found))
     }
-    return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also)), require
+    return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also)), require, lead
 
 
 def _source(value: str | list[str]) -> str:
@@ -298,8 +340,8 @@ def _veto(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _R
 def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Pattern:
     regex = _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}")
     vetoes = {key: _veto(entry[key], macros, where) for key in _VETOES if key in entry}
-    gate, also, require = _gate(regex)
-    return _Pattern(regex, gate, also, require, id=entry["id"], **vetoes)
+    gate, also, require, lead = _gate(regex)
+    return _Pattern(regex, gate, also, require, lead, id=entry["id"], **vetoes)
 
 
 def _rule_files() -> dict[str, dict[str, Any]]:
@@ -452,7 +494,7 @@ def _gate_automaton() -> Any:
             for word in gate or ():
                 automaton.add_word(word, word)
         for p in every:
-            for word in _requirement_words(p.require or ()):
+            for word in _requirement_words(p.require or ()) | (p.lead or frozenset()):
                 automaton.add_word(word, word)
     automaton.make_automaton()
     return automaton
@@ -534,17 +576,48 @@ def _first_match(
     rules: _Rules, patterns: Sequence[_Pattern], masked: str, present: frozenset[str], min_end: int
 ) -> tuple[int, int] | None:
     """The span of the evidence among those patterns whose literal conditions `present` meets."""
-    return _first_accepted(rules, [p for p in patterns if _admits(p, present)], masked, min_end)
+    admitted = [p for p in patterns if _admits(p, present)]
+    return _first_accepted(rules, admitted, masked, None, present, min_end)
+
+
+def _matches(
+    p: _Pattern, masked: str, folded: str | None, present: frozenset[str]
+) -> Iterator[re.Match[str]]:
+    """p.regex.finditer(masked), trying the regex only where a match can start: at the
+    occurrences of its lead literals in `folded` (masked casefolded, when that kept every
+    character at its place; None otherwise)."""
+    if p.lead is None or folded is None:
+        yield from p.regex.finditer(masked)
+        return
+    starts: set[int] = set()
+    for word in p.lead & present:
+        at = folded.find(word)
+        while at >= 0:
+            starts.add(at)
+            at = folded.find(word, at + 1)
+    resume = 0  # as finditer: the next match begins where the last one ended
+    for at in sorted(starts):
+        if at < resume:
+            continue
+        m = p.regex.match(masked, at)
+        if m is not None:
+            yield m
+            resume = max(m.end(), at + 1)
 
 
 def _first_accepted(
-    rules: _Rules, patterns: Sequence[_Pattern], masked: str, min_end: int
+    rules: _Rules,
+    patterns: Sequence[_Pattern],
+    masked: str,
+    folded: str | None,
+    present: frozenset[str],
+    min_end: int,
 ) -> tuple[int, int] | None:
     # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
     # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
     for p in patterns:
-        for m in p.regex.finditer(masked):
+        for m in _matches(p, masked, folded, present):
             if m.end() <= min_end or m.end() == m.start():
                 continue  # only inside the lead-in: context, not evidence
             if best is not None and m.end() > best[1]:
@@ -563,15 +636,21 @@ def match_rules(
     if not text.strip():
         return ()
     masked = _mask(text)
-    present = _literals_in(masked.casefold())
+    folded = masked.casefold()
+    present = _literals_in(folded)
+    at_place = folded if len(folded) == len(masked) else None  # ß -> ss moves what follows
     trail = " › ".join(heading)
     every = _rules()
     out = []
     for r, (patterns, weak) in sorted(_candidates(_index(every), present).items()):
         rules = every[r]
-        span = _first_accepted(rules, patterns, masked, lead_in_length) if patterns else None
+        span = (
+            _first_accepted(rules, patterns, masked, at_place, present, lead_in_length)
+            if patterns
+            else None
+        )
         if span is None and weak and rules.heading and trail and rules.heading.search(trail):
-            span = _first_accepted(rules, weak, masked, lead_in_length)
+            span = _first_accepted(rules, weak, masked, at_place, present, lead_in_length)
         if span is not None:
             out.append((rules.label, text[span[0] : span[1]].strip()))
     return tuple(out)
