@@ -126,6 +126,8 @@ def table(steps: dict[str, Step], heading: str) -> str:
             found = found if "processes" in found else ""
         else:
             found = value(step.output, label)
+        if figure == "replay output":  # the dump by its name: its folder says nothing to a reader
+            found = re.sub(r"(?:/[^/\s]+)+/([^/\s]+)", r"\1", found)
         if found:
             rows.append(f"| {figure} | {found.replace('|', '/')} |")
     missed = missed_targets(steps)
