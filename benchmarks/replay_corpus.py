@@ -86,7 +86,9 @@ def replay(
     Making the --check lines is not counted in the times."""
     from functools import partial
 
-    from tostrack.replay import version_dirs
+    from replay_output import shared_readings
+
+    from tostrack.replay import replay_directory, version_dirs
 
     kinds = _manifest_kinds(corpus)
     directories = [
@@ -100,6 +102,8 @@ def replay(
         kinds=kinds,
         keep_changes=keep_changes,
         with_lines=with_lines,
+        # As `tostrack replay`: readings classified once per process (a copy per task with -j)
+        shared=shared_readings(replay_directory),
     )
     cpu_before = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -137,6 +141,7 @@ def _replay_document(
     kinds: dict[tuple[str, str], str],
     keep_changes: bool,
     with_lines: bool = False,
+    shared: dict[str, dict[object, object]] | None = None,
 ) -> tuple[list[Pair], list[int], list[str], float]:
     from replay_output import pair_line
 
@@ -149,7 +154,7 @@ def _replay_document(
     lines: list[str] = []
     lines_seconds = 0.0
     t0 = time.perf_counter()
-    for old, new, diff in replay_directory(directory):
+    for old, new, diff in replay_directory(directory, **(shared or {})):
         seconds = time.perf_counter() - t0
         if not clause_counts:
             clause_counts.append(len(diff.old_clauses))
@@ -179,11 +184,15 @@ def _digest(line: str) -> str:
 
 
 def _load_classifier() -> float:
-    """Load the rules and the model (on first use otherwise, inside the first pair's time)."""
+    """Start-up: load the rules and the model, import the pipeline's modules (lxml,
+    markdown-it, rapidfuzz, their compiled patterns) and make the Markdown parser; on first
+    use otherwise, inside the first pair's time."""
+    started = time.perf_counter()
+    from tostrack import align, extract, output, pipeline, segment  # noqa: F401
     from tostrack.classify import classify_text
 
-    started = time.perf_counter()
     classify_text("The rules and the model are loaded on first use, which takes a second.")
+    extract._markdown_parser()
     return time.perf_counter() - started
 
 
@@ -330,7 +339,7 @@ def main(
     cosmetic = sum(p.summary["cosmetic"] for p in pairs)
     out(f"clause changes               {changes} substantive, {cosmetic} cosmetic")
     out(f"clauses per version          mean {sum(counts) / len(counts):.0f}, max {max(counts)}")
-    out(f"classifier start-up          {start_up:.2f} s (rules and model loaded once)")
+    out(f"start-up                     {start_up:.2f} s (modules, rules and model loaded once)")
     out(
         f"tostrack, one process        {one.wall + start_up:.2f} s wall, "
         f"{one.cpu + start_up:.2f} s CPU (extract, segment, classify, align; start-up included)"

@@ -37,9 +37,19 @@ def pair_line(document: str, old: Path, new: Path, diff: object) -> str:
 def replay_lines(directories: Iterable[Path]) -> Iterator[str]:
     from tostrack.replay import replay_directory
 
+    shared = shared_readings(replay_directory)
     for directory in directories:
-        for old, new, diff in replay_directory(directory):
+        for old, new, diff in replay_directory(directory, **shared):
             yield pair_line(str(directory), old, new, diff)
+
+
+def shared_readings(replay_directory: object) -> dict[str, dict[object, object]]:
+    """The keyword that makes replay_directory share its classified readings between the
+    directories of one replay, as `tostrack replay` does (none in older checkouts)."""
+    import inspect
+
+    parameters = inspect.signature(replay_directory).parameters  # type: ignore[arg-type]
+    return {"known": {}} if "known" in parameters else {}
 
 
 def document_lines(directories: Iterable[Path]) -> Iterator[str]:

@@ -447,13 +447,90 @@ def test_literal_gates_never_change_a_result(monkeypatch: pytest.MonkeyPatch) ->
         dataclasses.replace(
             r,
             gate=None,
-            patterns=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.patterns),
-            weak=tuple(dataclasses.replace(p, gate=None, also=()) for p in r.weak),
+            patterns=tuple(
+                dataclasses.replace(p, gate=None, also=(), require=None, lead=None)
+                for p in r.patterns
+            ),
+            weak=tuple(
+                dataclasses.replace(p, gate=None, also=(), require=None, lead=None) for p in r.weak
+            ),
         )
         for r in rules
     )
+    assert any(p.require for r in rules for p in r.patterns)  # branch requirements exist
+    assert sum(1 for r in rules for p in r.patterns if p.lead) > len(rules)  # and leads
     monkeypatch.setattr(classify, "_rules", lambda: ungated)
     assert [classify_text(t) for t in texts] == gated
+
+
+def test_a_branch_requirement_skips_a_regex_only_when_no_branch_can_match() -> None:
+    """Each branch keeps its own literal conditions: a clause meeting one branch's runs the
+    regex, a clause that has words of both branches but all of neither is skipped."""
+    import re
+
+    from tostrack.classify.rules import _gate, _satisfied
+
+    regex = re.compile(
+        r"\b(?:residents?|users?)\s+(?:\w+\s+){0,3}?(?:in|of)\s+(?:ruritania|elbonia)\b"
+        r"|\b(?:ruritania|elbonia)\b[^.]{0,40}\b(?:sanction\w*|embargo\w*)",
+        re.IGNORECASE,
+    )
+    require = _gate(regex)[2]
+    assert require is not None
+    for text, can in (
+        ("Users located in Elbonia may not sign up.", True),
+        ("Elbonia is under an embargo.", True),
+        ("Users in the sanctioned regions may not sign up.", False),  # no country
+        ("Residents must keep their embargo papers.", False),  # a word of each branch only
+    ):
+        folded = text.casefold()
+        present = frozenset(
+            w
+            for w in (
+                "residents",
+                "resident",
+                "users",
+                "user",
+                "ruritania",
+                "elbonia",
+                "sanction",
+                "embargo",
+            )
+            if w in folded
+        )
+        assert _satisfied(require, present) is can
+        if not can:
+            assert regex.search(text) is None  # what skipping saves is never a match
+
+
+def test_a_regex_tried_only_where_its_lead_literals_occur_finds_what_finditer_finds() -> None:
+    """Matches start at an occurrence of the lead literals, so trying the regex there alone
+    gives finditer's matches, in order, without overlaps; where casefolding moves characters
+    (ß -> ss), the whole text is searched as before."""
+    import re
+
+    from tostrack.classify.rules import _gate, _matches, _Pattern
+
+    regex = re.compile(r"(?<!not )\b(?:use|using|the use of)\s+(?:\w+\s+){0,2}?data\b", re.I)
+    lead = _gate(regex)[3]
+    assert lead == frozenset({"use", "using", "the use of"})
+    pattern = _Pattern(regex, lead=lead)
+    texts = (
+        "We use your data; USING customer data and the use of usage data too.",
+        "You may not use data, but we use the data and using data is fine.",
+        "Use data. Use-data. use\ndata. reuse data. used data.",
+        "Straße: we use your data.",  # casefolding lengthens it: no positions to trust
+    )
+    for text in texts:
+        folded = text.casefold()
+        present = frozenset(w for w in lead if w in folded)
+        at_place = folded if len(folded) == len(text) else None
+        got = [m.span() for m in _matches(pattern, text, at_place, present)]
+        assert got == [m.span() for m in regex.finditer(text)], text
+    assert [m.group(0) for m in _matches(pattern, texts[1], texts[1].casefold(), lead)] == [
+        "use the data",
+        "using data",
+    ]
 
 
 def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:

@@ -393,3 +393,31 @@ def test_reordered_markdown_sections_give_only_moves(sections: list, rnd: random
     diff = compare_markdown(old, render(shuffled, BASE_STYLE))
     assert {c.kind for c in diff.changes} <= {"moved", "modified"}
     assert all(not c.substantive for c in diff.changes if c.kind == "modified")
+
+
+# -- the store's JSON ---------------------------------------------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities too: written as json.dumps writes them
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=2)
+    ),  # keys json.dumps turns into strings
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_stored_json_is_what_json_dumps_writes(value: object) -> None:
+    import json
+
+    from tostrack.store.codecs import json_bytes
+
+    expected = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+    assert json_bytes(value) == expected

@@ -162,6 +162,69 @@ def test_markdown_differing_only_in_link_targets_is_not_extracted_again(
     assert records[1]["summary"]["substantive"] == 1  # the link text itself changed
 
 
+def test_versions_analysed_for_import_skip_link_target_churn_but_date_each_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """analyse_versions (import) does not extract a capture again when only link targets
+    moved, but whether its effective date is still to come is read at its own capture time;
+    a source with select/remove rules is always extracted (a selector may read a link)."""
+    import tostrack.pipeline
+    from tostrack.models import Snapshot, Source
+    from tostrack.replay import analyse_versions
+
+    dated = "Effective: March 1, 2026\n\n" + V2_COSMETIC
+    tracked = dated.replace("utm_source=x", "utm_source=y")
+    calls: list[bytes] = []
+    real = tostrack.pipeline.extract_pages
+    monkeypatch.setattr(
+        tostrack.pipeline,
+        "extract_pages",
+        lambda snapshots, source: calls.append(snapshots[0].body) or real(snapshots, source),
+    )
+
+    def captures(source: Source) -> list[Snapshot]:
+        return [
+            Snapshot(source.id, source.url, at, 200, "text/markdown", text.encode())
+            for at, text in (("2026-02-01T00:00:00Z", dated), ("2026-03-02T00:00:00Z", tracked))
+        ]
+
+    source = Source(id="corvid/terms", urls=("https://corvid.example/terms",))
+    (first, _), (second, clauses) = analyse_versions(captures(source), source)
+    assert len(calls) == 1
+    assert first.effective_date == second.effective_date == "2026-03-01"
+    assert first.effective_date_is_future and not second.effective_date_is_future
+    alone = tostrack.pipeline.extract_snapshots(captures(source)[1:], source)
+    assert second == alone and clauses == analyse(alone)
+
+    calls.clear()
+    selective = Source(id="corvid/terms", urls=source.urls, select=("main",))
+    list(analyse_versions(captures(selective), selective))
+    assert len(calls) == 2
+
+
+def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tostrack.classify
+
+    corpus = tmp_path / "corpus"
+    write_history(corpus / "corvid" / "terms", [V1, V3])
+    write_history(corpus / "nimbus" / "terms", [V3, V1])  # the same clauses, other order
+    expected = list(replay_pairs([corpus], jobs=2))  # each document in a process of its own
+    texts: list[str] = []
+    real = tostrack.classify.classify_clauses
+    monkeypatch.setattr(
+        tostrack.classify,
+        "classify_clauses",
+        lambda clauses: texts.extend(c.full_text for c in clauses) or real(clauses),
+    )
+    list(replay_pairs([corpus / "corvid" / "terms"]))
+    corvid_alone = sorted(texts)
+    texts.clear()
+    assert list(replay_pairs([corpus])) == expected
+    assert sorted(texts) == corvid_alone  # nothing of nimbus's was read again
+
+
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 

@@ -42,7 +42,7 @@ def test_sample_replays_the_same_without_shortcuts(monkeypatch: pytest.MonkeyPat
     with monkeypatch.context() as slow:
         slow.setattr(extract, "_markdown_chunks", lambda text: None)
         slow.setattr(align, "_identical", lambda old, new: False)
-        slow.setattr(replay, "HistoryAnalyser", lambda: analyse)
+        slow.setattr(replay, "HistoryAnalyser", lambda known=None: analyse)
         assert _lines(sample) == fast
     assert len(fast) >= 4
 

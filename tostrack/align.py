@@ -353,17 +353,14 @@ class _Vocabulary:
     def _encode(self, words: tuple[str, ...], text: str) -> str:
         if not words:  # no wording: only identical punctuation matches it
             return "\x00" + normalise(text)
-        out = []
         codes = self.codes
         for word in words:
-            code = codes.get(word)
-            if code is None:
+            if word not in codes:  # codes in order of first use, as before
                 point = 0x100 + len(codes)
                 if point >= 0xD800:  # skip the surrogate range
                     point += 0x800
-                code = codes[word] = chr(point)
-            out.append(code)
-        return "".join(out)
+                codes[word] = chr(point)
+        return "".join(map(codes.__getitem__, words))
 
 
 def _keep_order(pairs: Sequence[tuple[int, int, float]]) -> set[int]:
@@ -763,9 +760,15 @@ class _Aligner:
 
 def _title_words(clause: Clause) -> frozenset[str]:
     """The words of the run-in title a clause opens with ("Your Content."), if any."""
-    match = _TITLE.match(normalise(clause.text))
+    return frozenset(_run_in_title(clause.text))
+
+
+@lru_cache(maxsize=1 << 12)  # every clause of both versions, at each alignment: most seen before
+def _run_in_title(text: str) -> tuple[str, ...]:
+    """The words of the run-in title `text` opens with, if it has one of one to six words."""
+    match = _TITLE.match(normalise(text))
     words = _WORD.findall(match.group(1).casefold()) if match else []
-    return frozenset(words) if 1 <= len(words) <= 6 else frozenset()
+    return tuple(words) if 1 <= len(words) <= 6 else ()
 
 
 def _introduces(paragraph: Clause, item: Clause) -> bool:
@@ -792,11 +795,9 @@ def _unique_titles(clauses: Sequence[Clause]) -> dict[int, str]:
     one clause of the version. Rewritten provisions usually keep their title."""
     found: dict[str, list[int]] = {}
     for k, clause in enumerate(clauses):
-        match = _TITLE.match(normalise(clause.text))
-        if match:
-            words = _WORD.findall(match.group(1).casefold())
-            if 1 <= len(words) <= 6:
-                found.setdefault(" ".join(words), []).append(k)
+        words = _run_in_title(clause.text)
+        if words:
+            found.setdefault(" ".join(words), []).append(k)
     return {ks[0]: title for title, ks in found.items() if len(ks) == 1}
 
 

@@ -68,8 +68,11 @@ def compare_files(
 
 def extract_snapshots(snapshots: Sequence[Snapshot], source: Source) -> Document:
     """Extract each fetched page and join them into one document (for combined sources)."""
-    from dataclasses import replace
+    return as_captured(extract_pages(snapshots, source), snapshots[0].fetched_at)
 
+
+def extract_pages(snapshots: Sequence[Snapshot], source: Source) -> Document:
+    """extract_snapshots before as_captured: what the pages say, whenever they were fetched."""
     from tostrack.extract import extract_bytes
 
     documents = [
@@ -92,10 +95,16 @@ def extract_snapshots(snapshots: Sequence[Snapshot], source: Source) -> Document
             metadata=tuple(m for d in documents for m in d.metadata),
         )
     )
-    # An announced date later than the capture is a change still to come: say so.
-    fetched_day = snapshots[0].fetched_at[:10]
-    if document.effective_date and document.effective_date > fetched_day:
-        document = replace(document, effective_date_is_future=True)
+    return document
+
+
+def as_captured(document: Document, fetched_at: str) -> Document:
+    """The document as of its capture: an announced date later than the capture is a change
+    still to come, and says so."""
+    from dataclasses import replace
+
+    if document.effective_date and document.effective_date > fetched_at[:10]:
+        return replace(document, effective_date_is_future=True)
     return document
 
 
@@ -481,11 +490,10 @@ def _earlier_variant(
         return None
     digest = text_digest(clauses)
     now = clock.parse_iso(fetched_at)
-    for version in store.versions(source_id):
-        if version.id == current.id or version.origin != origin:
+    for version in store.versions_with_text(source_id, digest, origin):
+        if version.id == current.id:
             continue
-        recent = (now - clock.parse_iso(version.captured_at)).total_seconds() <= window
-        if recent and version.text_sha256 == digest:
+        if (now - clock.parse_iso(version.captured_at)).total_seconds() <= window:
             return version
     return None
 

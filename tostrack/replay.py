@@ -7,6 +7,7 @@ whole history, exactly as when tracking live.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +41,22 @@ def all_cores() -> int:
         return os.cpu_count() or 1
 
 
+# What the classifier reads of a clause: its text, what its headings mean to the rules, its
+# lead-in (see HistoryAnalyser._reading).
+Reading = tuple[str, tuple[str, ...], str]
+# A clause's labels and evidence, as classify_clauses sets them.
+Labels = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def _reading_digest(reading: Reading) -> bytes:
+    """A reading by its content hash: what a replay remembers of each clause it classified,
+    instead of the clause's text (a whole corpus's readings would hold 10 MB of it)."""
+    text, context, lead_in = reading
+    # The text's length first: the parts cannot run into each other (label ids hold no NUL).
+    key = f"{len(text)}\0{text}\0{chr(0).join(context)}\0\0{lead_in}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class HistoryAnalyser:
     """pipeline.analyse for the versions of one document, classifying each distinct clause once.
 
@@ -49,8 +66,10 @@ class HistoryAnalyser:
     tests/test_replay.py checks that the result equals pipeline.analyse.
     """
 
-    def __init__(self) -> None:
-        self._labels: dict[tuple[str, tuple[str, ...], str], Clause] = {}
+    def __init__(self, known: dict[bytes, Labels] | None = None) -> None:
+        # _reading_digest -> labels; `known` may be shared by the histories of one replay (a
+        # provider's documents share clauses: its EU and US terms, its API and app terms)
+        self._labels: dict[bytes, Labels] = {} if known is None else known
         self._contexts: dict[tuple[str, ...], tuple[str, ...]] = {}
         # A clause segmented exactly as before (id and place too) is the labelled one again.
         self._labelled: dict[Clause, Clause] = {}
@@ -64,18 +83,21 @@ class HistoryAnalyser:
             return self._last[1]  # the same document as last time: the same clauses
         clauses = segment_document(document)
         fresh = [c for c in clauses if c not in self._labelled]
-        readings = [self._reading(c) for c in fresh]
+        readings = [_reading_digest(self._reading(c)) for c in fresh]
         todo = {r: c for r, c in zip(readings, fresh, strict=True) if r not in self._labels}
         if todo:
-            self._labels.update(zip(todo, classify_clauses(tuple(todo.values())), strict=True))
+            labelled = classify_clauses(tuple(todo.values()))
+            self._labels.update(
+                (r, (c.labels, c.evidence)) for r, c in zip(todo, labelled, strict=True)
+            )
         for clause, reading in zip(fresh, readings, strict=True):
-            known = self._labels[reading]
-            self._labelled[clause] = replace(clause, labels=known.labels, evidence=known.evidence)
+            labels, evidence = self._labels[reading]
+            self._labelled[clause] = replace(clause, labels=labels, evidence=evidence)
         out = tuple(self._labelled[c] for c in clauses)
         self._last = (document, out)
         return out
 
-    def _reading(self, clause: Clause) -> tuple[str, tuple[str, ...], str]:
+    def _reading(self, clause: Clause) -> Reading:
         """What the classifier reads: the text, the lead-in, and what the headings mean to it
         (a renumbered or renamed heading usually changes nothing the rules look at)."""
         from tostrack.classify import heading_context
@@ -125,21 +147,48 @@ def analyse_versions(
 
 _BATCH = 2  # versions a worker sends back at a time
 _worker_analyser: HistoryAnalyser | None = None  # in a worker process: the history so far
+_worker_extract: _Extraction | None = None  # and the capture it extracted last
 
 
 def _start_worker() -> None:
-    global _worker_analyser
+    global _worker_analyser, _worker_extract
     _worker_analyser = HistoryAnalyser()
+    _worker_extract = _Extraction()
 
 
 def _analysed_batch(
     snapshots: Sequence[Snapshot], source: Source
 ) -> list[tuple[Document, tuple[Clause, ...]]]:
-    from tostrack.pipeline import extract_snapshots
-
     assert _worker_analyser is not None, "runs in a process started by analyse_versions"
-    documents = [extract_snapshots((s,), source) for s in snapshots]
+    assert _worker_extract is not None
+    documents = [_worker_extract(s, source) for s in snapshots]
     return [(document, _worker_analyser(document)) for document in documents]
+
+
+class _Extraction:
+    """pipeline.extract_snapshots of one capture at a time, in capture order, skipping the
+    extraction of a capture whose text is the previous one's (see _same_markdown)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Snapshot, Document] | None = None  # the capture and its pages' text
+
+    def __call__(self, snapshot: Snapshot, source: Source) -> Document:
+        from tostrack.pipeline import as_captured, extract_pages
+
+        last = self._last
+        if (
+            last is not None
+            and not source.select  # a selector may read link targets
+            and not source.remove
+            and snapshot.content_type == last[0].content_type == "text/markdown"
+            and snapshot.encoding == last[0].encoding
+            and _same_markdown(snapshot.body, last[0].body)
+        ):
+            pages = last[1]
+        else:
+            pages = extract_pages((snapshot,), source)
+        self._last = (snapshot, pages)
+        return as_captured(pages, snapshot.fetched_at)
 
 
 def _load_classifier() -> None:
@@ -158,11 +207,9 @@ def _consecutive_runs(items: Sequence[Snapshot], count: int) -> list[Sequence[Sn
 def _analysed(
     snapshots: Sequence[Snapshot], source: Source
 ) -> Iterator[tuple[Document, tuple[Clause, ...]]]:
-    from tostrack.pipeline import extract_snapshots
-
-    analyse = HistoryAnalyser()
+    analyse, extract = HistoryAnalyser(), _Extraction()
     for snapshot in snapshots:
-        document = extract_snapshots((snapshot,), source)
+        document = extract(snapshot, source)
         yield document, analyse(document)
 
 
@@ -195,8 +242,9 @@ def replay_pairs(
     """
     directories = [d for given in dirs for d in version_dirs(Path(given))]
     if jobs <= 1 or len(directories) <= 1:
+        known: dict[bytes, Labels] = {}  # one classification per reading in the whole replay
         for directory in directories:
-            yield from _directory_records(directory, severity)
+            yield from _directory_records(directory, severity, known)
         return
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
@@ -216,9 +264,9 @@ def _history_bytes(directory: Path) -> int:
 
 
 def _directory_records(
-    directory: Path, severity: Mapping[str, str] | None
+    directory: Path, severity: Mapping[str, str] | None, known: dict[bytes, Labels] | None = None
 ) -> Iterator[dict[str, Any]]:
-    for old, new, diff in replay_directory(directory, severity):
+    for old, new, diff in replay_directory(directory, severity, known=known):
         yield {"document": str(directory), "from": old.name, "to": new.name, **diff_body(diff)}
 
 
@@ -229,17 +277,22 @@ def _directory_record_list(
 
 
 def replay_directory(
-    directory: Path, severity: Mapping[str, str] | None = None
+    directory: Path,
+    severity: Mapping[str, str] | None = None,
+    *,
+    known: dict[bytes, Labels] | None = None,
 ) -> Iterator[tuple[Path, Path, Diff]]:
     """(old file, new file, labelled diff) for each consecutive pair of one document's versions.
 
     Each version is read and analysed once; its clauses, with the ids inherited through
     alignment, are the old side of the next pair, so ids stay stable through the history.
+    `known`: the clause readings classified already (HistoryAnalyser), to share between the
+    directories of one replay.
     """
     from tostrack.extract import extract_file
     from tostrack.pipeline import compare_clauses
 
-    analyse = HistoryAnalyser()
+    analyse = HistoryAnalyser(known)
     previous: tuple[Path, bytes, Document | None, tuple[Clause, ...]] | None = None
     for _captured_at, path in dated_files(directory):
         raw = _read(path)
@@ -269,7 +322,14 @@ def _same_text(path: Path, raw: bytes, before: bytes) -> bool:
     """
     if raw == before:
         return True
-    if path.suffix.lower() not in (".md", ".markdown") or b"`" in raw or b"`" in before:
+    return path.suffix.lower() in (".md", ".markdown") and _same_markdown(raw, before)
+
+
+def _same_markdown(raw: bytes, before: bytes) -> bool:
+    """Markdown that differs at most inside link targets (see _same_text)."""
+    if raw == before:
+        return True
+    if b"`" in raw or b"`" in before:
         return False
     return _LINK_TARGET.sub(b"]()", raw) == _LINK_TARGET.sub(b"]()", before)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -61,6 +61,12 @@ class _Pattern:
     # further necessary literal sets: a match contains one of each ("may" ... "update" ...
     # "terms"), so a clause lacking any of them is skipped too
     also: tuple[tuple[str, ...], ...] = ()
+    # what a match needs, alternative by alternative (see _requirement); None: nothing more
+    # than gate and also
+    require: Requirement | None = None
+    # literals (casefolded) one of which every match starts with (see _lead): the regex is
+    # tried only where one of them occurs, instead of at every character
+    lead: frozenset[str] | None = None
     unless: _Regex | None = None  # searched inside the match
     unless_after: _Regex | None = None  # matched right after the match
     unless_before: _Regex | None = None  # searched in the text just before it
@@ -175,24 +181,151 @@ def _selective(literal: str) -> bool:
     return len(literal) >= 3 or (len(literal) == 2 and CJK_RUN.fullmatch(literal) is not None)
 
 
-def _gate(regex: re.Pattern[str]) -> tuple[tuple[str, ...] | None, tuple[tuple[str, ...], ...]]:
-    """Literal strings one of which any match must contain, to skip the regex cheaply, and the
-    further sets of which a match contains one each."""
+# What a match must contain: every item holds, an item being a set of literals (casefolded) one
+# of which the match contains, or a tuple of alternatives of which one holds (each a
+# Requirement itself, e.g. the branches of "located in (?:cuba|iran)|(?:cuba|iran) ... sanction").
+Requirement = tuple["frozenset[str] | tuple[Requirement, ...]", ...]
+
+
+def _requirement(items: Any) -> Requirement:
+    """What any match of a parsed regex sequence must contain, branch by branch.
+
+    _literal_sets gives one set per branch point (the union of the branches' best sets); this
+    keeps each branch's own conditions, so "users of ... iran" is skipped on a clause that names
+    users but no sanctioned country. Only selective literals count (a set with a short one is
+    no condition), so every word to look up is in the gate automaton.
+    """
+    from re import _constants as k
+
+    out: list[frozenset[str] | tuple[Requirement, ...]] = []
+    run: set[str] = {""}
+
+    def flush() -> None:
+        nonlocal run
+        if run != {""} and all(map(_selective, run)):
+            out.append(frozenset(s.casefold() for s in run))
+        run = {""}
+
+    for op, av in items:
+        if op is k.LITERAL:
+            run = {s + chr(av) for s in run}
+        elif op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+            continue  # zero width: literal text on both sides stays adjacent
+        elif op in (k.BRANCH, k.SUBPATTERN):
+            branches = av[1] if op is k.BRANCH else [av[-1]]
+            fulls = [_literal_sets(b)[0] for b in branches]
+            if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
+                alts = set().union(*fulls)  # type: ignore[arg-type]
+                run = {a + b for a in run for b in alts}
+                continue
+            flush()
+            needs = [_requirement(b) for b in branches]
+            if len(needs) == 1:
+                out.extend(needs[0])
+            elif all(needs):  # a branch that needs nothing makes the whole choice no condition
+                out.append(tuple(needs))
+        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+            run = {r + chr(c) for r in run for _, c in av}
+        elif op in (k.MAX_REPEAT, k.MIN_REPEAT):
+            flush()
+            if av[0] >= 1:
+                out.extend(_requirement(av[2]))
+        else:  # character classes, any, backreferences: no literal to rely on
+            flush()
+    flush()
+    return tuple(out)
+
+
+def _lead(items: Any) -> set[str] | None:
+    """Literal strings one of which every match of a parsed regex sequence starts with ("use",
+    "using" for "\\b(?:use|using)\\s+..."), or None. Zero-width assertions before them consume
+    nothing, so they do not move where a match starts."""
+    from re import _constants as k
+
+    run: set[str] = {""}
+    for op, av in items:
+        if op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+            continue
+        if op is k.LITERAL:
+            run = {s + chr(av) for s in run}
+        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+            run = {r + chr(c) for r in run for _, c in av}
+        elif op in (k.BRANCH, k.SUBPATTERN):
+            branches = av[1] if op is k.BRANCH else [av[-1]]
+            fulls = [_literal_sets(b)[0] for b in branches]
+            if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
+                alts = set().union(*fulls)  # type: ignore[arg-type]
+                run = {a + b for a in run for b in alts}
+            elif run == {""}:  # each branch starts with its own literals, or we know nothing
+                leads = [_lead(b) for b in branches]
+                return None if any(x is None for x in leads) else set().union(*leads)  # type: ignore[arg-type]
+            else:
+                break
+        else:
+            break
+    return run if run != {""} else None
+
+
+def _satisfied(require: Requirement, present: frozenset[str]) -> bool:
+    # Loops rather than any(): this runs for every candidate pattern of every clause.
+    for need in require:
+        if isinstance(need, frozenset):
+            if present.isdisjoint(need):
+                return False
+        else:
+            for alternative in need:
+                if _satisfied(alternative, present):
+                    break
+            else:
+                return False
+    return True
+
+
+def _requirement_words(require: Requirement) -> set[str]:
+    words: set[str] = set()
+    for need in require:
+        if isinstance(need, frozenset):
+            words |= need
+        else:
+            for alternative in need:
+                words |= _requirement_words(alternative)
+    return words
+
+
+def _gate(
+    regex: re.Pattern[str],
+) -> tuple[
+    tuple[str, ...] | None,
+    tuple[tuple[str, ...], ...],
+    Requirement | None,
+    frozenset[str] | None,
+]:
+    """Literal strings one of which any match must contain, to skip the regex cheaply, the
+    further sets of which a match contains one each, the branch-by-branch requirement when
+    it says more than those (it has alternatives), and the literals a match starts with."""
     necessary: list[set[str]] = []
     try:
         from re import _parser
 
-        best = _literal_sets(_parser.parse(regex.pattern, regex.flags), necessary)[1]
+        parsed = _parser.parse(regex.pattern, regex.flags)
+        best = _literal_sets(parsed, necessary)[1]
+        require: Requirement | None = _requirement(parsed)
+        starts = _lead(parsed)
     except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
-        return None, ()
+        return None, (), None, None
+    if not any(isinstance(need, tuple) for need in require or ()):
+        require = None  # only literal sets: gate and also say as much
+    lead = (
+        frozenset(s.casefold() for s in starts) if starts and all(map(_selective, starts)) else None
+    )
     if not best or not all(map(_selective, best)):
-        return None, ()
+        return None, (), require, lead
     also = {
         tuple(sorted({s.casefold() for s in found}))
         for found in necessary
         if found is not best and found and all(map(_selective, found))
     }
-    return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also))
+    return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also)), require, lead
 
 
 def _source(value: str | list[str]) -> str:
@@ -207,8 +340,8 @@ def _veto(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _R
 def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Pattern:
     regex = _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}")
     vetoes = {key: _veto(entry[key], macros, where) for key in _VETOES if key in entry}
-    gate, also = _gate(regex)
-    return _Pattern(regex, gate, also, id=entry["id"], **vetoes)
+    gate, also, require, lead = _gate(regex)
+    return _Pattern(regex, gate, also, require, lead, id=entry["id"], **vetoes)
 
 
 def _rule_files() -> dict[str, dict[str, Any]]:
@@ -360,6 +493,9 @@ def _gate_automaton() -> Any:
         for gate in (rules.gate, *(p.gate for p in every), *(g for p in every for g in p.also)):
             for word in gate or ():
                 automaton.add_word(word, word)
+        for p in every:
+            for word in _requirement_words(p.require or ()) | (p.lead or frozenset()):
+                automaton.add_word(word, word)
     automaton.make_automaton()
     return automaton
 
@@ -371,18 +507,117 @@ def _literals_in(folded: str) -> frozenset[str]:
     return frozenset(word for _, word in automaton.iter(folded))
 
 
+@dataclass(frozen=True)
+class _Index:
+    """Which patterns a literal lets through: a clause's literals name the few patterns worth
+    checking, instead of a test of every pattern's gate (273 patterns, most gated out)."""
+
+    rules: tuple[_Rules, ...]
+    ungated: tuple[int, ...]  # patterns without a gate: always candidates
+    by_word: Mapping[str, tuple[int, ...]]  # gate literal -> the patterns it gates
+    # pattern number -> (rule number, weak?, the pattern), numbered in rule and pattern order
+    patterns: tuple[tuple[int, bool, _Pattern], ...]
+
+
+_indexes: dict[int, _Index] = {}  # by id() of the rules tuple, which the index keeps alive
+
+
+def _index(rules: tuple[_Rules, ...]) -> _Index:
+    index = _indexes.get(id(rules))
+    if index is not None and index.rules is rules:
+        return index
+    patterns = tuple(
+        (r, weak, p)
+        for r, rule in enumerate(rules)
+        for weak, group in ((False, rule.patterns), (True, rule.weak))
+        for p in group
+    )
+    ungated: list[int] = []
+    by_word: dict[str, list[int]] = {}
+    for n, (_, _, p) in enumerate(patterns):
+        if p.gate is None:
+            ungated.append(n)
+        for word in p.gate or ():
+            by_word.setdefault(word, []).append(n)
+    index = _Index(rules, tuple(ungated), {w: tuple(ns) for w, ns in by_word.items()}, patterns)
+    _indexes.clear()  # one rule set at a time (tests swap in their own)
+    _indexes[id(rules)] = index
+    return index
+
+
+def _candidates(
+    index: _Index, present: frozenset[str]
+) -> dict[int, tuple[list[_Pattern], list[_Pattern]]]:
+    """Rule number -> (patterns, weak patterns) whose literal conditions the clause meets, in
+    their order: the only ones whose regexes can match."""
+    numbers = set(index.ungated)
+    for word in present:
+        numbers.update(index.by_word.get(word, ()))
+    out: dict[int, tuple[list[_Pattern], list[_Pattern]]] = {}
+    for n in sorted(numbers):
+        r, weak, p = index.patterns[n]
+        if _admits(p, present, gate=False):
+            out.setdefault(r, ([], []))[weak].append(p)
+    return out
+
+
+def _admits(p: _Pattern, present: frozenset[str], *, gate: bool = True) -> bool:
+    """Does a clause with these literals meet the pattern's literal conditions (gate: its gate
+    too; _candidates has checked that already)?"""
+    if gate and p.gate is not None and present.isdisjoint(p.gate):
+        return False
+    for words in p.also:
+        if present.isdisjoint(words):
+            return False
+    return p.require is None or _satisfied(p.require, present)
+
+
 def _first_match(
     rules: _Rules, patterns: Sequence[_Pattern], masked: str, present: frozenset[str], min_end: int
+) -> tuple[int, int] | None:
+    """The span of the evidence among those patterns whose literal conditions `present` meets."""
+    admitted = [p for p in patterns if _admits(p, present)]
+    return _first_accepted(rules, admitted, masked, None, present, min_end)
+
+
+def _matches(
+    p: _Pattern, masked: str, folded: str | None, present: frozenset[str]
+) -> Iterator[re.Match[str]]:
+    """p.regex.finditer(masked), trying the regex only where a match can start: at the
+    occurrences of its lead literals in `folded` (masked casefolded, when that kept every
+    character at its place; None otherwise)."""
+    if p.lead is None or folded is None:
+        yield from p.regex.finditer(masked)
+        return
+    starts: set[int] = set()
+    for word in p.lead & present:
+        at = folded.find(word)
+        while at >= 0:
+            starts.add(at)
+            at = folded.find(word, at + 1)
+    resume = 0  # as finditer: the next match begins where the last one ended
+    for at in sorted(starts):
+        if at < resume:
+            continue
+        m = p.regex.match(masked, at)
+        if m is not None:
+            yield m
+            resume = max(m.end(), at + 1)
+
+
+def _first_accepted(
+    rules: _Rules,
+    patterns: Sequence[_Pattern],
+    masked: str,
+    folded: str | None,
+    present: frozenset[str],
+    min_end: int,
 ) -> tuple[int, int] | None:
     # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
     # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
     for p in patterns:
-        if p.gate is not None and present.isdisjoint(p.gate):
-            continue
-        if any(present.isdisjoint(words) for words in p.also):
-            continue
-        for m in p.regex.finditer(masked):
+        for m in _matches(p, masked, folded, present):
             if m.end() <= min_end or m.end() == m.start():
                 continue  # only inside the lead-in: context, not evidence
             if best is not None and m.end() > best[1]:
@@ -401,15 +636,21 @@ def match_rules(
     if not text.strip():
         return ()
     masked = _mask(text)
-    present = _literals_in(masked.casefold())
+    folded = masked.casefold()
+    present = _literals_in(folded)
+    at_place = folded if len(folded) == len(masked) else None  # ß -> ss moves what follows
     trail = " › ".join(heading)
+    every = _rules()
     out = []
-    for rules in _rules():
-        span = None
-        if rules.gate is None or not present.isdisjoint(rules.gate):
-            span = _first_match(rules, rules.patterns, masked, present, lead_in_length)
-        if span is None and rules.weak and rules.heading and trail and rules.heading.search(trail):
-            span = _first_match(rules, rules.weak, masked, present, lead_in_length)
+    for r, (patterns, weak) in sorted(_candidates(_index(every), present).items()):
+        rules = every[r]
+        span = (
+            _first_accepted(rules, patterns, masked, at_place, present, lead_in_length)
+            if patterns
+            else None
+        )
+        if span is None and weak and rules.heading and trail and rules.heading.search(trail):
+            span = _first_accepted(rules, weak, masked, at_place, present, lead_in_length)
         if span is not None:
             out.append((rules.label, text[span[0] : span[1]].strip()))
     return tuple(out)

@@ -421,6 +421,16 @@ class Store(OutboxTables, LeaseTables):
         )
         return [self._version(r) for r in rows]
 
+    def versions_with_text(self, source_id: str, text_sha256: str, origin: str) -> list[Version]:
+        """The versions of a source with this text and origin, in the order of versions():
+        what flap detection looks for, without reading every version of a long history."""
+        rows = self.db.execute(
+            "SELECT * FROM versions WHERE source_id = ? AND text_sha256 = ? AND origin = ? "
+            "ORDER BY captured_at, id",
+            (source_id, text_sha256, origin),
+        )
+        return [self._version(r) for r in rows]
+
     def version(self, version_id: int) -> Version:
         row = self.db.execute("SELECT * FROM versions WHERE id = ?", (version_id,)).fetchone()
         if row is None:
