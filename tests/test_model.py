@@ -113,6 +113,22 @@ def test_training_learns_a_topic_from_examples(tmp_path: Path) -> None:
     assert model.scores("Our office is open on weekdays.")[column] < 0.5
 
 
+def test_labels_a_legal_team_must_see_need_less_probability() -> None:
+    """High-severity labels and the restrictions on customers (not the residual
+    acceptable-use) are decided from 0.4 on Latin text, the others from 0.5; CJK text keeps
+    its own bar. The shipped model carries the same thresholds (retrain if this fails)."""
+    pytest.importorskip("sklearn")
+    from tostrack.classify import train
+
+    labels = ("competing-models", "high-risk-use", "arbitration", "acceptable-use", "termination")
+    latin, cjk = train.thresholds(labels)
+    assert list(latin) == [0.4, 0.4, 0.4, 0.5, 0.5]
+    assert set(cjk) == {0.25}
+    shipped = packaged_model()
+    assert shipped is not None
+    assert (shipped.thresholds == train.thresholds(shipped.labels).astype(np.float32)).all()
+
+
 def test_classify_clauses_uses_heading_and_lead_in() -> None:
     lead = "We will not use what you type into the chat window to train our models, except:"
     item = Clause("c1", "1", ("Your content",), "when you opt in through settings.", lead_in=lead)
