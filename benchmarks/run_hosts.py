@@ -97,6 +97,12 @@ def _config(sites: list[Site], per_host: int, delay: float, confirm: float, host
         'browser = "never"',
         "",
     ]
+    return "\n".join(lines + source_lines(sites, per_host))
+
+
+def source_lines(sites: list[Site], per_host: int) -> list[str]:
+    """tostrack.toml's [[sources]]: `per_host` documents of each site."""
+    lines = []
     for site in sites:
         for doc in range(per_host):
             lines += [
@@ -106,7 +112,7 @@ def _config(sites: list[Site], per_host: int, delay: float, confirm: float, host
                 'select = ["main"]',
                 "",
             ]
-    return "\n".join(lines)
+    return lines
 
 
 def _run(root: Path) -> tuple[float, float, list[str]]:

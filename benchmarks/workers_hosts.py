@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]  # run_hosts' sites, the tests' cluster
 
 from postgres_cluster import Cluster, Unavailable  # noqa: E402
-from run_hosts import Site, _sites  # noqa: E402
+from run_hosts import Site, _sites, source_lines  # noqa: E402
 
 
 def _config(url: str, sites: list[Site], per_host: int, delay: float, max_hosts: int) -> str:
@@ -46,16 +46,7 @@ def _config(url: str, sites: list[Site], per_host: int, delay: float, max_hosts:
         'browser = "never"',
         "",
     ]
-    for site in sites:
-        for doc in range(per_host):
-            lines += [
-                "[[sources]]",
-                f'id = "host{site.number}/doc-{doc}"',
-                f'url = "{site.base}/doc-{doc}"',
-                'select = ["main"]',
-                "",
-            ]
-    return "\n".join(lines)
+    return "\n".join(lines + source_lines(sites, per_host))
 
 
 def _schema(server_url: str, name: str) -> str:
