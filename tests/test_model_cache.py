@@ -3,6 +3,8 @@ scores) give the numbers the plain way gives, on any text and any sequence of ca
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -134,3 +136,12 @@ def test_the_first_of_equally_scored_sentences_is_the_evidence() -> None:
     text = "You may not scrape the service. You may not scrape the service. Other words here."
     label = "data-extraction"
     assert _best_sentence(model, label, text) == _plain_best_sentence(model, label, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS | st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_folding_ascii_text_by_lower_case_is_the_full_fold(text: str) -> None:
+    full = unicodedata.normalize("NFKC", text).casefold()
+    assert model_module._fold(text) == full.translate(model_module._QUOTES).translate(
+        model_module._ZH_FOLD
+    )

@@ -47,6 +47,8 @@ _ZH_FOLD = str.maketrans({"您": "你"})
 
 
 def _fold(text: str) -> str:
+    if text.isascii():  # NFKC leaves ASCII as it is, the tables map no ASCII character
+        return text.lower()
     return unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).translate(_ZH_FOLD)
 
 
@@ -137,20 +139,20 @@ def _code(cache: dict[str, int], kind: str, text: str) -> int:
     return code
 
 
-def _ngram_codes(kind: str, run: str, n: int) -> set[int]:
+def _ngram_codes(kind: str, run: str, n: int) -> list[int]:
     """The buckets of a CJK run's character n-grams ("y|", "x|", "k|"), hashed off the run's
     bytes: every character of CJK_CHARS is 3 bytes of UTF-8."""
     raw = run.encode("utf-8")
     state = _PREFIX[kind]
     if len(raw) != 3 * len(run):  # not reached with CJK_CHARS as they are; kept exact anyway
-        return {
+        return [
             zlib.crc32(run[i : i + n].encode("utf-8"), state) & _MASK
             for i in range(len(run) - n + 1)
-        }
+        ]
     width = 3 * n
-    return {
+    return [
         zlib.crc32(raw[i : i + width], state) & _MASK for i in range(0, len(raw) - width + 3, 3)
-    }
+    ]
 
 
 def feature_buckets(text: str, rules: Iterable[str] = ()) -> list[int]:
@@ -158,22 +160,23 @@ def feature_buckets(text: str, rules: Iterable[str] = ()) -> list[int]:
     folded = _fold(text)
     lead = _LEAD_IN.match(folded)
     body = folded[lead.end() :] if lead else folded
-    codes = [_WORD_CODES.get(w) or _word_codes(w) for w in _words(body)]
-    found = {c[0] for c in codes}
-    found.update(zlib.crc32(b[5], a[3]) & _MASK for a, b in zip(codes, codes[1:]))
-    found.update(c[1] for c in codes[:4])
+    known, crc = _WORD_CODES.get, zlib.crc32
+    codes = [known(w) or _word_codes(w) for w in _words(body)]
+    found = [c[0] for c in codes]
+    found += [crc(b[5], a[3]) & _MASK for a, b in zip(codes, codes[1:])]
+    found += [c[1] for c in codes[:4]]
     for run in CJK_RUN.findall(body):
-        found.update(_code(_CJK_CHAR_CODES, "z", ch) for ch in run)
-        found |= _ngram_codes("y", run, 2)
-        found |= _ngram_codes("x", run, 3)
+        found += [_code(_CJK_CHAR_CODES, "z", ch) for ch in run]
+        found += _ngram_codes("y", run, 2)
+        found += _ngram_codes("x", run, 3)
     if lead:
-        codes = [_WORD_CODES.get(w) or _word_codes(w) for w in _words(lead.group(1))]
-        found.update(c[2] for c in codes)
-        found.update(zlib.crc32(b[5], a[4]) & _MASK for a, b in zip(codes, codes[1:]))
+        codes = [known(w) or _word_codes(w) for w in _words(lead.group(1))]
+        found += [c[2] for c in codes]
+        found += [crc(b[5], a[4]) & _MASK for a, b in zip(codes, codes[1:])]
         for run in CJK_RUN.findall(lead.group(1)):
-            found |= _ngram_codes("k", run, 2)
-    found.update(_code(_RULE_CODES, "r", label) for label in rules)
-    return sorted(found)
+            found += _ngram_codes("k", run, 2)
+    found += [_code(_RULE_CODES, "r", label) for label in rules]
+    return sorted(set(found))
 
 
 def vectorise(feats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
