@@ -3,6 +3,7 @@ scores) give the numbers the plain way gives, on any text and any sequence of ca
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from tostrack.classify import _SENTENCE, _best_sentence, _item_supports
 from tostrack.classify import model as model_module
+from tostrack.classify import rules as rules_module
 from tostrack.classify.model import Model, buckets, feature_buckets, features, packaged_model
 
 # Words, apostrophes, curly quotes, full-width letters, CJK runs (with full-width punctuation),
@@ -145,3 +147,80 @@ def test_folding_ascii_text_by_lower_case_is_the_full_fold(text: str) -> None:
     assert model_module._fold(text) == full.translate(model_module._QUOTES).translate(
         model_module._ZH_FOLD
     )
+
+
+# The rules' masks as they were written before they opened with what their matches start with.
+_PLAIN_ABBREV = re.compile(
+    r"\b(?:e\.g|i\.e|etc|U\.S|U\.K|E\.U|vs|Inc|Ltd|Co|Corp|No|Nos|Sec|Secs|incl|approx|cf|St|Mr|Ms|Dr)\.",
+    re.IGNORECASE,
+)
+_PLAIN_INNER_DOT = re.compile(r"(?<=\w)\.(?=\w)")
+_PLAIN_CROSS_REFERENCE = re.compile(
+    r"\b(?:sections?|clauses?|paragraphs?|articles?)\s+[\w.\-–]{1,10}\s*(\([^()]{1,60}\))",
+    re.IGNORECASE,
+)
+
+
+def _plain_mask(text: str) -> str:
+    masked = text.translate(rules_module._SAME_WIDTH)
+    masked = _PLAIN_ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
+    masked = _PLAIN_CROSS_REFERENCE.sub(rules_module._blank_title, masked)
+    return _PLAIN_INNER_DOT.sub("\u2024", masked)
+
+
+_MASK_PIECES = st.sampled_from(
+    [
+        "e.g.",
+        "E.G.",
+        "i.e.",
+        "etc.",
+        "U.S.",
+        "u.k.",
+        "E.U.",
+        "vs.",
+        "Inc.",
+        "ltd.",
+        "Co.",
+        "Corp.",
+        "No.",
+        "Nos.",
+        "Sec.",
+        "SECS.",
+        "incl.",
+        "approx.",
+        "cf.",
+        "St.",
+        "Mr.",
+        "Ms.",
+        "Dr.",
+        "ſt.",  # a long s, which IGNORECASE reads as s
+        "K.",
+        "xe.g.",
+        "1.2",
+        "example.com",
+        "Section 4.2 (Termination)",
+        "ARTICLE K (Indemnification)",
+        "clauses 3-5 (a)",
+        "paragraph (x)",
+        "(",
+        ")",
+        ".",
+        "'",
+        "’",
+        "–",
+        "word",
+        "",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_MASK_PIECES, max_size=12).map(" ".join) | st.lists(_MASK_PIECES).map("".join))
+def test_the_rules_masks_find_what_the_plain_patterns_find(text: str) -> None:
+    assert rules_module._mask(text) == _plain_mask(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_the_rules_masks_on_any_text(text: str) -> None:
+    assert rules_module._mask(text) == _plain_mask(text)
