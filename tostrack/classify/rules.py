@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 from tostrack.classify.script import CJK_RUN
@@ -510,7 +511,8 @@ def _literals_in(folded: str) -> frozenset[str]:
     automaton = _gate_automaton()
     if not len(automaton):
         return frozenset()
-    return frozenset(word for _, word in automaton.iter(folded))
+    # map() rather than a generator: hundreds of hits per clause, a frame resumed for each
+    return frozenset(map(itemgetter(1), automaton.iter(folded)))
 
 
 @dataclass(frozen=True)
