@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import numpy as np
+
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
 from tostrack.classify.model import Model, packaged_model
@@ -76,15 +78,40 @@ def heading_parts(heading: Sequence[str] | str) -> tuple[str, ...]:
 _SENTENCE = re.compile(r"[^.;:!?。；！？\n]+[.;:!?。；！？]?")
 
 
+class _LastScored:
+    """Model.scores_many of the texts asked for last. decide asks again for each label the model
+    adds: the same sentences of one clause, the same item under a lead-in."""
+
+    def __init__(self) -> None:
+        # (model, texts, scores) in one tuple, replaced whole: threads may classify at once
+        self._last: tuple[Model, tuple[str, ...], np.ndarray] | None = None
+
+    def __call__(self, model: Model, texts: tuple[str, ...]) -> np.ndarray:
+        last = self._last
+        if last is not None and last[0] is model and last[1] == texts:
+            return last[2]
+        scores = model.scores_many(texts)
+        self._last = (model, texts, scores)
+        return scores
+
+
+_sentence_scores = _LastScored()
+_item_scores = _LastScored()
+
+
+def _sentences(text: str) -> tuple[str, ...]:
+    return tuple(s for s in (m.group(0).strip() for m in _SENTENCE.finditer(text)) if len(s) >= 3)
+
+
 def _best_sentence(model: Model, label: str, text: str) -> str:
     """The sentence of `text` the model finds most about `label`: the evidence it can show."""
     column = model.labels.index(label)
     best, best_score = text.strip(), float("-inf")
-    for m in _SENTENCE.finditer(text):
-        sentence = m.group(0).strip()
-        if len(sentence) < 3:
-            continue
-        score = float(model.scores(sentence)[column])
+    sentences = _sentences(text)
+    if not sentences:
+        return best
+    # All sentences scored in one pass; the first of the highest wins, as one by one.
+    for sentence, score in zip(sentences, _sentence_scores(model, sentences)[:, column].tolist()):
         if score > best_score:
             best, best_score = sentence, score
     return best
@@ -147,7 +174,8 @@ def _item_supports(model: Model, label: str, item: str) -> bool:
     half its threshold): a bare lead-in's words ("Except through the API, you will not:") would
     otherwise put one label on every item. A lead-in that states a rule passes it by the rules."""
     column = model.labels.index(label)
-    return bool(model.scores(item)[column] >= model.thresholds_for(item)[column] / 2)
+    score = _item_scores(model, (item,))[0, column]
+    return bool(score >= model.thresholds_for(item)[column] / 2)
 
 
 def decide(

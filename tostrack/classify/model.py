@@ -47,6 +47,8 @@ _ZH_FOLD = str.maketrans({"您": "你"})
 
 
 def _fold(text: str) -> str:
+    if text.isascii():  # NFKC leaves ASCII as it is, the tables map no ASCII character
+        return text.lower()
     return unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).translate(_ZH_FOLD)
 
 
@@ -95,6 +97,88 @@ def buckets(feats: Sequence[str]) -> list[int]:
     return sorted({zlib.crc32(f.encode("utf-8")) & mask for f in feats})
 
 
+# Inference hashes every feature of every clause it reads, and most of them are words it has
+# read before: feature_buckets() hashes each word once and chains CRC-32 for the word pairs
+# (crc32(b, crc32(a)) == crc32(a + b)), instead of building and encoding each feature string.
+_MASK = BUCKETS - 1
+_PREFIX = {kind: zlib.crc32(f"{kind}|".encode()) for kind in "wbslmzyxkr"}
+# A word's buckets as a body word (w, s), as a lead-in word (l), and the CRC-32 states of its
+# pair prefixes ("b|word", "m|word") with the bytes of " word" that a pair's second word adds.
+_WordCodes = tuple[int, int, int, int, int, bytes]
+_WORD_CODES: dict[str, _WordCodes] = {}
+_CJK_CHAR_CODES: dict[str, int] = {}  # z|ch
+_RULE_CODES: dict[str, int] = {}  # r|label
+# Bounds the caches of a long-lived process (the corpus has about 8,000 distinct words).
+_CACHE_LIMIT = 100_000
+
+
+def _word_codes(word: str) -> _WordCodes:
+    codes = _WORD_CODES.get(word)
+    if codes is None:
+        if len(_WORD_CODES) >= _CACHE_LIMIT:
+            _WORD_CODES.clear()
+        raw = word.encode("utf-8")
+        codes = (
+            zlib.crc32(raw, _PREFIX["w"]) & _MASK,
+            zlib.crc32(raw, _PREFIX["s"]) & _MASK,
+            zlib.crc32(raw, _PREFIX["l"]) & _MASK,
+            zlib.crc32(raw, _PREFIX["b"]),
+            zlib.crc32(raw, _PREFIX["m"]),
+            b" " + raw,
+        )
+        _WORD_CODES[word] = codes
+    return codes
+
+
+def _code(cache: dict[str, int], kind: str, text: str) -> int:
+    code = cache.get(text)
+    if code is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        code = cache[text] = zlib.crc32(text.encode("utf-8"), _PREFIX[kind]) & _MASK
+    return code
+
+
+def _ngram_codes(kind: str, run: str, n: int) -> list[int]:
+    """The buckets of a CJK run's character n-grams ("y|", "x|", "k|"), hashed off the run's
+    bytes: every character of CJK_CHARS is 3 bytes of UTF-8."""
+    raw = run.encode("utf-8")
+    state = _PREFIX[kind]
+    if len(raw) != 3 * len(run):  # not reached with CJK_CHARS as they are; kept exact anyway
+        return [
+            zlib.crc32(run[i : i + n].encode("utf-8"), state) & _MASK
+            for i in range(len(run) - n + 1)
+        ]
+    width = 3 * n
+    return [
+        zlib.crc32(raw[i : i + width], state) & _MASK for i in range(0, len(raw) - width + 3, 3)
+    ]
+
+
+def feature_buckets(text: str, rules: Iterable[str] = ()) -> list[int]:
+    """buckets(features(text, rules)), without building the feature strings."""
+    folded = _fold(text)
+    lead = _LEAD_IN.match(folded)
+    body = folded[lead.end() :] if lead else folded
+    known, crc = _WORD_CODES.get, zlib.crc32
+    codes = [known(w) or _word_codes(w) for w in _words(body)]
+    found = [c[0] for c in codes]
+    found += [crc(b[5], a[3]) & _MASK for a, b in zip(codes, codes[1:])]
+    found += [c[1] for c in codes[:4]]
+    for run in CJK_RUN.findall(body):
+        found += [_code(_CJK_CHAR_CODES, "z", ch) for ch in run]
+        found += _ngram_codes("y", run, 2)
+        found += _ngram_codes("x", run, 3)
+    if lead:
+        codes = [known(w) or _word_codes(w) for w in _words(lead.group(1))]
+        found += [c[2] for c in codes]
+        found += [crc(b[5], a[4]) & _MASK for a, b in zip(codes, codes[1:])]
+        for run in CJK_RUN.findall(lead.group(1)):
+            found += _ngram_codes("k", run, 2)
+    found += [_code(_RULE_CODES, "r", label) for label in rules]
+    return sorted(set(found))
+
+
 def vectorise(feats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, values): binary presence, scaled to unit length."""
     idx = np.array(buckets(feats), dtype=np.int64)
@@ -114,12 +198,29 @@ class Model:
     trained_on_rules: str = ""  # rules_digest() at training time
 
     def scores(self, text: str, rules: Iterable[str] = ()) -> np.ndarray:
-        idx = buckets(features(text, rules))
+        idx = feature_buckets(text, rules)
         if not idx:
             return 1.0 / (1.0 + np.exp(-self.bias))
         # Same as vectorise() @ weights, without building the vector: the values are equal.
         z = self.weights.take(idx, axis=0).sum(axis=0) / np.sqrt(len(idx)) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
+
+    def scores_many(self, texts: Sequence[str]) -> np.ndarray:
+        """scores(text) of each text (no rules), one row each, in one pass over the weights:
+        the same numbers, as each row is summed over the same weight rows in the same order."""
+        rows = [feature_buckets(text) for text in texts]
+        sizes = np.array([len(r) for r in rows])
+        probs = np.empty((len(rows), len(self.labels)))
+        filled = np.flatnonzero(sizes)
+        probs[sizes == 0] = 1.0 / (1.0 + np.exp(-self.bias))
+        if len(filled):
+            taken = self.weights.take(list(itertools.chain.from_iterable(rows)), axis=0)
+            ends = np.cumsum(sizes)
+            # Each row's sum over a slice, as in scores(): np.add.reduceat adds in another order
+            sums = np.stack([taken[ends[i] - sizes[i] : ends[i]].sum(axis=0) for i in filled])
+            z = sums / np.sqrt(sizes[filled])[:, None] + self.bias
+            probs[filled] = 1.0 / (1.0 + np.exp(-z))
+        return probs
 
     def decide(self, text: str, rules: Iterable[str] = ()) -> set[str]:
         probs = self.scores(text, rules)

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 from tostrack.classify.script import CJK_RUN
@@ -409,11 +410,15 @@ def rules_fingerprint() -> str:
 
 # Periods that do not end a sentence, replaced by a same-width non-word character so that the
 # rules' "[^.;]" gaps run through them and match offsets still index the original text.
+# The masks below open with what their matches must start with (a lookahead of first letters,
+# a literal dot), which lets the regex engine skip to those characters instead of trying the
+# pattern at every one: the same matches, in a fraction of the time.
 _ABBREV = re.compile(
+    r"(?=[acdeilmnsuv])"
     r"\b(?:e\.g|i\.e|etc|U\.S|U\.K|E\.U|vs|Inc|Ltd|Co|Corp|No|Nos|Sec|Secs|incl|approx|cf|St|Mr|Ms|Dr)\.",
     re.IGNORECASE,
 )
-_INNER_DOT = re.compile(r"(?<=\w)\.(?=\w)")  # 1.2, example.com, U.S
+_INNER_DOT = re.compile(r"\.(?<=\w\.)(?=\w)")  # 1.2, example.com, U.S
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n")
 _SAME_WIDTH = str.maketrans(
     {
@@ -432,7 +437,7 @@ _SAME_WIDTH = str.maketrans(
 
 # "Section K (Indemnification)" points at another clause; its title is not this clause's topic.
 _CROSS_REFERENCE_TITLE = re.compile(
-    r"\b(?:sections?|clauses?|paragraphs?|articles?)\s+[\w.\-–]{1,10}\s*(\([^()]{1,60}\))",
+    r"(?=[acps])\b(?:sections?|clauses?|paragraphs?|articles?)\s+[\w.\-–]{1,10}\s*(\([^()]{1,60}\))",
     re.IGNORECASE,
 )
 
@@ -445,9 +450,11 @@ def _blank_title(m: re.Match[str]) -> str:
 
 def _mask(text: str) -> str:
     masked = text.translate(_SAME_WIDTH)
-    masked = _ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
-    masked = _CROSS_REFERENCE_TITLE.sub(_blank_title, masked)
-    return _INNER_DOT.sub("\u2024", masked)
+    if "." in masked:  # every abbreviation ends with one
+        masked = _ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
+    if "(" in masked:  # the title is in brackets
+        masked = _CROSS_REFERENCE_TITLE.sub(_blank_title, masked)
+    return _INNER_DOT.sub("\u2024", masked) if "." in masked else masked
 
 
 def _sentence(masked: str, start: int, end: int) -> str:
@@ -504,7 +511,8 @@ def _literals_in(folded: str) -> frozenset[str]:
     automaton = _gate_automaton()
     if not len(automaton):
         return frozenset()
-    return frozenset(word for _, word in automaton.iter(folded))
+    # map() rather than a generator: hundreds of hits per clause, a frame resumed for each
+    return frozenset(map(itemgetter(1), automaton.iter(folded)))
 
 
 @dataclass(frozen=True)
