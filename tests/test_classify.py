@@ -633,3 +633,30 @@ def test_a_doubting_model_withholds_the_residual_topic_a_harm_word_gave() -> Non
     assert {d.label for d in decide(text, model=None)} >= {"termination", "acceptable-use"}
     kept = {d.label for d in decide(text, model=unsure)}
     assert "acceptable-use" not in kept and "termination" in kept
+
+
+def test_a_rule_stated_by_the_lead_in_inside_a_clause_text_passes_to_its_item() -> None:
+    """A clause read with its lead-in in its own text ("We may terminate your account if: ...",
+    as tostrack eval and classify --jsonl send it) keeps the label its lead-in states, as a
+    separate lead-in would give it: a doubting model does not withhold it."""
+    import numpy as np
+
+    from tostrack.classify import decide
+    from tostrack.classify.model import BUCKETS, Model
+    from tostrack.classify.taxonomy import taxonomy
+
+    labels = tuple(label.id for label in taxonomy())
+    doubting = Model(
+        labels,
+        np.zeros((BUCKETS, len(labels)), dtype=np.float32),
+        np.full(len(labels), -10.0),
+        np.full((2, len(labels)), 0.5),
+    )
+    joined = "We may terminate your account at once if: you stop paying the monthly fee"
+    (kept,) = [d for d in decide(joined, model=doubting, explain=True) if d.label == "termination"]
+    assert kept.by == "lead-in" and kept.rule.startswith("termination/")
+    separate = decide("you stop paying the monthly fee", lead_in=joined.split(": ")[0] + ":")
+    assert "termination" in {d.label for d in separate}
+    # Outside a lead-in the same words are the item's own, and the doubting model may overrule.
+    plain = "We may terminate your account at once if you stop paying the monthly fee."
+    assert "termination" not in {d.label for d in decide(plain, model=doubting)}

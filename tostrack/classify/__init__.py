@@ -26,7 +26,7 @@ import numpy as np
 
 from tostrack.classify import rules as _rules
 from tostrack.classify.changes import change_headline, label_changes
-from tostrack.classify.model import Model, packaged_model
+from tostrack.classify.model import Model, lead_in_length, packaged_model
 from tostrack.classify.script import cjk_count
 from tostrack.classify.taxonomy import (
     RESTRICTION_LABELS,
@@ -207,6 +207,13 @@ def decide(
     if lead_in and not definition_length(lead_in):
         for label, evidence in _lead_in_rules(lead_in):
             found.setdefault(label, Decision(label, evidence, "lead-in"))
+    elif not lead_in and (own_lead := lead_in_length(full)):
+        # A clause read with its lead-in in its own text ("Limits: in no event will ... be
+        # liable for: lost profits"): a rule the lead-in states passes to the item, as above.
+        for label, d in found.items():
+            at = full.find(d.evidence)
+            if 0 <= at and at + len(d.evidence) <= own_lead:
+                found[label] = replace(d, by="lead-in")
     if model == "packaged":
         model = packaged_model()
     read = full[defined:] if defined else full  # the model too skips a defining sentence
@@ -306,7 +313,7 @@ def _with_rule_ids(
             out[label] = d
             continue
         blocked = tuple(f"{b.rule} by {b.by}" for b in e.blocked)
-        rule = (e.rule or "") if d.by in ("rule", "blocked") else d.rule
+        rule = (e.rule or "") if d.by in ("rule", "blocked", "lead-in") else d.rule
         if d.by == "blocked":  # the model overruled the rule that matched
             blocked = (f"{rule} {d.blocked[0]}", *blocked)
         out[label] = replace(d, rule=rule, blocked=blocked)

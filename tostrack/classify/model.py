@@ -56,6 +56,13 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def lead_in_length(text: str) -> int:
+    """Length of the lead-in a clause carries in its own text ("We do not train on: ..."), as
+    the features read it; 0 when it has none."""
+    lead = _LEAD_IN.match(text)
+    return lead.end(1) if lead else 0
+
+
 def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     """The feature strings of a clause (before hashing), each prefixed by its kind.
 
