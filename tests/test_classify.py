@@ -581,21 +581,28 @@ def test_the_models_acceptable_use_yields_to_a_rules_more_specific_restriction()
         assert "acceptable-use" in found
 
 
-def test_a_sure_model_overrules_a_rule_but_never_on_high_severity_or_ai_restrictions() -> None:
+def _model_with_probability(p: float) -> object:
+    """A learned model that gives every label probability `p` whatever the text (threshold
+    0.5): for testing what decide does with a doubting or unsure model."""
     import numpy as np
 
-    from tostrack.classify import decide
     from tostrack.classify.model import BUCKETS, Model
     from tostrack.classify.taxonomy import taxonomy
 
     labels = tuple(label.id for label in taxonomy())
-    # A model that finds every topic all but impossible (p ~ 0.00005 everywhere).
-    doubting = Model(
+    return Model(
         labels,
         np.zeros((BUCKETS, len(labels)), dtype=np.float32),
-        np.full(len(labels), -10.0),
+        np.full(len(labels), float(np.log(p / (1 - p)))),
         np.full((2, len(labels)), 0.5),
     )
+
+
+def test_a_sure_model_overrules_a_rule_but_never_on_high_severity_or_ai_restrictions() -> None:
+    from tostrack.classify import decide
+
+    # A model that finds every topic all but impossible (p ~ 0.00005 everywhere).
+    doubting = _model_with_probability(0.00005)
     text = "We may terminate your account, and we will not use your chats to train our models."
     assert {d.label for d in decide(text, model=None)} >= {"termination", "customer-data-training"}
     kept = {d.label for d in decide(text, model=doubting)}
@@ -615,20 +622,10 @@ def test_a_doubting_model_withholds_the_residual_topic_a_harm_word_gave() -> Non
     """acceptable-use is the residual topic: a rule's match on "unlawful" or "malware" in a
     clause on another topic yields below RESIDUAL_OVERRULE_BELOW (0.2), a higher bar than
     the 0.1 of other labels; at 0.15 it goes while termination stays."""
-    import numpy as np
-
     from tostrack.classify import OVERRULE_BELOW, RESIDUAL_OVERRULE_BELOW, decide
-    from tostrack.classify.model import BUCKETS, Model
-    from tostrack.classify.taxonomy import taxonomy
 
     assert OVERRULE_BELOW < 0.15 < RESIDUAL_OVERRULE_BELOW
-    labels = tuple(label.id for label in taxonomy())
-    unsure = Model(  # p = 0.15 for every label
-        labels,
-        np.zeros((BUCKETS, len(labels)), dtype=np.float32),
-        np.full(len(labels), float(np.log(0.15 / 0.85))),
-        np.full((2, len(labels)), 0.5),
-    )
+    unsure = _model_with_probability(0.15)
     text = "We may terminate the account of anyone who uses the Services to spread malware."
     assert {d.label for d in decide(text, model=None)} >= {"termination", "acceptable-use"}
     kept = {d.label for d in decide(text, model=unsure)}
@@ -639,19 +636,9 @@ def test_a_rule_stated_by_the_lead_in_inside_a_clause_text_passes_to_its_item() 
     """A clause read with its lead-in in its own text ("We may terminate your account if: ...",
     as tostrack eval and classify --jsonl send it) keeps the label its lead-in states, as a
     separate lead-in would give it: a doubting model does not withhold it."""
-    import numpy as np
-
     from tostrack.classify import decide
-    from tostrack.classify.model import BUCKETS, Model
-    from tostrack.classify.taxonomy import taxonomy
 
-    labels = tuple(label.id for label in taxonomy())
-    doubting = Model(
-        labels,
-        np.zeros((BUCKETS, len(labels)), dtype=np.float32),
-        np.full(len(labels), -10.0),
-        np.full((2, len(labels)), 0.5),
-    )
+    doubting = _model_with_probability(0.00005)
     joined = "We may terminate your account at once if: you stop paying the monthly fee"
     (kept,) = [d for d in decide(joined, model=doubting, explain=True) if d.label == "termination"]
     assert kept.by == "lead-in" and kept.rule.startswith("termination/")
