@@ -130,9 +130,11 @@ def is_title(text: str) -> bool:
     """A clause that is only a title ("Termination.", "SUSPENSION & TERMINATION", "4、用户个人信息
     保护"): no rule in it, so no label (the labels README). A title that states a rule keeps its
     label ("Do Not Compromise Computer Systems")."""
-    if _RULE_WORD.search(text):
+    # Six words first: that stops after the sixth, where a search for a rule word would read
+    # every character of a clause that has none.
+    if _has_words(text, 6) or _RULE_WORD.search(text):
         return False
-    return not _has_words(text, 6) and cjk_count(text) <= 12
+    return cjk_count(text) <= 12
 
 
 def _has_words(text: str, count: int) -> bool:
