@@ -793,17 +793,13 @@ def _finish(
     kept: list[Block] = []
     seen_heading = False
     for index, block in enumerate(blocks):
-        if not _LETTER.search(block.text):
+        has_letter, cjk_with_year, found, found_iso = _signs(block.text)
+        if not has_letter:
             continue
         seen_heading = seen_heading or block.kind == "heading"
         if not seen_heading and block.kind == "paragraph" and _PAGE_TITLE.match(block.text):
             continue  # "Business terms | Acme" above the heading: the browser tab's title
-        has_year = _YEAR.search(block.text) is not None
-        if (
-            has_year
-            and _CJK_CHAR.search(block.text)
-            and _cjk_date_line(block.text, index, cjk_dates)
-        ):
+        if cjk_with_year and _cjk_date_line(block.text, index, cjk_dates):
             continue  # "生效日期：2026年7月22日" is metadata, like "Last updated: May 1, 2026"
         if index < 60 and "版本" in block.text and len(block.text) <= 40:
             version = _CJK_VERSION.search(block.text)
@@ -812,11 +808,10 @@ def _finish(
                 continue
         # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
         # the top of the document is its effective date.
-        found = _EFFECTIVE.search(block.text) if has_year else None
         if found and effective_date is None and index < 60:
-            effective_date, effective_text = _iso(found), block.text
+            effective_date, effective_text = found_iso, block.text
         elif found and fallback is None:
-            fallback = (_iso(found), block.text)
+            fallback = (found_iso, block.text)
         if found and len(block.text) <= _DATE_LINE_MAX:
             continue  # "Last updated: May 1, 2026" is metadata; its change is not a clause change
         kept.append(block)
@@ -838,6 +833,18 @@ def _finish(
         effective_date_text=effective_text,
         metadata=metadata + tuple(extra),
     )
+
+
+@lru_cache(maxsize=1 << 14)  # most blocks come back in the next version, the same text
+def _signs(text: str) -> tuple[bool, bool, bool, str | None]:
+    """What _finish reads of a block's text on its own: has it a letter; a CJK character and a
+    four-digit year (it may be a CJK date line); an effective-date sentence, and its ISO date."""
+    if not _LETTER.search(text):
+        return False, False, False, None
+    if not _YEAR.search(text):  # every date form read has a four-digit year
+        return True, False, False, None
+    found = _EFFECTIVE.search(text)
+    return True, bool(_CJK_CHAR.search(text)), bool(found), _iso(found) if found else None
 
 
 def _cjk_date_line(text: str, index: int, dates: dict[str, tuple[str, str]]) -> bool:
