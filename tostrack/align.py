@@ -64,6 +64,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sys
 import unicodedata
 from bisect import bisect_left
 from collections import Counter
@@ -352,7 +353,8 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
 
 @lru_cache(maxsize=1 << 13)
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(_word_list(normalise(text).casefold()))
+    # Interned: the cache holds each common word once, not once per clause it is in.
+    return tuple(map(sys.intern, _word_list(normalise(text).casefold())))
 
 
 def _clause_words(clause: Clause) -> tuple[str, ...]:
