@@ -1055,8 +1055,9 @@ _DATE_LINE = re.compile(
 def _is_furniture(clause: Clause) -> bool:
     if clause.lead_in:
         return False
-    text = normalise(clause.text).casefold()
-    return " ".join(_word_list(text)) in _UI_LABELS or bool(_DATE_LINE.match(text))
+    if " ".join(_words(clause.text)) in _UI_LABELS:  # the words align keys the clause by
+        return True
+    return bool(_DATE_LINE.match(normalise(clause.text).casefold()))
 
 
 def _wording_appeared(clause: Clause, other_headings: set[str]) -> bool:
