@@ -338,7 +338,8 @@ def _markdown_to_html(text: str) -> str:
 _CHUNK_CUT = re.compile(
     r"\n[ \t]*\n(?=#|\*\*[^\s*]|__[^\s_]|[^\W\d_]|[“‘\"'(（「『【《]|\d+(?![\d.)]))"
 )
-_WHOLE_TEXT_SIGNS = ("```", "~~~", "]:", "\r", "\0")
+# (sign, a character of it, looked for first: one character is found faster than three)
+_WHOLE_TEXT_SIGNS = (("```", "`"), ("~~~", "~"), ("]:", "]"), ("\r", "\r"), ("\0", "\0"))
 _HTML_TO_CLOSING_TAG = re.compile(r"<(?:[!?]|script|pre|style|textarea)", re.IGNORECASE)
 # The only raw HTML a chunk may hold and still be walked on its own: a line break (an element
 # left open in one chunk would take in the next ones when the page is parsed as a whole).
@@ -348,7 +349,7 @@ _CHUNK_CACHE = 1 << 11  # a few versions of the longest document (398 chunks); b
 
 def _markdown_chunks(text: str) -> list[str] | None:
     """The text cut into independently parsed chunks, or None when it must be parsed whole."""
-    if any(sign in text for sign in _WHOLE_TEXT_SIGNS) or (
+    if any(first in text and sign in text for sign, first in _WHOLE_TEXT_SIGNS) or (
         "<" in text and _HTML_TO_CLOSING_TAG.search(text)
     ):
         return None
