@@ -71,7 +71,7 @@ from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from functools import lru_cache
-from itertools import pairwise
+from itertools import chain, pairwise
 
 import numpy
 from rapidfuzz import fuzz, process
@@ -379,28 +379,46 @@ class _Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, str] = {}
 
-    def encode(self, clause: Clause) -> str:
-        return self._encode(_clause_words(clause), clause.full_text)
+    def encode_all(self, clauses: Sequence[Clause]) -> list[str]:
+        """The code of each clause, its lead-in's words and then its text's."""
+        words = [_clause_words(c) for c in clauses]
+        self._add(words)
+        return [self._join(w, c.full_text) for w, c in zip(words, clauses, strict=True)]
 
     def encode_text(self, text: str) -> str:
-        return self._encode(_words(text), text)
+        words = _words(text)
+        self._add((words,))
+        return self._join(words, text)
 
-    def _encode(self, words: tuple[str, ...], text: str) -> str:
+    def _add(self, sequences: Sequence[tuple[str, ...]]) -> None:
+        # Codes in order of first use, the new words of all the sequences at once (in C).
+        codes = self.codes
+        new = [w for w in dict.fromkeys(chain.from_iterable(sequences)) if w not in codes]
+        codes.update(zip(new, _code_points(len(codes), len(new)), strict=True))
+
+    def _join(self, words: tuple[str, ...], text: str) -> str:
         if not words:  # no wording: only identical punctuation matches it
             return "\x00" + normalise(text)
-        codes = self.codes
-        if not codes.keys() >= set(words):  # most words were met in an earlier clause
-            self._add(words)
-        return "".join(map(codes.__getitem__, words))
+        return "".join(map(self.codes.__getitem__, words))
 
-    def _add(self, words: tuple[str, ...]) -> None:
-        codes = self.codes
-        for word in dict.fromkeys(words):
-            if word not in codes:  # codes in order of first use, as before
-                point = 0x100 + len(codes)
-                if point >= 0xD800:  # skip the surrogate range
-                    point += 0x800
-                codes[word] = chr(point)
+
+def _code(n: int) -> str:
+    """The code of a vocabulary's word number n: 0x100 on, the surrogate range skipped."""
+    point = 0x100 + n
+    return chr(point + 0x800 if point >= 0xD800 else point)
+
+
+def _code_points(start: int, count: int) -> str:
+    """The codes of words number start .. start + count - 1."""
+    table = _code_table()
+    if start + count <= len(table):
+        return table[start : start + count]
+    return "".join(map(_code, range(start, start + count)))
+
+
+@lru_cache(maxsize=1)
+def _code_table() -> str:
+    return "".join(map(_code, range(1 << 16)))  # enough for the words of any two versions
 
 
 def _keep_order(pairs: Sequence[tuple[int, int, float]]) -> set[int]:
@@ -627,9 +645,10 @@ class _Aligner:
         old_free, new_free = self._free()
         if not old_free or not new_free:
             return
-        vocabulary = _Vocabulary()
-        self.old_codes = {i: vocabulary.encode(self.old[i]) for i in old_free}
-        self.new_codes = {j: vocabulary.encode(self.new[j]) for j in new_free}
+        free = [self.old[i] for i in old_free] + [self.new[j] for j in new_free]
+        codes = _Vocabulary().encode_all(free)
+        self.old_codes = dict(zip(old_free, codes[: len(old_free)], strict=True))
+        self.new_codes = dict(zip(new_free, codes[len(old_free) :], strict=True))
         scores = self._scores(old_free, new_free)
         # (score, local, olds, news)
         candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
