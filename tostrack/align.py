@@ -161,7 +161,8 @@ _HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Alignment compares words; Chinese and Japanese have no spaces between words, so there each Han
 # or kana character counts as one (as in the redline): "随时停止" and "随时暂停" share three.
 _WORD = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+")
-_ASCII_WORD = re.compile(r"\w+")  # _WORD where there can be no Han or kana: a quicker pattern
+# _WORD where there can be no Han or kana (ASCII text), \w spelled out: a quicker pattern
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def _word_list(text: str) -> list[str]:
@@ -295,7 +296,10 @@ def _same_wording(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
 # kana character is a token, so "未满18周岁" -> "未满16周岁" marks "18" -> "16", not the phrase.
 # (Korean puts spaces between words, so its words stay whole.)
 _TOKEN = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+|\s+|[^\w\s]")
-_ASCII_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")  # _TOKEN where there can be no Han or kana
+# _TOKEN for ASCII text, \w and \s spelled out (\s also matches \x1c-\x1f): quicker
+_ASCII_TOKEN = re.compile(
+    r"[A-Za-z0-9_]+|[ \t\n\r\x0b\x0c\x1c-\x1f]+|[^A-Za-z0-9_ \t\n\r\x0b\x0c\x1c-\x1f]"
+)
 
 
 @lru_cache(maxsize=256)  # a clause changed in one pair is often changed in the next: 2 in 5 hits
