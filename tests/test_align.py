@@ -689,3 +689,15 @@ def test_an_item_under_a_rewritten_lead_in_is_marked_lead_in_against_lead_in() -
     assert rebuild(ops, "old") == old.full_text and rebuild(ops, "new") == new.full_text
     # The item's own words line up with the item's: "a chat is flagged for a safety check".
     assert ("equal", "a chat is flagged for a safety check,") in ops
+
+
+def test_a_clause_that_inherits_an_id_keeps_every_other_field() -> None:
+    # align builds the renamed clause field by field (faster than dataclasses.replace): a field
+    # added to Clause must be carried over there too.
+    import dataclasses
+
+    from tostrack.align import _replace_id
+
+    values = {f.name: (f"value of {f.name}",) for f in dataclasses.fields(Clause)}
+    clause = Clause(**values)
+    assert _replace_id(clause, "c-new") == dataclasses.replace(clause, id="c-new")

@@ -261,3 +261,16 @@ def test_headings_the_page_did_not_mark_up_and_numbering_that_outranks_markup() 
     assert by_text["You may object."].section == "9 Children › Your Choices"
     assert by_text["Note: this sentence is not a heading."].section == "9 Children › Your Choices"
     assert by_text["You may ask for a copy."].section == "10 Your rights"
+
+
+def test_an_inline_marker_counts_only_at_a_word_boundary() -> None:
+    from tostrack.segment import _split_enumeration
+
+    # "f(b)" is part of a formula, not the second item; "—(b)" after a dash is an item.
+    text = "Customers may not (a) resell the plan, f(b) is a formula; or (b) share keys."
+    assert [(n, t) for n, _, t in _split_enumeration(text)] == [
+        ("a", "resell the plan, f(b) is a formula; or"),
+        ("b", "share keys."),
+    ]
+    dashed = "Pay the fee—(a) monthly or —(b) yearly, as chosen"
+    assert [n for n, _, _ in _split_enumeration(dashed)] == ["a", "b"]

@@ -64,14 +64,16 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sys
 import unicodedata
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from difflib import SequenceMatcher
 from functools import lru_cache
-from itertools import pairwise
+from itertools import chain, pairwise
 
+import numpy
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Indel
 
@@ -114,6 +116,14 @@ _CHARS = str.maketrans(
         "〗": "]",
     }
 )
+# The characters _CHARS folds, found by one pattern: str.translate would look up every one.
+_FOLDED = re.compile("[" + re.escape("".join(map(chr, _CHARS))) + "]")
+
+
+def _fold(match: re.Match[str]) -> str:
+    return _CHARS[ord(match.group())]
+
+
 _IMAGE = re.compile(r"!\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
 _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
@@ -122,10 +132,11 @@ _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _URL = re.compile(r"(https?://)([^\s?#)\]>\"']+)[^\s)\]>\"']*", re.IGNORECASE)
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _MARKUP = re.compile(r"[*_`#]+|~~")
+_MARKUP_SIGNS = ("*", "_", "`", "#", "~~")
 _QUOTE_MARK = re.compile(r"^(?:>\s*)+")
 _DASHES = re.compile(r"\s*-+\s*")
-_SPACE_BEFORE = re.compile(r"\s+([,.;:!?)\]}])")
-_SPACE_AFTER = re.compile(r"([(\[{])\s+")
+# No space before a closing mark, nor after an opening one: "( see below ) ." is "(see below)."
+_CLOSING, _OPENING = ",.;:!?)]}", "([{"
 _MARKER = re.compile(
     r"^(?:"
     r"[-*+•·▪◦‣○●■□►]\s+"  # bullets
@@ -150,6 +161,15 @@ _HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Alignment compares words; Chinese and Japanese have no spaces between words, so there each Han
 # or kana character counts as one (as in the redline): "随时停止" and "随时暂停" share three.
 _WORD = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+")
+# _WORD where there can be no Han or kana (ASCII text), \w spelled out: a quicker pattern
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _word_list(text: str) -> list[str]:
+    """_WORD.findall(text)."""
+    return (_ASCII_WORD if text.isascii() else _WORD).findall(text)
+
+
 _QUOTES = re.compile(r"'{2,}")
 # What a site says about a link, not what the terms say.
 _ANNOTATION = re.compile(
@@ -177,7 +197,9 @@ def normalise(text: str) -> str:
     """The wording of `text`, with every formatting-only difference folded (see module doc)."""
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text).translate(_CHARS)
+    text = unicodedata.normalize("NFKC", text)
+    # The only ASCII character _CHARS folds is '"'.
+    text = text.replace('"', "'") if text.isascii() else _FOLDED.sub(_fold, text)
     if "''" in text:
         text = _QUOTES.sub("'", text)
     if "new" in text or "external" in text:
@@ -193,9 +215,11 @@ def normalise(text: str) -> str:
         text = _URL.sub(_strip_url, text)
     if "\\" in text:
         text = _ESCAPE.sub(r"\1", text)
-    text = _MARKUP.sub("", text)
-    text = " ".join(text.split())
-    text = _QUOTE_MARK.sub("", text)
+    if any(mark in text for mark in _MARKUP_SIGNS):
+        text = _MARKUP.sub("", text)
+    text = " ".join(text.split())  # from here on, the only spaces are single " "
+    if text.startswith(">"):
+        text = _QUOTE_MARK.sub("", text)
     for _ in range(3):  # "1. (a) text" carries two markers
         stripped = _MARKER.sub("", text, count=1)
         if stripped == text:
@@ -203,8 +227,13 @@ def normalise(text: str) -> str:
         text = stripped
     if "-" in text:
         text = _DASHES.sub("-", text)
-    text = _SPACE_BEFORE.sub(r"\1", text)
-    text = _SPACE_AFTER.sub(r"\1", text)
+    # Spaces are single by now, so a replace per mark drops each one there is.
+    for mark in _CLOSING:
+        if " " + mark in text:
+            text = text.replace(" " + mark, mark)
+    for mark in _OPENING:
+        if mark + " " in text:
+            text = text.replace(mark + " ", mark)
     return text.strip()
 
 
@@ -216,7 +245,7 @@ def _heading_part(heading: str) -> str:
         if stripped == text:
             break
         text = stripped
-    return " ".join(_WORD.findall(text.casefold()))
+    return " ".join(_word_list(text.casefold()))
 
 
 def _heading_key(clause: Clause) -> str:
@@ -267,6 +296,15 @@ def _same_wording(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
 # kana character is a token, so "未满18周岁" -> "未满16周岁" marks "18" -> "16", not the phrase.
 # (Korean puts spaces between words, so its words stay whole.)
 _TOKEN = re.compile(rf"[{_HAN_KANA}]|[^\W{_HAN_KANA}]+|\s+|[^\w\s]")
+# _TOKEN for ASCII text, \w and \s spelled out (\s also matches \x1c-\x1f): quicker
+_ASCII_TOKEN = re.compile(
+    r"[A-Za-z0-9_]+|[ \t\n\r\x0b\x0c\x1c-\x1f]+|[^A-Za-z0-9_ \t\n\r\x0b\x0c\x1c-\x1f]"
+)
+
+
+@lru_cache(maxsize=256)  # a clause changed in one pair is often changed in the next: 2 in 5 hits
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple((_ASCII_TOKEN if text.isascii() else _TOKEN).findall(text))
 
 
 def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
@@ -275,7 +313,7 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
     Joining the equal and insert texts in order gives exactly `new`; joining the equal and
     delete texts gives exactly `old`. Deletes come before inserts within a changed run.
     """
-    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    a, b = _tokens(old), _tokens(new)
     raw: list[tuple[str, str, str]] = []  # (kind, old text, new text)
     # rapidfuzz's LCS opcodes: the same answer difflib would mostly give, far faster on long text.
     for op in Indel.opcodes(a, b):
@@ -320,7 +358,8 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
 
 @lru_cache(maxsize=1 << 13)
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(_WORD.findall(normalise(text).casefold()))
+    # Interned: the cache holds each common word once, not once per clause it is in.
+    return tuple(map(sys.intern, _word_list(normalise(text).casefold())))
 
 
 def _clause_words(clause: Clause) -> tuple[str, ...]:
@@ -344,23 +383,46 @@ class _Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, str] = {}
 
-    def encode(self, clause: Clause) -> str:
-        return self._encode(_clause_words(clause), clause.full_text)
+    def encode_all(self, clauses: Sequence[Clause]) -> list[str]:
+        """The code of each clause, its lead-in's words and then its text's."""
+        words = [_clause_words(c) for c in clauses]
+        self._add(words)
+        return [self._join(w, c.full_text) for w, c in zip(words, clauses, strict=True)]
 
     def encode_text(self, text: str) -> str:
-        return self._encode(_words(text), text)
+        words = _words(text)
+        self._add((words,))
+        return self._join(words, text)
 
-    def _encode(self, words: tuple[str, ...], text: str) -> str:
+    def _add(self, sequences: Sequence[tuple[str, ...]]) -> None:
+        # Codes in order of first use, the new words of all the sequences at once (in C).
+        codes = self.codes
+        new = [w for w in dict.fromkeys(chain.from_iterable(sequences)) if w not in codes]
+        codes.update(zip(new, _code_points(len(codes), len(new)), strict=True))
+
+    def _join(self, words: tuple[str, ...], text: str) -> str:
         if not words:  # no wording: only identical punctuation matches it
             return "\x00" + normalise(text)
-        codes = self.codes
-        for word in words:
-            if word not in codes:  # codes in order of first use, as before
-                point = 0x100 + len(codes)
-                if point >= 0xD800:  # skip the surrogate range
-                    point += 0x800
-                codes[word] = chr(point)
-        return "".join(map(codes.__getitem__, words))
+        return "".join(map(self.codes.__getitem__, words))
+
+
+def _code(n: int) -> str:
+    """The code of a vocabulary's word number n: 0x100 on, the surrogate range skipped."""
+    point = 0x100 + n
+    return chr(point + 0x800 if point >= 0xD800 else point)
+
+
+def _code_points(start: int, count: int) -> str:
+    """The codes of words number start .. start + count - 1."""
+    table = _code_table()
+    if start + count <= len(table):
+        return table[start : start + count]
+    return "".join(map(_code, range(start, start + count)))
+
+
+@lru_cache(maxsize=1)
+def _code_table() -> str:
+    return "".join(map(_code, range(1 << 16)))  # enough for the words of any two versions
 
 
 def _keep_order(pairs: Sequence[tuple[int, int, float]]) -> set[int]:
@@ -435,8 +497,8 @@ def _grow(
 class _Aligner:
     def __init__(self, old: tuple[Clause, ...], new: tuple[Clause, ...]) -> None:
         self.old, self.new = old, new
-        self.old_keys = [_key(c) for c in old]
-        self.new_keys = [_key(c) for c in new]
+        self.old_keys = [_wording_key(c.lead_in, c.text) for c in old]  # _key, inlined
+        self.new_keys = [_wording_key(c.lead_in, c.text) for c in new]
         # Word-per-character codes for similarity, made only for clauses still unaligned.
         self.old_codes: dict[int, str] = {}
         self.new_codes: dict[int, str] = {}
@@ -501,17 +563,19 @@ class _Aligner:
         """Word-level similarity of free old/new pairs worth a look (at least _SEED_CUTOFF)."""
         scores: dict[tuple[int, int], float] = {}
         if len(old_free) * len(new_free) <= _EXHAUSTIVE:
-            choices = [self.new_codes[j] for j in new_free]
-            for i in old_free:
-                found = process.extract(
-                    self.old_codes[i],
-                    choices,
-                    scorer=fuzz.ratio,
-                    limit=None,
-                    score_cutoff=_SEED_CUTOFF,
-                )
-                for _, score, col in found:
-                    scores[(i, new_free[col])] = score
+            # One call for the whole matrix; float64, so each score is fuzz.ratio's own.
+            matrix = process.cdist(
+                [self.old_codes[i] for i in old_free],
+                [self.new_codes[j] for j in new_free],
+                scorer=fuzz.ratio,
+                score_cutoff=_SEED_CUTOFF,
+                dtype=numpy.float64,
+            )
+            rows, cols = matrix.nonzero()  # below the cutoff scores 0
+            for row, col, score in zip(
+                rows.tolist(), cols.tolist(), matrix[rows, cols].tolist(), strict=True
+            ):
+                scores[(old_free[row], new_free[col])] = score
             return scores
         # Many clauses changed at once: only compare clauses that share one of their rarest
         # words. A clause still half the same keeps some of them; unrelated ones rarely do.
@@ -550,16 +614,21 @@ class _Aligner:
         ("Definitions." under two headings: each stays with its own heading, whatever the order
         and whichever of them was removed.) The rest pair up in document order.
         """
-        old_groups: dict[str, list[int]] = {}
-        new_groups: dict[str, list[int]] = {}
+        # Only wording found on both sides and twice on one of them: counted first (in C).
+        old_count, new_count = Counter(self.old_keys), Counter(self.new_keys)
+        repeated = [k for k, n in old_count.items() if k in new_count and n + new_count[k] > 2]
+        if not repeated:
+            return
+        old_groups: dict[str, list[int]] = {key: [] for key in repeated}
+        new_groups: dict[str, list[int]] = {key: [] for key in repeated}
         for i, key in enumerate(self.old_keys):
-            old_groups.setdefault(key, []).append(i)
+            if key in old_groups:
+                old_groups[key].append(i)
         for j, key in enumerate(self.new_keys):
-            new_groups.setdefault(key, []).append(j)
+            if key in new_groups:
+                new_groups[key].append(j)
         for key, olds in old_groups.items():
-            news = new_groups.get(key, [])
-            if not news or (len(olds) == 1 and len(news) == 1):
-                continue
+            news = new_groups[key]
             for i in olds:
                 self.pairs.pop(i, None)
             waiting: dict[tuple[object, ...], list[int]] = {}
@@ -580,9 +649,10 @@ class _Aligner:
         old_free, new_free = self._free()
         if not old_free or not new_free:
             return
-        vocabulary = _Vocabulary()
-        self.old_codes = {i: vocabulary.encode(self.old[i]) for i in old_free}
-        self.new_codes = {j: vocabulary.encode(self.new[j]) for j in new_free}
+        free = [self.old[i] for i in old_free] + [self.new[j] for j in new_free]
+        codes = _Vocabulary().encode_all(free)
+        self.old_codes = dict(zip(old_free, codes[: len(old_free)], strict=True))
+        self.new_codes = dict(zip(new_free, codes[len(old_free) :], strict=True))
         scores = self._scores(old_free, new_free)
         # (score, local, olds, news)
         candidates: list[tuple[float, bool, tuple[int, ...], tuple[int, ...]]] = []
@@ -767,7 +837,7 @@ def _title_words(clause: Clause) -> frozenset[str]:
 def _run_in_title(text: str) -> tuple[str, ...]:
     """The words of the run-in title `text` opens with, if it has one of one to six words."""
     match = _TITLE.match(normalise(text))
-    words = _WORD.findall(match.group(1).casefold()) if match else []
+    words = _word_list(match.group(1).casefold()) if match else []
     return tuple(words) if 1 <= len(words) <= 6 else ()
 
 
@@ -833,8 +903,9 @@ def _inherit_ids(aligner: _Aligner) -> tuple[Clause, ...]:
     return tuple(c if c.id == ids[j] else _replace_id(c, ids[j] or c.id) for j, c in enumerate(new))
 
 
-def _replace_id(clause: Clause, new_id: str) -> Clause:
-    return replace(clause, id=new_id)
+def _replace_id(c: Clause, new_id: str) -> Clause:
+    # dataclasses.replace, without its look at every field
+    return Clause(new_id, c.section, c.heading, c.text, c.number, c.lead_in, c.labels, c.evidence)
 
 
 def _clause_redline(old: Clause, new: Clause) -> tuple[tuple[str, str], ...]:
@@ -874,10 +945,13 @@ def _pair_change(
 ) -> Change | None:
     if (
         in_place
-        and old.full_text == new.full_text
         and old.section == new.section
         and old.heading == new.heading
         and old.number == new.number
+        # the same parts make the same full_text, without building it
+        and (
+            (old.text == new.text and old.lead_in == new.lead_in) or old.full_text == new.full_text
+        )
     ):
         return None  # the common case: nothing at all changed
     same_wording = (
@@ -1004,8 +1078,9 @@ _DATE_LINE = re.compile(
 def _is_furniture(clause: Clause) -> bool:
     if clause.lead_in:
         return False
-    text = normalise(clause.text).casefold()
-    return " ".join(_WORD.findall(text)) in _UI_LABELS or bool(_DATE_LINE.match(text))
+    if " ".join(_words(clause.text)) in _UI_LABELS:  # the words align keys the clause by
+        return True
+    return bool(_DATE_LINE.match(normalise(clause.text).casefold()))
 
 
 def _wording_appeared(clause: Clause, other_headings: set[str]) -> bool:

@@ -1,6 +1,6 @@
 """Snapshot bytes -> Document: one structural path for HTML, Markdown, plain text and PDF.
 
-Markdown is rendered to HTML (markdown-it-py) and plain text / PDF text is turned into the same
+Markdown is rendered to HTML (markdown-it-pyrs) and plain text / PDF text is turned into the same
 blocks, so there is one segmenter downstream. Pure: bytes in, Document out; no network, no
 files (except extract_file, the convenience entry for the CLI), no clock.
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import lxml.html
-from bs4 import UnicodeDammit
 from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
@@ -273,6 +272,8 @@ def extract_file(path: str | Path) -> Document:
 
 
 def _decode_html(body: bytes, encoding: str | None) -> str:
+    from bs4 import UnicodeDammit  # here: importing bs4 takes 50 ms, and Markdown needs none
+
     candidates = [encoding] if encoding else []
     dammit = UnicodeDammit(body, known_definite_encodings=candidates, is_html=True)
     if dammit.unicode_markup is None:
@@ -288,6 +289,8 @@ def _decode_text(body: bytes, encoding: str | None) -> str:
             return body.decode(candidate).lstrip("\ufeff")
         except (UnicodeDecodeError, LookupError):
             continue
+    from bs4 import UnicodeDammit
+
     dammit = UnicodeDammit(body)
     return dammit.unicode_markup or body.decode("utf-8", errors="replace")
 
@@ -307,10 +310,12 @@ def _pdf_text(body: bytes) -> str:
 
 @lru_cache(maxsize=1)
 def _markdown_parser() -> Any:
-    from markdown_it import MarkdownIt
+    # markdown-it-pyrs: markdown-it in Rust, ten times faster than markdown-it-py and, on every
+    # version of the corpus, the same Documents. Its "commonmark" keeps raw HTML inside the
+    # Markdown (so it parses like a page); tables added.
+    from markdown_it_pyrs import MarkdownIt
 
-    # "commonmark" plus tables; raw HTML inside the Markdown is kept so it parses like a page.
-    return MarkdownIt("commonmark", {"html": True}).enable("table")
+    return MarkdownIt("commonmark").enable("table")
 
 
 def _markdown_to_html(text: str) -> str:
@@ -333,7 +338,8 @@ def _markdown_to_html(text: str) -> str:
 _CHUNK_CUT = re.compile(
     r"\n[ \t]*\n(?=#|\*\*[^\s*]|__[^\s_]|[^\W\d_]|[“‘\"'(（「『【《]|\d+(?![\d.)]))"
 )
-_WHOLE_TEXT_SIGNS = ("```", "~~~", "]:", "\r", "\0")
+# (sign, a character of it, looked for first: one character is found faster than three)
+_WHOLE_TEXT_SIGNS = (("```", "`"), ("~~~", "~"), ("]:", "]"), ("\r", "\r"), ("\0", "\0"))
 _HTML_TO_CLOSING_TAG = re.compile(r"<(?:[!?]|script|pre|style|textarea)", re.IGNORECASE)
 # The only raw HTML a chunk may hold and still be walked on its own: a line break (an element
 # left open in one chunk would take in the next ones when the page is parsed as a whole).
@@ -343,7 +349,7 @@ _CHUNK_CACHE = 1 << 11  # a few versions of the longest document (398 chunks); b
 
 def _markdown_chunks(text: str) -> list[str] | None:
     """The text cut into independently parsed chunks, or None when it must be parsed whole."""
-    if any(sign in text for sign in _WHOLE_TEXT_SIGNS) or (
+    if any(first in text and sign in text for sign, first in _WHOLE_TEXT_SIGNS) or (
         "<" in text and _HTML_TO_CLOSING_TAG.search(text)
     ):
         return None
@@ -367,7 +373,8 @@ def _chunk_blocks(chunk: str) -> tuple[Block, ...] | None:
     after another, and the walk reads each apart from the others."""
     if "<" in chunk and "<" in _LINE_BREAK_TAG.sub("", chunk):
         return None
-    root = _parse_html(_markdown_to_html(chunk))  # not _chunk_html: its cache is for mixed pages
+    # not _chunk_html: its cache is for mixed pages
+    root = _parse_html(_markdown_to_html(chunk), plain=True)
     if root is None:
         return ()
     body = root.find("body")
@@ -421,14 +428,19 @@ def _from_html(html: str, select: Sequence[str], remove: Sequence[str]) -> Docum
     return _finish(blocks, title, tuple(metadata))
 
 
-def _parse_html(html: str) -> HtmlElement | None:
+def _parse_html(html: str, *, plain: bool = False) -> HtmlElement | None:
+    """The page's tree. `plain`: lxml's own elements, made twice as fast as lxml.html's, for a
+    tree that is only walked (no drop_tree, text_content or selectors)."""
     html = _XML_DECLARATION.sub("", html, count=1)  # lxml refuses str input that declares bytes
     if not html.strip():
         return None
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
     try:
+        # a parser per call: lxml's parsers are not to be shared between threads
+        if plain:
+            return etree.fromstring(html, etree.HTMLParser(remove_comments=True, remove_pis=True))
+        parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
         return lxml.html.document_fromstring(html, parser=parser)
-    except (etree.ParserError, ValueError):
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
 
 
@@ -723,12 +735,15 @@ def _looks_like_heading(text: str) -> bool:
 # -- shared -----------------------------------------------------------------------------------
 
 
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def _clean(text: str) -> str:
     # Zero-width joiners and soft hyphens come and go with page builds; they are never wording.
-    return " ".join(text.translate(_INVISIBLE).split())
+    # (None in ASCII text, where isascii() costs nothing; a pattern is quicker than translate.)
+    if not text.isascii():
+        text = _INVISIBLE.sub("", text)
+    return " ".join(text.split())
 
 
 def split_marker(text: str) -> tuple[str, str]:
@@ -791,17 +806,13 @@ def _finish(
     kept: list[Block] = []
     seen_heading = False
     for index, block in enumerate(blocks):
-        if not _LETTER.search(block.text):
+        has_letter, cjk_with_year, found, found_iso = _signs(block.text)
+        if not has_letter:
             continue
         seen_heading = seen_heading or block.kind == "heading"
         if not seen_heading and block.kind == "paragraph" and _PAGE_TITLE.match(block.text):
             continue  # "Business terms | Acme" above the heading: the browser tab's title
-        has_year = _YEAR.search(block.text) is not None
-        if (
-            has_year
-            and _CJK_CHAR.search(block.text)
-            and _cjk_date_line(block.text, index, cjk_dates)
-        ):
+        if cjk_with_year and _cjk_date_line(block.text, index, cjk_dates):
             continue  # "生效日期：2026年7月22日" is metadata, like "Last updated: May 1, 2026"
         if index < 60 and "版本" in block.text and len(block.text) <= 40:
             version = _CJK_VERSION.search(block.text)
@@ -810,11 +821,10 @@ def _finish(
                 continue
         # Every short date line is metadata (addenda repeat "Updated: ..."); the first one near
         # the top of the document is its effective date.
-        found = _EFFECTIVE.search(block.text) if has_year else None
         if found and effective_date is None and index < 60:
-            effective_date, effective_text = _iso(found), block.text
+            effective_date, effective_text = found_iso, block.text
         elif found and fallback is None:
-            fallback = (_iso(found), block.text)
+            fallback = (found_iso, block.text)
         if found and len(block.text) <= _DATE_LINE_MAX:
             continue  # "Last updated: May 1, 2026" is metadata; its change is not a clause change
         kept.append(block)
@@ -836,6 +846,18 @@ def _finish(
         effective_date_text=effective_text,
         metadata=metadata + tuple(extra),
     )
+
+
+@lru_cache(maxsize=1 << 14)  # most blocks come back in the next version, the same text
+def _signs(text: str) -> tuple[bool, bool, bool, str | None]:
+    """What _finish reads of a block's text on its own: has it a letter; a CJK character and a
+    four-digit year (it may be a CJK date line); an effective-date sentence, and its ISO date."""
+    if not _LETTER.search(text):
+        return False, False, False, None
+    if not _YEAR.search(text):  # every date form read has a four-digit year
+        return True, False, False, None
+    found = _EFFECTIVE.search(text)
+    return True, bool(_CJK_CHAR.search(text)), bool(found), _iso(found) if found else None
 
 
 def _cjk_date_line(text: str, index: int, dates: dict[str, tuple[str, str]]) -> bool:

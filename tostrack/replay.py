@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ class HistoryAnalyser:
         if self._last is not None and self._last[0] == document:
             return self._last[1]  # the same document as last time: the same clauses
         clauses = segment_document(document)
-        fresh = [c for c in clauses if c not in self._labelled]
+        known = [self._labelled.get(c) for c in clauses]  # one hash of each clause
+        fresh = [c for c, labelled in zip(clauses, known, strict=True) if labelled is None]
         readings = [_reading_digest(self._reading(c)) for c in fresh]
         todo = {r: c for r, c in zip(readings, fresh, strict=True) if r not in self._labels}
         if todo:
@@ -93,7 +95,10 @@ class HistoryAnalyser:
         for clause, reading in zip(fresh, readings, strict=True):
             labels, evidence = self._labels[reading]
             self._labelled[clause] = replace(clause, labels=labels, evidence=evidence)
-        out = tuple(self._labelled[c] for c in clauses)
+        out = tuple(
+            labelled if labelled is not None else self._labelled[c]
+            for c, labelled in zip(clauses, known, strict=True)
+        )
         self._last = (document, out)
         return out
 
@@ -331,7 +336,12 @@ def _same_markdown(raw: bytes, before: bytes) -> bool:
         return True
     if b"`" in raw or b"`" in before:
         return False
-    return _LINK_TARGET.sub(b"]()", raw) == _LINK_TARGET.sub(b"]()", before)
+    return _without_link_targets(raw) == _without_link_targets(before)
+
+
+@lru_cache(maxsize=4)  # a version is compared with the one before it, then the one after
+def _without_link_targets(raw: bytes) -> bytes:
+    return _LINK_TARGET.sub(b"]()", raw)
 
 
 def _read(path: Path) -> bytes:
