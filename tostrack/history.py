@@ -84,7 +84,7 @@ def import_directory(
                     skipped += 1  # the same text again (as the same bytes would be in `run`)
                     continue
                 try:
-                    previous_clauses = previous.load()[1]
+                    previous_clauses = store.stored_clauses(previous)  # read back
                 except (OSError, ValueError, KeyError) as exc:
                     raise InputError(evidence_missing(source, previous, exc).detail) from None
             result = record(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,64 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
         out.append(newline + "}")
     else:
         raise _Unusual
+
+
+def version_json(
+    document: Document, clauses: Sequence[Clause], known: Mapping[Clause, str]
+) -> tuple[bytes, dict[Clause, str]]:
+    """json_bytes({"document": ..., "clauses": [...]}): a version.json, and each clause's text
+    in it. A clause found in `known` (the texts of the version stored before, which shares most
+    clauses with this one) is not encoded again; the texts returned are the next one's `known`."""
+    texts: dict[Clause, str] = {}
+    pieces = []
+    try:
+        for clause in clauses:
+            exact = _exact_key(clause)
+            text = known.get(clause) if exact else None
+            if text is None:
+                out: list[str] = []
+                _indented(clause_to_json(clause), out, "\n  ")  # an item of "clauses"
+                text = "".join(out)
+            if exact:
+                texts[clause] = text
+            pieces.append(text)
+        out = []
+        _indented(document_to_json(document), out, "\n ")
+    except (_Unusual, TypeError):  # TypeError: a clause that cannot be a key
+        data = {
+            "document": document_to_json(document),
+            "clauses": [clause_to_json(c) for c in clauses],
+        }
+        return json_bytes(data), {}
+    listed = "[\n  " + ",\n  ".join(pieces) + "\n ]" if pieces else "[]"
+    return f'{{\n "clauses": {listed},\n "document": {"".join(out)}\n}}'.encode(), texts
+
+
+def _exact_key(clause: Clause) -> bool:
+    """Equal clauses are written alike when every value is a string (1 == 1.0 == True is not)."""
+    return (
+        all(type(v) is str for v in (clause.id, clause.section, clause.text))
+        and all(type(v) is str for v in (clause.number, clause.lead_in, *clause.heading))
+        and all(type(v) is str for v in clause.labels)
+        and all(type(v) is str for pair in clause.evidence for v in pair)
+    )
+
+
+def as_read_back(clause: Clause) -> Clause | None:
+    """The clause as clause_from_json reads it back from its stored JSON (evidence by label, as
+    sort_keys wrote it), without the round trip; None for one whose values are not all strings."""
+    if not _exact_key(clause):
+        return None
+    evidence = tuple(sorted(dict(clause.evidence).items()))
+    if (
+        evidence == clause.evidence
+        and type(clause.heading) is tuple
+        and type(clause.labels) is tuple
+    ):
+        return clause
+    return replace(
+        clause, heading=tuple(clause.heading), labels=tuple(clause.labels), evidence=evidence
+    )
 
 
 def version_text(clauses: Sequence[Clause]) -> str:

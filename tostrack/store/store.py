@@ -17,6 +17,7 @@ recomputed from the folders (`tostrack rebuild`).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import sqlite3
@@ -33,16 +34,16 @@ from tostrack.errors import StorageError
 from tostrack.media import extension_for
 from tostrack.models import SEVERITY_RANK, Change, Clause, Diff, Document, Failure, Snapshot
 from tostrack.store.codecs import (
+    as_read_back,
     change_from_record,
     change_to_record,
     clause_from_json,
-    clause_to_json,
     combined_sha,
     document_from_json,
-    document_to_json,
     json_bytes,
     read_json,
     text_digest,
+    version_json,
     version_text,
 )
 from tostrack.store.connection import (
@@ -52,7 +53,13 @@ from tostrack.store.connection import (
     database_errors,
 )
 from tostrack.store.evidence import store_object
-from tostrack.store.files import capture_folders, fsync_dir, raw_path, stamp, write_atomic
+from tostrack.store.files import (
+    capture_folders,
+    fsync_dir,
+    raw_path,
+    stamp,
+    write_new,
+)
 from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
 from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
@@ -208,6 +215,10 @@ class Store(OutboxTables, LeaseTables):
         self.read_only = read_only
         self.database = database
         self.db: Database
+        # The last version saved here, as read back (an import diffs the next file against it),
+        # and its clauses' JSON (the next version shares most of them).
+        self._saved: tuple[int, tuple[Clause, ...]] | None = None
+        self._clause_json: dict[Clause, str] = {}
         if database is not None:
             self._open_postgres(database)
             return
@@ -476,11 +487,12 @@ class Store(OutboxTables, LeaseTables):
                 (_PENDING + rel, snapshots[0].fetched_at),
             )
         with _storage_errors(f"saving a snapshot of {source_id}"):
-            self._write_stamp_folder(
+            text_sha256 = self._write_stamp_folder(
                 folder, snapshots, document, clauses, origin=origin, requested_urls=requested_urls
             )
         faults.crash_point("after-rename")
-        return self.record_version(
+        self._saved = None
+        version, diff_id = self.record_version(
             folder,
             snapshots,
             document,
@@ -493,7 +505,19 @@ class Store(OutboxTables, LeaseTables):
             notify=notify,
             kind=kind,
             redirect=redirect,
+            text_sha256=text_sha256,
         )
+        read_back = tuple(as_read_back(c) for c in clauses)
+        if None not in read_back:
+            self._saved = (version.id, read_back)  # type: ignore[assignment]
+        return version, diff_id
+
+    def stored_clauses(self, version: Version) -> tuple[Clause, ...]:
+        """version.load()[1]; from memory for the version this store saved last (an import
+        compares each file with the one it just stored)."""
+        if self._saved is not None and self._saved[0] == version.id:
+            return self._saved[1]
+        return version.load()[1]
 
     def record_version(
         self,
@@ -510,8 +534,10 @@ class Store(OutboxTables, LeaseTables):
         notify: bool = True,
         kind: str = "clauses",
         redirect: str | None = None,
+        text_sha256: str | None = None,
     ) -> tuple[Version, int | None]:
-        """The rows for a capture folder already on disk (a new one, or one adopted or rebuilt)."""
+        """The rows for a capture folder already on disk (a new one, or one adopted or rebuilt).
+        text_sha256: text_digest(clauses), when the caller has it."""
         if kind not in DIFF_KINDS:
             raise ValueError(f"diff kind must be one of {DIFF_KINDS}, not {kind!r}")
         source_id = snapshots[0].source_id
@@ -530,7 +556,7 @@ class Store(OutboxTables, LeaseTables):
                     source_id,
                     captured_at,
                     rel,
-                    text_digest(clauses),
+                    text_sha256 or text_digest(clauses),
                     snapshot_sha,
                     document.title or title,
                     document.effective_date,
@@ -656,7 +682,11 @@ class Store(OutboxTables, LeaseTables):
         *,
         origin: str = "fetch",
         requested_urls: Sequence[str] = (),
-    ) -> None:
+    ) -> str | None:
+        """Write the capture folder; returns the text digest of the version it holds (if any).
+
+        The files are written straight into a private temporary folder, each fsynced: no one
+        sees them before the folder is renamed into place, complete."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
         try:
@@ -688,16 +718,17 @@ class Store(OutboxTables, LeaseTables):
             }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
-            write_atomic(tmp / "snapshot.json", json_bytes(info))
+            write_new(tmp / "snapshot.json", json_bytes(info))
+            digest = None
             if document is not None and clauses is not None:
-                version = {
-                    "document": document_to_json(document),
-                    "clauses": [clause_to_json(c) for c in clauses],
-                }
-                write_atomic(tmp / "version.json", json_bytes(version))
-                write_atomic(tmp / "version.txt", version_text(clauses).encode("utf-8"))
+                data, self._clause_json = version_json(document, clauses, self._clause_json)
+                write_new(tmp / "version.json", data)
+                text = version_text(clauses).encode("utf-8")
+                write_new(tmp / "version.txt", text)
+                digest = hashlib.sha256(text).hexdigest()  # text_digest(clauses)
             os.replace(tmp, folder)
             fsync_dir(folder.parent)
+            return digest
         except BaseException:
             import shutil
 
