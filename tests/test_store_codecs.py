@@ -76,7 +76,9 @@ def test_as_read_back_is_what_loading_the_stored_json_gives(clause: Clause) -> N
     assert as_read_back(clause) == clause_from_json(stored)
 
 
-def test_a_clause_with_a_value_that_is_not_a_string_takes_the_plain_path() -> None:
+def test_a_clause_with_a_value_that_is_not_a_string_takes_the_plain_path(
+    tmp_path: Path,
+) -> None:
     odd = Clause(id="c1", section="1", heading=(), text="Fees apply.", evidence=(("fees", 1),))  # type: ignore[arg-type]
     same_but_bool = Clause(
         id="c1",
@@ -90,7 +92,10 @@ def test_a_clause_with_a_value_that_is_not_a_string_takes_the_plain_path() -> No
     assert known == {}  # 1 == True: such a clause is never looked up by equality
     data, _ = version_json(document, [same_but_bool], known)
     assert data == _plain(document, [same_but_bool])
-    assert as_read_back(odd) is None
+    snapshot = Snapshot("acme/terms", "file:///x", "2026-01-01T00:00:00Z", 200, "text/html", b"x")
+    with Store(tmp_path) as store:
+        version, _ = store.save_version((snapshot,), document, (same_but_bool,))
+        assert store.stored_clauses(version) == version.load()[1]
 
 
 def test_the_version_just_saved_is_read_back_from_memory_as_from_disk(tmp_path: Path) -> None:
@@ -102,6 +107,7 @@ def test_the_version_just_saved_is_read_back_from_memory_as_from_disk(tmp_path: 
         labels=("pricing",),
         evidence=(("pricing", "fees"), ("notice", "with notice")),  # not by label
     )
+    assert as_read_back(clause) != clause  # read back by label
     snapshot = Snapshot("acme/terms", "file:///x", "2026-01-01T00:00:00Z", 200, "text/html", b"x")
     with Store(tmp_path) as store:
         version, _ = store.save_version((snapshot,), Document(blocks=()), (clause,))

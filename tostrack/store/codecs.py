@@ -173,50 +173,67 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
 def version_json(
     document: Document, clauses: Sequence[Clause], known: Mapping[Clause, str]
 ) -> tuple[bytes, dict[Clause, str]]:
-    """json_bytes({"document": ..., "clauses": [...]}): a version.json, and each clause's text
-    in it. A clause found in `known` (the texts of the version stored before, which shares most
-    clauses with this one) is not encoded again; the texts returned are the next one's `known`."""
+    """json_bytes({"document": ..., "clauses": [...]}): a version.json, and the text of each of
+    its clauses that holds strings only. A clause found in `known` (those of the version stored
+    before, which shares most of them) is not encoded again; the texts returned are the next
+    version's `known`. Equal clauses of strings are written alike (1 == 1.0 == True is not)."""
     texts: dict[Clause, str] = {}
     pieces = []
-    try:
-        for clause in clauses:
-            exact = _exact_key(clause)
-            text = known.get(clause) if exact else None
+    for clause in clauses:
+        try:
+            text = known.get(clause)  # equal to a clause of strings: strings too
             if text is None:
-                out: list[str] = []
+                text = _clause_item(clause)  # TypeError for a value that is not a string
+            texts[clause] = text
+        except TypeError:  # that, or a clause that cannot be a key
+            out: list[str] = []
+            try:
                 _indented(clause_to_json(clause), out, "\n  ")  # an item of "clauses"
-                text = "".join(out)
-            if exact:
-                texts[clause] = text
-            pieces.append(text)
-        out = []
+            except _Unusual:
+                return json_bytes(_version_data(document, clauses)), {}
+            text = "".join(out)
+        pieces.append(text)
+    out = []
+    try:
         _indented(document_to_json(document), out, "\n ")
-    except (_Unusual, TypeError):  # TypeError: a clause that cannot be a key
-        data = {
-            "document": document_to_json(document),
-            "clauses": [clause_to_json(c) for c in clauses],
-        }
-        return json_bytes(data), {}
+    except _Unusual:
+        return json_bytes(_version_data(document, clauses)), {}
     listed = "[\n  " + ",\n  ".join(pieces) + "\n ]" if pieces else "[]"
     return f'{{\n "clauses": {listed},\n "document": {"".join(out)}\n}}'.encode(), texts
 
 
-def _exact_key(clause: Clause) -> bool:
-    """Equal clauses are written alike when every value is a string (1 == 1.0 == True is not)."""
+def _version_data(document: Document, clauses: Sequence[Clause]) -> dict[str, Any]:
+    return {"document": document_to_json(document), "clauses": [clause_to_json(c) for c in clauses]}
+
+
+def _clause_item(clause: Clause) -> str:
+    """_indented(clause_to_json(clause)) as an item of "clauses", for a clause of strings only
+    (TypeError otherwise): the keys in sorted order, each value written directly."""
+    text = _encode_string  # TypeError for anything but a string
+
+    def listed(values: Sequence[str]) -> str:
+        return "[\n    " + ",\n    ".join(map(text, values)) + "\n   ]" if values else "[]"
+
+    evidence = sorted(dict(clause.evidence).items())
+    found = (
+        "{\n    " + ",\n    ".join(f"{text(k)}: {text(v)}" for k, v in evidence) + "\n   }"
+        if evidence
+        else "{}"
+    )
     return (
-        all(type(v) is str for v in (clause.id, clause.section, clause.text))
-        and all(type(v) is str for v in (clause.number, clause.lead_in, *clause.heading))
-        and all(type(v) is str for v in clause.labels)
-        and all(type(v) is str for pair in clause.evidence for v in pair)
+        f'{{\n   "evidence": {found},\n   "heading_trail": {listed(clause.heading)},'
+        f'\n   "id": {text(clause.id)},\n   "labels": {listed(clause.labels)},'
+        f'\n   "lead_in": {text(clause.lead_in)},\n   "number": {text(clause.number)},'
+        f'\n   "section": {text(clause.section)},\n   "text": {text(clause.text)}\n  }}'
     )
 
 
-def as_read_back(clause: Clause) -> Clause | None:
-    """The clause as clause_from_json reads it back from its stored JSON (evidence by label, as
-    sort_keys wrote it), without the round trip; None for one whose values are not all strings."""
-    if not _exact_key(clause):
-        return None
-    evidence = tuple(sorted(dict(clause.evidence).items()))
+def as_read_back(clause: Clause) -> Clause:
+    """The clause as clause_from_json reads back its stored JSON, for a clause of strings only
+    (one version_json returned a text for): evidence by label, as sort_keys wrote it."""
+    evidence = clause.evidence
+    if len(evidence) > 1:
+        evidence = tuple(sorted(dict(evidence).items()))
     if (
         evidence == clause.evidence
         and type(clause.heading) is tuple

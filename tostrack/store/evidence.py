@@ -48,11 +48,15 @@ def store_object(evidence: Path, body: bytes, sha256: str, extension: str) -> st
     rewritten. Writes are atomic (temporary name, fsync, rename): two workers storing the same
     bytes at once both end with the one complete file. Objects are read-only, never edited."""
     folder = evidence / OBJECTS / sha256[:2]
-    for existing in sorted(folder.glob(f"{sha256}.*")):  # any extension: the bytes decide
-        if OBJECT_NAME.fullmatch(f"{OBJECTS}/{sha256[:2]}/{existing.name}"):
-            name = f"{OBJECTS}/{sha256[:2]}/{existing.name}"
-            if file_sha256(existing) != sha256:
-                write_atomic(existing, body, mode=0o400)
+    try:
+        present = sorted(n for n in os.listdir(folder) if n.startswith(f"{sha256}."))
+    except (FileNotFoundError, NotADirectoryError):
+        present = []
+    for existing in present:  # any extension: the bytes decide
+        if OBJECT_NAME.fullmatch(f"{OBJECTS}/{sha256[:2]}/{existing}"):
+            name = f"{OBJECTS}/{sha256[:2]}/{existing}"
+            if file_sha256(folder / existing) != sha256:
+                write_atomic(folder / existing, body, mode=0o400)
             return name
     name = f"{OBJECTS}/{sha256[:2]}/{sha256}.{extension}"
     write_atomic(evidence / name, body, mode=0o400)

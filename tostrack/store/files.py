@@ -98,11 +98,12 @@ def capture_folders(snapshots_dir: Path) -> list[Path]:
     """
     if not snapshots_dir.is_dir():
         return []
-    found = [
-        p.parent
-        for p in snapshots_dir.rglob("version.json")
-        if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
-    ]
+    found = []
+    # os.walk rather than rglob: every run and import starts with this walk (recovery.reconcile)
+    for where, folders, files in os.walk(snapshots_dir):
+        folders[:] = [name for name in folders if not name.startswith(".")]  # being written
+        if "version.json" in files or "version.json" in folders:
+            found.append(Path(where))
     return sorted(found, key=lambda f: (f.name, f.as_posix()))
 
 

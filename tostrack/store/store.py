@@ -507,9 +507,8 @@ class Store(OutboxTables, LeaseTables):
             redirect=redirect,
             text_sha256=text_sha256,
         )
-        read_back = tuple(as_read_back(c) for c in clauses)
-        if None not in read_back:
-            self._saved = (version.id, read_back)  # type: ignore[assignment]
+        if all(c in self._clause_json for c in clauses):  # strings only: read back alike
+            self._saved = (version.id, tuple(map(as_read_back, clauses)))
         return version, diff_id
 
     def stored_clauses(self, version: Version) -> tuple[Clause, ...]:
