@@ -43,16 +43,22 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         raise
 
 
-def write_new(path: Path, data: bytes) -> None:
-    """Create path (it must not exist) holding data, fsynced, private to this user (0600).
+def write_unsynced(path: Path, data: bytes) -> int:
+    """Create path (it must not exist) holding data, private to this user (0600); returns the
+    open descriptor, for the caller to fsync and close.
 
     Only for a file in a folder no one reads until it is renamed into place complete (a capture
     folder being written): there a write needs no temporary name of its own."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    with os.fdopen(os.open(path, flags, 0o600), "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd = os.open(path, flags, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _new_temporary(path: Path, mode: int) -> tuple[int, str]:

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +53,13 @@ from tostrack.store.connection import (
     connect_sqlite,
     database_errors,
 )
-from tostrack.store.evidence import store_object
+from tostrack.store.evidence import object_for, write_object
 from tostrack.store.files import (
     capture_folders,
     fsync_dir,
     raw_path,
     stamp,
-    write_new,
+    write_unsynced,
 )
 from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
@@ -219,6 +220,7 @@ class Store(OutboxTables, LeaseTables):
         # and its clauses' JSON (the next version shares most of them).
         self._saved: tuple[int, tuple[Clause, ...]] | None = None
         self._clause_json: dict[Clause, str] = {}
+        self._syncs: ThreadPoolExecutor | None = None  # fsyncs a capture's files together
         if database is not None:
             self._open_postgres(database)
             return
@@ -300,6 +302,8 @@ class Store(OutboxTables, LeaseTables):
         self.close()
 
     def close(self) -> None:
+        if self._syncs is not None:
+            self._syncs.shutdown()
         self.db.close()
 
     @contextmanager
@@ -478,17 +482,24 @@ class Store(OutboxTables, LeaseTables):
         source_id = snapshots[0].source_id
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
         rel = self.relative(folder)
-        with (
-            self.transaction() as db
-        ):  # noted first: a crash after the rename leaves a known orphan
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (_PENDING + rel, snapshots[0].fetched_at),
-            )
+
+        def note_pending() -> None:  # before the rename: a crash after it leaves a known orphan
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_PENDING + rel, snapshots[0].fetched_at),
+                )
+
         with _storage_errors(f"saving a snapshot of {source_id}"):
             text_sha256 = self._write_stamp_folder(
-                folder, snapshots, document, clauses, origin=origin, requested_urls=requested_urls
+                folder,
+                snapshots,
+                document,
+                clauses,
+                origin=origin,
+                requested_urls=requested_urls,
+                before_rename=note_pending,
             )
         faults.crash_point("after-rename")
         self._saved = None
@@ -681,20 +692,35 @@ class Store(OutboxTables, LeaseTables):
         *,
         origin: str = "fetch",
         requested_urls: Sequence[str] = (),
+        before_rename: Callable[[], None] | None = None,
     ) -> str | None:
         """Write the capture folder; returns the text digest of the version it holds (if any).
 
-        The files are written straight into a private temporary folder, each fsynced: no one
-        sees them before the folder is renamed into place, complete."""
+        The files are written straight into a private temporary folder (no one sees them before
+        it is renamed into place, complete) and fsynced together, new raw bodies' objects with
+        them, while `before_rename` runs (the note of the pending folder): all are on disk
+        before the rename, as if fsynced one after the other."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+        if self._syncs is None:
+            self._syncs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tostrack-fsync")
+        syncs = self._syncs
+        waits: list[Future[None]] = []
+        written: list[int] = []
+
+        def write(name: str, data: bytes) -> None:
+            written.append(write_unsynced(tmp / name, data))
+            waits.append(syncs.submit(os.fsync, written[-1]))
+
         try:
             meta = []
             for i, snap in enumerate(snapshots):
                 # stored once per content, before the folder naming it is renamed into place
-                name = store_object(
-                    self.snapshots_dir, snap.body, snap.sha256, extension_for(snap.content_type)
+                name, missing = object_for(
+                    self.snapshots_dir, snap.sha256, extension_for(snap.content_type)
                 )
+                if missing:
+                    waits.append(syncs.submit(write_object, self.snapshots_dir, name, snap.body))
                 meta.append(
                     {
                         "object": name,
@@ -717,22 +743,29 @@ class Store(OutboxTables, LeaseTables):
             }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
-            write_new(tmp / "snapshot.json", json_bytes(info))
+            write("snapshot.json", json_bytes(info))
             digest = None
             if document is not None and clauses is not None:
                 data, self._clause_json = version_json(document, clauses, self._clause_json)
-                write_new(tmp / "version.json", data)
+                write("version.json", data)
                 text = version_text(clauses).encode("utf-8")
-                write_new(tmp / "version.txt", text)
+                write("version.txt", text)
                 digest = hashlib.sha256(text).hexdigest()  # text_digest(clauses)
+            if before_rename is not None:
+                before_rename()
+            _settle(waits)
             os.replace(tmp, folder)
             fsync_dir(folder.parent)
             return digest
         except BaseException:
             import shutil
 
+            _settle(waits, quietly=True)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            for fd in written:
+                os.close(fd)
 
     # diffs -----------------------------------------------------------------------------------
 
@@ -829,6 +862,19 @@ class Store(OutboxTables, LeaseTables):
         inserted, so this changes exactly when a source's list of failures does."""
         rows = self.db.execute("SELECT source_id, COUNT(*), MAX(id) FROM failures GROUP BY 1")
         return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _settle(waits: list[Future[None]], *, quietly: bool = False) -> None:
+    """Wait for every write and fsync under way; the first one that failed raises (unless
+    quietly: after another error, when they only must be over). Each is waited for once."""
+    failed: BaseException | None = None
+    while waits:
+        try:
+            waits.pop(0).result()
+        except BaseException as exc:  # noqa: BLE001 - raised below, once all are over
+            failed = failed or exc
+    if failed is not None and not quietly:
+        raise failed
 
 
 def _column(row: Any, name: str, default: Any) -> Any:
