@@ -61,11 +61,11 @@ def _plain(document: Document, items: list[Clause]) -> bytes:
 def test_version_json_writes_the_bytes_json_bytes_writes(
     document: Document, earlier: list[Clause], later: list[Clause]
 ) -> None:
-    first, known = version_json(document, earlier, {})
-    assert first == _plain(document, earlier)
+    first, known, strings_only = version_json(document, earlier, {})
+    assert first == _plain(document, earlier) and strings_only
     # The next version: some clauses of the first again, in another order, and new ones.
     mixed = later + earlier[::-1]
-    second, _ = version_json(document, mixed, known)
+    second, _, _ = version_json(document, mixed, known)
     assert second == _plain(document, mixed)
 
 
@@ -88,9 +88,9 @@ def test_a_clause_with_a_value_that_is_not_a_string_takes_the_plain_path(
         evidence=(("fees", True),),  # type: ignore[arg-type]
     )
     document = Document(blocks=())
-    _, known = version_json(document, [odd], {})
-    assert known == {}  # 1 == True: such a clause is never looked up by equality
-    data, _ = version_json(document, [same_but_bool], known)
+    _, known, strings_only = version_json(document, [odd], {})
+    assert known == {} and not strings_only  # 1 == True: never looked up by equality
+    data, _, _ = version_json(document, [same_but_bool], known)
     assert data == _plain(document, [same_but_bool])
     snapshot = Snapshot("acme/terms", "file:///x", "2026-01-01T00:00:00Z", 200, "text/html", b"x")
     with Store(tmp_path) as store:

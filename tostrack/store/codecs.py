@@ -172,13 +172,15 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
 
 def version_json(
     document: Document, clauses: Sequence[Clause], known: Mapping[Clause, str]
-) -> tuple[bytes, dict[Clause, str]]:
-    """json_bytes({"document": ..., "clauses": [...]}): a version.json, and the text of each of
-    its clauses that holds strings only. A clause found in `known` (those of the version stored
-    before, which shares most of them) is not encoded again; the texts returned are the next
-    version's `known`. Equal clauses of strings are written alike (1 == 1.0 == True is not)."""
+) -> tuple[bytes, dict[Clause, str], bool]:
+    """json_bytes({"document": ..., "clauses": [...]}): a version.json, the text of each of its
+    clauses that holds strings only, and whether all do. A clause found in `known` (those of
+    the version stored before, which shares most of them) is not encoded again; the texts
+    returned are the next version's `known`. Equal clauses of strings are written alike
+    (1 == 1.0 == True is not)."""
     texts: dict[Clause, str] = {}
     pieces = []
+    strings_only = True
     for clause in clauses:
         try:
             text = known.get(clause)  # equal to a clause of strings: strings too
@@ -186,20 +188,22 @@ def version_json(
                 text = _clause_item(clause)  # TypeError for a value that is not a string
             texts[clause] = text
         except TypeError:  # that, or a clause that cannot be a key
+            strings_only = False
             out: list[str] = []
             try:
                 _indented(clause_to_json(clause), out, "\n  ")  # an item of "clauses"
             except _Unusual:
-                return json_bytes(_version_data(document, clauses)), {}
+                return json_bytes(_version_data(document, clauses)), {}, False
             text = "".join(out)
         pieces.append(text)
     out = []
     try:
         _indented(document_to_json(document), out, "\n ")
     except _Unusual:
-        return json_bytes(_version_data(document, clauses)), {}
+        return json_bytes(_version_data(document, clauses)), {}, False
     listed = "[\n  " + ",\n  ".join(pieces) + "\n ]" if pieces else "[]"
-    return f'{{\n "clauses": {listed},\n "document": {"".join(out)}\n}}'.encode(), texts
+    data = f'{{\n "clauses": {listed},\n "document": {"".join(out)}\n}}'.encode()
+    return data, texts, strings_only
 
 
 def _version_data(document: Document, clauses: Sequence[Clause]) -> dict[str, Any]:

@@ -220,6 +220,7 @@ class Store(OutboxTables, LeaseTables):
         # and its clauses' JSON (the next version shares most of them).
         self._saved: tuple[int, tuple[Clause, ...]] | None = None
         self._clause_json: dict[Clause, str] = {}
+        self._saved_as_read_back = False  # the clauses just written hold strings only
         self._syncs: ThreadPoolExecutor | None = None  # fsyncs a capture's files together
         if database is not None:
             self._open_postgres(database)
@@ -518,7 +519,7 @@ class Store(OutboxTables, LeaseTables):
             redirect=redirect,
             text_sha256=text_sha256,
         )
-        if all(c in self._clause_json for c in clauses):  # strings only: read back alike
+        if self._saved_as_read_back:  # strings only: as_read_back reads them back alike
             self._saved = (version.id, tuple(map(as_read_back, clauses)))
         return version, diff_id
 
@@ -744,9 +745,12 @@ class Store(OutboxTables, LeaseTables):
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
             write("snapshot.json", json_bytes(info))
-            digest = None
+            digest, self._saved_as_read_back = None, False
             if document is not None and clauses is not None:
-                data, self._clause_json = version_json(document, clauses, self._clause_json)
+                data, self._clause_json, strings_only = version_json(
+                    document, clauses, self._clause_json
+                )
+                self._saved_as_read_back = strings_only
                 write("version.json", data)
                 text = version_text(clauses).encode("utf-8")
                 write("version.txt", text)
