@@ -56,54 +56,54 @@ def import_directory(
     with workspace_lock(workspace.lock_path), workspace.open_store() as store:
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
-        snapshots = _Captures(
-            source,
-            [f for f in files if not (previous and f[0] <= previous.captured_at)],
-        )
+        to_import = [f for f in files if not (previous and f[0] <= previous.captured_at)]
+        snapshots = _Captures(source, to_import)
         skipped = len(files) - len(snapshots)  # already imported or older than what we have
         analysed_here = None  # the document of `previous` when this import analysed it
-        # A clause seen in an earlier version is not classified again.
-        analysed = analyse_versions(snapshots, source, jobs=jobs)
-        for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
-            if previous and snapshot.fetched_at <= previous.captured_at:
-                skipped += 1  # two files of the same capture time: the first one stands
-                continue
-            previous_clauses = None
-            if previous is not None:
-                if text_digest(clauses) == previous.text_sha256 and not effective_date_changed(
-                    previous, document
-                ):
-                    skipped += 1  # the same text again (as the same bytes would be in `run`)
+        # Noted as pending together, recorded in few commits (see Store.batched).
+        with store.batched(source_id, [captured_at for captured_at, _ in to_import]):
+            # A clause seen in an earlier version is not classified again.
+            analysed = analyse_versions(snapshots, source, jobs=jobs)
+            for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
+                if previous and snapshot.fetched_at <= previous.captured_at:
+                    skipped += 1  # two files of the same capture time: the first one stands
                     continue
-                try:
-                    previous_clauses = store.stored_clauses(previous)  # read back
-                except (OSError, ValueError, KeyError) as exc:
-                    raise InputError(evidence_missing(source, previous, exc).detail) from None
-            result = record(
-                source,
-                store,
-                (snapshot,),
-                (document, clauses),
-                state={},  # an import is not a fetch: no streak of failed fetches to weigh
-                previous=previous,
-                previous_clauses=previous_clauses,
-                severity=severity,
-                origin="import",
-                # Read with today's rules in this very import: no need to read it again.
-                baseline=(previous_clauses, analysed_here) if analysed_here else None,
-            )
-            if result.status == "failed" and result.failure is not None:
-                skipped += 1
-                name = names[snapshot.fetched_at].name
-                rejected.append(f"{snapshot.fetched_at} {name}: {result.failure.reason}")
-                continue
-            if result.status == "unchanged":
-                skipped += 1
-                continue
-            # Its date is what the next file's is compared with; its blocks are not needed.
-            previous, analysed_here = result.version, replace(document, blocks=())
-            versions += 1
-            changes += result.status == "changed"
+                previous_clauses = None
+                if previous is not None:
+                    if text_digest(clauses) == previous.text_sha256 and not effective_date_changed(
+                        previous, document
+                    ):
+                        skipped += 1  # the same text again (as the same bytes would be in `run`)
+                        continue
+                    try:
+                        previous_clauses = store.stored_clauses(previous)  # read back
+                    except (OSError, ValueError, KeyError) as exc:
+                        raise InputError(evidence_missing(source, previous, exc).detail) from None
+                result = record(
+                    source,
+                    store,
+                    (snapshot,),
+                    (document, clauses),
+                    state={},  # an import is not a fetch: no streak of failed fetches to weigh
+                    previous=previous,
+                    previous_clauses=previous_clauses,
+                    severity=severity,
+                    origin="import",
+                    # Read with today's rules in this very import: no need to read it again.
+                    baseline=(previous_clauses, analysed_here) if analysed_here else None,
+                )
+                if result.status == "failed" and result.failure is not None:
+                    skipped += 1
+                    name = names[snapshot.fetched_at].name
+                    rejected.append(f"{snapshot.fetched_at} {name}: {result.failure.reason}")
+                    continue
+                if result.status == "unchanged":
+                    skipped += 1
+                    continue
+                # Its date is what the next file's is compared with; its blocks are not needed.
+                previous, analysed_here = result.version, replace(document, blocks=())
+                versions += 1
+                changes += result.status == "changed"
     return ImportResult(versions, changes, skipped, tuple(rejected))
 
 

@@ -10,8 +10,10 @@ Every file is written to a temporary name, fsynced and renamed, and a stamp fold
 place only when complete; the SQLite row that makes it visible is written after, in one
 transaction. Before the rename, the folder's name is noted in the database as pending: a crash
 between the rename and the commit leaves an orphan folder that the next run finds by that note
-and adopts (see recovery.py). Everything the database says about versions and diffs can be
-recomputed from the folders (`tostrack rebuild`).
+and adopts (see recovery.py). An import notes all the folders its files may get at once and
+commits their rows in batches, each after fsyncing the folders they name (Store.batched).
+Everything the database says about versions and diffs can be recomputed from the folders
+(`tostrack rebuild`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -222,6 +225,7 @@ class Store(OutboxTables, LeaseTables):
         self._clause_json: dict[Clause, str] = {}
         self._saved_as_read_back = False  # the clauses just written hold strings only
         self._syncs: ThreadPoolExecutor | None = None  # fsyncs a capture's files together
+        self._batch: _Batch | None = None  # see batched()
         if database is not None:
             self._open_postgres(database)
             return
@@ -309,6 +313,19 @@ class Store(OutboxTables, LeaseTables):
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
+        """One transaction; inside batched(), a savepoint of the batch's open transaction."""
+        batch = self._batch
+        if batch is not None and batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("SAVEPOINT step")
+                try:
+                    yield self.db
+                except BaseException:
+                    self.db.execute("ROLLBACK TO step")
+                    self.db.execute("RELEASE step")
+                    raise
+                self.db.execute("RELEASE step")
+            return
         with _storage_errors("recording to the database"):
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -317,6 +334,78 @@ class Store(OutboxTables, LeaseTables):
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    @contextmanager
+    def batched(self, source_id: str, captured_at: Sequence[str]) -> Iterator[None]:
+        """Save the versions of these captures (an import's files) with few commits.
+
+        Each capture folder the versions may get is noted as pending first, in one commit: a
+        crash after a folder's rename leaves a known orphan, adopted by the next run or import
+        (recovery.reconcile), as with the note save_version writes otherwise. Then the versions'
+        rows go into one transaction, committed every BATCH_VERSIONS versions or BATCH_SECONDS
+        (the write lock is not held long) and at the end, each time after fsyncing the folders
+        the captures were renamed into: no row is committed before its files are on disk.
+        Notes of captures never saved are removed at the end. Only for the embedded SQLite
+        database (a shared PostgreSQL store notes and commits one version at a time)."""
+        if self.database is not None or self.read_only or self._batch is not None:
+            yield
+            return
+        expected: dict[str, str] = {}
+        for at in captured_at:
+            expected.setdefault(self.relative(self._stamp_folder(source_id, at)), at)
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(_PENDING + rel, at) for rel, at in expected.items()],
+            )
+        self._batch = batch = _Batch(expected)
+        try:
+            yield
+        except BaseException:
+            try:  # what was saved stays saved, as when each version was committed alone
+                self._commit_batch(batch, final=True)
+            except BaseException:
+                self._abandon_batch(batch)
+            raise
+        else:
+            self._commit_batch(batch, final=True)
+        finally:
+            self._batch = None
+
+    def _commit_batch(self, batch: _Batch, *, final: bool = False) -> None:
+        """fsync the folders captures were renamed into, then commit their rows."""
+        for folder in batch.renamed_into:
+            fsync_dir(folder)
+        batch.renamed_into.clear()
+        if final:
+            unused = [rel for rel in batch.expected if rel not in batch.renamed]
+            batch.expected.clear()
+            if unused:  # never renamed into place: nothing to adopt there
+                with self.transaction() as db:
+                    db.executemany(
+                        "DELETE FROM meta WHERE key = ?", [(_PENDING + r,) for r in unused]
+                    )
+        if batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("COMMIT")
+            batch.open_transaction = False
+        batch.versions, batch.since = 0, time.monotonic()
+
+    def _abandon_batch(self, batch: _Batch) -> None:
+        """After a failed commit: roll back (renamed captures keep their notes: adopted)."""
+        if batch.open_transaction:
+            batch.open_transaction = False
+            try:
+                self.db.execute("ROLLBACK")
+            except database_errors():
+                pass
+
+    def _batch_transaction(self, batch: _Batch) -> None:
+        if not batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("BEGIN IMMEDIATE")
+            batch.open_transaction = True
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into tostrack.db (before the file is moved into place)."""
@@ -484,7 +573,13 @@ class Store(OutboxTables, LeaseTables):
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
         rel = self.relative(folder)
 
+        batch = self._batch
+
         def note_pending() -> None:  # before the rename: a crash after it leaves a known orphan
+            if batch is not None and rel in batch.expected:
+                return  # noted when the batch began
+            if batch is not None:
+                self._commit_batch(batch)  # a note must be committed on its own
             with self.transaction() as db:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -501,7 +596,12 @@ class Store(OutboxTables, LeaseTables):
                 origin=origin,
                 requested_urls=requested_urls,
                 before_rename=note_pending,
+                sync_folder=batch is None,
             )
+        if batch is not None:
+            batch.renamed.add(rel)
+            batch.renamed_into.add(folder.parent)  # fsynced before the batch commits
+            self._batch_transaction(batch)
         faults.crash_point("after-rename")
         self._saved = None
         version, diff_id = self.record_version(
@@ -521,6 +621,10 @@ class Store(OutboxTables, LeaseTables):
         )
         if self._saved_as_read_back:  # strings only: as_read_back reads them back alike
             self._saved = (version.id, tuple(map(as_read_back, clauses)))
+        if batch is not None:
+            batch.versions += 1
+            if batch.versions >= BATCH_VERSIONS or time.monotonic() - batch.since > BATCH_SECONDS:
+                self._commit_batch(batch)
         return version, diff_id
 
     def stored_clauses(self, version: Version) -> tuple[Clause, ...]:
@@ -694,6 +798,7 @@ class Store(OutboxTables, LeaseTables):
         origin: str = "fetch",
         requested_urls: Sequence[str] = (),
         before_rename: Callable[[], None] | None = None,
+        sync_folder: bool = True,
     ) -> str | None:
         """Write the capture folder; returns the text digest of the version it holds (if any).
 
@@ -759,7 +864,8 @@ class Store(OutboxTables, LeaseTables):
                 before_rename()
             _settle(waits)
             os.replace(tmp, folder)
-            fsync_dir(folder.parent)
+            if sync_folder:  # else the caller fsyncs it before any row names the folder
+                fsync_dir(folder.parent)
             return digest
         except BaseException:
             import shutil
@@ -866,6 +972,21 @@ class Store(OutboxTables, LeaseTables):
         inserted, so this changes exactly when a source's list of failures does."""
         rows = self.db.execute("SELECT source_id, COUNT(*), MAX(id) FROM failures GROUP BY 1")
         return {r[0]: (r[1], r[2]) for r in rows}
+
+
+# A batch of imported versions (Store.batched) is committed after this many, or this long.
+BATCH_VERSIONS = 50
+BATCH_SECONDS = 2.0
+
+
+@dataclass
+class _Batch:
+    expected: dict[str, str]  # capture folder (as versions.path) -> capture time, noted pending
+    renamed: set[str] = field(default_factory=set)  # those renamed into place so far
+    renamed_into: set[Path] = field(default_factory=set)  # their folders, not fsynced yet
+    open_transaction: bool = False
+    versions: int = 0  # saved since the last commit
+    since: float = field(default_factory=time.monotonic)
 
 
 def _settle(waits: list[Future[None]], *, quietly: bool = False) -> None:
