@@ -707,7 +707,7 @@ class Store(OutboxTables, LeaseTables):
                 db.executemany(
                     "INSERT INTO changes (diff_id, position, data) VALUES (?, ?, ?)",
                     [
-                        (diff_id, i, json.dumps(change_to_record(c), ensure_ascii=False))
+                        (diff_id, i, _change_json(change_to_record(c)))
                         for i, c in enumerate(diff.changes)
                     ],
                 )
@@ -973,6 +973,9 @@ class Store(OutboxTables, LeaseTables):
         rows = self.db.execute("SELECT source_id, COUNT(*), MAX(id) FROM failures GROUP BY 1")
         return {r[0]: (r[1], r[2]) for r in rows}
 
+
+# json.dumps(..., ensure_ascii=False) without building an encoder for each change row.
+_change_json = json.JSONEncoder(ensure_ascii=False).encode
 
 # A batch of imported versions (Store.batched) is committed after this many, or this long.
 BATCH_VERSIONS = 50
