@@ -360,6 +360,10 @@ class Store(OutboxTables, LeaseTables):
                 [(_PENDING + rel, at) for rel, at in expected.items()],
             )
         self._batch = batch = _Batch(expected)
+        # An import writes many pages and reads few back: a small page cache (SQLite spills
+        # what does not fit to the write-ahead log) keeps its memory down.
+        (cache_size,) = self.db.execute("PRAGMA cache_size").fetchone()
+        self.db.execute(f"PRAGMA cache_size = {IMPORT_CACHE_SIZE}")
         try:
             yield
         except BaseException:
@@ -372,6 +376,7 @@ class Store(OutboxTables, LeaseTables):
             self._commit_batch(batch, final=True)
         finally:
             self._batch = None
+            self.db.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
     def _commit_batch(self, batch: _Batch, *, final: bool = False) -> None:
         """fsync the folders captures were renamed into, then commit their rows."""
@@ -704,12 +709,12 @@ class Store(OutboxTables, LeaseTables):
                         kind,
                     ),
                 ).fetchall()[0]
-                db.executemany(
+                db.executemany(  # one change's JSON at a time, not all of a long diff's at once
                     "INSERT INTO changes (diff_id, position, data) VALUES (?, ?, ?)",
-                    [
+                    (
                         (diff_id, i, _change_json(change_to_record(c)))
                         for i, c in enumerate(diff.changes)
-                    ],
+                    ),
                 )
             db.execute(
                 "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?",
@@ -980,6 +985,7 @@ _change_json = json.JSONEncoder(ensure_ascii=False).encode
 # A batch of imported versions (Store.batched) is committed after this many, or this long.
 BATCH_VERSIONS = 50
 BATCH_SECONDS = 2.0
+IMPORT_CACHE_SIZE = -512  # PRAGMA cache_size while importing: 512 KiB (default 2,000 KiB)
 
 
 @dataclass
