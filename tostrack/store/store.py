@@ -26,7 +26,6 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +223,6 @@ class Store(OutboxTables, LeaseTables):
         self._saved: tuple[int, tuple[Clause, ...]] | None = None
         self._clause_json: dict[Clause, str] = {}
         self._saved_as_read_back = False  # the clauses just written hold strings only
-        self._syncs: ThreadPoolExecutor | None = None  # fsyncs a capture's files together
         self._batch: _Batch | None = None  # see batched()
         if database is not None:
             self._open_postgres(database)
@@ -307,8 +305,6 @@ class Store(OutboxTables, LeaseTables):
         self.close()
 
     def close(self) -> None:
-        if self._syncs is not None:
-            self._syncs.shutdown()
         self.db.close()
 
     @contextmanager
@@ -808,20 +804,17 @@ class Store(OutboxTables, LeaseTables):
         """Write the capture folder; returns the text digest of the version it holds (if any).
 
         The files are written straight into a private temporary folder (no one sees them before
-        it is renamed into place, complete) and fsynced together, new raw bodies' objects with
-        them, while `before_rename` runs (the note of the pending folder): all are on disk
-        before the rename, as if fsynced one after the other."""
+        it is renamed into place, complete), each fsynced, new raw bodies' objects first;
+        `before_rename` runs just before the rename (the note of the pending folder)."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-        if self._syncs is None:
-            self._syncs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tostrack-fsync")
-        syncs = self._syncs
-        waits: list[Future[None]] = []
-        written: list[int] = []
 
         def write(name: str, data: bytes) -> None:
-            written.append(write_unsynced(tmp / name, data))
-            waits.append(syncs.submit(os.fsync, written[-1]))
+            fd = write_unsynced(tmp / name, data)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
         try:
             meta = []
@@ -831,7 +824,7 @@ class Store(OutboxTables, LeaseTables):
                     self.snapshots_dir, snap.sha256, extension_for(snap.content_type)
                 )
                 if missing:
-                    waits.append(syncs.submit(write_object, self.snapshots_dir, name, snap.body))
+                    write_object(self.snapshots_dir, name, snap.body)
                 meta.append(
                     {
                         "object": name,
@@ -867,7 +860,6 @@ class Store(OutboxTables, LeaseTables):
                 digest = hashlib.sha256(text).hexdigest()  # text_digest(clauses)
             if before_rename is not None:
                 before_rename()
-            _settle(waits)
             os.replace(tmp, folder)
             if sync_folder:  # else the caller fsyncs it before any row names the folder
                 fsync_dir(folder.parent)
@@ -875,12 +867,8 @@ class Store(OutboxTables, LeaseTables):
         except BaseException:
             import shutil
 
-            _settle(waits, quietly=True)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        finally:
-            for fd in written:
-                os.close(fd)
 
     # diffs -----------------------------------------------------------------------------------
 
@@ -996,19 +984,6 @@ class _Batch:
     open_transaction: bool = False
     versions: int = 0  # saved since the last commit
     since: float = field(default_factory=time.monotonic)
-
-
-def _settle(waits: list[Future[None]], *, quietly: bool = False) -> None:
-    """Wait for every write and fsync under way; the first one that failed raises (unless
-    quietly: after another error, when they only must be over). Each is waited for once."""
-    failed: BaseException | None = None
-    while waits:
-        try:
-            waits.pop(0).result()
-        except BaseException as exc:  # noqa: BLE001 - raised below, once all are over
-            failed = failed or exc
-    if failed is not None and not quietly:
-        raise failed
 
 
 def _column(row: Any, name: str, default: Any) -> Any:
