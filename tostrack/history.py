@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from tostrack.dated import dated_files
 from tostrack.errors import InputError
 from tostrack.lock import workspace_lock
 from tostrack.media import SUFFIX_TYPES
-from tostrack.models import Snapshot
+from tostrack.models import Snapshot, Source
 from tostrack.store import Store
 from tostrack.workspace import Workspace
 
@@ -35,7 +36,6 @@ def import_directory(
     With jobs > 1, the versions are extracted and classified in that many processes
     (replay.analyse_versions); they are compared and stored here, in order."""
     from tostrack.config import check_source_id
-    from tostrack.models import Source
     from tostrack.pipeline import evidence_missing, record
     from tostrack.recovery import effective_date_changed, reconcile
     from tostrack.replay import analyse_versions
@@ -56,62 +56,93 @@ def import_directory(
     with workspace_lock(workspace.lock_path), workspace.open_store() as store:
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
-        snapshots = [
-            Snapshot(
-                source_id,
-                source.url,
-                captured_at,
-                200,
-                SUFFIX_TYPES[path.suffix.lower()],
-                path.read_bytes(),
-            )
-            for captured_at, path in files
-            if not (previous and captured_at <= previous.captured_at)
-        ]
+        to_import = [f for f in files if not (previous and f[0] <= previous.captured_at)]
+        snapshots = _Captures(source, to_import)
         skipped = len(files) - len(snapshots)  # already imported or older than what we have
         analysed_here = None  # the document of `previous` when this import analysed it
-        # A clause seen in an earlier version is not classified again.
-        analysed = analyse_versions(snapshots, source, jobs=jobs)
-        for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
-            if previous and snapshot.fetched_at <= previous.captured_at:
-                skipped += 1  # two files of the same capture time: the first one stands
-                continue
-            previous_clauses = None
-            if previous is not None:
-                if text_digest(clauses) == previous.text_sha256 and not effective_date_changed(
-                    previous, document
-                ):
-                    skipped += 1  # the same text again (as the same bytes would be in `run`)
+        # Noted as pending together, recorded in few commits (see Store.batched).
+        with store.batched(source_id, [captured_at for captured_at, _ in to_import]):
+            # A clause seen in an earlier version is not classified again.
+            analysed = analyse_versions(snapshots, source, jobs=jobs)
+            for snapshot, (document, clauses) in zip(snapshots, analysed, strict=True):
+                if previous and snapshot.fetched_at <= previous.captured_at:
+                    skipped += 1  # two files of the same capture time: the first one stands
                     continue
-                try:
-                    previous_clauses = previous.load()[1]
-                except (OSError, ValueError, KeyError) as exc:
-                    raise InputError(evidence_missing(source, previous, exc).detail) from None
-            result = record(
-                source,
-                store,
-                (snapshot,),
-                (document, clauses),
-                state={},  # an import is not a fetch: no streak of failed fetches to weigh
-                previous=previous,
-                previous_clauses=previous_clauses,
-                severity=severity,
-                origin="import",
-                # Read with today's rules in this very import: no need to read it again.
-                baseline=(previous_clauses, analysed_here) if analysed_here else None,
-            )
-            if result.status == "failed" and result.failure is not None:
-                skipped += 1
-                name = names[snapshot.fetched_at].name
-                rejected.append(f"{snapshot.fetched_at} {name}: {result.failure.reason}")
-                continue
-            if result.status == "unchanged":
-                skipped += 1
-                continue
-            previous, analysed_here = result.version, document
-            versions += 1
-            changes += result.status == "changed"
+                previous_clauses = None
+                if previous is not None:
+                    if text_digest(clauses) == previous.text_sha256 and not effective_date_changed(
+                        previous, document
+                    ):
+                        skipped += 1  # the same text again (as the same bytes would be in `run`)
+                        continue
+                    try:
+                        previous_clauses = store.stored_clauses(previous)  # read back
+                    except (OSError, ValueError, KeyError) as exc:
+                        raise InputError(evidence_missing(source, previous, exc).detail) from None
+                result = record(
+                    source,
+                    store,
+                    (snapshot,),
+                    (document, clauses),
+                    state={},  # an import is not a fetch: no streak of failed fetches to weigh
+                    previous=previous,
+                    previous_clauses=previous_clauses,
+                    severity=severity,
+                    origin="import",
+                    # Read with today's rules in this very import: no need to read it again.
+                    baseline=(previous_clauses, analysed_here) if analysed_here else None,
+                )
+                if result.status == "failed" and result.failure is not None:
+                    skipped += 1
+                    name = names[snapshot.fetched_at].name
+                    rejected.append(f"{snapshot.fetched_at} {name}: {result.failure.reason}")
+                    continue
+                if result.status == "unchanged":
+                    skipped += 1
+                    continue
+                # Its date is what the next file's is compared with; its blocks are not needed.
+                previous, analysed_here = result.version, replace(document, blocks=())
+                versions += 1
+                changes += result.status == "changed"
     return ImportResult(versions, changes, skipped, tuple(rejected))
+
+
+class _Captures(Sequence[Snapshot]):
+    """The dated files as Snapshots, each read when it is asked for (the last one kept, as the
+    analysis and the recording of one file ask for it in turn): a long history is never held
+    in memory whole."""
+
+    def __init__(self, source: Source, files: Sequence[tuple[str, Path]]) -> None:
+        self._source = source
+        self._files = files
+        self._last: tuple[int, Snapshot] | None = None
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @overload
+    def __getitem__(self, index: int) -> Snapshot: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Snapshot]: ...
+
+    def __getitem__(self, index: int | slice) -> Snapshot | list[Snapshot]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self._files))[index]  # IndexError past the end ends an iteration
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
+        captured_at, path = self._files[index]
+        snapshot = Snapshot(
+            self._source.id,
+            self._source.url,
+            captured_at,
+            200,
+            SUFFIX_TYPES[path.suffix.lower()],
+            path.read_bytes(),
+        )
+        self._last = (index, snapshot)
+        return snapshot
 
 
 def source_history(workspace: Workspace, source_id: str | None) -> dict[str, Any]:

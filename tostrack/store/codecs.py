@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,85 @@ def _indented(value: Any, out: list[str], newline: str) -> None:
         out.append(newline + "}")
     else:
         raise _Unusual
+
+
+def version_json(
+    document: Document, clauses: Sequence[Clause], known: Mapping[Clause, str]
+) -> tuple[bytes, dict[Clause, str], bool]:
+    """json_bytes({"document": ..., "clauses": [...]}): a version.json, the text of each of its
+    clauses that holds strings only, and whether all do. A clause found in `known` (those of
+    the version stored before, which shares most of them) is not encoded again; the texts
+    returned are the next version's `known`. Equal clauses of strings are written alike
+    (1 == 1.0 == True is not)."""
+    texts: dict[Clause, str] = {}
+    pieces = []
+    strings_only = True
+    for clause in clauses:
+        try:
+            text = known.get(clause)  # equal to a clause of strings: strings too
+            if text is None:
+                text = _clause_item(clause)  # TypeError for a value that is not a string
+            texts[clause] = text
+        except TypeError:  # that, or a clause that cannot be a key
+            strings_only = False
+            out: list[str] = []
+            try:
+                _indented(clause_to_json(clause), out, "\n  ")  # an item of "clauses"
+            except _Unusual:
+                return json_bytes(_version_data(document, clauses)), {}, False
+            text = "".join(out)
+        pieces.append(text)
+    out = []
+    try:
+        _indented(document_to_json(document), out, "\n ")
+    except _Unusual:
+        return json_bytes(_version_data(document, clauses)), {}, False
+    listed = "[\n  " + ",\n  ".join(pieces) + "\n ]" if pieces else "[]"
+    data = f'{{\n "clauses": {listed},\n "document": {"".join(out)}\n}}'.encode()
+    return data, texts, strings_only
+
+
+def _version_data(document: Document, clauses: Sequence[Clause]) -> dict[str, Any]:
+    return {"document": document_to_json(document), "clauses": [clause_to_json(c) for c in clauses]}
+
+
+def _clause_item(clause: Clause) -> str:
+    """_indented(clause_to_json(clause)) as an item of "clauses", for a clause of strings only
+    (TypeError otherwise): the keys in sorted order, each value written directly."""
+    text = _encode_string  # TypeError for anything but a string
+
+    def listed(values: Sequence[str]) -> str:
+        return "[\n    " + ",\n    ".join(map(text, values)) + "\n   ]" if values else "[]"
+
+    evidence = sorted(dict(clause.evidence).items())
+    found = (
+        "{\n    " + ",\n    ".join(f"{text(k)}: {text(v)}" for k, v in evidence) + "\n   }"
+        if evidence
+        else "{}"
+    )
+    return (
+        f'{{\n   "evidence": {found},\n   "heading_trail": {listed(clause.heading)},'
+        f'\n   "id": {text(clause.id)},\n   "labels": {listed(clause.labels)},'
+        f'\n   "lead_in": {text(clause.lead_in)},\n   "number": {text(clause.number)},'
+        f'\n   "section": {text(clause.section)},\n   "text": {text(clause.text)}\n  }}'
+    )
+
+
+def as_read_back(clause: Clause) -> Clause:
+    """The clause as clause_from_json reads back its stored JSON, for a clause of strings only
+    (one version_json returned a text for): evidence by label, as sort_keys wrote it."""
+    evidence = clause.evidence
+    if len(evidence) > 1:
+        evidence = tuple(sorted(dict(evidence).items()))
+    if (
+        evidence == clause.evidence
+        and type(clause.heading) is tuple
+        and type(clause.labels) is tuple
+    ):
+        return clause
+    return replace(
+        clause, heading=tuple(clause.heading), labels=tuple(clause.labels), evidence=evidence
+    )
 
 
 def version_text(clauses: Sequence[Clause]) -> str:

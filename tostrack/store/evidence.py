@@ -47,16 +47,28 @@ def store_object(evidence: Path, body: bytes, sha256: str, extension: str) -> st
     A file already there is trusted only once its bytes hash to its name; a damaged one is
     rewritten. Writes are atomic (temporary name, fsync, rename): two workers storing the same
     bytes at once both end with the one complete file. Objects are read-only, never edited."""
-    folder = evidence / OBJECTS / sha256[:2]
-    for existing in sorted(folder.glob(f"{sha256}.*")):  # any extension: the bytes decide
-        if OBJECT_NAME.fullmatch(f"{OBJECTS}/{sha256[:2]}/{existing.name}"):
-            name = f"{OBJECTS}/{sha256[:2]}/{existing.name}"
-            if file_sha256(existing) != sha256:
-                write_atomic(existing, body, mode=0o400)
-            return name
-    name = f"{OBJECTS}/{sha256[:2]}/{sha256}.{extension}"
-    write_atomic(evidence / name, body, mode=0o400)
+    name, missing = object_for(evidence, sha256, extension)
+    if missing:
+        write_object(evidence, name, body)
     return name
+
+
+def object_for(evidence: Path, sha256: str, extension: str) -> tuple[str, bool]:
+    """The object path body of this sha256 has or gets, and whether it must be written (absent,
+    or damaged): store_object's first half, for a writer that writes it alongside other files."""
+    folder = evidence / OBJECTS / sha256[:2]
+    try:
+        present = sorted(n for n in os.listdir(folder) if n.startswith(f"{sha256}."))
+    except (FileNotFoundError, NotADirectoryError):
+        present = []
+    for existing in present:  # any extension: the bytes decide
+        if OBJECT_NAME.fullmatch(f"{OBJECTS}/{sha256[:2]}/{existing}"):
+            return f"{OBJECTS}/{sha256[:2]}/{existing}", file_sha256(folder / existing) != sha256
+    return f"{OBJECTS}/{sha256[:2]}/{sha256}.{extension}", True
+
+
+def write_object(evidence: Path, name: str, body: bytes) -> None:
+    write_atomic(evidence / name, body, mode=0o400)
 
 
 def combined(shas: Sequence[str]) -> str:

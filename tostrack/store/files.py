@@ -43,6 +43,24 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         raise
 
 
+def write_unsynced(path: Path, data: bytes) -> int:
+    """Create path (it must not exist) holding data, private to this user (0600); returns the
+    open descriptor, for the caller to fsync and close.
+
+    Only for a file in a folder no one reads until it is renamed into place complete (a capture
+    folder being written): there a write needs no temporary name of its own."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _new_temporary(path: Path, mode: int) -> tuple[int, str]:
     """A new file beside path, created with `mode` (the kernel takes the umask off)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -86,11 +104,12 @@ def capture_folders(snapshots_dir: Path) -> list[Path]:
     """
     if not snapshots_dir.is_dir():
         return []
-    found = [
-        p.parent
-        for p in snapshots_dir.rglob("version.json")
-        if not any(part.startswith(".") for part in p.relative_to(snapshots_dir).parts)
-    ]
+    found = []
+    # os.walk rather than rglob: every run and import starts with this walk (recovery.reconcile)
+    for where, folders, files in os.walk(snapshots_dir):
+        folders[:] = [name for name in folders if not name.startswith(".")]  # being written
+        if "version.json" in files or "version.json" in folders:
+            found.append(Path(where))
     return sorted(found, key=lambda f: (f.name, f.as_posix()))
 
 

@@ -10,20 +10,24 @@ Every file is written to a temporary name, fsynced and renamed, and a stamp fold
 place only when complete; the SQLite row that makes it visible is written after, in one
 transaction. Before the rename, the folder's name is noted in the database as pending: a crash
 between the rename and the commit leaves an orphan folder that the next run finds by that note
-and adopts (see recovery.py). Everything the database says about versions and diffs can be
-recomputed from the folders (`tostrack rebuild`).
+and adopts (see recovery.py). An import notes all the folders its files may get at once and
+commits their rows in batches, each after fsyncing the folders they name (Store.batched).
+Everything the database says about versions and diffs can be recomputed from the folders
+(`tostrack rebuild`).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -33,16 +37,16 @@ from tostrack.errors import StorageError
 from tostrack.media import extension_for
 from tostrack.models import SEVERITY_RANK, Change, Clause, Diff, Document, Failure, Snapshot
 from tostrack.store.codecs import (
+    as_read_back,
     change_from_record,
     change_to_record,
     clause_from_json,
-    clause_to_json,
     combined_sha,
     document_from_json,
-    document_to_json,
     json_bytes,
     read_json,
     text_digest,
+    version_json,
     version_text,
 )
 from tostrack.store.connection import (
@@ -51,8 +55,14 @@ from tostrack.store.connection import (
     connect_sqlite,
     database_errors,
 )
-from tostrack.store.evidence import store_object
-from tostrack.store.files import capture_folders, fsync_dir, raw_path, stamp, write_atomic
+from tostrack.store.evidence import object_for, write_object
+from tostrack.store.files import (
+    capture_folders,
+    fsync_dir,
+    raw_path,
+    stamp,
+    write_unsynced,
+)
 from tostrack.store.leases import LeaseTables
 from tostrack.store.outbox import OutboxTables
 from tostrack.store.schema import SCHEMA_VERSION, recorded_version, upgrade
@@ -208,6 +218,12 @@ class Store(OutboxTables, LeaseTables):
         self.read_only = read_only
         self.database = database
         self.db: Database
+        # The last version saved here, as read back (an import diffs the next file against it),
+        # and its clauses' JSON (the next version shares most of them).
+        self._saved: tuple[int, tuple[Clause, ...]] | None = None
+        self._clause_json: dict[Clause, str] = {}
+        self._saved_as_read_back = False  # the clauses just written hold strings only
+        self._batch: _Batch | None = None  # see batched()
         if database is not None:
             self._open_postgres(database)
             return
@@ -293,6 +309,19 @@ class Store(OutboxTables, LeaseTables):
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
+        """One transaction; inside batched(), a savepoint of the batch's open transaction."""
+        batch = self._batch
+        if batch is not None and batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("SAVEPOINT step")
+                try:
+                    yield self.db
+                except BaseException:
+                    self.db.execute("ROLLBACK TO step")
+                    self.db.execute("RELEASE step")
+                    raise
+                self.db.execute("RELEASE step")
+            return
         with _storage_errors("recording to the database"):
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -301,6 +330,83 @@ class Store(OutboxTables, LeaseTables):
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    @contextmanager
+    def batched(self, source_id: str, captured_at: Sequence[str]) -> Iterator[None]:
+        """Save the versions of these captures (an import's files) with few commits.
+
+        Each capture folder the versions may get is noted as pending first, in one commit: a
+        crash after a folder's rename leaves a known orphan, adopted by the next run or import
+        (recovery.reconcile), as with the note save_version writes otherwise. Then the versions'
+        rows go into one transaction, committed every BATCH_VERSIONS versions or BATCH_SECONDS
+        (the write lock is not held long) and at the end, each time after fsyncing the folders
+        the captures were renamed into: no row is committed before its files are on disk.
+        Notes of captures never saved are removed at the end. Only for the embedded SQLite
+        database (a shared PostgreSQL store notes and commits one version at a time)."""
+        if self.database is not None or self.read_only or self._batch is not None:
+            yield
+            return
+        expected: dict[str, str] = {}
+        for at in captured_at:
+            expected.setdefault(self.relative(self._stamp_folder(source_id, at)), at)
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(_PENDING + rel, at) for rel, at in expected.items()],
+            )
+        self._batch = batch = _Batch(expected)
+        # An import writes many pages and reads few back: a small page cache (SQLite spills
+        # what does not fit to the write-ahead log) keeps its memory down.
+        (cache_size,) = self.db.execute("PRAGMA cache_size").fetchone()
+        self.db.execute(f"PRAGMA cache_size = {IMPORT_CACHE_SIZE}")
+        try:
+            yield
+        except BaseException:
+            try:  # what was saved stays saved, as when each version was committed alone
+                self._commit_batch(batch, final=True)
+            except BaseException:
+                self._abandon_batch(batch)
+            raise
+        else:
+            self._commit_batch(batch, final=True)
+        finally:
+            self._batch = None
+            self.db.execute(f"PRAGMA cache_size = {int(cache_size)}")
+
+    def _commit_batch(self, batch: _Batch, *, final: bool = False) -> None:
+        """fsync the folders captures were renamed into, then commit their rows."""
+        for folder in batch.renamed_into:
+            fsync_dir(folder)
+        batch.renamed_into.clear()
+        if final:
+            unused = [rel for rel in batch.expected if rel not in batch.renamed]
+            batch.expected.clear()
+            if unused:  # never renamed into place: nothing to adopt there
+                with self.transaction() as db:
+                    db.executemany(
+                        "DELETE FROM meta WHERE key = ?", [(_PENDING + r,) for r in unused]
+                    )
+        if batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("COMMIT")
+            batch.open_transaction = False
+        batch.versions, batch.since = 0, time.monotonic()
+
+    def _abandon_batch(self, batch: _Batch) -> None:
+        """After a failed commit: roll back (renamed captures keep their notes: adopted)."""
+        if batch.open_transaction:
+            batch.open_transaction = False
+            try:
+                self.db.execute("ROLLBACK")
+            except database_errors():
+                pass
+
+    def _batch_transaction(self, batch: _Batch) -> None:
+        if not batch.open_transaction:
+            with _storage_errors("recording to the database"):
+                self.db.execute("BEGIN IMMEDIATE")
+            batch.open_transaction = True
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into tostrack.db (before the file is moved into place)."""
@@ -467,20 +573,39 @@ class Store(OutboxTables, LeaseTables):
         source_id = snapshots[0].source_id
         folder = self._stamp_folder(source_id, snapshots[0].fetched_at)
         rel = self.relative(folder)
-        with (
-            self.transaction() as db
-        ):  # noted first: a crash after the rename leaves a known orphan
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (_PENDING + rel, snapshots[0].fetched_at),
-            )
+
+        batch = self._batch
+
+        def note_pending() -> None:  # before the rename: a crash after it leaves a known orphan
+            if batch is not None and rel in batch.expected:
+                return  # noted when the batch began
+            if batch is not None:
+                self._commit_batch(batch)  # a note must be committed on its own
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_PENDING + rel, snapshots[0].fetched_at),
+                )
+
         with _storage_errors(f"saving a snapshot of {source_id}"):
-            self._write_stamp_folder(
-                folder, snapshots, document, clauses, origin=origin, requested_urls=requested_urls
+            text_sha256 = self._write_stamp_folder(
+                folder,
+                snapshots,
+                document,
+                clauses,
+                origin=origin,
+                requested_urls=requested_urls,
+                before_rename=note_pending,
+                sync_folder=batch is None,
             )
+        if batch is not None:
+            batch.renamed.add(rel)
+            batch.renamed_into.add(folder.parent)  # fsynced before the batch commits
+            self._batch_transaction(batch)
         faults.crash_point("after-rename")
-        return self.record_version(
+        self._saved = None
+        version, diff_id = self.record_version(
             folder,
             snapshots,
             document,
@@ -493,7 +618,22 @@ class Store(OutboxTables, LeaseTables):
             notify=notify,
             kind=kind,
             redirect=redirect,
+            text_sha256=text_sha256,
         )
+        if self._saved_as_read_back:  # strings only: as_read_back reads them back alike
+            self._saved = (version.id, tuple(map(as_read_back, clauses)))
+        if batch is not None:
+            batch.versions += 1
+            if batch.versions >= BATCH_VERSIONS or time.monotonic() - batch.since > BATCH_SECONDS:
+                self._commit_batch(batch)
+        return version, diff_id
+
+    def stored_clauses(self, version: Version) -> tuple[Clause, ...]:
+        """version.load()[1]; from memory for the version this store saved last (an import
+        compares each file with the one it just stored)."""
+        if self._saved is not None and self._saved[0] == version.id:
+            return self._saved[1]
+        return version.load()[1]
 
     def record_version(
         self,
@@ -510,8 +650,10 @@ class Store(OutboxTables, LeaseTables):
         notify: bool = True,
         kind: str = "clauses",
         redirect: str | None = None,
+        text_sha256: str | None = None,
     ) -> tuple[Version, int | None]:
-        """The rows for a capture folder already on disk (a new one, or one adopted or rebuilt)."""
+        """The rows for a capture folder already on disk (a new one, or one adopted or rebuilt).
+        text_sha256: text_digest(clauses), when the caller has it."""
         if kind not in DIFF_KINDS:
             raise ValueError(f"diff kind must be one of {DIFF_KINDS}, not {kind!r}")
         source_id = snapshots[0].source_id
@@ -530,7 +672,7 @@ class Store(OutboxTables, LeaseTables):
                     source_id,
                     captured_at,
                     rel,
-                    text_digest(clauses),
+                    text_sha256 or text_digest(clauses),
                     snapshot_sha,
                     document.title or title,
                     document.effective_date,
@@ -563,12 +705,12 @@ class Store(OutboxTables, LeaseTables):
                         kind,
                     ),
                 ).fetchall()[0]
-                db.executemany(
+                db.executemany(  # one change's JSON at a time, not all of a long diff's at once
                     "INSERT INTO changes (diff_id, position, data) VALUES (?, ?, ?)",
-                    [
-                        (diff_id, i, json.dumps(change_to_record(c), ensure_ascii=False))
+                    (
+                        (diff_id, i, _change_json(change_to_record(c)))
                         for i, c in enumerate(diff.changes)
-                    ],
+                    ),
                 )
             db.execute(
                 "UPDATE sources SET last_snapshot_sha256 = ? WHERE id = ?",
@@ -656,16 +798,33 @@ class Store(OutboxTables, LeaseTables):
         *,
         origin: str = "fetch",
         requested_urls: Sequence[str] = (),
-    ) -> None:
+        before_rename: Callable[[], None] | None = None,
+        sync_folder: bool = True,
+    ) -> str | None:
+        """Write the capture folder; returns the text digest of the version it holds (if any).
+
+        The files are written straight into a private temporary folder (no one sees them before
+        it is renamed into place, complete), each fsynced, new raw bodies' objects first;
+        `before_rename` runs just before the rename (the note of the pending folder)."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+
+        def write(name: str, data: bytes) -> None:
+            fd = write_unsynced(tmp / name, data)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
         try:
             meta = []
             for i, snap in enumerate(snapshots):
                 # stored once per content, before the folder naming it is renamed into place
-                name = store_object(
-                    self.snapshots_dir, snap.body, snap.sha256, extension_for(snap.content_type)
+                name, missing = object_for(
+                    self.snapshots_dir, snap.sha256, extension_for(snap.content_type)
                 )
+                if missing:
+                    write_object(self.snapshots_dir, name, snap.body)
                 meta.append(
                     {
                         "object": name,
@@ -688,16 +847,23 @@ class Store(OutboxTables, LeaseTables):
             }
             if same_as is not None:
                 info["same_version_as"] = same_as.captured_at
-            write_atomic(tmp / "snapshot.json", json_bytes(info))
+            write("snapshot.json", json_bytes(info))
+            digest, self._saved_as_read_back = None, False
             if document is not None and clauses is not None:
-                version = {
-                    "document": document_to_json(document),
-                    "clauses": [clause_to_json(c) for c in clauses],
-                }
-                write_atomic(tmp / "version.json", json_bytes(version))
-                write_atomic(tmp / "version.txt", version_text(clauses).encode("utf-8"))
+                data, self._clause_json, strings_only = version_json(
+                    document, clauses, self._clause_json
+                )
+                self._saved_as_read_back = strings_only
+                write("version.json", data)
+                text = version_text(clauses).encode("utf-8")
+                write("version.txt", text)
+                digest = hashlib.sha256(text).hexdigest()  # text_digest(clauses)
+            if before_rename is not None:
+                before_rename()
             os.replace(tmp, folder)
-            fsync_dir(folder.parent)
+            if sync_folder:  # else the caller fsyncs it before any row names the folder
+                fsync_dir(folder.parent)
+            return digest
         except BaseException:
             import shutil
 
@@ -799,6 +965,25 @@ class Store(OutboxTables, LeaseTables):
         inserted, so this changes exactly when a source's list of failures does."""
         rows = self.db.execute("SELECT source_id, COUNT(*), MAX(id) FROM failures GROUP BY 1")
         return {r[0]: (r[1], r[2]) for r in rows}
+
+
+# json.dumps(..., ensure_ascii=False) without building an encoder for each change row.
+_change_json = json.JSONEncoder(ensure_ascii=False).encode
+
+# A batch of imported versions (Store.batched) is committed after this many, or this long.
+BATCH_VERSIONS = 50
+BATCH_SECONDS = 2.0
+IMPORT_CACHE_SIZE = -512  # PRAGMA cache_size while importing: 512 KiB (default 2,000 KiB)
+
+
+@dataclass
+class _Batch:
+    expected: dict[str, str]  # capture folder (as versions.path) -> capture time, noted pending
+    renamed: set[str] = field(default_factory=set)  # those renamed into place so far
+    renamed_into: set[Path] = field(default_factory=set)  # their folders, not fsynced yet
+    open_transaction: bool = False
+    versions: int = 0  # saved since the last commit
+    since: float = field(default_factory=time.monotonic)
 
 
 def _column(row: Any, name: str, default: Any) -> Any:
