@@ -632,6 +632,21 @@ def test_a_doubting_model_withholds_the_residual_topic_a_harm_word_gave() -> Non
     assert "acceptable-use" not in kept and "termination" in kept
 
 
+def test_advice_about_securities_is_a_high_risk_use() -> None:
+    """Using the assistant to trade securities or to give or get investment advice is a
+    high-risk use by rule (a consumer clause of 2025 said so and went unlabelled); advice on
+    how to use the product is not."""
+    from tostrack.classify import decide
+
+    for text in (
+        "You must not use the app to buy or sell shares, or to get advice about derivatives.",
+        "Nobody may rely on the chatbot to give recommendations regarding investments or loans.",
+    ):
+        assert "high-risk-use" in {d.label for d in decide(text, model=None)}, text
+    plain = "Our support staff can give advice on connecting the app to your calendar."
+    assert "high-risk-use" not in {d.label for d in decide(plain, model=None)}
+
+
 def test_a_harm_word_alone_needs_the_model_at_its_threshold_to_keep_the_residual_topic() -> None:
     """A rule's acceptable-use that no specific restriction of the clause corroborates stays only
     when the model finds the topic as it would to add it itself (threshold 0.5 here): a DMCA
