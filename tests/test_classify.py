@@ -58,6 +58,8 @@ def test_taxonomy_is_complete_and_ordered() -> None:
         assert label.severity in {"low", "medium", "high"}
         assert label.group in {"customer-restriction", "provider-rights", "contract"}
         assert label.definition and label.headline and label.topic and label.not_to_confuse_with
+        # A label yields only to other labels that exist (a typo would silently do nothing).
+        assert set(label.yields_to) <= {t.id for t in tax} - {label.id}, label.id
 
 
 # -- behaviour the rest of the code relies on ---------------------------------------------------
@@ -683,6 +685,21 @@ def test_a_general_lead_ins_residual_topic_yields_to_the_items_own_restriction()
         assert "acceptable-use" in {d.label for d in decide(plain, lead_in=lead, model=model)}
     sure = _model_with_probability(min(0.99, SURE + 0.02))
     assert "acceptable-use" in {d.label for d in decide(scraping, lead_in=lead, model=sure)}
+
+
+def test_a_models_guess_yields_to_a_rules_label_the_taxonomy_names_as_its_confusion() -> None:
+    """liability-limitation yields_to indemnification in labels.toml: beside a rule's
+    indemnity, the model's guess of a liability limit goes unless the model is sure; the
+    rule's own labels and guesses beside other labels stay."""
+    from tostrack.classify import SURE, decide
+
+    indemnity = "You will indemnify and hold us harmless from all claims and liability."
+    assert "indemnification" in {d.label for d in decide(indemnity, model=None)}
+    eager = {d.label: d.by for d in decide(indemnity, model=_model_with_probability(0.9))}
+    assert eager.get("indemnification") == "rule" and "liability-limitation" not in eager
+    assert "arbitration" in eager  # a guess beside a label it is not confused with stays
+    sure = decide(indemnity, model=_model_with_probability(min(0.99, SURE + 0.02)))
+    assert "liability-limitation" in {d.label for d in sure}
 
 
 def test_the_model_adds_no_label_under_a_definitions_heading() -> None:
