@@ -535,6 +535,77 @@ def test_a_regex_tried_only_where_its_lead_literals_occur_finds_what_finditer_fi
     ]
 
 
+def test_leads_read_through_an_optional_start_and_small_ranges() -> None:
+    """An optional start gives the leads of what it repeats and of what follows it; a range
+    of a few characters reads as them. Leads too short for the gate automaton are looked for
+    in every clause, and trying the regex at the leads still finds what finditer finds."""
+    import re
+
+    from tostrack.classify.rules import _gate, _matches, _Pattern
+
+    regex = re.compile(
+        r"\b(?:(?:the\s+)?(?:member|client)'s\s+files|(?:1[0-9]|2[01])\s*\+|no\s+refunds)\b",
+        re.IGNORECASE,
+    )
+    lead = _gate(regex)[3]
+    assert lead is not None
+    assert {"the", "member's", "client's", "10", "19", "20", "21", "no"} <= lead
+    assert "22" not in lead and "1" not in lead
+    pattern = _Pattern(regex, lead=lead)
+    assert pattern.unindexed_lead is not None  # "10" .. "21", "no": two characters
+    texts = (
+        "The member's files and THE CLIENT'S FILES, for 18+ or 21 + users; no refunds.",
+        "Only 12+ (not 22+ or 1+): the  client's files, 2019+ and 119 +.",
+        "no refunds no refunds; nothing else, 1010+ 10+",
+        "Nothing matches here at all.",
+    )
+    for text in texts:
+        folded = text.casefold()
+        present = frozenset(w for w in lead if w in folded)
+        got = [m.span() for m in _matches(pattern, text, folded, present)]
+        assert got == [m.span() for m in regex.finditer(text)], text
+        assert [m.span() for m in _matches(pattern, text, None, present)] == got
+
+
+def test_compiled_literal_conditions_agree_with_the_plain_checks() -> None:
+    """Each shipped pattern's `also` and branch requirement, compiled into one expression,
+    admits a clause exactly when the plain checks do, for many sets of its literals."""
+    import random
+
+    from tostrack.classify.rules import _admits, _requirement_words, _rules, _satisfied
+
+    def plain(p: object, present: frozenset[str]) -> bool:
+        if p.gate is not None and present.isdisjoint(p.gate):
+            return False
+        if any(present.isdisjoint(words) for words in p.also):
+            return False
+        return p.require is None or _satisfied(p.require, present)
+
+    draw = random.Random(14)
+    patterns = [p for r in _rules() for p in (*r.patterns, *r.weak)]
+    assert sum(1 for p in patterns if p.conditions is not None) > 100
+    for p in patterns:
+        words = sorted(
+            set(p.gate or ())
+            | {w for ws in p.also for w in ws}
+            | _requirement_words(p.require or ())
+        )
+        for _ in range(40):
+            present = frozenset(w for w in words if draw.random() < draw.choice((0.2, 0.5, 0.9)))
+            assert _admits(p, present) is plain(p, present), (p.id, sorted(present))
+        assert _admits(p, frozenset(words)) is True  # every literal present
+
+
+def test_a_dotless_i_is_read_as_the_regexes_read_it() -> None:
+    """IGNORECASE matches a dotless ı with i, casefolding keeps it: the folded positions of
+    such a text are not trusted, and the rules find what the plain regexes find."""
+    from tostrack.classify.rules import explain_rules, match_rules
+
+    for text in ("You must be thırteen or older to use the app.", "Only users 18+ may join."):
+        given = tuple((e.label, e.evidence) for e in explain_rules(text) if e.given)
+        assert given and match_rules(text) == given
+
+
 def test_a_cross_referenced_section_title_is_not_the_clause_topic() -> None:
     text = (
         "The limits on liability in this Section 9 (Caps) do not reduce what either side owes "

@@ -195,6 +195,11 @@ _MASK_PIECES = st.sampled_from(
         "Dr.",
         "ſt.",  # a long s, which IGNORECASE reads as s
         "K.",
+        "ſection 2 (Fees)",  # the same, in a cross-reference
+        "İnc.",  # and the other characters IGNORECASE reads as ASCII letters
+        "artıcle 3 (Scope)",
+        "e.ġ.",  # not one of them
+        "Ⅰnc.",
         "xe.g.",
         "1.2",
         "example.com",
@@ -224,3 +229,42 @@ def test_the_rules_masks_find_what_the_plain_patterns_find(text: str) -> None:
 @given(st.text(max_size=60))
 def test_the_rules_masks_on_any_text(text: str) -> None:
     assert rules_module._mask(text) == _plain_mask(text)
+
+
+def test_the_characters_read_as_ascii_letters_ignoring_case_are_all_known() -> None:
+    """The masks look their literals up in a text's lower case unless it holds one of these:
+    every other character that IGNORECASE matches with an ASCII letter is one."""
+    others = "".join(chr(c) for c in range(128, 0x110000) if not 0xD800 <= c < 0xE000)
+    twins = set(re.findall("[a-z]", others, re.IGNORECASE))
+    assert twins == set(rules_module._ASCII_CASE_TWINS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS | st.text(max_size=80))
+def test_the_shortcut_counts_count_what_the_plain_ones_count(text: str) -> None:
+    from tostrack.classify import _has_words
+    from tostrack.classify.script import CJK_RUN, ascii_letter_count, cjk_count
+
+    assert ascii_letter_count(text) == sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    assert cjk_count(text) == sum(len(run) for run in CJK_RUN.findall(text))
+    words = len(re.findall(r"[^\W\d_]+", text))
+    for count in (1, 5, 6):
+        assert _has_words(text, count) is (words >= count)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXTS, _RULES)
+def test_the_index_arrays_are_the_feature_buckets(text: str, rules: list) -> None:
+    expected = buckets(features(text, rules))
+    assert model_module._bucket_array(text, rules).tolist() == expected
+    assert model_module._text_buckets(text).tolist() == buckets(features(text))
+    assert model_module._text_buckets(text).tolist() == buckets(features(text))  # kept
+
+
+def test_the_kept_index_arrays_when_the_cache_keeps_being_cleared() -> None:
+    model = _model()
+    texts = ["You may not scrape the service.", "We may train on your data.", "用户不得抓取数据"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model_module, "_TEXT_CACHE_LIMIT", 2)
+        for text in texts * 3:
+            assert np.array_equal(model.scores_many([text, text])[1], _plain_scores(model, text))

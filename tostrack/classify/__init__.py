@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 
@@ -131,9 +132,17 @@ def is_title(text: str) -> bool:
     """A clause that is only a title ("Termination.", "SUSPENSION & TERMINATION", "4、用户个人信息
     保护"): no rule in it, so no label (the labels README). A title that states a rule keeps its
     label ("Do Not Compromise Computer Systems")."""
-    if _RULE_WORD.search(text):
+    # Six words first: that stops after the sixth, where a search for a rule word would read
+    # every character of a clause that has none.
+    if _has_words(text, 6) or _RULE_WORD.search(text):
         return False
-    return len(_TITLE_WORD.findall(text)) <= 5 and cjk_count(text) <= 12
+    return cjk_count(text) <= 12
+
+
+def _has_words(text: str, count: int) -> bool:
+    """At least `count` words: len(_TITLE_WORD.findall(text)) >= count, without reading (and
+    making strings of) the words after them."""
+    return next(islice(_TITLE_WORD.finditer(text), count - 1, None), None) is not None
 
 
 # A clause that defines a term: a quoted term (an item mark before it, a bracketed aside after
@@ -179,7 +188,7 @@ def names_definitions(trail: Sequence[str]) -> bool:
 def _enough_words(text: str) -> bool:
     """The model decides nothing on a clause too short to learn from ("Do not do this."):
     a handful of features would each weigh far too much."""
-    return len(_TITLE_WORD.findall(text)) >= 5 or cjk_count(text) >= 6
+    return _has_words(text, 5) or cjk_count(text) >= 6
 
 
 @lru_cache(maxsize=256)
@@ -246,7 +255,10 @@ def decide(
         # label there but adds none of its own from the topics a definition lists.
         adds = not names_definitions(trail)
         thresholds = model.thresholds_for(read)
-        for label, p, threshold in zip(model.labels, probs, thresholds, strict=True):
+        # As Python floats (the same values): numpy scalars cost a lookup per label
+        for label, p, threshold in zip(
+            model.labels, probs.tolist(), thresholds.tolist(), strict=True
+        ):
             if label in found:
                 if _model_overrules(found[label], p, threshold, found):
                     found[label] = replace(

@@ -20,10 +20,11 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -46,10 +47,18 @@ _LEAD_IN = re.compile(r"^(.{8,300}?)[:：]\s")
 _ZH_FOLD = str.maketrans({"您": "你"})
 
 
+# The two tables as replacements: str.translate looks every character up (25 µs a clause),
+# str.replace scans in C; each maps to a character that is not mapped, so the order is free.
+_FOLD_PAIRS = tuple((chr(code), to) for table in (_QUOTES, _ZH_FOLD) for code, to in table.items())
+
+
 def _fold(text: str) -> str:
     if text.isascii():  # NFKC leaves ASCII as it is, the tables map no ASCII character
         return text.lower()
-    return unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).translate(_ZH_FOLD)
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    for old, new in _FOLD_PAIRS:
+        folded = folded.replace(old, new)
+    return folded
 
 
 def _words(text: str) -> list[str]:
@@ -59,8 +68,13 @@ def _words(text: str) -> list[str]:
 def lead_in_length(text: str) -> int:
     """Length of the lead-in a clause carries in its own text ("We do not train on: ..."), as
     the features read it; 0 when it has none."""
-    lead = _LEAD_IN.match(text)
+    lead = _lead_in(text)
     return lead.end(1) if lead else 0
+
+
+def _lead_in(text: str) -> re.Match[str] | None:
+    # The regex tries up to 300 characters for a colon: none, no lead-in.
+    return _LEAD_IN.match(text) if ":" in text or "：" in text else None
 
 
 def features(text: str, rules: Iterable[str] = ()) -> list[str]:
@@ -74,7 +88,7 @@ def features(text: str, rules: Iterable[str] = ()) -> list[str]:
     heading a new clause to classify in a replay.
     """
     folded = _fold(text)
-    lead = _LEAD_IN.match(folded)
+    lead = _lead_in(folded)
     body = folded[lead.end() :] if lead else folded
     words = _words(body)
     out = [f"w|{w}" for w in words]
@@ -162,28 +176,74 @@ def _ngram_codes(kind: str, run: str, n: int) -> list[int]:
     ]
 
 
+_BODY_WORD, _OPENING_WORD, _LEAD_WORD = itemgetter(0), itemgetter(1), itemgetter(2)
+_PAIR_STATE, _LEAD_PAIR_STATE, _SPACED = itemgetter(3), itemgetter(4), itemgetter(5)
+
+
+def _codes_of(words: list[str]) -> list[_WordCodes]:
+    codes = list(map(_WORD_CODES.get, words))
+    if None in codes:  # a word not hashed before
+        codes = [c or _word_codes(w) for c, w in zip(codes, words, strict=True)]
+    return codes  # type: ignore[return-value]
+
+
+def _pair_buckets(codes: list[_WordCodes], state: Any) -> Iterator[int]:
+    """The buckets of the word pairs: crc32(" second", state of "b|first") for each pair."""
+    return map(_MASK.__and__, map(zlib.crc32, map(_SPACED, codes[1:]), map(state, codes)))
+
+
 def feature_buckets(text: str, rules: Iterable[str] = ()) -> list[int]:
     """buckets(features(text, rules)), without building the feature strings."""
+    return sorted(_bucket_set(text, rules))
+
+
+def _bucket_set(text: str, rules: Iterable[str] = ()) -> set[int]:
+    """The distinct buckets of feature_buckets. map() over the cached codes rather than
+    comprehensions: the words of a clause go through C alone."""
     folded = _fold(text)
-    lead = _LEAD_IN.match(folded)
+    lead = _lead_in(folded)
     body = folded[lead.end() :] if lead else folded
-    known, crc = _WORD_CODES.get, zlib.crc32
-    codes = [known(w) or _word_codes(w) for w in _words(body)]
-    found = [c[0] for c in codes]
-    found += [crc(b[5], a[3]) & _MASK for a, b in zip(codes, codes[1:])]
-    found += [c[1] for c in codes[:4]]
-    for run in CJK_RUN.findall(body):
-        found += [_code(_CJK_CHAR_CODES, "z", ch) for ch in run]
-        found += _ngram_codes("y", run, 2)
-        found += _ngram_codes("x", run, 3)
+    codes = _codes_of(_words(body))
+    found = set(map(_BODY_WORD, codes))
+    found.update(_pair_buckets(codes, _PAIR_STATE))
+    found.update(map(_OPENING_WORD, codes[:4]))
+    for run in () if body.isascii() else CJK_RUN.findall(body):
+        found.update([_code(_CJK_CHAR_CODES, "z", ch) for ch in run])
+        found.update(_ngram_codes("y", run, 2))
+        found.update(_ngram_codes("x", run, 3))
     if lead:
-        codes = [known(w) or _word_codes(w) for w in _words(lead.group(1))]
-        found += [c[2] for c in codes]
-        found += [crc(b[5], a[4]) & _MASK for a, b in zip(codes, codes[1:])]
+        codes = _codes_of(_words(lead.group(1)))
+        found.update(map(_LEAD_WORD, codes))
+        found.update(_pair_buckets(codes, _LEAD_PAIR_STATE))
         for run in CJK_RUN.findall(lead.group(1)):
-            found += _ngram_codes("k", run, 2)
-    found += [_code(_RULE_CODES, "r", label) for label in rules]
-    return sorted(set(found))
+            found.update(_ngram_codes("k", run, 2))
+    found.update([_code(_RULE_CODES, "r", label) for label in rules])
+    return found
+
+
+def _bucket_array(text: str, rules: Iterable[str] = ()) -> np.ndarray:
+    """feature_buckets as an index array, sorted by numpy (the weight rows are added in this
+    order, so it must be the same): no list to sort and to convert for take()."""
+    found = _bucket_set(text, rules)
+    idx = np.fromiter(found, dtype=np.intp, count=len(found))
+    idx.sort()
+    return idx
+
+
+# The buckets of the texts scores_many scored lately: the sentences of a clause and an item's
+# text come back in the next version of the clause, one in two of them in a replay.
+_TEXT_BUCKETS: dict[str, np.ndarray] = {}
+_TEXT_CACHE_LIMIT = 10_000
+
+
+def _text_buckets(text: str) -> np.ndarray:
+    idx = _TEXT_BUCKETS.get(text)
+    if idx is None:
+        if len(_TEXT_BUCKETS) >= _TEXT_CACHE_LIMIT:
+            _TEXT_BUCKETS.clear()
+        idx = _TEXT_BUCKETS[text] = _bucket_array(text)
+        idx.flags.writeable = False  # shared by every caller
+    return idx
 
 
 def vectorise(feats: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -205,23 +265,24 @@ class Model:
     trained_on_rules: str = ""  # rules_digest() at training time
 
     def scores(self, text: str, rules: Iterable[str] = ()) -> np.ndarray:
-        idx = feature_buckets(text, rules)
-        if not idx:
+        idx = _bucket_array(text, rules)
+        if not len(idx):
             return 1.0 / (1.0 + np.exp(-self.bias))
         # Same as vectorise() @ weights, without building the vector: the values are equal.
-        z = self.weights.take(idx, axis=0).sum(axis=0) / np.sqrt(len(idx)) + self.bias
+        # (np.add.reduce is what ndarray.sum calls, without the wrapper.)
+        z = np.add.reduce(self.weights.take(idx, axis=0), axis=0) / np.sqrt(len(idx)) + self.bias
         return 1.0 / (1.0 + np.exp(-z))
 
     def scores_many(self, texts: Sequence[str]) -> np.ndarray:
         """scores(text) of each text (no rules), one row each, in one pass over the weights:
         the same numbers, as each row is summed over the same weight rows in the same order."""
-        rows = [feature_buckets(text) for text in texts]
+        rows = [_text_buckets(text) for text in texts]
         sizes = np.array([len(r) for r in rows])
         probs = np.empty((len(rows), len(self.labels)))
         filled = np.flatnonzero(sizes)
         probs[sizes == 0] = 1.0 / (1.0 + np.exp(-self.bias))
         if len(filled):
-            taken = self.weights.take(list(itertools.chain.from_iterable(rows)), axis=0)
+            taken = self.weights.take(np.concatenate(rows), axis=0)
             ends = np.cumsum(sizes)
             # Each row's sum over a slice, as in scores(): np.add.reduceat adds in another order
             sums = np.stack([taken[ends[i] - sizes[i] : ends[i]].sum(axis=0) for i in filled])

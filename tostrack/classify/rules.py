@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -75,6 +76,20 @@ class _Pattern:
     unless_after: _Regex | None = None  # matched right after the match
     unless_before: _Regex | None = None  # searched in the text just before it
     id: str = ""
+    # Derived from the fields above, so dataclasses.replace keeps them in step: `also` and
+    # `require` as one compiled test of `present.isdisjoint` (see _conditions), and the lead
+    # literals too short for the gate automaton, looked for in every clause instead.
+    conditions: Callable[[Callable[[frozenset[str]], bool]], bool] | None = field(
+        init=False, repr=False, compare=False
+    )
+    unindexed_lead: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", _conditions(self.gate, self.also, self.require))
+        short = sorted(w for w in self.lead or () if not _selective(w))
+        # One regex for them, which scans a clause in one call rather than a find per literal
+        finder = re.compile("|".join(map(re.escape, short))) if short else None
+        object.__setattr__(self, "unindexed_lead", finder)
 
 
 @dataclass(frozen=True)
@@ -243,17 +258,20 @@ def _requirement(items: Any) -> Requirement:
 def _lead(items: Any) -> set[str] | None:
     """Literal strings one of which every match of a parsed regex sequence starts with ("use",
     "using" for "\\b(?:use|using)\\s+..."), or None. Zero-width assertions before them consume
-    nothing, so they do not move where a match starts."""
+    nothing, so they do not move where a match starts; an optional start ("(?:the\\s+)?user")
+    gives the leads of what it repeats and of what follows it, a repeated one ("\\s+...") those
+    of what it repeats; a small range ("1[0-9]") reads as its characters."""
     from re import _constants as k
 
+    items = list(items)
     run: set[str] = {""}
-    for op, av in items:
+    for at, (op, av) in enumerate(items):
         if op in (k.AT, k.ASSERT, k.ASSERT_NOT):
             continue
         if op is k.LITERAL:
             run = {s + chr(av) for s in run}
-        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
-            run = {r + chr(c) for r in run for _, c in av}
+        elif op is k.IN and (chars := _class_characters(av)) and len(run) * len(chars) <= 64:
+            run = {r + c for r in run for c in chars}
         elif op in (k.BRANCH, k.SUBPATTERN):
             branches = av[1] if op is k.BRANCH else [av[-1]]
             fulls = [_literal_sets(b)[0] for b in branches]
@@ -265,9 +283,31 @@ def _lead(items: Any) -> set[str] | None:
                 return None if any(x is None for x in leads) else set().union(*leads)  # type: ignore[arg-type]
             else:
                 break
+        elif op in (k.MAX_REPEAT, k.MIN_REPEAT) and run == {""}:
+            first = _lead(av[2])
+            if av[0] >= 1 or first is None:
+                return first
+            rest = _lead(items[at + 1 :])  # the optional part may be absent
+            return None if rest is None else first | rest
         else:
             break
     return run if run != {""} else None
+
+
+def _class_characters(members: Any) -> list[str] | None:
+    """The characters of a class of a few plain characters or small ranges ("[- ]", "[0-9]"),
+    or None (categories, negations, wide ranges)."""
+    from re import _constants as k
+
+    chars: list[str] = []
+    for op, av in members:
+        if op is k.LITERAL:
+            chars.append(chr(av))
+        elif op is k.RANGE and av[1] - av[0] < 10:
+            chars += map(chr, range(av[0], av[1] + 1))
+        else:
+            return None
+    return chars if len(chars) <= 10 else None
 
 
 def _satisfied(require: Requirement, present: frozenset[str]) -> bool:
@@ -283,6 +323,43 @@ def _satisfied(require: Requirement, present: frozenset[str]) -> bool:
             else:
                 return False
     return True
+
+
+def _conditions(
+    gate: tuple[str, ...] | None,
+    also: tuple[tuple[str, ...], ...],
+    require: Requirement | None,
+) -> Callable[[Callable[[frozenset[str]], bool]], bool] | None:
+    """`also` and `require` (which _Index checks the gate before) as one function of a clause's
+    `present.isdisjoint`, or None when there is nothing to check: the nested requirement
+    written out as one expression ("not d(_0) and (not d(_1) or not d(_2) and not d(_3))"),
+    which Python evaluates without a call per item and level, as _satisfied would make. The
+    literal sets are passed in as named constants: no text of a rule becomes code."""
+    constants: dict[str, frozenset[str]] = {}
+    known = {frozenset(gate or ()), *map(frozenset, also)}  # checked already
+
+    def test(words: frozenset[str]) -> str:
+        name = f"_{len(constants)}"
+        constants[name] = words
+        return f"not d({name})"
+
+    def conjunction(need: Requirement, top: bool) -> str:
+        parts = [
+            test(item)
+            if isinstance(item, frozenset)
+            else "(" + " or ".join(f"({conjunction(alt, False)})" for alt in item) + ")"
+            for item in need
+            if not (top and isinstance(item, frozenset) and item in known)
+        ]
+        return " and ".join(parts) or "True"
+
+    parts = [test(frozenset(words)) for words in also]
+    if require:
+        parts.append(conjunction(require, True))
+    source = " and ".join(p for p in parts if p != "True")
+    if not source:
+        return None
+    return eval(f"lambda d: {source}", {"__builtins__": {}, **constants})  # noqa: S307
 
 
 def _requirement_words(require: Requirement) -> set[str]:
@@ -319,8 +396,11 @@ def _gate(
         return None, (), None, None
     if not any(isinstance(need, tuple) for need in require or ()):
         require = None  # only literal sets: gate and also say as much
+    # Two characters at least: where a match can start is looked up in a clause with str.find
+    # (the selective leads only when the gate automaton found them), and a lead of one letter
+    # would be found at nearly every word.
     lead = (
-        frozenset(s.casefold() for s in starts) if starts and all(map(_selective, starts)) else None
+        frozenset(s.casefold() for s in starts) if starts and min(map(len, starts)) >= 2 else None
     )
     if not best or not all(map(_selective, best)):
         return None, (), require, lead
@@ -451,11 +531,58 @@ def _blank_title(m: re.Match[str]) -> str:
     return whole[: start - m.start()] + " " * (end - start) + whole[end - m.start() :]
 
 
+# str.translate looks every character up in the table (25 µs for a clause that is not ASCII);
+# a str.replace per mapped character scans in C. Each maps to an ASCII character that is not
+# mapped itself, so the order of the replacements does not matter.
+_SAME_WIDTH_PAIRS = tuple((chr(code), to) for code, to in _SAME_WIDTH.items())
+
+
+def _same_width(text: str) -> str:
+    if text.isascii():  # none of the mapped characters is
+        return text
+    for old, new in _SAME_WIDTH_PAIRS:
+        text = text.replace(old, new)
+    return text
+
+
+# The characters besides ASCII letters that IGNORECASE matches with an ASCII letter (İ, ı, ſ
+# and the Kelvin sign K). In a text without them, a match of a regex's ASCII literals is
+# found in the text's lower case as they are written in lower case.
+_ASCII_CASE_TWINS = "\u0130\u0131\u017f\u212a"
+
+
+@lru_cache(maxsize=1)
+def _mask_words() -> Any:
+    """The literals one of which each mask's every match contains, in lower case (from the
+    regexes themselves, as the gates are), in one automaton whose values name the mask: a
+    clause without any is spared the mask's regex, which would try every character."""
+    from re import _parser
+
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for name, regex in (("abbreviation", _ABBREV), ("cross-reference", _CROSS_REFERENCE_TITLE)):
+        words = _literal_sets(_parser.parse(regex.pattern, regex.flags))[1]
+        for word in sorted(words or ()):
+            if not word.isascii():  # the lower case of a text says nothing of it
+                raise ValueError(f"mask literal {word!r} is not ASCII")
+            automaton.add_word(word.lower(), name)
+    automaton.make_automaton()
+    return automaton
+
+
 def _mask(text: str) -> str:
-    masked = text.translate(_SAME_WIDTH)
-    if "." in masked:  # every abbreviation ends with one
+    masked = _same_width(text)
+    dots, brackets = "." in masked, "(" in masked  # every abbreviation ends with a dot
+    if (dots or brackets) and (
+        masked.isascii() or not any(map(masked.__contains__, _ASCII_CASE_TWINS))
+    ):
+        found = set(map(itemgetter(1), _mask_words().iter(masked.lower())))
+        dots = dots and "abbreviation" in found
+        brackets = brackets and "cross-reference" in found
+    if dots:
         masked = _ABBREV.sub(lambda m: m.group(0)[:-1].replace(".", "\u2024") + "\u2024", masked)
-    if "(" in masked:  # the title is in brackets
+    if brackets:  # the title is in brackets
         masked = _CROSS_REFERENCE_TITLE.sub(_blank_title, masked)
     return _INNER_DOT.sub("\u2024", masked) if "." in masked else masked
 
@@ -504,7 +631,9 @@ def _gate_automaton() -> Any:
             for word in gate or ():
                 automaton.add_word(word, word)
         for p in every:
-            for word in _requirement_words(p.require or ()) | (p.lead or frozenset()):
+            for word in _requirement_words(p.require or ()) | {
+                w for w in p.lead or () if _selective(w)
+            }:
                 automaton.add_word(word, word)
     automaton.make_automaton()
     return automaton
@@ -528,6 +657,7 @@ class _Index:
     by_word: Mapping[str, tuple[int, ...]]  # gate literal -> the patterns it gates
     # pattern number -> (rule number, weak?, the pattern), numbered in rule and pattern order
     patterns: tuple[tuple[int, bool, _Pattern], ...]
+    words: frozenset[str] = frozenset()  # the keys of by_word
 
 
 _indexes: dict[int, _Index] = {}  # by id() of the rules tuple, which the index keeps alive
@@ -550,7 +680,13 @@ def _index(rules: tuple[_Rules, ...]) -> _Index:
             ungated.append(n)
         for word in p.gate or ():
             by_word.setdefault(word, []).append(n)
-    index = _Index(rules, tuple(ungated), {w: tuple(ns) for w, ns in by_word.items()}, patterns)
+    index = _Index(
+        rules,
+        tuple(ungated),
+        {w: tuple(ns) for w, ns in by_word.items()},
+        patterns,
+        frozenset(by_word),
+    )
     _indexes.clear()  # one rule set at a time (tests swap in their own)
     _indexes[id(rules)] = index
     return index
@@ -562,12 +698,12 @@ def _candidates(
     """Rule number -> (patterns, weak patterns) whose literal conditions the clause meets, in
     their order: the only ones whose regexes can match."""
     numbers = set(index.ungated)
-    for word in present:
-        numbers.update(index.by_word.get(word, ()))
+    numbers.update(chain.from_iterable(map(index.by_word.__getitem__, present & index.words)))
+    isdisjoint = present.isdisjoint
     out: dict[int, tuple[list[_Pattern], list[_Pattern]]] = {}
     for n in sorted(numbers):
         r, weak, p = index.patterns[n]
-        if _admits(p, present, gate=False):
+        if p.conditions is None or p.conditions(isdisjoint):
             out.setdefault(r, ([], []))[weak].append(p)
     return out
 
@@ -577,10 +713,7 @@ def _admits(p: _Pattern, present: frozenset[str], *, gate: bool = True) -> bool:
     too; _candidates has checked that already)?"""
     if gate and p.gate is not None and present.isdisjoint(p.gate):
         return False
-    for words in p.also:
-        if present.isdisjoint(words):
-            return False
-    return p.require is None or _satisfied(p.require, present)
+    return p.conditions is None or p.conditions(present.isdisjoint)
 
 
 def _first_match(
@@ -591,27 +724,53 @@ def _first_match(
     return _first_accepted(rules, admitted, masked, None, present, min_end)
 
 
+def _occurrences(folded: str, word: str, seen: dict[str, list[int]]) -> list[int]:
+    """Where `word` occurs in `folded`, overlaps included, in order; `seen` keeps them for the
+    other patterns of the clause that start with the same word."""
+    found = seen.get(word)
+    if found is None:
+        found = seen[word] = []
+        at = folded.find(word)
+        while at >= 0:
+            found.append(at)
+            at = folded.find(word, at + 1)
+    return found
+
+
 def _matches(
-    p: _Pattern, masked: str, folded: str | None, present: frozenset[str]
+    p: _Pattern,
+    masked: str,
+    folded: str | None,
+    present: frozenset[str],
+    seen: dict[str, list[int]] | None = None,
 ) -> Iterator[re.Match[str]]:
     """p.regex.finditer(masked), trying the regex only where a match can start: at the
     occurrences of its lead literals in `folded` (masked casefolded, when that kept every
-    character at its place; None otherwise)."""
+    character at its place; None otherwise). `seen`: the occurrences found so far."""
     if p.lead is None or folded is None:
-        yield from p.regex.finditer(masked)
-        return
-    starts: set[int] = set()
-    for word in p.lead & present:
-        at = folded.find(word)
-        while at >= 0:
+        return p.regex.finditer(masked)
+    words = p.lead & present
+    seen = {} if seen is None else seen
+    if len(words) == 1 and p.unindexed_lead is None:
+        return _matches_at(p.regex, masked, _occurrences(folded, next(iter(words)), seen))
+    starts = set(chain.from_iterable(_occurrences(folded, w, seen) for w in words))
+    if p.unindexed_lead is not None:
+        found = p.unindexed_lead.search(folded)
+        while found is not None:  # each start, overlaps included
+            at = found.start()
             starts.add(at)
-            at = folded.find(word, at + 1)
+            found = p.unindexed_lead.search(folded, at + 1)
+    return _matches_at(p.regex, masked, sorted(starts))
+
+
+def _matches_at(
+    regex: re.Pattern[str], masked: str, starts: Sequence[int]
+) -> Iterator[re.Match[str]]:
     resume = 0  # as finditer: the next match begins where the last one ended
-    for at in sorted(starts):
-        if at < resume:
-            continue
-        m = p.regex.match(masked, at)
-        if m is not None:
+    # map and filter run the regex at each start without a Python step per start
+    for m in filter(None, map(regex.match, repeat(masked), starts)):
+        at = m.start()
+        if at >= resume:
             yield m
             resume = max(m.end(), at + 1)
 
@@ -623,12 +782,14 @@ def _first_accepted(
     folded: str | None,
     present: frozenset[str],
     min_end: int,
+    seen: dict[str, list[int]] | None = None,
 ) -> tuple[int, int] | None:
     # The evidence is the accepted match that ends first (ties: the shortest), which keeps it
     # tight: "products that compete" rather than a whole run-up sentence.
     best: tuple[int, int] | None = None
+    seen = {} if seen is None else seen
     for p in patterns:
-        for m in _matches(p, masked, folded, present):
+        for m in _matches(p, masked, folded, present, seen):
             if m.end() <= min_end or m.end() == m.start():
                 continue  # only inside the lead-in: context, not evidence
             if best is not None and m.end() > best[1]:
@@ -649,19 +810,21 @@ def match_rules(
     masked = _mask(text)
     folded = masked.casefold()
     present = _literals_in(folded)
-    at_place = folded if len(folded) == len(masked) else None  # ß -> ss moves what follows
+    # ß -> ss moves what follows; a dotless ı, which IGNORECASE reads as i, casefolding keeps
+    at_place = folded if len(folded) == len(masked) and "\u0131" not in folded else None
     trail = " › ".join(heading)
     every = _rules()
     out = []
+    seen: dict[str, list[int]] = {}  # lead literal -> where it occurs in folded
     for r, (patterns, weak) in sorted(_candidates(_index(every), present).items()):
         rules = every[r]
         span = (
-            _first_accepted(rules, patterns, masked, at_place, present, lead_in_length)
+            _first_accepted(rules, patterns, masked, at_place, present, lead_in_length, seen)
             if patterns
             else None
         )
         if span is None and weak and rules.heading and trail and rules.heading.search(trail):
-            span = _first_accepted(rules, weak, masked, at_place, present, lead_in_length)
+            span = _first_accepted(rules, weak, masked, at_place, present, lead_in_length, seen)
         if span is not None:
             out.append((rules.label, text[span[0] : span[1]].strip()))
     return tuple(out)
