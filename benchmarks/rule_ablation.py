@@ -6,8 +6,8 @@
     python benchmarks/rule_ablation.py --json
 
 For each rule of tostrack/classify/data/rules/, remove it alone and classify every clause of the
-labelled sets again (tests/data/dev_clauses.jsonl, tests/data/heldout_clauses.jsonl and, when
-present, ../shared/labels/real-clauses.jsonl). A clause is read as `tostrack eval` reads it (the
+labelled sets again (every tests/data/*_clauses.jsonl and, when present,
+../shared/labels/real-clauses.jsonl). A clause is read as `tostrack eval` reads it (the
 text alone) and once more with its section as heading trail (the only way `weak` rules fire). A
 rule is dead when its removal changes no label of any clause: delete it. For the others, the
 change of micro-F1 on each set when it is removed: a rule whose removal raises F1 on the real
@@ -35,10 +35,16 @@ import click
 from tostrack.classify import rules as engine
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every labelled set: a rule that only one of the sets written for the project needs is alive.
 SETS = {
     "dev": ROOT / "tests" / "data" / "dev_clauses.jsonl",
     "heldout": ROOT / "tests" / "data" / "heldout_clauses.jsonl",
     "real": ROOT.parent / "shared" / "labels" / "real-clauses.jsonl",
+    **{
+        p.stem.removesuffix("_clauses"): p
+        for p in sorted((ROOT / "tests" / "data").glob("*_clauses.jsonl"))
+        if p.stem not in ("dev_clauses", "heldout_clauses")
+    },
 }
 
 

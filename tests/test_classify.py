@@ -58,6 +58,8 @@ def test_taxonomy_is_complete_and_ordered() -> None:
         assert label.severity in {"low", "medium", "high"}
         assert label.group in {"customer-restriction", "provider-rights", "contract"}
         assert label.definition and label.headline and label.topic and label.not_to_confuse_with
+        # A label yields only to other labels that exist (a typo would silently do nothing).
+        assert set(label.yields_to) <= {t.id for t in tax} - {label.id}, label.id
 
 
 # -- behaviour the rest of the code relies on ---------------------------------------------------
@@ -701,6 +703,94 @@ def test_a_doubting_model_withholds_the_residual_topic_a_harm_word_gave() -> Non
     assert {d.label for d in decide(text, model=None)} >= {"termination", "acceptable-use"}
     kept = {d.label for d in decide(text, model=unsure)}
     assert "acceptable-use" not in kept and "termination" in kept
+
+
+def test_advice_about_securities_is_a_high_risk_use() -> None:
+    """Using the assistant to trade securities or to give or get investment advice is a
+    high-risk use by rule (a consumer clause of 2025 said so and went unlabelled); advice on
+    how to use the product is not."""
+    from tostrack.classify import decide
+
+    for text in (
+        "You must not use the app to buy or sell shares, or to get advice about derivatives.",
+        "Nobody may rely on the chatbot to give recommendations regarding investments or loans.",
+    ):
+        assert "high-risk-use" in {d.label for d in decide(text, model=None)}, text
+    plain = "Our support staff can give advice on connecting the app to your calendar."
+    assert "high-risk-use" not in {d.label for d in decide(plain, model=None)}
+
+
+def test_a_harm_word_alone_needs_the_model_at_its_threshold_to_keep_the_residual_topic() -> None:
+    """A rule's acceptable-use that no specific restriction of the clause corroborates stays only
+    when the model finds the topic as it would to add it itself (threshold 0.5 here): a DMCA
+    notice or an indemnity names "infringing" in passing. Beside a rule's specific restriction
+    ("scrape") the lower RESIDUAL_OVERRULE_BELOW bar holds."""
+    from tostrack.classify import RESIDUAL_OVERRULE_BELOW, decide
+
+    unsure = _model_with_probability(0.3)
+    assert RESIDUAL_OVERRULE_BELOW < 0.3 < 0.5
+    passing = "If you think a post on the forum is infringing your copyright, write to our agent."
+    assert "acceptable-use" in {d.label for d in decide(passing, model=None)}
+    assert "acceptable-use" not in {d.label for d in decide(passing, model=unsure)}
+    listed = "You may not scrape the Services or use them to spread malware to other users."
+    kept = {d.label for d in decide(listed, model=unsure)}
+    assert {"acceptable-use", "data-extraction"} <= kept
+    # A model at the threshold keeps the harm word's label on its own too.
+    assert "acceptable-use" in {
+        d.label for d in decide(passing, model=_model_with_probability(0.55))
+    }
+
+
+def test_a_general_lead_ins_residual_topic_yields_to_the_items_own_restriction() -> None:
+    """A lead-in that states acceptable-use ("must follow our Usage Policies") passes it to its
+    items, but an item a rule gives a specific restriction carries that instead, unless the
+    model is sure the item is about other prohibited uses as well (SURE)."""
+    from tostrack.classify import SURE, decide
+
+    lead = "Your use of the Services must follow our Usage Policies, so you may not use them for:"
+    scraping = "scraping the Services with bots or crawlers"
+    plain = "sending chain letters to strangers"
+    for model in (None, _model_with_probability(0.6)):
+        labels = {d.label for d in decide(scraping, lead_in=lead, model=model)}
+        assert "data-extraction" in labels and "acceptable-use" not in labels
+        assert "acceptable-use" in {d.label for d in decide(plain, lead_in=lead, model=model)}
+    sure = _model_with_probability(min(0.99, SURE + 0.02))
+    assert "acceptable-use" in {d.label for d in decide(scraping, lead_in=lead, model=sure)}
+
+
+def test_a_models_guess_yields_to_a_rules_label_the_taxonomy_names_as_its_confusion() -> None:
+    """liability-limitation yields_to indemnification in labels.toml: beside a rule's
+    indemnity, the model's guess of a liability limit goes unless the model is sure; the
+    rule's own labels and guesses beside other labels stay."""
+    from tostrack.classify import SURE, decide
+
+    indemnity = "You will indemnify and hold us harmless from all claims and liability."
+    assert "indemnification" in {d.label for d in decide(indemnity, model=None)}
+    eager = {d.label: d.by for d in decide(indemnity, model=_model_with_probability(0.9))}
+    assert eager.get("indemnification") == "rule" and "liability-limitation" not in eager
+    assert "arbitration" in eager  # a guess beside a label it is not confused with stays
+    sure = decide(indemnity, model=_model_with_probability(min(0.99, SURE + 0.02)))
+    assert "liability-limitation" in {d.label for d in sure}
+
+
+def test_the_model_adds_no_label_under_a_definitions_heading() -> None:
+    """Clauses under a definitions heading define terms (the labels README: no label without a
+    rule); the model's guesses from the topics a definition lists are not labels there, while a
+    rule's label is. heading_context says so, so a replay keys such readings apart."""
+    from tostrack.classify import DEFINITIONS_CONTEXT, decide, heading_context, names_definitions
+
+    eager = _model_with_probability(0.9)
+    text = "Material that you upload, post or share through the Services, such as photos or posts"
+    assert {d.label for d in decide(text, ("Using the Services",), model=eager)}
+    assert decide(text, ("1. Definitions", "Your Material"), model=eager) == ()
+    rule = "Bots mean any automated means, which you may not use to scrape the Services"
+    assert "data-extraction" in {d.label for d in decide(rule, ("Definitions",), model=eager)}
+    for heading in ("Definitions", "2.1 Defined Terms", "📘 A few definitions", "定义与解释"):
+        assert names_definitions((heading,)), heading
+        assert DEFINITIONS_CONTEXT in heading_context(("Terms", heading))
+    for heading in ("Termination", "Definitions of the plans we offer", "Your content"):
+        assert not names_definitions((heading,)), heading
+        assert DEFINITIONS_CONTEXT not in heading_context((heading,))
 
 
 def test_a_rule_stated_by_the_lead_in_inside_a_clause_text_passes_to_its_item() -> None:

@@ -46,6 +46,9 @@ _FLAGS = re.IGNORECASE
 
 
 _VETOES = ("unless", "unless_after", "unless_before")
+# How far back an `unless_before` veto looks: a sentence's worth of words ("any judgment that
+# a court of competent jurisdiction grants a third party on such a claim or that an" arbitrator).
+_BEFORE_WINDOW = 160
 
 
 @dataclass(frozen=True)
@@ -598,7 +601,7 @@ def _veto_of(p: _Pattern, masked: str, m: re.Match[str]) -> _Regex | None:
         return p.unless
     if p.unless_after and p.unless_after.regex.match(masked, m.end()):
         return p.unless_after
-    before = masked[max(0, m.start() - 100) : m.start()]
+    before = masked[max(0, m.start() - _BEFORE_WINDOW) : m.start()]
     if p.unless_before and p.unless_before.regex.search(before):
         return p.unless_before
     return None

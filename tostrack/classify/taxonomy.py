@@ -22,6 +22,8 @@ class Label:
     not_to_confuse_with: str
     headline: str  # "a clause now <headline>"
     topic: str  # "a clause about <topic> was reworded"
+    # Labels a rule gives that this label's guess by the model yields to (labels.toml)
+    yields_to: tuple[str, ...] = ()
 
 
 def _data(name: str) -> dict[str, Any]:
@@ -44,6 +46,7 @@ def taxonomy() -> tuple[Label, ...]:
                 not_to_confuse_with=entry.get("not_to_confuse_with", ""),
                 headline=entry["headline"],
                 topic=entry["topic"],
+                yields_to=tuple(entry.get("yields_to", ())),
             )
         )
     return tuple(labels)
