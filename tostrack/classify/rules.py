@@ -127,42 +127,69 @@ def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
 
 
-# (full, best) of _literal_sets for the sub-trees of one parse tree, by id() (with the sub-tree,
-# which keeps the id from being reused): _requirement and _lead ask again for each branch what
-# _literal_sets found for it already, at every level of nesting.
-_LiteralMemo = dict[int, tuple[Any, tuple["set[str] | None", "set[str] | None"]]]
+@dataclass
+class _TreeMemo:
+    """What the gate analysis found for the sub-trees of one parse tree, by id() (with the
+    sub-tree, which keeps the id from being reused): _requirement and _lead ask again for each
+    branch what _literal_sets found for it already, at every level of nesting, and all three
+    walk the same sequences."""
+
+    sets: dict[int, tuple[Any, tuple[set[str] | None, set[str] | None]]] = field(
+        default_factory=dict
+    )
+    chunks: dict[int, tuple[Any, list[tuple[Any, Any]]]] = field(default_factory=dict)
 
 
-def _elements(items: Any) -> Any:
-    """The (opcode, argument) list of a parsed sequence: a SubPattern iterates by __getitem__,
-    a Python call per item, its list does not."""
-    return getattr(items, "data", items)
+_TEXT = object()  # the opcode of a run of literal characters in _chunks; its argument: the run
+
+
+def _chunks(items: Any, memo: _TreeMemo) -> list[tuple[Any, Any]]:
+    """The (opcode, argument) list of a parsed sequence with each run of LITERALs as one
+    (_TEXT, string): the analysis extends its literal sets once per run, not per character."""
+    known = memo.chunks.get(id(items))
+    if known is not None and known[0] is items:
+        return known[1]
+    out: list[tuple[Any, Any]] = []
+    text: list[str] = []
+    # a SubPattern iterates by __getitem__, a Python call per item; its list does not
+    for op, av in getattr(items, "data", items):
+        if op is _op.LITERAL:
+            text.append(chr(av))
+            continue
+        if text:
+            out.append((_TEXT, "".join(text)))
+            text = []
+        out.append((op, av))
+    if text:
+        out.append((_TEXT, "".join(text)))
+    memo.chunks[id(items)] = (items, out)
+    return out
 
 
 def _literal_sets(
-    items: Any, collect: list[set[str]] | None = None, memo: _LiteralMemo | None = None
+    items: Any, collect: list[set[str]] | None = None, memo: _TreeMemo | None = None
 ) -> tuple[set[str] | None, set[str] | None]:
     """(full, best) for a parsed regex sequence.
 
     full: the strings the sequence can match, if it is pure literal text (else None).
     best: strings one of which every match must contain (else None), the most selective found.
     collect: if given, receives every such necessary set of the top-level sequence.
-    memo: results for sub-trees of the same parse tree (see _LiteralMemo); callers must not
+    memo: what was found for sub-trees of the same parse tree (see _TreeMemo); callers must not
     change the sets returned.
     """
     if memo is not None and collect is None:
-        known = memo.get(id(items))
+        known = memo.sets.get(id(items))
         if known is not None and known[0] is items:
             return known[1]
     else:
-        memo = {} if memo is None else memo
+        memo = _TreeMemo() if memo is None else memo
     result = _literal_sets_of(items, collect, memo)
-    memo[id(items)] = (items, result)
+    memo.sets[id(items)] = (items, result)
     return result
 
 
 def _literal_sets_of(
-    items: Any, collect: list[set[str]] | None, memo: _LiteralMemo
+    items: Any, collect: list[set[str]] | None, memo: _TreeMemo
 ) -> tuple[set[str] | None, set[str] | None]:
     candidates: list[set[str]] = []
     run: set[str] = {""}
@@ -174,9 +201,9 @@ def _literal_sets_of(
             candidates.append(run)
         run = {""}
 
-    for op, av in _elements(items):
-        if op is _op.LITERAL:
-            run = {s + chr(av) for s in run}
+    for op, av in _chunks(items, memo):
+        if op is _TEXT:
+            run = {s + av for s in run}
         elif op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue  # zero width: literal text on both sides stays adjacent
         elif op in (_op.BRANCH, _op.SUBPATTERN):
@@ -230,7 +257,7 @@ def _selective(literal: str) -> bool:
 Requirement = tuple["frozenset[str] | tuple[Requirement, ...]", ...]
 
 
-def _requirement(items: Any, memo: _LiteralMemo | None = None) -> Requirement:
+def _requirement(items: Any, memo: _TreeMemo | None = None) -> Requirement:
     """What any match of a parsed regex sequence must contain, branch by branch.
 
     _literal_sets gives one set per branch point (the union of the branches' best sets); this
@@ -238,7 +265,7 @@ def _requirement(items: Any, memo: _LiteralMemo | None = None) -> Requirement:
     users but no sanctioned country. Only selective literals count (a set with a short one is
     no condition), so every word to look up is in the gate automaton.
     """
-    memo = {} if memo is None else memo
+    memo = _TreeMemo() if memo is None else memo
     out: list[frozenset[str] | tuple[Requirement, ...]] = []
     run: set[str] = {""}
 
@@ -248,9 +275,9 @@ def _requirement(items: Any, memo: _LiteralMemo | None = None) -> Requirement:
             out.append(frozenset(s.casefold() for s in run))
         run = {""}
 
-    for op, av in _elements(items):
-        if op is _op.LITERAL:
-            run = {s + chr(av) for s in run}
+    for op, av in _chunks(items, memo):
+        if op is _TEXT:
+            run = {s + av for s in run}
         elif op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue  # zero width: literal text on both sides stays adjacent
         elif op in (_op.BRANCH, _op.SUBPATTERN):
@@ -278,20 +305,20 @@ def _requirement(items: Any, memo: _LiteralMemo | None = None) -> Requirement:
     return tuple(out)
 
 
-def _lead(items: Any, memo: _LiteralMemo | None = None) -> set[str] | None:
+def _lead(items: Any, memo: _TreeMemo | None = None) -> set[str] | None:
     """Literal strings one of which every match of a parsed regex sequence starts with ("use",
     "using" for "\\b(?:use|using)\\s+..."), or None. Zero-width assertions before them consume
     nothing, so they do not move where a match starts; an optional start ("(?:the\\s+)?user")
     gives the leads of what it repeats and of what follows it, a repeated one ("\\s+...") those
     of what it repeats; a small range ("1[0-9]") reads as its characters."""
-    memo = {} if memo is None else memo
-    items = list(_elements(items))
+    memo = _TreeMemo() if memo is None else memo
+    items = _chunks(items, memo)
     run: set[str] = {""}
     for at, (op, av) in enumerate(items):
         if op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue
-        if op is _op.LITERAL:
-            run = {s + chr(av) for s in run}
+        if op is _TEXT:
+            run = {s + av for s in run}
         elif op is _op.IN and (chars := _class_characters(av)) and len(run) * len(chars) <= 64:
             run = {r + c for r in run for c in chars}
         elif op in (_op.BRANCH, _op.SUBPATTERN):
@@ -422,7 +449,7 @@ def _gate(regex: re.Pattern[str]) -> _Gate:
 def _gate_of_tree(parsed: Any) -> _Gate:
     """_gate of a regex's parse tree (re._parser.parse), which it leaves as it is."""
     necessary: list[set[str]] = []
-    memo: _LiteralMemo = {}
+    memo = _TreeMemo()
     try:
         best = _literal_sets(parsed, necessary, memo)[1]
         require: Requirement | None = _requirement(parsed, memo)
