@@ -246,3 +246,31 @@ def test_corpus_tracking_link_churn_is_never_substantive(document: str) -> None:
     assert churn
     for old, new in churn[:8]:
         assert not compare_files(old, new).diff.substantive, (old.name, new.name)
+
+
+def test_a_replay_imports_neither_the_store_nor_the_workspace() -> None:
+    """Replaying is pure: its modules leave SQLite, the store and the config schema unimported
+    (start-up time of `tostrack replay` and the corpus benchmark, issue #14)."""
+    import os
+    import subprocess
+    import sys
+
+    import tostrack
+
+    code = (
+        "import sys, tostrack.replay, tostrack.pipeline\n"
+        "from tostrack import align, extract, output, segment\n"
+        "from tostrack.classify import classify_text\n"
+        "classify_text('We may change these terms.')\n"
+        "print(tostrack.__file__)\n"
+        "print(sorted(m for m in ('sqlite3', 'tostrack.store', 'tostrack.workspace',"
+        " 'tostrack.config') if m in sys.modules))\n"
+    )
+    root = str(Path(tostrack.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    where, loaded = done.stdout.splitlines()
+    assert Path(where).resolve() == Path(tostrack.__file__).resolve()
+    assert loaded == "[]"

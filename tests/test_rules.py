@@ -91,6 +91,24 @@ def test_every_rule_has_an_example() -> None:
     assert all(e[2].get("example") and e[2].get("near_miss") for e in ENTRIES)
 
 
+def test_patterns_compiled_from_their_parse_tree_are_what_re_compile_gives() -> None:
+    """The rules parse each pattern once, for the gate and the regex (see _compile_gated): the
+    Pattern is equal to re.compile's (same code, flags and groups), and the gate is _gate's."""
+    patterns = [p for r in engine._rules() for p in (*r.patterns, *r.weak)]
+    assert len(patterns) > 100
+    for p in patterns:
+        re.purge()  # a fresh compile, not the cached object
+        plain = re.compile(p.regex.pattern, re.IGNORECASE)
+        assert plain is not p.regex
+        assert p.regex == plain, p.id
+        assert (p.regex.flags, p.regex.groups, p.regex.groupindex) == (
+            plain.flags,
+            plain.groups,
+            plain.groupindex,
+        ), p.id
+        assert (p.gate, p.also, p.require, p.lead) == engine._gate(plain), p.id
+
+
 # -- lint --------------------------------------------------------------------------------------
 
 

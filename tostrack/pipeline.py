@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from tostrack import clock
 from tostrack.models import Block, Clause, Diff, Document, Failure, Snapshot, Source
-from tostrack.store import Store, StoredDiff, Version
-from tostrack.workspace import Workspace
 
+# Types only: the pure stages (compare, replay) run without the store and the workspace, whose
+# modules (SQLite, the config schema) are imported by the functions that record.
 if TYPE_CHECKING:
     from tostrack.fetch import FetchConfig, Fetcher
+    from tostrack.store import Store, StoredDiff, Version
+    from tostrack.workspace import Workspace
 
 # -- pure stages ------------------------------------------------------------------------------
 

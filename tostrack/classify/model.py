@@ -332,7 +332,8 @@ class Model:
             raise ValueError("classifier model was trained on other features; retrain it")
         labels = tuple(str(x) for x in data["labels"])
         weights = np.zeros((BUCKETS, len(labels)), dtype=np.float32)
-        weights[data["rows"]] = data["values"].astype(np.float32)
+        # float16 -> float32 in the assignment (exact): no float32 copy of the values first
+        weights[data["rows"]] = data["values"]
         digest = bytes(data["rules_digest"]).hex() if "rules_digest" in data else ""
         return cls(
             labels,

@@ -34,6 +34,8 @@ from functools import lru_cache
 from importlib import resources
 from itertools import chain, repeat
 from operator import itemgetter
+from re import _compiler, _parser
+from re import _constants as _op  # the parser's opcodes; stable across 3.11+
 from typing import Any
 
 from tostrack.classify.script import CJK_RUN
@@ -128,17 +130,70 @@ def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
 
 
+@dataclass
+class _TreeMemo:
+    """What the gate analysis found for the sub-trees of one parse tree, by id() (with the
+    sub-tree, which keeps the id from being reused): _requirement and _lead ask again for each
+    branch what _literal_sets found for it already, at every level of nesting, and all three
+    walk the same sequences."""
+
+    sets: dict[int, tuple[Any, tuple[set[str] | None, set[str] | None]]] = field(
+        default_factory=dict
+    )
+    chunks: dict[int, tuple[Any, list[tuple[Any, Any]]]] = field(default_factory=dict)
+
+
+_TEXT = object()  # the opcode of a run of literal characters in _chunks; its argument: the run
+
+
+def _chunks(items: Any, memo: _TreeMemo) -> list[tuple[Any, Any]]:
+    """The (opcode, argument) list of a parsed sequence with each run of LITERALs as one
+    (_TEXT, string): the analysis extends its literal sets once per run, not per character."""
+    known = memo.chunks.get(id(items))
+    if known is not None and known[0] is items:
+        return known[1]
+    out: list[tuple[Any, Any]] = []
+    text: list[str] = []
+    # a SubPattern iterates by __getitem__, a Python call per item; its list does not
+    for op, av in getattr(items, "data", items):
+        if op is _op.LITERAL:
+            text.append(chr(av))
+            continue
+        if text:
+            out.append((_TEXT, "".join(text)))
+            text = []
+        out.append((op, av))
+    if text:
+        out.append((_TEXT, "".join(text)))
+    memo.chunks[id(items)] = (items, out)
+    return out
+
+
 def _literal_sets(
-    items: Any, collect: list[set[str]] | None = None
+    items: Any, collect: list[set[str]] | None = None, memo: _TreeMemo | None = None
 ) -> tuple[set[str] | None, set[str] | None]:
     """(full, best) for a parsed regex sequence.
 
     full: the strings the sequence can match, if it is pure literal text (else None).
     best: strings one of which every match must contain (else None), the most selective found.
     collect: if given, receives every such necessary set of the top-level sequence.
+    memo: what was found for sub-trees of the same parse tree (see _TreeMemo); callers must not
+    change the sets returned.
     """
-    from re import _constants as k  # the parser's opcodes; stable across 3.11+
+    if memo is not None and collect is None:
+        known = memo.sets.get(id(items))
+        if known is not None and known[0] is items:
+            return known[1]
+    else:
+        memo = _TreeMemo() if memo is None else memo
+    result = _literal_sets_of(items, collect, memo)
+    memo.sets[id(items)] = (items, result)
+    return result
 
+
+def _literal_sets_of(
+    items: Any, collect: list[set[str]] | None, memo: _TreeMemo
+) -> tuple[set[str] | None, set[str] | None]:
     candidates: list[set[str]] = []
     run: set[str] = {""}
     pure = True
@@ -149,13 +204,14 @@ def _literal_sets(
             candidates.append(run)
         run = {""}
 
-    for op, av in items:
-        if op is k.LITERAL:
-            run = {s + chr(av) for s in run}
-        elif op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+    for op, av in _chunks(items, memo):
+        if op is _TEXT:
+            run = {s + av for s in run}
+        elif op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue  # zero width: literal text on both sides stays adjacent
-        elif op in (k.BRANCH, k.SUBPATTERN):
-            subs = [_literal_sets(b) for b in av[1]] if op is k.BRANCH else [_literal_sets(av[-1])]
+        elif op in (_op.BRANCH, _op.SUBPATTERN):
+            branches = av[1] if op is _op.BRANCH else [av[-1]]
+            subs = [_literal_sets(b, memo=memo) for b in branches]
             fulls = [f for f, _ in subs]
             if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
                 alts = set().union(*fulls)  # type: ignore[arg-type]
@@ -166,13 +222,13 @@ def _literal_sets(
             bests = [b for _, b in subs]
             if all(b is not None for b in bests):
                 candidates.append(set().union(*bests))  # type: ignore[arg-type]
-        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+        elif op is _op.IN and _small_class(av) and len(run) * len(av) <= 64:
             run = {r + chr(c) for r in run for _, c in av}  # "[- ]": a few literal choices
-        elif op in (k.MAX_REPEAT, k.MIN_REPEAT):
+        elif op in (_op.MAX_REPEAT, _op.MIN_REPEAT):
             pure = False
             flush()
             if av[0] >= 1:
-                best = _literal_sets(av[2])[1]
+                best = _literal_sets(av[2], memo=memo)[1]
                 if best is not None:
                     candidates.append(best)
         else:  # character classes, any, backreferences: no literal to rely on
@@ -189,9 +245,7 @@ def _literal_sets(
 def _small_class(members: Any) -> bool:
     """A character class of a few plain characters ("[- ]", "[\x27’]"), which the gate can
     read as alternatives; ranges, categories and negations it cannot."""
-    from re import _constants as k
-
-    return len(members) <= 4 and all(op is k.LITERAL for op, _ in members)
+    return len(members) <= 4 and all(op is _op.LITERAL for op, _ in members)
 
 
 def _selective(literal: str) -> bool:
@@ -206,7 +260,7 @@ def _selective(literal: str) -> bool:
 Requirement = tuple["frozenset[str] | tuple[Requirement, ...]", ...]
 
 
-def _requirement(items: Any) -> Requirement:
+def _requirement(items: Any, memo: _TreeMemo | None = None) -> Requirement:
     """What any match of a parsed regex sequence must contain, branch by branch.
 
     _literal_sets gives one set per branch point (the union of the branches' best sets); this
@@ -214,8 +268,7 @@ def _requirement(items: Any) -> Requirement:
     users but no sanctioned country. Only selective literals count (a set with a short one is
     no condition), so every word to look up is in the gate automaton.
     """
-    from re import _constants as k
-
+    memo = _TreeMemo() if memo is None else memo
     out: list[frozenset[str] | tuple[Requirement, ...]] = []
     run: set[str] = {""}
 
@@ -225,69 +278,68 @@ def _requirement(items: Any) -> Requirement:
             out.append(frozenset(s.casefold() for s in run))
         run = {""}
 
-    for op, av in items:
-        if op is k.LITERAL:
-            run = {s + chr(av) for s in run}
-        elif op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+    for op, av in _chunks(items, memo):
+        if op is _TEXT:
+            run = {s + av for s in run}
+        elif op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue  # zero width: literal text on both sides stays adjacent
-        elif op in (k.BRANCH, k.SUBPATTERN):
-            branches = av[1] if op is k.BRANCH else [av[-1]]
-            fulls = [_literal_sets(b)[0] for b in branches]
+        elif op in (_op.BRANCH, _op.SUBPATTERN):
+            branches = av[1] if op is _op.BRANCH else [av[-1]]
+            fulls = [_literal_sets(b, memo=memo)[0] for b in branches]
             if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
                 alts = set().union(*fulls)  # type: ignore[arg-type]
                 run = {a + b for a in run for b in alts}
                 continue
             flush()
-            needs = [_requirement(b) for b in branches]
+            needs = [_requirement(b, memo) for b in branches]
             if len(needs) == 1:
                 out.extend(needs[0])
             elif all(needs):  # a branch that needs nothing makes the whole choice no condition
                 out.append(tuple(needs))
-        elif op is k.IN and _small_class(av) and len(run) * len(av) <= 64:
+        elif op is _op.IN and _small_class(av) and len(run) * len(av) <= 64:
             run = {r + chr(c) for r in run for _, c in av}
-        elif op in (k.MAX_REPEAT, k.MIN_REPEAT):
+        elif op in (_op.MAX_REPEAT, _op.MIN_REPEAT):
             flush()
             if av[0] >= 1:
-                out.extend(_requirement(av[2]))
+                out.extend(_requirement(av[2], memo))
         else:  # character classes, any, backreferences: no literal to rely on
             flush()
     flush()
     return tuple(out)
 
 
-def _lead(items: Any) -> set[str] | None:
+def _lead(items: Any, memo: _TreeMemo | None = None) -> set[str] | None:
     """Literal strings one of which every match of a parsed regex sequence starts with ("use",
     "using" for "\\b(?:use|using)\\s+..."), or None. Zero-width assertions before them consume
     nothing, so they do not move where a match starts; an optional start ("(?:the\\s+)?user")
     gives the leads of what it repeats and of what follows it, a repeated one ("\\s+...") those
     of what it repeats; a small range ("1[0-9]") reads as its characters."""
-    from re import _constants as k
-
-    items = list(items)
+    memo = _TreeMemo() if memo is None else memo
+    items = _chunks(items, memo)
     run: set[str] = {""}
     for at, (op, av) in enumerate(items):
-        if op in (k.AT, k.ASSERT, k.ASSERT_NOT):
+        if op in (_op.AT, _op.ASSERT, _op.ASSERT_NOT):
             continue
-        if op is k.LITERAL:
-            run = {s + chr(av) for s in run}
-        elif op is k.IN and (chars := _class_characters(av)) and len(run) * len(chars) <= 64:
+        if op is _TEXT:
+            run = {s + av for s in run}
+        elif op is _op.IN and (chars := _class_characters(av)) and len(run) * len(chars) <= 64:
             run = {r + c for r in run for c in chars}
-        elif op in (k.BRANCH, k.SUBPATTERN):
-            branches = av[1] if op is k.BRANCH else [av[-1]]
-            fulls = [_literal_sets(b)[0] for b in branches]
+        elif op in (_op.BRANCH, _op.SUBPATTERN):
+            branches = av[1] if op is _op.BRANCH else [av[-1]]
+            fulls = [_literal_sets(b, memo=memo)[0] for b in branches]
             if all(f is not None for f in fulls) and len(run) * sum(map(len, fulls)) <= 64:
                 alts = set().union(*fulls)  # type: ignore[arg-type]
                 run = {a + b for a in run for b in alts}
             elif run == {""}:  # each branch starts with its own literals, or we know nothing
-                leads = [_lead(b) for b in branches]
+                leads = [_lead(b, memo) for b in branches]
                 return None if any(x is None for x in leads) else set().union(*leads)  # type: ignore[arg-type]
             else:
                 break
-        elif op in (k.MAX_REPEAT, k.MIN_REPEAT) and run == {""}:
-            first = _lead(av[2])
+        elif op in (_op.MAX_REPEAT, _op.MIN_REPEAT) and run == {""}:
+            first = _lead(av[2], memo)
             if av[0] >= 1 or first is None:
                 return first
-            rest = _lead(items[at + 1 :])  # the optional part may be absent
+            rest = _lead(items[at + 1 :], memo)  # the optional part may be absent
             return None if rest is None else first | rest
         else:
             break
@@ -297,13 +349,11 @@ def _lead(items: Any) -> set[str] | None:
 def _class_characters(members: Any) -> list[str] | None:
     """The characters of a class of a few plain characters or small ranges ("[- ]", "[0-9]"),
     or None (categories, negations, wide ranges)."""
-    from re import _constants as k
-
     chars: list[str] = []
     for op, av in members:
-        if op is k.LITERAL:
+        if op is _op.LITERAL:
             chars.append(chr(av))
-        elif op is k.RANGE and av[1] - av[0] < 10:
+        elif op is _op.RANGE and av[1] - av[0] < 10:
             chars += map(chr, range(av[0], av[1] + 1))
         else:
             return None
@@ -359,7 +409,14 @@ def _conditions(
     source = " and ".join(p for p in parts if p != "True")
     if not source:
         return None
-    return eval(f"lambda d: {source}", {"__builtins__": {}, **constants})  # noqa: S307
+    return eval(_condition_code(source), {"__builtins__": {}, **constants})  # noqa: S307
+
+
+@lru_cache(maxsize=None)
+def _condition_code(source: str) -> Any:
+    """The compiled `lambda d: source` of _conditions: patterns of the same shape share it
+    (173 distinct ones for 261 patterns), each evaluated with its own constants."""
+    return compile(f"lambda d: {source}", "<rule conditions>", "eval")
 
 
 def _requirement_words(require: Requirement) -> set[str]:
@@ -373,25 +430,33 @@ def _requirement_words(require: Requirement) -> set[str]:
     return words
 
 
-def _gate(
-    regex: re.Pattern[str],
-) -> tuple[
+_Gate = tuple[
     tuple[str, ...] | None,
     tuple[tuple[str, ...], ...],
-    Requirement | None,
+    "Requirement | None",
     frozenset[str] | None,
-]:
+]
+
+
+def _gate(regex: re.Pattern[str]) -> _Gate:
     """Literal strings one of which any match must contain, to skip the regex cheaply, the
     further sets of which a match contains one each, the branch-by-branch requirement when
     it says more than those (it has alternatives), and the literals a match starts with."""
-    necessary: list[set[str]] = []
     try:
-        from re import _parser
-
         parsed = _parser.parse(regex.pattern, regex.flags)
-        best = _literal_sets(parsed, necessary)[1]
-        require: Requirement | None = _requirement(parsed)
-        starts = _lead(parsed)
+    except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
+        return None, (), None, None
+    return _gate_of_tree(parsed)
+
+
+def _gate_of_tree(parsed: Any) -> _Gate:
+    """_gate of a regex's parse tree (re._parser.parse), which it leaves as it is."""
+    necessary: list[set[str]] = []
+    memo = _TreeMemo()
+    try:
+        best = _literal_sets(parsed, necessary, memo)[1]
+        require: Requirement | None = _requirement(parsed, memo)
+        starts = _lead(parsed, memo)
     except Exception:  # noqa: BLE001 - an optimisation only; without it the regex just runs
         return None, (), None, None
     if not any(isinstance(need, tuple) for need in require or ()):
@@ -412,6 +477,34 @@ def _gate(
     return tuple(sorted({s.casefold() for s in best})), tuple(sorted(also)), require, lead
 
 
+def _compile_gated(
+    pattern: str, macros: Mapping[str, str], where: str
+) -> tuple[re.Pattern[str], _Gate]:
+    """_compile and _gate of a pattern's regex, parsed once: re.compile would parse it again,
+    so the regex is compiled from the tree _gate read (as re._compiler.compile does; the same
+    Pattern, a test checks). Where the compiler's internals differ, re.compile parses again."""
+    source = _expand(pattern, macros, where)
+    flags = int(_FLAGS)  # as re.compile passes them on
+    try:
+        parsed = _parser.parse(source, flags)
+        gate = _gate_of_tree(parsed)
+        try:
+            code = _compiler._code(parsed, flags)
+        except AttributeError:
+            regex = re.compile(source, _FLAGS)
+        else:
+            state = parsed.state
+            groups = [None] * state.groups
+            for name, number in state.groupdict.items():
+                groups[number] = name
+            regex = _compiler._sre.compile(
+                source, flags | state.flags, code, state.groups - 1, state.groupdict, tuple(groups)
+            )
+    except re.error as exc:
+        raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
+    return regex, gate
+
+
 def _source(value: str | list[str]) -> str:
     """A regex written as one literal string or as a list of them (long ones, to fit lines)."""
     return value if isinstance(value, str) else "".join(value)
@@ -422,10 +515,9 @@ def _veto(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _R
 
 
 def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) -> _Pattern:
-    regex = _compile(_source(entry["regex"]), macros, f"{where} {entry['id']}")
+    regex, gate = _compile_gated(_source(entry["regex"]), macros, f"{where} {entry['id']}")
     vetoes = {key: _veto(entry[key], macros, where) for key in _VETOES if key in entry}
-    gate, also, require, lead = _gate(regex)
-    return _Pattern(regex, gate, also, require, lead, id=entry["id"], **vetoes)
+    return _Pattern(regex, *gate, id=entry["id"], **vetoes)
 
 
 def _rule_files() -> dict[str, dict[str, Any]]:
@@ -556,8 +648,6 @@ def _mask_words() -> Any:
     """The literals one of which each mask's every match contains, in lower case (from the
     regexes themselves, as the gates are), in one automaton whose values name the mask: a
     clause without any is spared the mask's regex, which would try every character."""
-    from re import _parser
-
     import ahocorasick
 
     automaton = ahocorasick.Automaton()
