@@ -109,6 +109,24 @@ def test_patterns_compiled_from_their_parse_tree_are_what_re_compile_gives() -> 
         assert (p.gate, p.also, p.require, p.lead) == engine._gate(plain), p.id
 
 
+def test_a_python_whose_private_compiler_differs_falls_back_to_re_compile(monkeypatch) -> None:
+    """_compile_gated uses re._compiler's internals to skip a second parse; where they differ
+    (another Python: a function gone, or other arguments), re.compile compiles the pattern: the
+    same regex and gate."""
+    import types
+
+    source = r"\bscrap(?:e|ing)\s+{w2}(?:site|service)"
+    macros = {"w2": r"(?:\w+\s+){0,2}"}
+    regex, gate = engine._compile_gated(source, macros, "test")
+
+    def other_arguments(*args: object) -> object:
+        raise TypeError("_code() takes 1 positional argument")
+
+    for compiler in (types.SimpleNamespace(), types.SimpleNamespace(_code=other_arguments)):
+        monkeypatch.setattr(engine, "_compiler", compiler)
+        assert engine._compile_gated(source, macros, "test") == (regex, gate)
+
+
 # -- lint --------------------------------------------------------------------------------------
 
 

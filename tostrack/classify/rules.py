@@ -490,9 +490,6 @@ def _compile_gated(
         gate = _gate_of_tree(parsed)
         try:
             code = _compiler._code(parsed, flags)
-        except AttributeError:
-            regex = re.compile(source, _FLAGS)
-        else:
             state = parsed.state
             groups = [None] * state.groups
             for name, number in state.groupdict.items():
@@ -500,6 +497,8 @@ def _compile_gated(
             regex = _compiler._sre.compile(
                 source, flags | state.flags, code, state.groups - 1, state.groupdict, tuple(groups)
             )
+        except (AttributeError, TypeError):  # another Python's private compiler: parse again
+            regex = re.compile(source, _FLAGS)
     except re.error as exc:
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
     return regex, gate
