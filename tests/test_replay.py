@@ -268,8 +268,15 @@ def test_a_replay_imports_neither_the_store_nor_the_workspace() -> None:
     )
     root = str(Path(tostrack.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": root}
+    # Run from the folder that holds this tostrack: `-c` puts the working folder first on the
+    # path, which in a checkout with tostrack installed (CI) would be the other copy.
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
     )
     where, loaded = done.stdout.splitlines()
     assert Path(where).resolve() == Path(tostrack.__file__).resolve()
