@@ -274,3 +274,64 @@ def test_an_inline_marker_counts_only_at_a_word_boundary() -> None:
     ]
     dashed = "Pay the fee—(a) monthly or —(b) yearly, as chosen"
     assert [n for n, _, _ in _split_enumeration(dashed)] == ["a", "b"]
+
+
+# Written for this test: the Markdown constructs terms pages use, where two parsers could part.
+_MARKDOWN_SAMPLE = """\
+Harbourline Terms | Harbourline
+
+# Harbourline Terms of Use
+
+**Last updated:** 2 March 2026
+
+## 1. Your account
+
+1. You must be 16 or older.
+2. Keep your password safe:
+   - do not share it;
+   - change it if you think someone knows it.\u00a0
+
+> Note: business accounts have their own terms.
+
+Plan | Requests a day | Price
+---|---|---
+Free | 100 | 0
+Team | 10,000 | 20 EUR
+
+## 2. What you may not do
+
+You may not use [the API](https://example.test/api "API") to *scrape* other users' profiles,
+or __resell__ access<br>without our written consent. Use `curl` only for testing.
+
+3\\. This line starts with an escaped number.
+
+* * *
+
+## 三、服务的变更
+
+（一）我们可能随时调整服务内容。
+
+- nested list
+    - deeper item with a [link](<https://example.test/a b>)
+"""
+
+
+def test_both_markdown_parsers_give_the_same_document(monkeypatch) -> None:
+    """markdown-it-pyrs (Rust) where it has wheels, markdown-it-py (Python) elsewhere
+    (setup.cfg): the same Documents either way, blocks, headings and dates alike."""
+    pytest.importorskip("markdown_it_pyrs")
+    pytest.importorskip("markdown_it")
+    from tostrack import extract
+
+    def extracted() -> object:
+        extract._chunk_blocks.cache_clear()
+        extract._chunk_html.cache_clear()
+        return extract_text(_MARKDOWN_SAMPLE, "markdown")
+
+    fast = extracted()
+    monkeypatch.setattr(extract, "_markdown_parser", extract._python_markdown_parser)
+    python = extracted()
+    extract._chunk_blocks.cache_clear()
+    extract._chunk_html.cache_clear()
+    assert python == fast
+    assert len(fast.blocks) > 10 and fast.effective_date == "2026-03-02"

@@ -312,10 +312,20 @@ def _pdf_text(body: bytes) -> str:
 def _markdown_parser() -> Any:
     # markdown-it-pyrs: markdown-it in Rust, ten times faster than markdown-it-py and, on every
     # version of the corpus, the same Documents. Its "commonmark" keeps raw HTML inside the
-    # Markdown (so it parses like a page); tables added.
-    from markdown_it_pyrs import MarkdownIt
-
+    # Markdown (so it parses like a page); tables added. Where it has no wheel (Python 3.13 and
+    # later, for now) setup.cfg installs markdown-it-py instead, the same parser in Python
+    # (tests/test_extract_segment.py checks that both give the same Documents).
+    try:
+        from markdown_it_pyrs import MarkdownIt
+    except ImportError:
+        return _python_markdown_parser()
     return MarkdownIt("commonmark").enable("table")
+
+
+def _python_markdown_parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table")
 
 
 def _markdown_to_html(text: str) -> str:
