@@ -20,6 +20,7 @@ benchmarks/replay_output.py made (e.g. before a change meant to leave the output
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import resource
@@ -82,43 +83,40 @@ def replay(
 ) -> Replay:
     """Replay each document as `tostrack replay` does; a pair's time is analysing its new
     version plus aligning and labelling (the old version was analysed for the pair before).
-    With jobs > 1, documents are replayed in that many processes, as `tostrack replay -j`.
-    Making the --check lines is not counted in the times."""
+    With jobs > 1, documents are replayed in that many processes, as `tostrack replay -j`: the
+    same tasks (replay.work_units), readings classified once per process. Making the --check
+    lines is not counted in the times."""
     from functools import partial
 
     from replay_output import shared_readings
 
-    from tostrack.replay import replay_directory, version_dirs
+    from tostrack import replay as tostrack_replay
 
     kinds = _manifest_kinds(corpus)
     directories = [
         d
-        for d in version_dirs(corpus)
+        for d in tostrack_replay.version_dirs(corpus)
         if not only or d.relative_to(corpus).as_posix().startswith(only)
     ]
     work = partial(
-        _replay_document,
-        corpus=corpus,
-        kinds=kinds,
-        keep_changes=keep_changes,
-        with_lines=with_lines,
-        # As `tostrack replay`: readings classified once per process (a copy per task with -j)
-        shared=shared_readings(replay_directory),
+        _replay_unit, corpus=corpus, kinds=kinds, keep_changes=keep_changes, with_lines=with_lines
     )
+    # As `tostrack replay` (older checkouts: what they have of it)
+    tuned_gc = getattr(tostrack_replay, "long_run_gc", contextlib.nullcontext)
     cpu_before = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    with tuned_gc():
+        if jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            # Largest histories first, so no process is left with a big one at the end.
-            futures = {
-                d: pool.submit(work, d)
-                for d in sorted(directories, key=_history_bytes, reverse=True)
-            }
-            results = [futures[d].result() for d in directories]
-    else:
-        results = [work(d) for d in directories]
+            units = _work_units(tostrack_replay, directories, jobs)
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker) as pool:
+                futures = [pool.submit(work, unit) for unit in units]  # largest first
+                by_directory = {d: r for f in futures for d, r in f.result().items()}
+            results = [by_directory[d] for d in directories]
+        else:
+            _worker_shared.update(shared_readings(tostrack_replay.replay_directory))
+            results = list(work(tuple(directories)).values())
     wall = time.perf_counter() - started
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu_before
     done = Replay([], [], wall, cpu, [])
@@ -129,6 +127,34 @@ def replay(
         done.cpu -= lines_seconds
         done.wall -= lines_seconds / jobs  # spread over the processes, roughly
     return done
+
+
+# In a worker (or in this process): replay_directory's keyword for the readings shared
+_worker_shared: dict[str, dict[object, object]] = {}
+
+
+def _start_worker() -> None:
+    from replay_output import shared_readings
+
+    from tostrack import replay as tostrack_replay
+
+    _worker_shared.clear()
+    _worker_shared.update(shared_readings(tostrack_replay.replay_directory))
+    start = getattr(tostrack_replay, "_start_replay_worker", None)
+    if start is not None:
+        start()
+
+
+def _work_units(tostrack_replay: object, directories: list[Path], jobs: int) -> list[tuple]:
+    units = getattr(tostrack_replay, "work_units", None)
+    if units is not None:
+        return units(directories, jobs)
+    # older checkouts: a directory per task, largest first
+    return [(d,) for d in sorted(directories, key=_history_bytes, reverse=True)]
+
+
+def _replay_unit(unit: tuple[Path, ...], **kwargs: object) -> dict[Path, tuple]:
+    return {d: _replay_document(d, shared=_worker_shared, **kwargs) for d in unit}
 
 
 def _history_bytes(directory: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from pathlib import Path
@@ -223,6 +224,72 @@ def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
     texts.clear()
     assert list(replay_pairs([corpus])) == expected
     assert sorted(texts) == corvid_alone  # nothing of nimbus's was read again
+
+
+def test_a_providers_documents_are_one_task_unless_that_would_unbalance_the_processes(
+    tmp_path: Path,
+) -> None:
+    from tostrack.replay import work_units
+
+    corpus = tmp_path / "corpus"
+    for provider, document, versions in (
+        ("corvid", "terms", [V1, V3]),
+        ("corvid", "privacy", [V1]),
+        ("nimbus", "terms", [V3, V1, V2_COSMETIC]),
+        ("quill", "terms", [V1]),
+    ):
+        write_history(corpus / provider / document, versions)
+    dirs = version_dirs(corpus)
+    one_each = [tuple(u) for u in work_units(dirs, 1)]
+    assert sorted(map(len, one_each)) == [1, 1, 2]  # corvid's two documents together
+    assert (corpus / "corvid" / "privacy", corpus / "corvid" / "terms") in one_each
+    assert one_each[0] == (corpus / "nimbus" / "terms",)  # the largest first
+    # With 8 processes, corvid (2 of 7 versions) would be more than half a process's share
+    assert sorted(map(len, work_units(dirs, 8))) == [1, 1, 1, 1]
+    assert sorted(d for u in work_units(dirs, 8) for d in u) == sorted(dirs)
+
+
+def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tostrack.classify
+    from tostrack import replay
+
+    corpus = tmp_path / "corpus"
+    write_history(corpus / "corvid" / "terms", [V1, V3])
+    write_history(corpus / "nimbus" / "terms", [V3, V1])
+    thresholds = gc.get_threshold()
+    replay._start_replay_worker()  # as in a worker process: nothing known yet
+    monkeypatch.setattr(replay, "_worker_known", {})
+    counted: list[str] = []
+    real = tostrack.classify.classify_clauses
+    monkeypatch.setattr(
+        tostrack.classify,
+        "classify_clauses",
+        lambda clauses: counted.extend(c.full_text for c in clauses) or real(clauses),
+    )
+    first = replay._unit_records((corpus / "corvid" / "terms",))
+    read_for_corvid = len(counted)
+    second = replay._unit_records((corpus / "nimbus" / "terms",))
+    assert read_for_corvid and len(counted) == read_for_corvid  # nimbus's clauses are corvid's
+    assert [*first.values(), *second.values()] == [
+        list(replay_pairs([corpus / "corvid" / "terms"])),
+        list(replay_pairs([corpus / "nimbus" / "terms"])),
+    ]
+    gc.set_threshold(*thresholds)  # this process is not a worker
+    gc.unfreeze()
+
+
+def test_a_replay_tunes_the_collector_and_restores_it() -> None:
+    from tostrack.replay import long_run_gc
+
+    before = gc.get_threshold()
+    with long_run_gc():
+        assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(InputError):
+        list(replay_pairs([Path("/nonexistent/folder")]))
+    assert gc.get_threshold() == before  # an error on the way restores it too
 
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -38,7 +38,7 @@ def import_directory(
     from tostrack.config import check_source_id
     from tostrack.pipeline import evidence_missing, record
     from tostrack.recovery import effective_date_changed, reconcile
-    from tostrack.replay import analyse_versions
+    from tostrack.replay import analyse_versions, long_run_gc
     from tostrack.store import text_digest
 
     check_source_id(source_id, "import")  # the one id rule: nothing lands outside snapshots/
@@ -53,7 +53,11 @@ def import_directory(
     workspace.ensure()
     versions = changes = skipped = 0
     rejected: list[str] = []
-    with workspace_lock(workspace.lock_path), workspace.open_store() as store:
+    with (
+        workspace_lock(workspace.lock_path),
+        workspace.open_store() as store,
+        long_run_gc(),
+    ):
         reconcile(store, (), severity)  # a capture an interrupted import or run left behind first
         previous = store.current_version(source_id)
         to_import = [f for f in files if not (previous and f[0] <= previous.captured_at)]
