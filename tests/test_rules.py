@@ -127,6 +127,56 @@ def test_a_python_whose_private_compiler_differs_falls_back_to_re_compile(monkey
         assert engine._compile_gated(source, macros, "test") == (regex, gate)
 
 
+def _shipped_blob() -> tuple[Any, ...]:
+    import marshal
+    import zlib
+
+    return marshal.loads(zlib.decompress(engine._compiled_path().read_bytes()))
+
+
+def test_the_shipped_compiled_rules_are_what_the_rules_compile_to(tmp_path: Path) -> None:
+    """data/rules.compiled is current: what compiling the rules afresh writes (after a change
+    to the rules or to their gate analysis: python -m tostrack.classify.train --rules-only)."""
+    shipped = _shipped_blob()
+    if tuple(shipped[0]) != engine._engine():
+        pytest.skip(f"rules.compiled is for {shipped[0]}, this is {engine._engine()}")
+    loaded = engine._compiled()
+    assert loaded.gated and loaded.plain  # start-up reads them
+    fresh = tmp_path / "rules.compiled"
+    assert engine.write_compiled(fresh) == len(shipped[1]) + len(shipped[2])
+    assert _shipped_blob() == shipped
+    import marshal
+    import zlib
+
+    again = marshal.loads(zlib.decompress(fresh.read_bytes()))
+    assert again[1] == shipped[1], "rules changed: python -m tostrack.classify.train --rules-only"
+    assert again[2] == shipped[2], "rules changed: python -m tostrack.classify.train --rules-only"
+
+
+@pytest.mark.parametrize("content", [b"", b"not zlib", "other engine"])
+def test_unreadable_or_foreign_compiled_rules_are_compiled_afresh(
+    content: bytes | str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import marshal
+    import zlib
+
+    expected = engine._rules()
+    path = tmp_path / "rules.compiled"
+    if content == "other engine":  # right format, another Python's regex code
+        engine_, gated, plain = _shipped_blob()
+        content = zlib.compress(marshal.dumps((("otherpython", 3, 99, 1, 4), gated, plain)))
+    path.write_bytes(content)
+    monkeypatch.setattr(engine, "_compiled_path", lambda: path)
+    engine._compiled.cache_clear()
+    engine._rules.cache_clear()
+    try:
+        assert engine._compiled() == engine._Compiled()
+        assert engine._rules() == expected
+    finally:
+        engine._compiled.cache_clear()
+        engine._rules.cache_clear()
+
+
 # -- lint --------------------------------------------------------------------------------------
 
 

@@ -26,14 +26,18 @@ Pure: no network, no files except the packaged data, no clock.
 
 from __future__ import annotations
 
+import marshal
 import re
+import sys
 import tomllib
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from itertools import chain, repeat
 from operator import itemgetter
+from pathlib import Path
 from re import _compiler, _parser
 from re import _constants as _op  # the parser's opcodes; stable across 3.11+
 from typing import Any
@@ -124,10 +128,17 @@ def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
 
 def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
     source = _expand(pattern, macros, where)
+    shipped = _compiled().plain.get(source)
+    if shipped is not None:
+        return _from_code(source, shipped)
     try:
-        return re.compile(source, _FLAGS)
+        parsed = _parser.parse(source, int(_FLAGS))
+        regex, code = _compiled_tree(source, parsed)
     except re.error as exc:
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
+    if _recording is not None and code is not None:
+        _recording.plain[source] = code
+    return regex
 
 
 @dataclass
@@ -484,24 +495,119 @@ def _compile_gated(
     so the regex is compiled from the tree _gate read (as re._compiler.compile does; the same
     Pattern, a test checks). Where the compiler's internals differ, re.compile parses again."""
     source = _expand(pattern, macros, where)
-    flags = int(_FLAGS)  # as re.compile passes them on
+    shipped = _compiled().gated.get(source)
+    if shipped is not None:
+        return _from_code(source, shipped[0]), shipped[1]
     try:
-        parsed = _parser.parse(source, flags)
+        parsed = _parser.parse(source, int(_FLAGS))
         gate = _gate_of_tree(parsed)
-        try:
-            code = _compiler._code(parsed, flags)
-            state = parsed.state
-            groups = [None] * state.groups
-            for name, number in state.groupdict.items():
-                groups[number] = name
-            regex = _compiler._sre.compile(
-                source, flags | state.flags, code, state.groups - 1, state.groupdict, tuple(groups)
-            )
-        except (AttributeError, TypeError):  # another Python's private compiler: parse again
-            regex = re.compile(source, _FLAGS)
+        regex, code = _compiled_tree(source, parsed)
     except re.error as exc:
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
+    if _recording is not None and code is not None:
+        _recording.gated[source] = (code, gate)
     return regex, gate
+
+
+# What re._compiler.compile hands to _sre.compile: flags, code, groups, group index, names
+_Code = tuple[int, list[int], int, dict[str, int], tuple["str | None", ...]]
+
+
+def _compiled_tree(source: str, parsed: Any) -> tuple[re.Pattern[str], _Code | None]:
+    """The Pattern of a parsed regex, and what it was compiled from (None where this Python's
+    private compiler differs: then re.compile parses the source again)."""
+    flags = int(_FLAGS)  # as re.compile passes them on
+    try:
+        state = parsed.state
+        names: list[str | None] = [None] * state.groups
+        for name, number in state.groupdict.items():
+            names[number] = name
+        # plain ints: the opcodes are an int subclass, which marshal does not write
+        code: _Code = (
+            flags | state.flags,
+            list(map(int, _compiler._code(parsed, flags))),
+            state.groups - 1,
+            dict(state.groupdict),
+            tuple(names),
+        )
+        return _from_code(source, code), code
+    except (AttributeError, TypeError):  # another Python's private compiler: parse again
+        return re.compile(source, _FLAGS), None
+
+
+def _from_code(source: str, code: _Code) -> re.Pattern[str]:
+    # _sre.compile checks the code it is given (an invalid one raises, never runs)
+    return _compiler._sre.compile(source, *code)
+
+
+# -- compiled rules, shipped ------------------------------------------------------------------
+# Parsing and compiling some 350 regexes with re's pure-Python parser, and reading their
+# literals, took half of tostrack's start-up (0.17 s of 0.4 s, paid by every cron run and by
+# every worker process). data/rules.compiled holds what they compile to, by regex source, for
+# the Python that wrote it (`python -m tostrack.classify.train`, or with --rules-only): the
+# same Pattern objects, made by _sre.compile from the stored code, and the same gates. Another
+# Python (another minor version or regex engine) ignores the file, and a regex not in it (a
+# rule edited since) is compiled as before; tests/test_rules.py checks the file against fresh
+# compilation.
+COMPILED_FILE = "rules.compiled"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    gated: dict[str, tuple[_Code, _Gate]] = field(default_factory=dict)  # patterns
+    plain: dict[str, _Code] = field(default_factory=dict)  # vetoes, negatives, headings
+
+
+def _engine() -> tuple[str, int, int, int, int]:
+    """What stored regex code is valid for: this Python's minor version and regex engine."""
+    return (
+        sys.implementation.name,
+        *sys.version_info[:2],
+        _compiler._sre.MAGIC,
+        _compiler._sre.CODESIZE,
+    )
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> _Compiled:
+    """The shipped compiled rules, or none when they are for another Python (or unreadable)."""
+    if _recording is not None:
+        return _Compiled()  # writing the file: compile everything afresh
+    try:
+        engine, gated, plain = marshal.loads(zlib.decompress(_compiled_path().read_bytes()))
+    except (OSError, zlib.error, EOFError, ValueError, TypeError):
+        return _Compiled()
+    if tuple(engine) != _engine():
+        return _Compiled()
+    return _Compiled(gated, plain)
+
+
+def _compiled_path() -> Any:
+    return resources.files("tostrack.classify").joinpath("data", COMPILED_FILE)
+
+
+_recording: _Compiled | None = None  # while write_compiled compiles the rules
+
+
+def write_compiled(path: Path) -> int:
+    """Compile every rule regex afresh and write what they compile to (see COMPILED_FILE);
+    returns the number of regexes."""
+    global _recording
+    _recording = _Compiled()
+    _rules.cache_clear()
+    _compiled.cache_clear()
+    try:
+        _rules()
+        recorded = _recording
+    finally:
+        _recording = None
+        _rules.cache_clear()
+        _compiled.cache_clear()
+    blob = zlib.compress(marshal.dumps((_engine(), recorded.gated, recorded.plain)), 9)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    return len(recorded.gated) + len(recorded.plain)
 
 
 def _source(value: str | list[str]) -> str:

@@ -2,6 +2,7 @@
 
     python -m tostrack.classify.train                 # writes tostrack/classify/data/model.npz
     python -m tostrack.classify.train --cv            # document-grouped cross-validation only
+    python -m tostrack.classify.train --rules-only    # only data/rules.compiled (see rules.py)
 
 Needs scikit-learn (`pip install 'tostrack[train]'`); tostrack itself never imports this
 module. The training sets are JSON Lines with "text", "labels" and optionally "section" and
@@ -193,7 +194,15 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="only print document-grouped cross-validation; write nothing",
     )
+    parser.add_argument(
+        "--rules-only",
+        action="store_true",
+        help="only write data/rules.compiled, what the rules compile to on this Python",
+    )
     args = parser.parse_args(argv)
+    if args.rules_only:
+        _write_compiled_rules()
+        return 0
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -217,7 +226,16 @@ def main(argv: Sequence[str]) -> int:
         f"wrote {target} ({target.stat().st_size // 1024} KiB) from "
         f"{len(own)} own and {len(real)} real clauses"
     )
+    _write_compiled_rules()
     return 0
+
+
+def _write_compiled_rules() -> None:
+    from tostrack.classify.rules import COMPILED_FILE, write_compiled
+
+    target = Path(__file__).parent / "data" / COMPILED_FILE
+    count = write_compiled(target)
+    print(f"wrote {target} ({target.stat().st_size // 1024} KiB): {count} regexes")
 
 
 if __name__ == "__main__":
