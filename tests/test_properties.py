@@ -421,3 +421,32 @@ def test_stored_json_is_what_json_dumps_writes(value: object) -> None:
 
     expected = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
     assert json_bytes(value) == expected
+
+
+def test_with_fields_is_dataclasses_replace() -> None:
+    """models.with_fields, the quick copy the pipeline makes of clauses and changes, gives what
+    dataclasses.replace gives, refuses what it refuses, and lets a __post_init__ run."""
+    from dataclasses import dataclass, replace
+
+    from tostrack.models import Change, Clause, with_fields
+
+    clause = Clause("c1", "2 › (a)", ("Use",), "You may not scrape.", "a", "You agree:")
+    copy = with_fields(clause, labels=("data-extraction",), evidence=(("x", "scrape"),))
+    assert copy == replace(clause, labels=("data-extraction",), evidence=(("x", "scrape"),))
+    assert type(copy) is Clause and hash(copy) == hash(replace(copy))
+    assert clause.labels == ()  # the original is untouched
+    change = Change("added", True, (), (clause,))
+    assert with_fields(change, severity="high") == replace(change, severity="high")
+    with pytest.raises(TypeError):
+        with_fields(clause, colour="red")
+
+    @dataclass(frozen=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            if self.value < 0:
+                raise ValueError("negative")
+
+    with pytest.raises(ValueError, match="negative"):
+        with_fields(Checked(1), value=-1)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tostrack.errors import InputError
 from tostrack.extract import extract_file
@@ -348,3 +350,26 @@ def test_a_replay_imports_neither_the_store_nor_the_workspace() -> None:
     where, loaded = done.stdout.splitlines()
     assert Path(where).resolve() == Path(tostrack.__file__).resolve()
     assert loaded == "[]"
+
+
+@given(
+    st.binary(max_size=200).map(lambda b: bytes(b"ab](x)\n"[c % 7] for c in b)),
+    st.lists(st.tuples(st.integers(0, 199), st.sampled_from(b"ab](x)\n")), max_size=3),
+    st.integers(0, 200),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_quick_look_at_the_first_difference_never_changes_the_verdict(
+    text: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """_same_markdown answers "differ" early when no link target can hold the first
+    difference; it must answer as a comparison without link targets would."""
+    from tostrack.replay import _same_markdown, _without_link_targets
+
+    other = bytearray(text)
+    for at, char in edits:
+        if at < len(other):
+            other[at] = char
+    edited = bytes(other[:cut])
+    expected = _without_link_targets(text) == _without_link_targets(edited)
+    assert _same_markdown(text, edited) == expected
+    assert _same_markdown(edited, text) == expected

@@ -8,12 +8,35 @@ All are frozen: a stage returns new values, it never edits the ones it was given
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
+
+_Value = TypeVar("_Value")
 
 # A change's severity, least to most; the rank orders changes and filters them (min_severity).
 SEVERITIES = ("none", "low", "medium", "high")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+def with_fields(value: _Value, **changes: Any) -> _Value:
+    """dataclasses.replace(value, **changes) for the values here, three times quicker: the
+    copy takes the fields as they are instead of passing each through __init__ again (which
+    a frozen class sets one by one). A replay makes some 50,000 such copies. A class with a
+    __post_init__ (which replace would run) goes through replace."""
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or not names.issuperset(changes):
+        return replace(value, **changes)  # type: ignore[type-var]
+    copy = object.__new__(cls)
+    state = copy.__dict__  # frozen: __setattr__ refuses, the instance dict does not
+    state.update(value.__dict__)
+    state.update(changes)
+    return copy
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from tostrack.dated import dated_files
 from tostrack.errors import InputError
-from tostrack.models import Clause, Diff, Document, Snapshot, Source
+from tostrack.models import Clause, Diff, Document, Snapshot, Source, with_fields
 from tostrack.output import diff_body
 
 __all__ = [
@@ -98,7 +97,7 @@ class HistoryAnalyser:
             )
         for clause, reading in zip(fresh, readings, strict=True):
             labels, evidence = self._labels[reading]
-            self._labelled[clause] = replace(clause, labels=labels, evidence=evidence)
+            self._labelled[clause] = with_fields(clause, labels=labels, evidence=evidence)
         out = tuple(
             labelled if labelled is not None else self._labelled[c]
             for c, labelled in zip(clauses, known, strict=True)
@@ -396,7 +395,23 @@ def _same_markdown(raw: bytes, before: bytes) -> bool:
         return True
     if b"`" in raw or b"`" in before:
         return False
+    # Most changed versions differ outside any link first: a target is "](...)" on one line,
+    # so where no "](" precedes the first difference on its line, no target covers it (in
+    # either text: they agree up to there) and the texts differ without link targets too.
+    at = _first_difference(raw, before)
+    if raw.find(b"](", raw.rfind(b"\n", 0, at) + 1, at) < 0:
+        return False
     return _without_link_targets(raw) == _without_link_targets(before)
+
+
+def _first_difference(a: bytes, b: bytes, block: int = 1 << 16) -> int:
+    """The first index where a and b differ (the shorter one's length if one begins the other)."""
+    at, end = 0, min(len(a), len(b))
+    while block >= 1:  # compared a block at a time (in C), narrowing the block that differs
+        while at < end and a[at : at + block] == b[at : at + block]:
+            at += block
+        block //= 16
+    return min(at, end)
 
 
 @lru_cache(maxsize=4)  # a version is compared with the one before it, then the one after

@@ -15,10 +15,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from functools import lru_cache
 
-from tostrack.models import Block, Clause, Document
+from tostrack.models import Block, Clause, Document, with_fields
 
 SEP = " › "
 # An introduction to a list, like "You may not:"; longer ones are also clauses of their own.
@@ -93,7 +92,7 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     for provision in provisions:
         for clause in _provision_clauses(*provision, cjk):
             unique = _unique_id(clause.id, seen_ids)
-            clauses.append(clause if unique == clause.id else replace(clause, id=unique))
+            clauses.append(clause if unique == clause.id else with_fields(clause, id=unique))
     return tuple(clauses)
 
 

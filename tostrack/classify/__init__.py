@@ -37,7 +37,7 @@ from tostrack.classify.taxonomy import (
     _label_order,
     taxonomy,
 )
-from tostrack.models import Clause
+from tostrack.models import Clause, with_fields
 
 __all__ = [
     "RESTRICTION_LABELS",
@@ -438,7 +438,7 @@ def classify_clauses(clauses: Sequence[Clause]) -> tuple[Clause, ...]:
     for clause in clauses:
         found = decide(clause.text, clause.heading, clause.lead_in)
         out.append(
-            replace(
+            with_fields(
                 clause,
                 labels=tuple(d.label for d in found),
                 evidence=tuple((d.label, d.evidence) for d in found),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 
 from tostrack.classify.taxonomy import (
     _RANK_NAME,
@@ -14,7 +13,7 @@ from tostrack.classify.taxonomy import (
     _label_order,
     taxonomy,
 )
-from tostrack.models import Change, Clause, Diff
+from tostrack.models import Change, Clause, Diff, with_fields
 
 
 def _severity_map(overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -59,7 +58,7 @@ def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff
         else:
             level = "low"
         changes.append(
-            replace(
+            with_fields(
                 change,
                 labels=_ordered(both),
                 labels_added=_ordered(new - old) if change.new else (),
