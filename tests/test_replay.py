@@ -231,24 +231,26 @@ def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
 def test_a_providers_documents_are_one_task_unless_that_would_unbalance_the_processes(
     tmp_path: Path,
 ) -> None:
-    from tostrack.replay import work_units
+    from tostrack.replay import _history_cost, work_units
 
     corpus = tmp_path / "corpus"
     for provider, document, versions in (
         ("corvid", "terms", [V1, V3]),
         ("corvid", "privacy", [V1]),
-        ("nimbus", "terms", [V3, V1, V2_COSMETIC]),
-        ("quill", "terms", [V1]),
+        ("nimbus", "terms", [V3, V1, V3, V1, V3]),
+        ("quill", "terms", [V1, V2_COSMETIC, V2_COSMETIC]),
     ):
         write_history(corpus / provider / document, versions)
+    # A version of about the same size as the one before (a cosmetic edit) costs nothing
+    assert _history_cost(corpus / "quill" / "terms") == len(V1.encode())
     dirs = version_dirs(corpus)
     one_each = [tuple(u) for u in work_units(dirs, 1)]
     assert sorted(map(len, one_each)) == [1, 1, 2]  # corvid's two documents together
     assert (corpus / "corvid" / "privacy", corpus / "corvid" / "terms") in one_each
-    assert one_each[0] == (corpus / "nimbus" / "terms",)  # the largest first
-    # With 8 processes, corvid (2 of 7 versions) would be more than half a process's share
-    assert sorted(map(len, work_units(dirs, 8))) == [1, 1, 1, 1]
-    assert sorted(d for u in work_units(dirs, 8) for d in u) == sorted(dirs)
+    assert one_each[0] == (corpus / "nimbus" / "terms",)  # the costliest first
+    # With 4 processes, corvid (a third of the work) is more than half a process's share
+    assert sorted(map(len, work_units(dirs, 4))) == [1, 1, 1, 1]
+    assert sorted(d for u in work_units(dirs, 4) for d in u) == sorted(dirs)
 
 
 def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(

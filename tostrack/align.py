@@ -943,6 +943,8 @@ def _joined(clauses: Sequence[Clause]) -> str:
 def _pair_change(
     old: Clause, new: Clause, in_place: bool, renumbered: dict[str, str]
 ) -> Change | None:
+    if in_place and old is new:
+        return None  # most pairs of a replay: the clause the analysis of the version reused
     if (
         in_place
         and old.section == new.section
