@@ -132,7 +132,6 @@ _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _URL = re.compile(r"(https?://)([^\s?#)\]>\"']+)[^\s)\]>\"']*", re.IGNORECASE)
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _MARKUP = re.compile(r"[*_`#]+|~~")
-_MARKUP_SIGNS = ("*", "_", "`", "#", "~~")
 _QUOTE_MARK = re.compile(r"^(?:>\s*)+")
 _DASHES = re.compile(r"\s*-+\s*")
 # No space before a closing mark, nor after an opening one: "( see below ) ." is "(see below)."
@@ -197,7 +196,8 @@ def normalise(text: str) -> str:
     """The wording of `text`, with every formatting-only difference folded (see module doc)."""
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():  # NFKC changes no ASCII character
+        text = unicodedata.normalize("NFKC", text)
     # The only ASCII character _CHARS folds is '"'.
     text = text.replace('"', "'") if text.isascii() else _FOLDED.sub(_fold, text)
     if "''" in text:
@@ -215,7 +215,7 @@ def normalise(text: str) -> str:
         text = _URL.sub(_strip_url, text)
     if "\\" in text:
         text = _ESCAPE.sub(r"\1", text)
-    if any(mark in text for mark in _MARKUP_SIGNS):
+    if "*" in text or "_" in text or "`" in text or "#" in text or "~~" in text:
         text = _MARKUP.sub("", text)
     text = " ".join(text.split())  # from here on, the only spaces are single " "
     if text.startswith(">"):
@@ -225,7 +225,9 @@ def normalise(text: str) -> str:
         if stripped == text:
             break
         text = stripped
-    if "-" in text:
+    # Spaces are single here, so a lone "-" between letters is the one thing _DASHES would
+    # leave as it is: look for a run of dashes or a space beside one first.
+    if "--" in text or " -" in text or "- " in text:
         text = _DASHES.sub("-", text)
     # Spaces are single by now, so a replace per mark drops each one there is.
     for mark in _CLOSING:
