@@ -701,3 +701,21 @@ def test_a_clause_that_inherits_an_id_keeps_every_other_field() -> None:
     values = {f.name: (f"value of {f.name}",) for f in dataclasses.fields(Clause)}
     clause = Clause(**values)
     assert _replace_id(clause, "c-new") == dataclasses.replace(clause, id="c-new")
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("a third-party service", "a third-party service"),
+        ("fees - as agreed", "fees-as agreed"),
+        ("fees -- as agreed", "fees-as agreed"),
+        ("fees--as agreed", "fees-as agreed"),
+        ("fees — as agreed", "fees-as agreed"),
+        ("- a bullet", "a bullet"),
+        ("**Fees** are _due_", "Fees are due"),
+        ("Café terms", "Café terms"),
+        ("ﬁnal ﬁgures", "final figures"),  # NFKC folds the ligature
+    ],
+)
+def test_normalise_folds_dashes_markup_and_compatibility_forms(text: str, folded: str) -> None:
+    assert normalise(text) == folded

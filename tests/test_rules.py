@@ -164,7 +164,7 @@ def test_unreadable_or_foreign_compiled_rules_are_compiled_afresh(
     path = tmp_path / "rules.compiled"
     if content == "other engine":  # right format, another Python's regex code
         engine_, gated, plain = _shipped_blob()
-        content = zlib.compress(marshal.dumps((("otherpython", 3, 99, 1, 4), gated, plain)))
+        content = zlib.compress(marshal.dumps((("otherpython", 3, 99, 0, 1, 4), gated, plain)))
     path.write_bytes(content)
     monkeypatch.setattr(engine, "_compiled_path", lambda: path)
     engine._compiled.cache_clear()

@@ -546,7 +546,7 @@ def _from_code(source: str, code: _Code) -> re.Pattern[str]:
 # every worker process). data/rules.compiled holds what they compile to, by regex source, for
 # the Python that wrote it (`python -m tostrack.classify.train`, or with --rules-only): the
 # same Pattern objects, made by _sre.compile from the stored code, and the same gates. Another
-# Python (another minor version or regex engine) ignores the file, and a regex not in it (a
+# Python (another release, even a bug-fix one) ignores the file, and a regex not in it (a
 # rule edited since) is compiled as before; tests/test_rules.py checks the file against fresh
 # compilation.
 COMPILED_FILE = "rules.compiled"
@@ -558,11 +558,12 @@ class _Compiled:
     plain: dict[str, _Code] = field(default_factory=dict)  # vetoes, negatives, headings
 
 
-def _engine() -> tuple[str, int, int, int, int]:
-    """What stored regex code is valid for: this Python's minor version and regex engine."""
+def _engine() -> tuple[str, int, int, int, int, int]:
+    """What stored regex code is valid for: this very Python (a bug-fix release may compile a
+    pattern otherwise) and its regex engine."""
     return (
         sys.implementation.name,
-        *sys.version_info[:2],
+        *sys.version_info[:3],
         _compiler._sre.MAGIC,
         _compiler._sre.CODESIZE,
     )
