@@ -284,6 +284,19 @@ def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(
     gc.unfreeze()
 
 
+def test_replay_lines_are_the_records_as_json_made_in_the_workers(tmp_path: Path) -> None:
+    from tostrack.replay import replay_lines
+
+    corpus = tmp_path / "corpus"
+    write_history(corpus / "corvid" / "terms", [V1, V3, V2_COSMETIC])
+    write_history(corpus / "nimbus" / "terms", [V3, V1])
+    write_history(corpus / "quill" / "terms", [V1, V3])
+    expected = [json.dumps(r, ensure_ascii=False) for r in replay_pairs([corpus])]
+    assert len(expected) == 4
+    assert list(replay_lines([corpus])) == expected
+    assert list(replay_lines([corpus], jobs=2)) == expected  # the workers wrote them
+
+
 def test_a_replay_tunes_the_collector_and_restores_it() -> None:
     from tostrack.replay import long_run_gc
 

@@ -338,17 +338,19 @@ def replay(dirs: tuple[str, ...], fmt: str, jobs: int | None) -> None:
     Example:
       tostrack replay ../shared/corpus/openai/terms-of-use | jq -c '.summary'
     """
-    from tostrack.replay import all_cores, replay_pairs
+    from tostrack.replay import all_cores, replay_lines, replay_pairs
 
-    for record in replay_pairs([Path(d) for d in dirs], jobs=jobs or all_cores()):
-        if fmt == "jsonl":
-            click.echo(json.dumps(record, ensure_ascii=False))
-        else:
-            s = record["summary"]
-            click.echo(
-                f"{record['document']}: {record['from']} -> {record['to']}: "
-                f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
-            )
+    folders, processes = [Path(d) for d in dirs], jobs or all_cores()
+    if fmt == "jsonl":
+        for line in replay_lines(folders, jobs=processes):
+            click.echo(line)
+        return
+    for record in replay_pairs(folders, jobs=processes):
+        s = record["summary"]
+        click.echo(
+            f"{record['document']}: {record['from']} -> {record['to']}: "
+            f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
+        )
 
 
 @cli.command(name="import")
