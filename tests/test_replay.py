@@ -205,15 +205,10 @@ def test_versions_analysed_for_import_skip_link_target_churn_but_date_each_captu
     assert len(calls) == 2
 
 
-def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def classified_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts of every clause classified from now on (the classifier itself still runs)."""
     import tostrack.classify
 
-    corpus = tmp_path / "corpus"
-    write_history(corpus / "corvid" / "terms", [V1, V3])
-    write_history(corpus / "nimbus" / "terms", [V3, V1])  # the same clauses, other order
-    expected = list(replay_pairs([corpus], jobs=2))  # each document in a process of its own
     texts: list[str] = []
     real = tostrack.classify.classify_clauses
     monkeypatch.setattr(
@@ -221,6 +216,18 @@ def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
         "classify_clauses",
         lambda clauses: texts.extend(c.full_text for c in clauses) or real(clauses),
     )
+    return texts
+
+
+def test_a_replay_classifies_a_clause_shared_by_two_documents_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    corpus = tmp_path / "corpus"
+    write_history(corpus / "corvid" / "terms", [V1, V3])
+    write_history(corpus / "nimbus" / "terms", [V3, V1])  # the same clauses, other order
+    expected = list(replay_pairs([corpus], jobs=2))  # each document in a process of its own
+    texts = classified_texts(monkeypatch)
     list(replay_pairs([corpus / "corvid" / "terms"]))
     corvid_alone = sorted(texts)
     texts.clear()
@@ -256,7 +263,6 @@ def test_a_providers_documents_are_one_task_unless_that_would_unbalance_the_proc
 def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tostrack.classify
     from tostrack import replay
 
     corpus = tmp_path / "corpus"
@@ -265,13 +271,7 @@ def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(
     thresholds = gc.get_threshold()
     replay._start_replay_worker()  # as in a worker process: nothing known yet
     monkeypatch.setattr(replay, "_worker_known", {})
-    counted: list[str] = []
-    real = tostrack.classify.classify_clauses
-    monkeypatch.setattr(
-        tostrack.classify,
-        "classify_clauses",
-        lambda clauses: counted.extend(c.full_text for c in clauses) or real(clauses),
-    )
+    counted = classified_texts(monkeypatch)
     first = replay._unit_records((corpus / "corvid" / "terms",))
     read_for_corvid = len(counted)
     second = replay._unit_records((corpus / "nimbus" / "terms",))
