@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from itertools import chain, starmap
 
 from tostrack.models import Block, Clause, Document, with_fields
 
@@ -87,12 +88,15 @@ def segment_document(document: Document) -> tuple[Clause, ...]:
     """Split a document's blocks into clauses with section paths, heading trails and lead-ins."""
     clauses: list[Clause] = []
     seen_ids: dict[str, int] = {}
-    cjk = _is_cjk(document.blocks)
-    provisions = _cjk_provisions(document.blocks) if cjk else _provisions(document.blocks)
-    for provision in provisions:
-        for clause in _provision_clauses(*provision, cjk):
-            unique = _unique_id(clause.id, seen_ids)
-            clauses.append(clause if unique == clause.id else with_fields(clause, id=unique))
+    if _is_cjk(document.blocks):
+        made = chain.from_iterable(
+            _provision_clauses(*provision, True) for provision in _cjk_provisions(document.blocks)
+        )
+    else:
+        made = chain.from_iterable(starmap(_section_clauses, _sections(document.blocks)))
+    for clause in made:
+        unique = _unique_id(clause.id, seen_ids)
+        clauses.append(clause if unique == clause.id else with_fields(clause, id=unique))
     return tuple(clauses)
 
 
@@ -152,34 +156,60 @@ def _unique_id(base: str, seen: dict[str, int]) -> str:
 # -- blocks -> provisions ---------------------------------------------------------------------
 
 
-def _provisions(
-    blocks: Sequence[Block],
-) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], str, str, str]]:
-    """(section path parts, heading trail, number, lead-in, text) for each clause-sized block."""
+def _sections(blocks: Sequence[Block]) -> Iterator[tuple[tuple[str, ...], tuple[Block, ...]]]:
+    """(heading trail, blocks) of each run of blocks between two section headings.
+
+    A section heading resets all that the walk carries (open list items, a paragraph's lead-in),
+    so each run reads alike wherever it stands: its clauses depend on the trail and its own blocks
+    alone (see _section_clauses). The document's title is no section: it stays in its run."""
     title_level = _title_level(blocks)
     headings: list[tuple[int, int, str]] = []  # (level, numbering depth, label) of open headings
+    trail: tuple[str, ...] = ()  # the labels of the open headings
+    start = 0
+    for index, block in enumerate(blocks):
+        if block.kind != "heading" or (block.level == title_level and not headings):
+            continue
+        if index > start:
+            yield trail, tuple(blocks[start:index])
+        start = index + 1
+        depth = _numbering_depth(block.marker)
+        # "9 Children" closes "2 Collection" even when the page set it one level deeper:
+        # numbering says where a section sits more reliably than the markup does.
+        while headings and (
+            headings[-1][0] >= block.level or (depth and 0 < depth <= headings[-1][1])
+        ):
+            headings.pop()
+        headings.append((block.level, depth, _label(block)))
+        trail = tuple(label for _, _, label in headings)
+    if start < len(blocks):
+        yield trail, tuple(blocks[start:])
+
+
+# A version repeats most sections of the one before: their clauses are made once. Sized for
+# a few versions of a long document (a section per entry).
+@lru_cache(maxsize=1 << 11)
+def _section_clauses(trail: tuple[str, ...], blocks: tuple[Block, ...]) -> tuple[Clause, ...]:
+    """The clauses of one section's run of blocks (before _unique_id)."""
+    return tuple(
+        chain.from_iterable(
+            _provision_clauses(*provision, False) for provision in _provisions(trail, blocks)
+        )
+    )
+
+
+def _provisions(
+    trail: tuple[str, ...], blocks: Sequence[Block]
+) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], str, str, str]]:
+    """(section path parts, heading trail, number, lead-in, text) for each clause-sized block of
+    a section's run (see _sections)."""
     # Open list items by depth: (marker, text if it introduces its children else "").
     items: dict[int, tuple[str, str]] = {}
     paragraph_lead_in = ""
     lead_in_at = -1  # index of the paragraph that introduced the current list
-    trail: tuple[str, ...] = ()  # the labels of the open headings
     for index, block in enumerate(blocks):
         next_block = blocks[index + 1] if index + 1 < len(blocks) else None
         if block.kind == "heading":
-            if block.level == title_level and not headings:
-                continue  # the document's title is not a section
-            depth = _numbering_depth(block.marker)
-            # "9 Children" closes "2 Collection" even when the page set it one level deeper:
-            # numbering says where a section sits more reliably than the markup does.
-            while headings and (
-                headings[-1][0] >= block.level or (depth and 0 < depth <= headings[-1][1])
-            ):
-                headings.pop()
-            headings.append((block.level, depth, _label(block)))
-            trail = tuple(label for _, _, label in headings)
-            items.clear()
-            paragraph_lead_in = ""
-            continue
+            continue  # the document's title is not a section
         if block.kind == "list_item":
             depth = max(block.level, 1)
             if depth == 1 and block.starts_list and index != lead_in_at + 1:
