@@ -332,20 +332,25 @@ def test_corpus_tracking_link_churn_is_never_substantive(document: str) -> None:
         assert not compare_files(old, new).diff.substantive, (old.name, new.name)
 
 
-def test_a_replay_imports_neither_the_store_nor_the_workspace() -> None:
-    """Replaying is pure: its modules leave SQLite, the store and the config schema unimported
-    (start-up time of `tostrack replay` and the corpus benchmark, issue #14)."""
+def test_a_replay_imports_neither_the_store_nor_the_workspace(tmp_path: Path) -> None:
+    """Replaying is pure: its modules leave SQLite, the store and the config schema unimported,
+    before and while it replays (start-up time of `tostrack replay` and of each of its worker
+    processes, issue #14)."""
     import os
     import subprocess
     import sys
 
     import tostrack
 
+    write_history(tmp_path / "corvid" / "terms", [V1, V3])
     code = (
         "import sys, tostrack.replay, tostrack.pipeline\n"
+        "from pathlib import Path\n"
         "from tostrack import align, extract, output, segment\n"
         "from tostrack.classify import classify_text\n"
         "classify_text('We may change these terms.')\n"
+        f"records = list(tostrack.replay.replay_pairs([Path({str(tmp_path)!r})]))\n"
+        "assert records[0]['summary']['substantive'], records\n"
         "print(tostrack.__file__)\n"
         "print(sorted(m for m in ('sqlite3', 'tostrack.store', 'tostrack.workspace',"
         " 'tostrack.config') if m in sys.modules))\n"

@@ -19,10 +19,13 @@ from tostrack.models import Change, Clause, Diff, with_fields
 def _severity_map(overrides: Mapping[str, str] | None) -> dict[str, str]:
     """Each label's severity: the taxonomy's, with a workspace's [severity] overrides (checked
     by tostrack.config, the one place that knows what tostrack.toml may hold)."""
-    from tostrack.config import check_severity
-
     table = {label.id: label.severity for label in taxonomy()}
-    table.update(check_severity(overrides) if overrides else {})
+    if overrides:
+        # Imported only for overrides: tostrack.config brings in the e-mail and socket modules,
+        # which a replay (no workspace) would otherwise load in each of its processes.
+        from tostrack.config import check_severity
+
+        table.update(check_severity(overrides))
     return table
 
 
