@@ -187,7 +187,7 @@ def _sections(blocks: Sequence[Block]) -> Iterator[tuple[tuple[str, ...], tuple[
 
 # A version repeats most sections of the one before: their clauses are made once. Sized for
 # a few versions of a long document (a section per entry).
-@lru_cache(maxsize=1 << 11)
+@lru_cache(maxsize=2048)
 def _section_clauses(trail: tuple[str, ...], blocks: tuple[Block, ...]) -> tuple[Clause, ...]:
     """The clauses of one section's run of blocks (before _unique_id)."""
     return tuple(
