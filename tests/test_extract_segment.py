@@ -335,3 +335,30 @@ def test_both_markdown_parsers_give_the_same_document(monkeypatch) -> None:
     extract._chunk_html.cache_clear()
     assert python == fast
     assert len(fast.blocks) > 10 and fast.effective_date == "2026-03-02"
+
+
+def test_extraction_leaves_no_reference_cycles_for_the_collector() -> None:
+    """A replay makes millions of objects; the ones in reference cycles wait for the garbage
+    collector (a closure that called itself was all of a replay's cyclic garbage, issue #14)."""
+    import gc
+
+    from tostrack.extract import extract_bytes
+
+    page = (
+        "# Terms\n\n## 1. Use\n\nYou may **not** use [the service](https://x.example/a) to:\n\n"
+        "- copy *our* models;\n- resell `access` to <b>others</b>.\n\n"
+        "| Plan | Price |\n|---|---|\n| **Pro** | 10 |\n"
+    )
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            document = extract_bytes(page.encode(), "text/markdown")
+            html = extract_bytes(
+                "<main><p>A <em>b <a href='#'>c</a></em> d</p></main>".encode(), "text/html"
+            )
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert document.blocks and html.blocks
+    assert unreachable == 0

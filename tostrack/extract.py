@@ -483,23 +483,25 @@ def _text(element: HtmlElement) -> str:
     """The element's words, with a space at each block boundary so blocks never run together
     and inline text is not split ("a <a>link</a>." stays "a link.")."""
     parts: list[str] = []
-
-    def walk(node: HtmlElement) -> None:
-        boundary = _tag(node) in _BLOCK_TAGS or _tag(node) == "br"
-        if boundary:
-            parts.append(" ")
-        if node.text:
-            parts.append(node.text)
-        for child in node:
-            if _tag(child):
-                walk(child)
-            if child.tail:
-                parts.append(child.tail)
-        if boundary:
-            parts.append(" ")
-
-    walk(element)
+    _text_parts(element, parts)
     return "".join(parts)
+
+
+def _text_parts(node: HtmlElement, parts: list[str]) -> None:
+    # A function of the module, not a closure that calls itself: such a closure is a reference
+    # cycle, left for the garbage collector (it was all of a replay's cyclic garbage).
+    boundary = _tag(node) in _BLOCK_TAGS or _tag(node) == "br"
+    if boundary:
+        parts.append(" ")
+    if node.text:
+        parts.append(node.text)
+    for child in node:
+        if _tag(child):
+            _text_parts(child, parts)
+        if child.tail:
+            parts.append(child.tail)
+    if boundary:
+        parts.append(" ")
 
 
 def _blocks(node: HtmlElement, list_depth: int) -> Iterator[Block]:
