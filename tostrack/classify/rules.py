@@ -946,6 +946,8 @@ def _matches(
     if p.lead is None or folded is None:
         return p.regex.finditer(masked)
     words = p.lead & present
+    if not words and p.unindexed_lead is None:
+        return iter(())  # no literal a match starts with: nowhere to try the regex
     seen = {} if seen is None else seen
     if len(words) == 1 and p.unindexed_lead is None:
         return _matches_at(p.regex, masked, _occurrences(folded, next(iter(words)), seen))
