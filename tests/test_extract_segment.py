@@ -350,6 +350,7 @@ def test_extraction_leaves_no_reference_cycles_for_the_collector() -> None:
         "| Plan | Price |\n|---|---|\n| **Pro** | 10 |\n"
     )
     gc.collect()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         for _ in range(20):
@@ -359,6 +360,7 @@ def test_extraction_leaves_no_reference_cycles_for_the_collector() -> None:
             )
         unreachable = gc.collect()
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
     assert document.blocks and html.blocks
     assert unreachable == 0

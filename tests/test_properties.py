@@ -451,3 +451,17 @@ def test_with_fields_is_dataclasses_replace() -> None:
 
     with pytest.raises(ValueError, match="negative"):
         with_fields(Checked(1), value=-1)
+
+    from functools import cached_property
+
+    @dataclass(frozen=True)
+    class Cached:
+        value: int
+
+        @cached_property
+        def doubled(self) -> int:
+            return 2 * self.value
+
+    one = Cached(1)
+    assert one.doubled == 2  # now kept in the instance
+    assert with_fields(one, value=5).doubled == 10  # not the first one's

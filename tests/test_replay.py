@@ -268,20 +268,47 @@ def test_a_worker_classifies_a_reading_once_for_every_task_it_runs(
     corpus = tmp_path / "corpus"
     write_history(corpus / "corvid" / "terms", [V1, V3])
     write_history(corpus / "nimbus" / "terms", [V3, V1])
-    thresholds = gc.get_threshold()
-    replay._start_replay_worker()  # as in a worker process: nothing known yet
-    monkeypatch.setattr(replay, "_worker_known", {})
-    counted = classified_texts(monkeypatch)
-    first = replay._unit_records((corpus / "corvid" / "terms",))
-    read_for_corvid = len(counted)
-    second = replay._unit_records((corpus / "nimbus" / "terms",))
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        replay._start_replay_worker()  # as in a worker process: nothing known yet
+        monkeypatch.setattr(replay, "_worker_known", {})
+        counted = classified_texts(monkeypatch)
+        first = replay._unit_records((corpus / "corvid" / "terms",))
+        read_for_corvid = len(counted)
+        second = replay._unit_records((corpus / "nimbus" / "terms",))
+    finally:
+        gc.set_threshold(*thresholds)  # this process is not a worker
+        if not frozen:
+            gc.unfreeze()
     assert read_for_corvid and len(counted) == read_for_corvid  # nimbus's clauses are corvid's
     assert [*first.values(), *second.values()] == [
-        list(replay_pairs([corpus / "corvid" / "terms"])),
-        list(replay_pairs([corpus / "nimbus" / "terms"])),
+        (list(replay_pairs([corpus / "corvid" / "terms"])), None),
+        (list(replay_pairs([corpus / "nimbus" / "terms"])), None),
     ]
-    gc.set_threshold(*thresholds)  # this process is not a worker
-    gc.unfreeze()
+
+
+def _dangling_version(folder: Path) -> None:
+    """A version file the replay cannot read (a symbolic link to nothing)."""
+    (folder / "2026-12-01T00-00-00Z.md").symlink_to(folder / "gone.md")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_document_that_cannot_be_read_stops_the_replay_after_the_ones_before_it(
+    tmp_path: Path, jobs: int
+) -> None:
+    """With -j as in one process: the documents before the unreadable one are printed, then a
+    clear error (its provider's other documents run in the same task)."""
+    corpus = tmp_path / "corpus"
+    write_history(corpus / "corvid" / "a-terms", [V1, V3])
+    write_history(corpus / "corvid" / "b-privacy", [V1, V3])
+    _dangling_version(corpus / "corvid" / "b-privacy")
+    write_history(corpus / "nimbus" / "terms", [V3, V1])
+    got: list[dict] = []
+    with pytest.raises(InputError, match="cannot read"):
+        got.extend(replay_pairs([corpus], jobs=jobs))
+    assert [r["document"] for r in got] == [str(corpus / "corvid" / "a-terms")] + [
+        str(corpus / "corvid" / "b-privacy")
+    ]  # b-privacy's first pair, then its unreadable third version
 
 
 def test_replay_lines_are_the_records_as_json_made_in_the_workers(tmp_path: Path) -> None:
@@ -297,16 +324,43 @@ def test_replay_lines_are_the_records_as_json_made_in_the_workers(tmp_path: Path
     assert list(replay_lines([corpus], jobs=2)) == expected  # the workers wrote them
 
 
-def test_a_replay_tunes_the_collector_and_restores_it() -> None:
+def test_a_replay_tunes_the_collector_and_restores_it(tmp_path: Path) -> None:
     from tostrack.replay import long_run_gc
 
     before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
     with long_run_gc():
         assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+        with long_run_gc():  # nested: tuned once
+            pass
+        assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with pytest.raises(InputError):
-        list(replay_pairs([Path("/nonexistent/folder")]))
-    assert gc.get_threshold() == before  # an error on the way restores it too
+    # Two replays read in turn: the last one out restores the collector
+    write_history(tmp_path / "corvid" / "terms", [V1, V3, V1])
+    first, second = replay_pairs([tmp_path]), replay_pairs([tmp_path])
+    next(first), next(second)
+    list(first)
+    assert gc.get_threshold()[0] > before[0]  # the second is still running
+    list(second)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    # An error inside the replay restores it too
+    _dangling_version(tmp_path / "corvid" / "terms")
+    with pytest.raises(InputError, match="cannot read"):
+        list(replay_pairs([tmp_path]))
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_replay_leaves_what_the_application_froze_frozen() -> None:
+    from tostrack.replay import long_run_gc
+
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with long_run_gc():
+            pass
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()
 
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

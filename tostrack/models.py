@@ -27,12 +27,15 @@ def with_fields(value: _Value, /, **changes: Any) -> _Value:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or not names.issuperset(changes):
+    state = value.__dict__
+    # replace for what the quick copy would get wrong: a __post_init__ to run, an unknown
+    # field, or anything kept in the instance besides its fields (a cached_property's value)
+    if hasattr(cls, "__post_init__") or not names.issuperset(changes) or len(state) != len(names):
         return replace(value, **changes)  # type: ignore[type-var]
     copy = object.__new__(cls)
-    state = copy.__dict__  # frozen: __setattr__ refuses, the instance dict does not
-    state.update(value.__dict__)
-    state.update(changes)
+    fresh = copy.__dict__  # frozen: __setattr__ refuses, the instance dict does not
+    fresh.update(state)
+    fresh.update(changes)
     return copy
 
 

@@ -162,7 +162,7 @@ _worker_extract: _Extraction | None = None  # and the capture it extracted last
 
 def _start_worker() -> None:
     global _worker_analyser, _worker_extract
-    _quiet_collector()  # inherited when forked; not under another start method
+    _start_batch_process()
     _worker_analyser = HistoryAnalyser()
     _worker_extract = _Extraction()
 
@@ -278,7 +278,6 @@ def _replayed(
         from concurrent.futures import ProcessPoolExecutor
 
         units = work_units(directories, jobs)
-        _load_classifier()  # once here, so that every worker inherits it instead of loading it
         with ProcessPoolExecutor(
             max_workers=min(jobs, len(units)), initializer=_start_replay_worker
         ) as pool:
@@ -287,7 +286,10 @@ def _replayed(
             futures = {unit: pool.submit(_unit_records, unit, severity, as_json) for unit in units}
             unit_of = {d: unit for unit in units for d in unit}
             for directory in directories:
-                yield from futures[unit_of[directory]].result()[directory]
+                records, error = futures[unit_of[directory]].result()[directory]
+                yield from records
+                if error is not None:
+                    raise error  # where one process would have stopped
 
 
 def _json_line(record: dict[str, Any]) -> str:
@@ -319,34 +321,63 @@ _worker_known: dict[bytes, Labels] = {}
 
 def _start_replay_worker() -> None:
     _worker_known.clear()
-    _quiet_collector()  # inherited when forked; not under another start method
+    _start_batch_process()
+
+
+def _start_batch_process() -> None:
+    """A worker of a replay or an import: the classifier loaded (inherited when forked; under
+    forkserver or spawn, the default from Python 3.14, loaded here), then frozen with the rest."""
+    _load_classifier()
+    _quiet_collector()
 
 
 def _unit_records(
     unit: Sequence[Path], severity: Mapping[str, str] | None = None, as_json: bool = False
-) -> dict[Path, list[Any]]:
-    """The records (or JSON lines) of each directory of one task, in a worker process."""
-    out: dict[Path, list[Any]] = {}
+) -> dict[Path, tuple[list[Any], Exception | None]]:
+    """The records (or JSON lines) of each directory of one task, in a worker process, and the
+    error that stopped one: the task stops there, and the replay stops after its records so
+    far, as in one process."""
+    out: dict[Path, tuple[list[Any], Exception | None]] = {}
     for directory in unit:
-        records = _directory_records(directory, severity, _worker_known)
-        out[directory] = list(map(_json_line, records) if as_json else records)
+        done: list[Any] = []
+        out[directory] = (done, None)
+        try:
+            for record in _directory_records(directory, severity, _worker_known):
+                done.append(_json_line(record) if as_json else record)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the caller, in output order
+            out[directory] = (done, exc)
+            break
     return out
 
 
 @contextmanager
 def long_run_gc() -> Iterator[None]:
-    """The cyclic garbage collector tuned for a long batch (a replay, an import): what is
-    loaded so far (modules, rules, model) is frozen out of its scans, and it runs after
-    20,000 new objects rather than 700. A replay makes millions of short-lived objects, few of
-    them in cycles; at the default it spent 3-4% of the time scanning the same rule tables
-    (peak memory 1-3 MB higher). The thresholds are restored on the way out."""
-    before = gc.get_threshold()
-    _quiet_collector()
+    """The cyclic garbage collector tuned for a long batch (a replay, an import): the
+    classifier is loaded, then all that is loaded (modules, rules, model) is frozen out of the
+    collector's scans, and it runs after 20,000 new objects rather than 700. A replay makes
+    millions of short-lived objects, almost none in cycles; at the default the collector spent
+    3-4% of a replay scanning the same tables. Nested or interleaved uses (two replays read in
+    turn) tune it once; the last one out restores the thresholds, and unfreezes only if nothing
+    was frozen before the first one came in (an application may freeze for its own reasons)."""
+    global _gc_users, _gc_before
+    _load_classifier()
+    if _gc_users == 0:
+        _gc_before = (gc.get_threshold(), gc.get_freeze_count() == 0)
+        _quiet_collector()
+    _gc_users += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        _gc_users -= 1
+        if _gc_users == 0 and _gc_before is not None:
+            thresholds, unfreeze = _gc_before
+            gc.set_threshold(*thresholds)
+            if unfreeze:
+                gc.unfreeze()
+
+
+_gc_users = 0  # long_run_gc blocks open in this process
+_gc_before: tuple[tuple[int, ...], bool] | None = None  # what the first one found
 
 
 def _quiet_collector() -> None:
@@ -365,7 +396,10 @@ def _history_cost(directory: Path) -> int:
     total size (correlation 0.75 against 0.47), and that balances the processes."""
     cost, before = 0, -1
     for _captured_at, path in dated_files(directory):
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError:  # the replay says what is wrong with it, in its turn
+            continue
         if abs(size - before) > _SAME_SIZE:
             cost += size
         before = size
@@ -446,13 +480,14 @@ def _same_markdown(raw: bytes, before: bytes) -> bool:
     return _without_link_targets(raw) == _without_link_targets(before)
 
 
-def _first_difference(a: bytes, b: bytes, block: int = 1 << 16) -> int:
+def _first_difference(a: bytes, b: bytes) -> int:
     """The first index where a and b differ (the shorter one's length if one begins the other)."""
     at, end = 0, min(len(a), len(b))
-    while block >= 1:  # compared a block at a time (in C), narrowing the block that differs
+    # Compared a block at a time (in C): 65,536 bytes, then 4,096, 256, 16 and 1 inside the
+    # block that differs (each size divides the one before, so no byte is skipped).
+    for block in (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1):
         while at < end and a[at : at + block] == b[at : at + block]:
             at += block
-        block //= 16
     return min(at, end)
 
 

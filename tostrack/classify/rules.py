@@ -128,9 +128,9 @@ def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
 
 def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
     source = _expand(pattern, macros, where)
-    shipped = _compiled().plain.get(source)
+    shipped = _shipped_regex(source, _compiled().plain.get(source))
     if shipped is not None:
-        return _from_code(source, shipped)
+        return shipped
     try:
         parsed = _parser.parse(source, int(_FLAGS))
         regex, code = _compiled_tree(source, parsed)
@@ -495,9 +495,11 @@ def _compile_gated(
     so the regex is compiled from the tree _gate read (as re._compiler.compile does; the same
     Pattern, a test checks). Where the compiler's internals differ, re.compile parses again."""
     source = _expand(pattern, macros, where)
-    shipped = _compiled().gated.get(source)
-    if shipped is not None:
-        return _from_code(source, shipped[0]), shipped[1]
+    entry = _compiled().gated.get(source)
+    if isinstance(entry, tuple) and len(entry) == 2 and _is_gate(entry[1]):
+        shipped = _shipped_regex(source, entry[0])
+        if shipped is not None:
+            return shipped, entry[1]
     try:
         parsed = _parser.parse(source, int(_FLAGS))
         gate = _gate_of_tree(parsed)
@@ -540,6 +542,21 @@ def _from_code(source: str, code: _Code) -> re.Pattern[str]:
     return _compiler._sre.compile(source, *code)
 
 
+def _shipped_regex(source: str, code: Any) -> re.Pattern[str] | None:
+    """The Pattern made from shipped code, or None (nothing shipped, or code this engine
+    refuses: then the source is compiled afresh)."""
+    if code is None:
+        return None
+    try:
+        return _from_code(source, code)
+    except Exception:  # noqa: BLE001 - an optimisation only: "invalid SRE code", a wrong shape
+        return None
+
+
+def _is_gate(gate: Any) -> bool:
+    return isinstance(gate, tuple) and len(gate) == 4
+
+
 # -- compiled rules, shipped ------------------------------------------------------------------
 # Parsing and compiling some 350 regexes with re's pure-Python parser, and reading their
 # literals, took half of tostrack's start-up (0.17 s of 0.4 s, paid by every cron run and by
@@ -558,15 +575,24 @@ class _Compiled:
     plain: dict[str, _Code] = field(default_factory=dict)  # vetoes, negatives, headings
 
 
-def _engine() -> tuple[str, int, int, int, int, int]:
-    """What stored regex code is valid for: this very Python (a bug-fix release may compile a
-    pattern otherwise) and its regex engine."""
+def _engine() -> tuple[Any, ...]:
+    """What stored regex code and gates are valid for: this very Python (a bug-fix release may
+    compile a pattern otherwise), its regex engine, and this module's source (the gate
+    analysis and the flags live here: any edit makes the shipped file stale, and ignored)."""
     return (
         sys.implementation.name,
         *sys.version_info[:3],
         _compiler._sre.MAGIC,
         _compiler._sre.CODESIZE,
+        _source_digest(),
     )
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)
@@ -576,9 +602,9 @@ def _compiled() -> _Compiled:
         return _Compiled()  # writing the file: compile everything afresh
     try:
         engine, gated, plain = marshal.loads(zlib.decompress(_compiled_path().read_bytes()))
-    except (OSError, zlib.error, EOFError, ValueError, TypeError):
-        return _Compiled()
-    if tuple(engine) != _engine():
+        if tuple(engine) != _engine() or not isinstance(gated, dict) or not isinstance(plain, dict):
+            return _Compiled()
+    except Exception:  # noqa: BLE001 - unreadable, foreign or garbled: compile as before
         return _Compiled()
     return _Compiled(gated, plain)
 
