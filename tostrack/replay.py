@@ -301,7 +301,7 @@ def work_units(directories: Sequence[Path], jobs: int) -> list[tuple[Path, ...]]
     (the folders of one parent) go together, as they share clauses that a process classifies
     once (its EU and US terms, its API and app terms), unless together they would be more than
     half a process's share, which would leave the others idle at the end."""
-    sizes = {d: _history_cost(d) for d in directories}  # the largest first
+    sizes = {d: _history_cost(d) for d in directories}
     share = sum(sizes.values()) / max(1, jobs)
     by_parent: dict[Path, list[Path]] = {}
     for directory in directories:

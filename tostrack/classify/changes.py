@@ -50,12 +50,6 @@ def label_changes(diff: Diff, severity: Mapping[str, str] | None = None) -> Diff
     for change in diff.changes:
         old = {label for clause in change.old for label in clause.labels}
         new = {label for clause in change.new for label in clause.labels}
-        if not old and not new:  # most changes: what the general case gives, without sorting
-            level = "low" if change.substantive else "none"
-            changes.append(
-                with_fields(change, labels=(), labels_added=(), labels_removed=(), severity=level)
-            )
-            continue
         if change.old and change.new:
             # A rewritten clause whose new words still speak of an old topic keeps it.
             new |= {label for label in old - new if _speaks_of(label, change.new)}

@@ -127,18 +127,8 @@ def _expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
 
 
 def _compile(pattern: str, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
-    source = _expand(pattern, macros, where)
-    shipped = _shipped_regex(source, _compiled().plain.get(source))
-    if shipped is not None:
-        return shipped
-    try:
-        parsed = _parser.parse(source, int(_FLAGS))
-        regex, code = _compiled_tree(source, parsed)
-    except re.error as exc:
-        raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
-    if _recording is not None and code is not None:
-        _recording.plain[source] = code
-    return regex
+    """A veto's, negative's or heading rule's regex (no gate: it runs only after a match)."""
+    return _compiled_regex(pattern, macros, where, gated=False)[0]
 
 
 @dataclass
@@ -494,20 +484,33 @@ def _compile_gated(
     """_compile and _gate of a pattern's regex, parsed once: re.compile would parse it again,
     so the regex is compiled from the tree _gate read (as re._compiler.compile does; the same
     Pattern, a test checks). Where the compiler's internals differ, re.compile parses again."""
+    regex, gate = _compiled_regex(pattern, macros, where, gated=True)
+    return regex, gate  # type: ignore[return-value] # gated: never None
+
+
+def _compiled_regex(
+    pattern: str, macros: Mapping[str, str], where: str, *, gated: bool
+) -> tuple[re.Pattern[str], _Gate | None]:
+    """The regex (and with `gated`, its gate): from the shipped code when it holds this source
+    (see COMPILED_FILE), else parsed and compiled here, and recorded while write_compiled runs."""
     source = _expand(pattern, macros, where)
-    entry = _compiled().gated.get(source)
-    if isinstance(entry, tuple) and len(entry) == 2 and _is_gate(entry[1]):
-        shipped = _shipped_regex(source, entry[0])
-        if shipped is not None:
-            return shipped, entry[1]
+    shipped = _compiled()
+    entry = shipped.gated.get(source) if gated else (shipped.plain.get(source), None)
+    if isinstance(entry, tuple) and len(entry) == 2 and (not gated or _is_gate(entry[1])):
+        regex = _shipped_regex(source, entry[0])
+        if regex is not None:
+            return regex, entry[1]
     try:
         parsed = _parser.parse(source, int(_FLAGS))
-        gate = _gate_of_tree(parsed)
+        gate = _gate_of_tree(parsed) if gated else None
         regex, code = _compiled_tree(source, parsed)
     except re.error as exc:
         raise ValueError(f"rules {where}: bad regex {pattern!r}: {exc}") from None
     if _recording is not None and code is not None:
-        _recording.gated[source] = (code, gate)
+        if gated:
+            _recording.gated[source] = (code, gate)  # type: ignore[assignment]
+        else:
+            _recording.plain[source] = code
     return regex, gate
 
 
@@ -972,8 +975,6 @@ def _matches(
     if p.lead is None or folded is None:
         return p.regex.finditer(masked)
     words = p.lead & present
-    if not words and p.unindexed_lead is None:
-        return iter(())  # no literal a match starts with: nowhere to try the regex
     seen = {} if seen is None else seen
     if len(words) == 1 and p.unindexed_lead is None:
         return _matches_at(p.regex, masked, _occurrences(folded, next(iter(words)), seen))
