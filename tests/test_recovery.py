@@ -182,6 +182,15 @@ def test_rebuild_with_no_captures_is_an_error(workspace_dir: Path) -> None:
 # -- the orphan capture: kill -9 between the folder rename and the database commit -------------
 
 
+def _next_second() -> None:
+    """Wait for the clock's next second. Capture times have a second's precision, and a capture
+    no later than the current version is never adopted (no diff runs backwards); cron runs are
+    minutes apart, but two runs of this test can fall in one second."""
+    import time
+
+    time.sleep(1 - time.time() % 1 + 0.01)
+
+
 def _run_child(ws: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_at:
@@ -204,6 +213,7 @@ def test_kill_between_rename_and_commit_leaves_an_orphan_that_is_adopted_and_ale
     write_config(ws, source_config(httpserver.url_for("/terms")))
     assert _run_child(ws, None).returncode == 0
     _serve(httpserver, {"/terms": TERMS_V2})
+    _next_second()
     crashed = _run_child(ws, "after-rename")
     assert crashed.returncode == -9, crashed.stderr
     folders = sorted(
