@@ -312,24 +312,22 @@ class Store(OutboxTables, LeaseTables):
         """One transaction; inside batched(), a savepoint of the batch's open transaction."""
         batch = self._batch
         if batch is not None and batch.open_transaction:
-            with _storage_errors("recording to the database"):
-                self.db.execute("SAVEPOINT step")
-                try:
-                    yield self.db
-                except BaseException:
-                    self.db.execute("ROLLBACK TO step")
-                    self.db.execute("RELEASE step")
-                    raise
-                self.db.execute("RELEASE step")
-            return
+            begin, undo, done = (
+                "SAVEPOINT step",
+                ("ROLLBACK TO step", "RELEASE step"),
+                "RELEASE step",
+            )
+        else:
+            begin, undo, done = "BEGIN IMMEDIATE", ("ROLLBACK",), "COMMIT"
         with _storage_errors("recording to the database"):
-            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(begin)
             try:
                 yield self.db
             except BaseException:
-                self.db.execute("ROLLBACK")
+                for statement in undo:
+                    self.db.execute(statement)
                 raise
-            self.db.execute("COMMIT")
+            self.db.execute(done)
 
     @contextmanager
     def batched(self, source_id: str, captured_at: Sequence[str]) -> Iterator[None]:
