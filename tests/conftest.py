@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,22 @@ TERMS_V2 = TERMS_V1.replace(
     "1.2 You may not reverse engineer or decompile any part of the service, or use its output to "
     "develop models that compete with Acme.",
 ).replace("Last updated: May 1, 2026", "Last updated: June 9, 2026")
+
+
+def run_python(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A child Python (`-m tostrack ...`, `-c CODE ...`), its output captured as text; a test
+    reads its return code (a kill -9 shows as -9)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 # Same text as V1; only markup, whitespace and a tracking id differ.
 TERMS_V1_RERENDERED = TERMS_V1.replace("sid=1", "sid=2").replace(

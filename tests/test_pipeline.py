@@ -11,7 +11,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import TERMS_V1, TERMS_V1_RERENDERED, TERMS_V2, source_config, write_config
+from conftest import (
+    TERMS_V1,
+    TERMS_V1_RERENDERED,
+    TERMS_V2,
+    run_python,
+    source_config,
+    write_config,
+)
 from pytest_httpserver import HTTPServer
 
 from tostrack.pipeline import run
@@ -171,14 +178,7 @@ def test_kill_during_run_then_rerun_records_the_change_once(
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    rerun = subprocess.run(
-        [sys.executable, "-m", "tostrack.cli", "run", "--force", "--no-send"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    rerun = run_python("-m", "tostrack.cli", "run", "--force", "--no-send", env=env)
     assert rerun.returncode == 0, rerun.stderr
     with _store(workspace_dir) as store:
         diffs = store.diffs("acme/terms", substantive_only=True)

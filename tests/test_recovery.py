@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TERMS_V1, TERMS_V2, source_config, write_config
+from conftest import TERMS_V1, TERMS_V2, run_python, source_config, write_config
 from pytest_httpserver import HTTPServer
 
 from tostrack.cli import cli
@@ -195,14 +195,7 @@ def _run_child(ws: Path, crash_at: str | None) -> subprocess.CompletedProcess[st
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_at:
         env[CRASH_ENV] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "tostrack", "--workspace", str(ws), "run", "--force"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("-m", "tostrack", "--workspace", str(ws), "run", "--force", env=env)
 
 
 def test_kill_between_rename_and_commit_leaves_an_orphan_that_is_adopted_and_alerted_once(

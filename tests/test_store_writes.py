@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import TERMS_V1, source_config, write_config
+from conftest import TERMS_V1, run_python, source_config, write_config
 
 from tostrack.errors import StorageError
 from tostrack.faults import CRASH_ENV
@@ -104,26 +102,12 @@ def test_an_import_killed_inside_a_batch_is_adopted_whole_by_the_next(
         )
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     args = ["--workspace", str(workspace_dir), "import", "acme/terms", str(dated)]
-    crashed = subprocess.run(
-        [sys.executable, "-c", _KILLED_AT_THIRD_CAPTURE, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    crashed = run_python("-c", _KILLED_AT_THIRD_CAPTURE, *args, env=env)
     assert crashed.returncode == -9, crashed.stderr
     with Store(workspace_dir) as store:
         assert store.versions("acme/terms") == []  # the batch was never committed ...
         assert len(store.pending_captures()) == 3  # ... but every renamed capture was noted
-    again = subprocess.run(
-        [sys.executable, "-m", "tostrack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_python("-m", "tostrack", *args, env=env)
     assert again.returncode == 0, again.stderr
     with Store(workspace_dir) as store:
         versions = store.versions("acme/terms")
