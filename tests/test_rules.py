@@ -4,7 +4,9 @@ engine, a lint of the files, and explain_rules."""
 from __future__ import annotations
 
 import json
+import marshal
 import re
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -154,19 +156,40 @@ def test_the_shipped_compiled_rules_are_what_the_rules_compile_to(tmp_path: Path
     import zlib
 
     again = marshal.loads(zlib.decompress(fresh.read_bytes()))
-    assert again[1] == shipped[1], "rules changed: python -m tostrack.classify.train --rules-only"
-    assert again[2] == shipped[2], "rules changed: python -m tostrack.classify.train --rules-only"
+    stale = "rules changed: python -m tostrack.classify.train --rules-only"
+    assert again[1] == shipped[1], stale
+    assert again[2] == shipped[2], stale
+    assert again[3] == shipped[3], stale  # the conditions' code
+    assert again[4] == shipped[4], stale  # the rule files, parsed
+    assert loaded.conditions and loaded.files[0]  # start-up reads them too
 
 
-def _blob(engine_key: object, gated: object, plain: object) -> bytes:
+def _blob(
+    engine_key: object,
+    gated: object,
+    plain: object,
+    conditions: object = None,
+    files: object = ("", {}),
+) -> bytes:
     import marshal
     import zlib
 
-    return zlib.compress(marshal.dumps((engine_key, gated, plain)))
+    return zlib.compress(marshal.dumps((engine_key, gated, plain, conditions or {}, files)))
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b"not zlib", "other engine", "not dicts", "bad code", "bad gate"]
+    "content",
+    [
+        b"",
+        b"not zlib",
+        "other engine",
+        "not dicts",
+        "old format",
+        "bad code",
+        "bad gate",
+        "bad conditions",
+        "stale files",
+    ],
 )
 def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
     content: bytes | str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -175,7 +198,8 @@ def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
     them: a file for another Python (or another version of rules.py) is ignored, and an entry
     this engine refuses ("invalid SRE code") or of the wrong shape is compiled afresh."""
     expected = engine._rules()
-    _, gated, plain = _shipped_blob()
+    expected_files = engine._rule_files()
+    _, gated, plain, conditions, (digest, files) = _shipped_blob()
     key = engine._engine()  # this Python's key: the entries themselves are garbled
     # An opcode no engine has: _sre.compile refuses the code ("invalid SRE code")
     refused = {s: (c[0], [999_999, 1], *c[2:]) for s, c in plain.items()}
@@ -186,19 +210,26 @@ def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
             key, {s: ((g[0][0], [999_999, 1], *g[0][2:]), g[1]) for s, g in gated.items()}, refused
         ),
         "bad gate": _blob(key, {s: (g[0], "not a gate") for s, g in gated.items()}, {}),
+        # what a file written before conditions and rule files were shipped holds
+        "old format": zlib.compress(marshal.dumps((key, gated, plain))),
+        "bad conditions": _blob(key, gated, plain, dict.fromkeys(conditions, "not code")),
+        # rule files parsed from other bytes: the digest says they are not these
+        "stale files": _blob(key, gated, plain, conditions, ("0" * len(digest), {"macros": {}})),
     }
     path = tmp_path / "rules.compiled"
     path.write_bytes(blobs[content] if isinstance(content, str) else content)
     monkeypatch.setattr(engine, "_compiled_path", lambda: path)
-    engine._compiled.cache_clear()
-    engine._rules.cache_clear()
+    caches = (engine._compiled, engine._rules, engine._condition_code)
+    for cache in caches:
+        cache.cache_clear()
     try:
         assert engine._rules() == expected
-        if content in (b"", b"not zlib", "other engine", "not dicts"):
+        assert engine._rule_files() == expected_files
+        if content in (b"", b"not zlib", "other engine", "not dicts", "old format"):
             assert engine._compiled() == engine._Compiled()
     finally:
-        engine._compiled.cache_clear()
-        engine._rules.cache_clear()
+        for cache in caches:
+            cache.cache_clear()
 
 
 # -- lint --------------------------------------------------------------------------------------

@@ -26,13 +26,15 @@ Pure: no network, no files except the packaged data, no clock.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import re
 import sys
 import tomllib
+import types
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from itertools import chain, repeat
@@ -416,8 +418,14 @@ def _conditions(
 @lru_cache(maxsize=None)
 def _condition_code(source: str) -> Any:
     """The compiled `lambda d: source` of _conditions: patterns of the same shape share it
-    (173 distinct ones for 261 patterns), each evaluated with its own constants."""
-    return compile(f"lambda d: {source}", "<rule conditions>", "eval")
+    (173 distinct ones for 261 patterns), each evaluated with its own constants. Shipped in
+    data/rules.compiled too (compiling them took a tenth of start-up)."""
+    code = _compiled().conditions.get(source)
+    if not isinstance(code, types.CodeType):
+        code = compile(f"lambda d: {source}", "<rule conditions>", "eval")
+    if _recording is not None:
+        _recording.conditions[source] = code
+    return code
 
 
 def _requirement_words(require: Requirement) -> set[str]:
@@ -576,6 +584,10 @@ COMPILED_FILE = "rules.compiled"
 class _Compiled:
     gated: dict[str, tuple[_Code, _Gate]] = field(default_factory=dict)  # patterns
     plain: dict[str, _Code] = field(default_factory=dict)  # vetoes, negatives, headings
+    conditions: dict[str, types.CodeType] = field(default_factory=dict)  # by _conditions source
+    # (digest of the files' bytes, the parsed files): parsing the TOML of data/rules, examples
+    # and all, took an eighth of start-up
+    files: tuple[str, dict[str, Any]] = ("", {})
 
 
 def _engine() -> tuple[Any, ...]:
@@ -593,8 +605,6 @@ def _engine() -> tuple[Any, ...]:
 
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
-    import hashlib
-
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
@@ -604,12 +614,19 @@ def _compiled() -> _Compiled:
     if _recording is not None:
         return _Compiled()  # writing the file: compile everything afresh
     try:
-        engine, gated, plain = marshal.loads(zlib.decompress(_compiled_path().read_bytes()))
-        if tuple(engine) != _engine() or not isinstance(gated, dict) or not isinstance(plain, dict):
+        engine, gated, plain, conditions, files = marshal.loads(
+            zlib.decompress(_compiled_path().read_bytes())
+        )
+        if tuple(engine) != _engine() or not all(
+            isinstance(table, dict) for table in (gated, plain, conditions)
+        ):
             return _Compiled()
+        digest, parsed = files
+        if not isinstance(digest, str) or not isinstance(parsed, dict):
+            digest, parsed = "", {}
     except Exception:  # noqa: BLE001 - unreadable, foreign or garbled: compile as before
         return _Compiled()
-    return _Compiled(gated, plain)
+    return _Compiled(gated, plain, conditions, (digest, parsed))
 
 
 def _compiled_path() -> Any:
@@ -623,17 +640,23 @@ def write_compiled(path: Path) -> int:
     """Compile every rule regex afresh and write what they compile to (see COMPILED_FILE);
     returns the number of regexes."""
     global _recording
+    caches = (_rules, _compiled, _condition_code)
     _recording = _Compiled()
-    _rules.cache_clear()
-    _compiled.cache_clear()
+    for cache in caches:
+        cache.cache_clear()
     try:
         _rules()
         recorded = _recording
     finally:
         _recording = None
-        _rules.cache_clear()
-        _compiled.cache_clear()
-    blob = zlib.compress(marshal.dumps((_engine(), recorded.gated, recorded.plain)), 9)
+        for cache in caches:
+            cache.cache_clear()
+    blob = zlib.compress(
+        marshal.dumps(
+            (_engine(), recorded.gated, recorded.plain, recorded.conditions, recorded.files)
+        ),
+        9,
+    )
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.replace(path)
@@ -656,13 +679,26 @@ def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) ->
 
 
 def _rule_files() -> dict[str, dict[str, Any]]:
-    """The parsed files of data/rules, by name without ".toml"."""
+    """The parsed files of data/rules, by name without ".toml": as data/rules.compiled holds
+    them when they are the very same bytes, else parsed here."""
+    global _recording
     folder = resources.files("tostrack.classify").joinpath("data", "rules")
-    return {
-        item.name.removesuffix(".toml"): tomllib.loads(item.read_text(encoding="utf-8"))
-        for item in folder.iterdir()
+    raw = {
+        item.name.removesuffix(".toml"): item.read_bytes()
+        for item in sorted(folder.iterdir(), key=lambda item: item.name)
         if item.name.endswith(".toml")
     }
+    hasher = hashlib.sha256()
+    for name, data in raw.items():
+        hasher.update(b"%s\0%d\0%s" % (name.encode(), len(data), data))
+    digest = hasher.hexdigest()
+    shipped_digest, shipped = _compiled().files
+    if shipped_digest == digest:
+        return dict(shipped)  # a copy: _rules takes the macros out
+    parsed = {name: tomllib.loads(data.decode("utf-8")) for name, data in raw.items()}
+    if _recording is not None:
+        _recording = replace(_recording, files=(digest, parsed))
+    return dict(parsed)
 
 
 @lru_cache(maxsize=1)
