@@ -48,6 +48,7 @@ ROWS = (
     ("pairs identical after extraction", "replay", "  identical after extraction"),
     ("clause changes", "replay", "clause changes"),
     ("clauses per version", "replay", "clauses per version"),
+    ("replay timing rounds", "replay", "rounds  "),
     ("replay, one process", "replay", "tostrack, one process"),
     ("replay, all cores", "replay", "tostrack, "),
     ("git `--word-diff`, same pairs", "replay", "git --word-diff time"),

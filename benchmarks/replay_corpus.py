@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -325,6 +326,15 @@ def _where(change: dict) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Compare the output with this dump of benchmarks/replay_output.py.",
 )
+@click.option(
+    "--rounds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Time the replays and git's word diff this many times, every round after the first "
+    "in a fresh process, and print the medians (of each round's own ratios for the ratios).",
+)
+@click.option("--round-only", is_flag=True, hidden=True, help="Time one round, print JSON.")
 def main(
     corpus: Path | None,
     only: str,
@@ -334,6 +344,8 @@ def main(
     no_import: bool,
     jobs: int | None,
     check: Path | None,
+    rounds: int,
+    round_only: bool,
 ) -> None:
     """Replay CORPUS (default: ../shared/corpus next to the project) and print figures."""
     corpus = (corpus or DEFAULT_CORPUS).resolve()  # dump lines name documents by full path
@@ -342,23 +354,19 @@ def main(
             f"no corpus at {corpus}: pass the path of a folder of dated versions "
             "(e.g. a checkout of ../shared/corpus)"
         )
-    # Timed apart: loading the classifier is start-up, not the work of the first pair.
-    start_up = _load_classifier()
     from tostrack.replay import all_cores
 
     jobs = jobs or all_cores()
     keep = listing != "none" and show > 0
-    # With all cores first: a worker forked later would start with this process's memory.
-    many = (
-        replay(corpus, only, keep_changes=False, jobs=jobs, with_lines=check is not None)
-        if jobs > 1
-        else None
-    )
-    peak_many = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if many else 0.0
-    one = replay(corpus, only, keep_changes=keep, with_lines=check is not None)
+    first, one, many = _round(corpus, only, jobs, keep, check is not None, no_git)
+    if round_only:
+        click.echo(json.dumps(first.__dict__))
+        return
     if not one.pairs:
         raise click.ClickException(f"no pairs of dated versions under {corpus}")
-    peak_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    timed = [first] + [_fresh_round(corpus, only, jobs, no_git) for _ in range(rounds - 1)]
+    start_up = statistics.median(r.start_up for r in timed)
+    peak_one, peak_many = max(r.peak_one for r in timed), max(r.peak_many for r in timed)
     pairs, counts = one.pairs, one.clause_counts
     slow = max(pairs, key=lambda p: p.seconds)
     verdicts = [p.verdict for p in pairs]
@@ -374,16 +382,22 @@ def main(
     cosmetic = sum(p.summary["cosmetic"] for p in pairs)
     out(f"clause changes               {changes} substantive, {cosmetic} cosmetic")
     out(f"clauses per version          mean {sum(counts) / len(counts):.0f}, max {max(counts)}")
+    if len(timed) > 1:
+        out(
+            f"rounds                       {len(timed)} (each after the first in a fresh "
+            "process): the medians below"
+        )
     out(f"start-up                     {start_up:.2f} s (modules, rules and model loaded once)")
+    one_wall = statistics.median(r.one_wall for r in timed)
+    one_cpu = statistics.median(r.one_cpu for r in timed)
     out(
-        f"tostrack, one process        {one.wall + start_up:.2f} s wall, "
-        f"{one.cpu + start_up:.2f} s CPU (extract, segment, classify, align; start-up included)"
+        f"tostrack, one process        {one_wall:.2f} s wall, "
+        f"{one_cpu:.2f} s CPU (extract, segment, classify, align; start-up included)"
     )
     if many:
-        out(
-            f"tostrack, {jobs} processes       {many.wall + start_up:.2f} s wall, "
-            f"{many.cpu + start_up:.2f} s CPU"
-        )
+        many_wall = statistics.median(r.many_wall for r in timed)
+        many_cpu = statistics.median(r.many_cpu for r in timed)
+        out(f"tostrack, {jobs} processes       {many_wall:.2f} s wall, {many_cpu:.2f} s CPU")
     out(f"slowest pair                 {slow.seconds:.3f} s  {slow.document} {slow.new.name}")
     out(
         f"peak memory (ru_maxrss)      {peak_one:.0f} MB in one process"
@@ -394,24 +408,28 @@ def main(
     out(f"re-extractions (manifest)    {len(reextracted)}, judged substantive {len(flagged)}")
     failed = []
     if not no_git:
-        git_total, git_cpu, git_slowest = git_word_diff(pairs)
+        git_total = statistics.median(r.git_wall for r in timed)
+        git_cpu = statistics.median(r.git_cpu for r in timed)
         out(
             f"git --word-diff time         {git_total:.2f} s wall, {git_cpu:.2f} s CPU "
-            f"(slowest pair {git_slowest:.3f} s)"
+            f"(slowest pair {first.git_slowest:.3f} s)"
         )
-        ratio = (one.wall + start_up) / git_total if git_total else float("inf")
-        cpu_ratio = (one.cpu + start_up) / git_cpu if git_cpu else float("inf")
+        # Each round's tostrack against the same round's git: the machine's speed drifts
+        ratios = [r.one_wall / r.git_wall for r in timed]
+        ratio = statistics.median(ratios)
+        cpu_ratio = statistics.median(r.one_cpu / r.git_cpu for r in timed)
         out(
             f"ratio tostrack / git         {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU in one process "
-            f"(target <= {TARGET_RATIO:g}x)"
+            f"(target <= {TARGET_RATIO:g}x){_spread(ratios)}"
         )
         if ratio > TARGET_RATIO:
             failed.append("time ratio")
         if many:
-            ratio_many = (many.wall + start_up) / git_total if git_total else float("inf")
+            ratios_many = [r.many_wall / r.git_wall for r in timed]
+            ratio_many = statistics.median(ratios_many)
             out(
                 f"                             {ratio_many:.2f}x wall with {jobs} processes "
-                f"(target <= {TARGET_RATIO_ALL_CORES:g}x)"
+                f"(target <= {TARGET_RATIO_ALL_CORES:g}x){_spread(ratios_many)}"
             )
             if ratio_many > TARGET_RATIO_ALL_CORES:
                 failed.append("time ratio, all cores")
@@ -468,6 +486,78 @@ def main(
                 out(f"    {change['kind']}{moved} {_where(change)}")
                 out(f"      {_redline(change)[:600]}")
     sys.exit(1 if failed else 0)
+
+
+@dataclass
+class Round:
+    """What one round measured, start-up included in the replays' times (as `tostrack
+    replay` pays it)."""
+
+    start_up: float
+    one_wall: float
+    one_cpu: float
+    many_wall: float
+    many_cpu: float
+    peak_one: float
+    peak_many: float
+    git_wall: float = 0.0
+    git_cpu: float = 0.0
+    git_slowest: float = 0.0
+
+
+def _round(
+    corpus: Path, only: str, jobs: int, keep: bool, with_lines: bool, no_git: bool
+) -> tuple[Round, Replay, Replay | None]:
+    # Timed apart: loading the classifier is start-up, not the work of the first pair.
+    start_up = _load_classifier()
+    # With all cores first: a worker forked later would start with this process's memory.
+    many = (
+        replay(corpus, only, keep_changes=False, jobs=jobs, with_lines=with_lines)
+        if jobs > 1
+        else None
+    )
+    peak_many = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if many else 0.0
+    one = replay(corpus, only, keep_changes=keep, with_lines=with_lines)
+    peak_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    figures = Round(
+        start_up,
+        one.wall + start_up,
+        one.cpu + start_up,
+        (many.wall + start_up) if many else 0.0,
+        (many.cpu + start_up) if many else 0.0,
+        peak_one,
+        peak_many,
+    )
+    if not no_git and one.pairs:
+        figures.git_wall, figures.git_cpu, figures.git_slowest = git_word_diff(one.pairs)
+    return figures, one, many
+
+
+def _fresh_round(corpus: Path, only: str, jobs: int, no_git: bool) -> Round:
+    """One more round in a new process: its start-up, caches and heap as a run's are."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            str(corpus),
+            "--round-only",
+            "--no-import",
+            "-j",
+            str(jobs),
+            *(["--only", only] if only else []),
+            *(["--no-git"] if no_git else []),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(f"a timing round failed: {done.stderr.strip()[-2000:]}")
+    return Round(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _spread(values: list[float]) -> str:
+    return f"; rounds {min(values):.2f}-{max(values):.2f}x" if len(values) > 1 else ""
 
 
 def _import_figures(corpus: Path, only: str, jobs: int) -> list[str]:
