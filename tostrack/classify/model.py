@@ -212,13 +212,21 @@ def _bucket_set(text: str, rules: Iterable[str] = ()) -> set[int]:
         found.update(_ngram_codes("y", run, 2))
         found.update(_ngram_codes("x", run, 3))
     if lead:
-        codes = _codes_of(_words(lead.group(1)))
-        found.update(map(_LEAD_WORD, codes))
-        found.update(_pair_buckets(codes, _LEAD_PAIR_STATE))
-        for run in CJK_RUN.findall(lead.group(1)):
-            found.update(_ngram_codes("k", run, 2))
+        found.update(_lead_buckets(lead.group(1)))
     found.update([_code(_RULE_CODES, "r", label) for label in rules])
     return found
+
+
+@lru_cache(maxsize=1024)
+def _lead_buckets(lead: str) -> frozenset[int]:
+    """The buckets of a lead-in's own features (l, m, k): the items of a list share their
+    lead-in, which is a quarter of the text a replay classifies."""
+    codes = _codes_of(_words(lead))
+    found = set(map(_LEAD_WORD, codes))
+    found.update(_pair_buckets(codes, _LEAD_PAIR_STATE))
+    for run in CJK_RUN.findall(lead):
+        found.update(_ngram_codes("k", run, 2))
+    return frozenset(found)
 
 
 def _bucket_array(text: str, rules: Iterable[str] = ()) -> np.ndarray:
