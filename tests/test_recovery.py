@@ -182,15 +182,6 @@ def test_rebuild_with_no_captures_is_an_error(workspace_dir: Path) -> None:
 # -- the orphan capture: kill -9 between the folder rename and the database commit -------------
 
 
-def _next_second() -> None:
-    """Wait for the clock's next second. Capture times have a second's precision, and a capture
-    no later than the current version is never adopted (no diff runs backwards); cron runs are
-    minutes apart, but two runs of this test can fall in one second."""
-    import time
-
-    time.sleep(1 - time.time() % 1 + 0.01)
-
-
 def _run_child(ws: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash_at:
@@ -206,7 +197,6 @@ def test_kill_between_rename_and_commit_leaves_an_orphan_that_is_adopted_and_ale
     write_config(ws, source_config(httpserver.url_for("/terms")))
     assert _run_child(ws, None).returncode == 0
     _serve(httpserver, {"/terms": TERMS_V2})
-    _next_second()
     crashed = _run_child(ws, "after-rename")
     assert crashed.returncode == -9, crashed.stderr
     folders = sorted(
@@ -233,6 +223,62 @@ def test_kill_between_rename_and_commit_leaves_an_orphan_that_is_adopted_and_ale
     assert third.returncode == 0, third.stderr
     assert "adopted" not in third.stdout
     assert [key for kind, key in _outbox(ws) if kind == "change"] == changes
+
+
+# A run with the clock stopped at one moment: two runs of it capture in the same second.
+_RUN_AT_ONE_MOMENT = """
+import sys
+from datetime import UTC, datetime
+from tostrack import clock
+clock.now = lambda: datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+from tostrack.cli import cli
+cli.main(sys.argv[1:], prog_name="tostrack")
+"""
+
+
+def test_a_capture_killed_in_the_same_second_as_the_current_version_is_adopted(
+    httpserver: HTTPServer, workspace_dir: Path
+) -> None:
+    """Captures have a second's precision; the second capture of a second goes to <stamp>.2.
+    Killed after its rename, it is still the newer one, and adopted (it was refused as "not
+    newer" when only the times were compared)."""
+    ws = workspace_dir
+    _serve(httpserver, {"/terms": TERMS_V1})
+    write_config(ws, source_config(httpserver.url_for("/terms")))
+
+    def run(crash_at: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+        if crash_at:
+            env[CRASH_ENV] = crash_at
+        return run_python(
+            "-c", _RUN_AT_ONE_MOMENT, "--workspace", str(ws), "run", "--force", env=env
+        )
+
+    assert run(None).returncode == 0
+    _serve(httpserver, {"/terms": TERMS_V2})
+    assert run("after-rename").returncode == -9
+    folders = sorted(p.name for p in (ws / "snapshots" / "acme" / "terms").iterdir())
+    assert folders == ["2026-03-01T12-00-00Z", "2026-03-01T12-00-00Z.2"]
+
+    rerun = _run_child(ws, None)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "adopted  acme/terms: capture 2026-03-01T12-00-00Z.2" in rerun.stdout
+    with Store(ws) as store:
+        versions = store.versions("acme/terms")
+        assert [v.path.name for v in versions][:2] == folders
+        (diff,) = store.diffs("acme/terms")
+        assert diff.substantive and diff.to_version.path.name == folders[1]
+        assert store.pending_captures() == []
+
+
+def test_capture_order_puts_a_seconds_later_folders_after_its_first() -> None:
+    from tostrack.store import capture_order
+
+    at = "2026-03-01T12:00:00Z"
+    names = ["2026-03-01T12-00-00Z.10", "2026-03-01T12-00-00Z", "2026-03-01T12-00-00Z.2"]
+    ordered = sorted(names, key=lambda name: capture_order(at, Path(name)))
+    assert ordered == ["2026-03-01T12-00-00Z", "2026-03-01T12-00-00Z.2", "2026-03-01T12-00-00Z.10"]
+    assert capture_order("2026-03-01T12:00:01Z", Path("x")) > capture_order(at, Path(names[0]))
 
 
 def test_kill_on_the_very_first_capture_is_adopted_not_refused(

@@ -29,6 +29,7 @@ from tostrack.store import (
     Store,
     Version,
     capture_folders,
+    capture_order,
     read_capture,
     stamp,
 )
@@ -105,7 +106,9 @@ def reconcile(
         try:
             capture = read_capture(folder, store.evidence_of(folder))
             previous = store.current_version(capture.source_id)
-            if previous is not None and previous.captured_at >= capture.snapshots[0].fetched_at:
+            if previous is not None and capture_order(
+                previous.captured_at, previous.path
+            ) >= capture_order(capture.snapshots[0].fetched_at, capture.folder):
                 # Never diff backwards: rebuild puts such a capture in its place.
                 raise ValueError("it is not newer than the current version")
             source = declared.get(capture.source_id)
@@ -205,7 +208,9 @@ def rebuild(workspace: Workspace, *, force: bool = False) -> RebuildResult:
         try:
             with Store(workspace.root, db_path=tmp, evidence=workspace.snapshots_dir) as store:
                 for source_id, captures in sorted(by_source.items()):
-                    captures.sort(key=lambda c: (c.snapshots[0].fetched_at, c.folder.name))
+                    captures.sort(
+                        key=lambda c: (capture_order(c.snapshots[0].fetched_at, c.folder), c.folder)
+                    )
                     source = declared.get(source_id)
                     title = source.title if source else captures[-1].document.title or source_id
                     url = source.url if source else captures[-1].snapshots[0].url

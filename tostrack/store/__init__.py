@@ -19,6 +19,7 @@ from tostrack.store.codecs import combined_sha, text_digest
 from tostrack.store.files import (
     Capture,
     capture_folders,
+    capture_order,
     cross_host,
     read_capture,
     stamp,
@@ -38,6 +39,7 @@ __all__ = [
     "StoredDiff",
     "Version",
     "capture_folders",
+    "capture_order",
     "combined_sha",
     "cross_host",
     "read_capture",

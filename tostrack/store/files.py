@@ -97,6 +97,13 @@ def stamp(iso: str) -> str:
     return iso.replace(":", "-")
 
 
+def capture_order(captured_at: str, folder: Path) -> tuple[str, int]:
+    """Which of two captures of a source came later: the time, then, within one second, the
+    folder's place (<stamp>, <stamp>.2, <stamp>.3, ... in the order they were written)."""
+    _, dot, number = folder.name.rpartition(".")
+    return captured_at, int(number) if dot and number.isdigit() else 1
+
+
 def capture_folders(snapshots_dir: Path) -> list[Path]:
     """Every capture folder under snapshots/ that holds an extracted version, oldest first.
 
