@@ -322,6 +322,15 @@ def test_replay_lines_are_the_records_as_json_made_in_the_workers(tmp_path: Path
     assert len(expected) == 4
     assert list(replay_lines([corpus])) == expected
     assert list(replay_lines([corpus], jobs=2)) == expected  # the workers wrote them
+    summaries = [
+        f"{r['document']}: {r['from']} -> {r['to']}: "
+        f"{r['summary']['substantive']} substantive, {r['summary']['cosmetic']} cosmetic"
+        for r in replay_pairs([corpus])
+    ]
+    assert list(replay_lines([corpus], form="summary")) == summaries
+    assert list(replay_lines([corpus], jobs=2, form="summary")) == summaries
+    with pytest.raises(ValueError, match="unknown replay line form"):
+        replay_lines([corpus], form="yaml")
 
 
 def test_a_replay_tunes_the_collector_and_restores_it(tmp_path: Path) -> None:

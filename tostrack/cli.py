@@ -338,19 +338,11 @@ def replay(dirs: tuple[str, ...], fmt: str, jobs: int | None) -> None:
     Example:
       tostrack replay ../shared/corpus/openai/terms-of-use | jq -c '.summary'
     """
-    from tostrack.replay import all_cores, replay_lines, replay_pairs
+    from tostrack.replay import all_cores, replay_lines
 
-    folders, processes = [Path(d) for d in dirs], jobs or all_cores()
-    if fmt == "jsonl":
-        for line in replay_lines(folders, jobs=processes):
-            click.echo(line)
-        return
-    for record in replay_pairs(folders, jobs=processes):
-        s = record["summary"]
-        click.echo(
-            f"{record['document']}: {record['from']} -> {record['to']}: "
-            f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
-        )
+    form = "json" if fmt == "jsonl" else "summary"
+    for line in replay_lines([Path(d) for d in dirs], jobs=jobs or all_cores(), form=form):
+        click.echo(line)
 
 
 @cli.command(name="import")

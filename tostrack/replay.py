@@ -251,21 +251,28 @@ def replay_pairs(
     folders, see version_dirs). With jobs > 1, documents are replayed in that many processes;
     the output order is the same. The collector runs less often meanwhile (see long_run_gc).
     """
-    return _replayed(dirs, severity, jobs, as_json=False)
+    return _replayed(dirs, severity, jobs, None)
 
 
 def replay_lines(
-    dirs: Sequence[Path], severity: Mapping[str, str] | None = None, *, jobs: int = 1
+    dirs: Sequence[Path],
+    severity: Mapping[str, str] | None = None,
+    *,
+    jobs: int = 1,
+    form: str = "json",
 ) -> Iterator[str]:
-    """replay_pairs as JSON lines (`tostrack replay`'s output), each made where its pair was
-    replayed: with jobs > 1 the worker processes write the JSON, and this one only passes on
-    strings (a corpus's records are 23 MB of JSON; unpickling them as objects and writing them
-    here again took a tenth of a replay)."""
-    return _replayed(dirs, severity, jobs, as_json=True)
+    """replay_pairs as lines of `tostrack replay`'s output, "json" (the whole record) or
+    "summary" (the pair and its counts), each made where its pair was replayed: with jobs > 1
+    the worker processes write the lines, and this one only passes on strings (a corpus's
+    records are 23 MB of JSON; unpickling them as objects and writing them here again took a
+    tenth of a replay)."""
+    if form not in LINE_FORMS:
+        raise ValueError(f"unknown replay line form {form!r} (use {' or '.join(LINE_FORMS)})")
+    return _replayed(dirs, severity, jobs, form)
 
 
 def _replayed(
-    dirs: Sequence[Path], severity: Mapping[str, str] | None, jobs: int, as_json: bool
+    dirs: Sequence[Path], severity: Mapping[str, str] | None, jobs: int, form: str | None
 ) -> Iterator[Any]:
     directories = [d for given in dirs for d in version_dirs(Path(given))]
     with long_run_gc():
@@ -273,7 +280,7 @@ def _replayed(
             known: dict[bytes, Labels] = {}  # one classification per reading in the whole replay
             for directory in directories:
                 records = _directory_records(directory, severity, known)
-                yield from map(_json_line, records) if as_json else records
+                yield from map(LINE_FORMS[form], records) if form else records
             return
         from concurrent.futures import ProcessPoolExecutor
 
@@ -283,7 +290,7 @@ def _replayed(
         ) as pool:
             # Largest first, so no process is left with a big one at the end; the output keeps
             # the order of the directories.
-            futures = {unit: pool.submit(_unit_records, unit, severity, as_json) for unit in units}
+            futures = {unit: pool.submit(_unit_records, unit, severity, form) for unit in units}
             unit_of = {d: unit for unit in units for d in unit}
             for directory in directories:
                 records, error = futures[unit_of[directory]].result()[directory]
@@ -294,6 +301,17 @@ def _replayed(
 
 def _json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False)
+
+
+def _summary_line(record: dict[str, Any]) -> str:
+    s = record["summary"]
+    return (
+        f"{record['document']}: {record['from']} -> {record['to']}: "
+        f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
+    )
+
+
+LINE_FORMS = {"json": _json_line, "summary": _summary_line}
 
 
 def work_units(directories: Sequence[Path], jobs: int) -> list[tuple[Path, ...]]:
@@ -332,18 +350,18 @@ def _start_batch_process() -> None:
 
 
 def _unit_records(
-    unit: Sequence[Path], severity: Mapping[str, str] | None = None, as_json: bool = False
+    unit: Sequence[Path], severity: Mapping[str, str] | None = None, form: str | None = None
 ) -> dict[Path, tuple[list[Any], Exception | None]]:
-    """The records (or JSON lines) of each directory of one task, in a worker process, and the
-    error that stopped one: the task stops there, and the replay stops after its records so
-    far, as in one process."""
+    """The records (or their lines, see LINE_FORMS) of each directory of one task, in a worker
+    process, and the error that stopped one: the task stops there, and the replay stops after
+    its records so far, as in one process."""
     out: dict[Path, tuple[list[Any], Exception | None]] = {}
     for directory in unit:
         done: list[Any] = []
         out[directory] = (done, None)
         try:
             for record in _directory_records(directory, severity, _worker_known):
-                done.append(_json_line(record) if as_json else record)
+                done.append(LINE_FORMS[form](record) if form else record)
         except Exception as exc:  # noqa: BLE001 - re-raised by the caller, in output order
             out[directory] = (done, exc)
             break
