@@ -160,8 +160,12 @@ def test_the_shipped_compiled_rules_are_what_the_rules_compile_to(tmp_path: Path
     assert again[1] == shipped[1], stale
     assert again[2] == shipped[2], stale
     assert again[3] == shipped[3], stale  # the conditions' code
-    assert again[4] == shipped[4], stale  # the rule files, parsed
+    assert again[4][0] == shipped[4][0], stale  # the rule files' digest ...
+    assert marshal.loads(again[4][1]) == marshal.loads(shipped[4][1]), stale  # ... and content
     assert loaded.conditions and loaded.files[0]  # start-up reads them too
+    first = engine._rule_files()
+    first["macros"].clear()  # a caller that changes what it was given changes nobody else's
+    assert engine._rule_files()["macros"]
 
 
 def _blob(
@@ -169,7 +173,7 @@ def _blob(
     gated: object,
     plain: object,
     conditions: object = None,
-    files: object = ("", {}),
+    files: object = ("", b""),
 ) -> bytes:
     import marshal
     import zlib
@@ -189,6 +193,7 @@ def _blob(
         "bad gate",
         "bad conditions",
         "stale files",
+        "garbled files",
     ],
 )
 def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
@@ -214,7 +219,11 @@ def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
         "old format": zlib.compress(marshal.dumps((key, gated, plain))),
         "bad conditions": _blob(key, gated, plain, dict.fromkeys(conditions, "not code")),
         # rule files parsed from other bytes: the digest says they are not these
-        "stale files": _blob(key, gated, plain, conditions, ("0" * len(digest), {"macros": {}})),
+        "stale files": _blob(
+            key, gated, plain, conditions, ("0" * len(digest), marshal.dumps({"macros": {}}))
+        ),
+        # the right digest, content that does not unmarshal: parsed afresh
+        "garbled files": _blob(key, gated, plain, conditions, (digest, b"\xff not marshal")),
     }
     path = tmp_path / "rules.compiled"
     path.write_bytes(blobs[content] if isinstance(content, str) else content)

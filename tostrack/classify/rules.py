@@ -585,9 +585,9 @@ class _Compiled:
     gated: dict[str, tuple[_Code, _Gate]] = field(default_factory=dict)  # patterns
     plain: dict[str, _Code] = field(default_factory=dict)  # vetoes, negatives, headings
     conditions: dict[str, types.CodeType] = field(default_factory=dict)  # by _conditions source
-    # (digest of the files' bytes, the parsed files): parsing the TOML of data/rules, examples
-    # and all, took an eighth of start-up
-    files: tuple[str, dict[str, Any]] = ("", {})
+    # (digest of the files' bytes, the parsed files marshalled, so that each use reads fresh
+    # objects): parsing the TOML of data/rules, examples and all, took an eighth of start-up
+    files: tuple[str, bytes] = ("", b"")
 
 
 def _engine() -> tuple[Any, ...]:
@@ -622,8 +622,8 @@ def _compiled() -> _Compiled:
         ):
             return _Compiled()
         digest, parsed = files
-        if not isinstance(digest, str) or not isinstance(parsed, dict):
-            digest, parsed = "", {}
+        if not isinstance(digest, str) or not isinstance(parsed, bytes):
+            digest, parsed = "", b""
     except Exception:  # noqa: BLE001 - unreadable, foreign or garbled: compile as before
         return _Compiled()
     return _Compiled(gated, plain, conditions, (digest, parsed))
@@ -694,11 +694,16 @@ def _rule_files() -> dict[str, dict[str, Any]]:
     digest = hasher.hexdigest()
     shipped_digest, shipped = _compiled().files
     if shipped_digest == digest:
-        return dict(shipped)  # a copy: _rules takes the macros out
+        try:
+            parsed = marshal.loads(shipped)
+        except (EOFError, ValueError, TypeError):
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
     parsed = {name: tomllib.loads(data.decode("utf-8")) for name, data in raw.items()}
     if _recording is not None:
-        _recording = replace(_recording, files=(digest, parsed))
-    return dict(parsed)
+        _recording = replace(_recording, files=(digest, marshal.dumps(parsed)))
+    return parsed
 
 
 @lru_cache(maxsize=1)
