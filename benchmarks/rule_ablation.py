@@ -69,9 +69,17 @@ def load_cases() -> list[Case]:
             row = json.loads(line)
             heading = tuple(h for h in row.get("section", "").split(" › ") if h)
             masked = engine._mask(row["text"])
-            cases.append(Case(name, row["id"], row["text"], masked,
-                              engine._literals_in(masked.casefold()), heading,
-                              frozenset(row.get("labels", ()))))
+            cases.append(
+                Case(
+                    name,
+                    row["id"],
+                    row["text"],
+                    masked,
+                    engine._literals_in(masked.casefold()),
+                    heading,
+                    frozenset(row.get("labels", ())),
+                )
+            )
     return cases
 
 
@@ -93,17 +101,22 @@ def readings(case: Case) -> tuple[tuple[str, ...], ...]:
 
 def without(rules: engine._Rules, rule_id: str) -> engine._Rules:
     """The label's rules with one pattern, negative or veto removed."""
+
     def strip(patterns: tuple[engine._Pattern, ...]) -> tuple[engine._Pattern, ...]:
         out = []
         for p in patterns:
             if p.id == rule_id:
                 continue
-            vetoes = {k: None for k in engine._VETOES if getattr(p, k) and getattr(p, k).id == rule_id}
+            vetoes = {
+                k: None for k in engine._VETOES if getattr(p, k) and getattr(p, k).id == rule_id
+            }
             out.append(dataclasses.replace(p, **vetoes) if vetoes else p)
         return tuple(out)
 
     return dataclasses.replace(
-        rules, patterns=strip(rules.patterns), weak=strip(rules.weak),
+        rules,
+        patterns=strip(rules.patterns),
+        weak=strip(rules.weak),
         negative=tuple(n for n in rules.negative if n.id != rule_id),
     )
 
@@ -141,10 +154,14 @@ class Ablation:
         self.cases = cases
         self.rules = {r.label: r for r in engine._rules()}
         # predictions in the eval reading (text alone), per label: the set of case indexes
-        self.pred = {label: {i for i, c in enumerate(cases) if given(r, c, ())}
-                     for label, r in self.rules.items()}
-        self.pred_heading = {label: {i for i, c in enumerate(cases) if c.heading and given(r, c, c.heading)}
-                             for label, r in self.rules.items()}
+        self.pred = {
+            label: {i for i, c in enumerate(cases) if given(r, c, ())}
+            for label, r in self.rules.items()
+        }
+        self.pred_heading = {
+            label: {i for i, c in enumerate(cases) if c.heading and given(r, c, c.heading)}
+            for label, r in self.rules.items()
+        }
         self.counts = {name: self._counts(name) for name in SETS}
 
     def _counts(self, name: str) -> tuple[int, int, int]:
@@ -182,9 +199,14 @@ class Ablation:
                 n = n - sign * g
             if tp + fp + fn:
                 delta[name] = round(micro_f1(t, f, n) - micro_f1(tp, fp, fn), 5)
-        return {"id": rule_id, "label": label, "changed": len(flips),
-                "changed_with_heading": heading_flips, "delta_f1": delta,
-                "cases": [self.cases[i].id for i, _ in flips][:5]}
+        return {
+            "id": rule_id,
+            "label": label,
+            "changed": len(flips),
+            "changed_with_heading": heading_flips,
+            "delta_f1": delta,
+            "cases": [self.cases[i].id for i, _ in flips][:5],
+        }
 
     def remove(self, label: str, rule_id: str) -> None:
         self.rules[label] = without(self.rules[label], rule_id)
@@ -206,14 +228,23 @@ def run(sequential: bool) -> dict[str, Any]:
                     ablation.remove(label, rule_id)
             else:
                 live.append(effect)
-    return {"cases": {name: sum(c.set == name for c in ablation.cases) for name in SETS},
-            "micro_f1": {name: round(micro_f1(*ablation.counts[name]), 4) for name in SETS
-                         if sum(ablation.counts[name])},
-            "dead": dead, "kept": kept_dead, "live": live}
+    return {
+        "cases": {name: sum(c.set == name for c in ablation.cases) for name in SETS},
+        "micro_f1": {
+            name: round(micro_f1(*ablation.counts[name]), 4)
+            for name in SETS
+            if sum(ablation.counts[name])
+        },
+        "dead": dead,
+        "kept": kept_dead,
+        "live": live,
+    }
 
 
 @click.command()
-@click.option("--sequential", is_flag=True, help="Check each rule with the dead ones before it removed.")
+@click.option(
+    "--sequential", is_flag=True, help="Check each rule with the dead ones before it removed."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def main(sequential: bool, as_json: bool) -> None:
     result = run(sequential)
@@ -226,15 +257,20 @@ def main(sequential: bool, as_json: bool) -> None:
         click.echo(f"  {e['id']}")
     for e in result["kept"]:
         click.echo(f"  (kept: {e['id']}: {e['keep']})")
-    helps = [e for e in result["live"]
-             if all(d >= 0 for d in e["delta_f1"].values()) and e["delta_f1"].get("real", 0) > 0]
+    helps = [
+        e
+        for e in result["live"]
+        if all(d >= 0 for d in e["delta_f1"].values()) and e["delta_f1"].get("real", 0) > 0
+    ]
     click.echo(f"\n{len(helps)} rules whose removal raises real-clause F1 and lowers none:")
     for e in helps:
         click.echo(f"  {e['id']}  changed {e['changed']}  delta {e['delta_f1']}")
     click.echo(f"\n{len(result['live'])} live rules; removal changes labels:")
     for e in sorted(result["live"], key=lambda e: e["id"]):
-        click.echo(f"  {e['id']}  changed {e['changed']} (+heading {e['changed_with_heading']})"
-                   f"  delta {e['delta_f1']}")
+        click.echo(
+            f"  {e['id']}  changed {e['changed']} (+heading {e['changed_with_heading']})"
+            f"  delta {e['delta_f1']}"
+        )
 
 
 if __name__ == "__main__":
