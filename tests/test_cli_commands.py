@@ -191,6 +191,19 @@ def test_replay_in_two_processes_prints_the_same_lines(runner: CliRunner, tmp_pa
     two = runner.invoke(cli, ["replay", "-j", "2", str(tmp_path)])
     assert one.exit_code == two.exit_code == 0, two.output
     assert one.output == two.output and len(one.output.splitlines()) == 2
+    # The text format: a summary line per pair, made in the workers with -j
+    expected = []
+    for line in one.output.splitlines():
+        record = json.loads(line)
+        s = record["summary"]
+        expected.append(
+            f"{record['document']}: {record['from']} -> {record['to']}: "
+            f"{s['substantive']} substantive, {s['cosmetic']} cosmetic"
+        )
+    for jobs in ("1", "2"):
+        text = runner.invoke(cli, ["replay", "--format", "text", "-j", jobs, str(tmp_path)])
+        assert text.exit_code == 0, text.output
+        assert text.output.splitlines() == expected
 
 
 def test_outbox_lists_messages_and_resends_an_uncertain_one(

@@ -265,7 +265,7 @@ def test_a_capture_killed_in_the_same_second_as_the_current_version_is_adopted(
     assert "adopted  acme/terms: capture 2026-03-01T12-00-00Z.2" in rerun.stdout
     with Store(ws) as store:
         versions = store.versions("acme/terms")
-        assert [v.path.name for v in versions][:2] == folders
+        assert [v.path.name for v in versions] == folders
         (diff,) = store.diffs("acme/terms")
         assert diff.substantive and diff.to_version.path.name == folders[1]
         assert store.pending_captures() == []
@@ -279,6 +279,44 @@ def test_capture_order_puts_a_seconds_later_folders_after_its_first() -> None:
     ordered = sorted(names, key=lambda name: capture_order(at, Path(name)))
     assert ordered == ["2026-03-01T12-00-00Z", "2026-03-01T12-00-00Z.2", "2026-03-01T12-00-00Z.10"]
     assert capture_order("2026-03-01T12:00:01Z", Path("x")) > capture_order(at, Path(names[0]))
+    for odd in ("2026-03-01T12-00-00Z.²", "2026-03-01T12-00-00Z.02", "2026-03-01T12-00-00Z.0"):
+        assert capture_order(at, Path(odd)) == (at, 1)  # not a number _stamp_folder writes
+
+
+def test_rebuild_orders_the_captures_of_one_second_by_their_folders_number(
+    workspace_dir: Path,
+) -> None:
+    """Eleven captures in one second: <stamp>, <stamp>.2 ... <stamp>.11; rebuild records them
+    in that order (by name, .10 and .11 came before .2), each diffed against the one before."""
+    from tostrack.models import Clause, Document, Snapshot
+
+    at = "2026-03-01T12:00:00Z"
+    write_config(workspace_dir, source_config("http://127.0.0.1:1/terms"))
+    with Store(workspace_dir) as store:
+        previous = None
+        for n in range(1, 12):
+            snapshot = Snapshot(
+                "acme/terms", "http://127.0.0.1:1/terms", at, 200, "text/html", b"<p>%d</p>" % n
+            )
+            clause = Clause(id="c1", section="1", heading=("Fees",), text=f"Fees rise {n}%.")
+            previous, _ = store.save_version(
+                (snapshot,), Document(blocks=()), (clause,), previous=previous
+            )
+        written = [v.path.name for v in store.versions("acme/terms")]
+    assert written == ["2026-03-01T12-00-00Z"] + [f"2026-03-01T12-00-00Z.{n}" for n in range(2, 12)]
+    rebuilt = _invoke(workspace_dir, "rebuild", "--force")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    with Store(workspace_dir) as store:
+        versions = store.versions("acme/terms")
+        assert [v.path.name for v in versions] == written
+        texts = [v.load()[1][0].text for v in versions]
+        assert texts == [f"Fees rise {n}%." for n in range(1, 12)]
+        diffs = store.diffs("acme/terms")
+        pairs = sorted(
+            ((d.from_version.path.name, d.to_version.path.name) for d in diffs),
+            key=lambda pair: written.index(pair[1]),
+        )
+        assert pairs == list(zip(written, written[1:]))
 
 
 def test_kill_on_the_very_first_capture_is_adopted_not_refused(

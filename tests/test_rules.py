@@ -241,6 +241,19 @@ def test_unreadable_foreign_or_garbled_compiled_rules_are_compiled_afresh(
             cache.cache_clear()
 
 
+def test_rule_files_marshal_cannot_write_are_left_to_parse_at_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TOML date parses to a datetime, which marshal cannot write: rules.compiled then records
+    no rule files (they are parsed at start-up) instead of failing the training step."""
+    import datetime
+
+    monkeypatch.setattr(
+        engine, "_parsed_rule_files", lambda raw: {"macros": {"when": datetime.date(2026, 1, 1)}}
+    )
+    assert engine._shipped_rule_files() == ("", b"")
+
+
 # -- lint --------------------------------------------------------------------------------------
 
 

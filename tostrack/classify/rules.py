@@ -34,7 +34,7 @@ import tomllib
 import types
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from itertools import chain, repeat
@@ -416,7 +416,7 @@ def _conditions(
 
 
 @lru_cache(maxsize=None)
-def _condition_code(source: str) -> Any:
+def _condition_code(source: str) -> types.CodeType:
     """The compiled `lambda d: source` of _conditions: patterns of the same shape share it
     (173 distinct ones for 261 patterns), each evaluated with its own constants. Shipped in
     data/rules.compiled too (compiling them took a tenth of start-up)."""
@@ -651,11 +651,9 @@ def write_compiled(path: Path) -> int:
         _recording = None
         for cache in caches:
             cache.cache_clear()
+    files = _shipped_rule_files()
     blob = zlib.compress(
-        marshal.dumps(
-            (_engine(), recorded.gated, recorded.plain, recorded.conditions, recorded.files)
-        ),
-        9,
+        marshal.dumps((_engine(), recorded.gated, recorded.plain, recorded.conditions, files)), 9
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(blob)
@@ -681,7 +679,20 @@ def _pattern(entry: Mapping[str, Any], macros: Mapping[str, str], where: str) ->
 def _rule_files() -> dict[str, dict[str, Any]]:
     """The parsed files of data/rules, by name without ".toml": as data/rules.compiled holds
     them when they are the very same bytes, else parsed here."""
-    global _recording
+    digest, raw = _rule_file_bytes()
+    shipped_digest, shipped = _compiled().files
+    if shipped_digest == digest:
+        try:
+            parsed = marshal.loads(shipped)
+        except (EOFError, ValueError, TypeError):
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    return _parsed_rule_files(raw)
+
+
+def _rule_file_bytes() -> tuple[str, dict[str, bytes]]:
+    """(sha256 of them all, the bytes of each file of data/rules by name without ".toml")."""
     folder = resources.files("tostrack.classify").joinpath("data", "rules")
     raw = {
         item.name.removesuffix(".toml"): item.read_bytes()
@@ -691,19 +702,22 @@ def _rule_files() -> dict[str, dict[str, Any]]:
     hasher = hashlib.sha256()
     for name, data in raw.items():
         hasher.update(b"%s\0%d\0%s" % (name.encode(), len(data), data))
-    digest = hasher.hexdigest()
-    shipped_digest, shipped = _compiled().files
-    if shipped_digest == digest:
-        try:
-            parsed = marshal.loads(shipped)
-        except (EOFError, ValueError, TypeError):
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
-    parsed = {name: tomllib.loads(data.decode("utf-8")) for name, data in raw.items()}
-    if _recording is not None:
-        _recording = replace(_recording, files=(digest, marshal.dumps(parsed)))
-    return parsed
+    return hasher.hexdigest(), raw
+
+
+def _parsed_rule_files(raw: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
+    return {name: tomllib.loads(data.decode("utf-8")) for name, data in raw.items()}
+
+
+def _shipped_rule_files() -> tuple[str, bytes]:
+    """What data/rules.compiled records of the rule files: their digest and parsed content,
+    marshalled; nothing when marshal cannot write them (a TOML date, say), so that they are
+    parsed at start-up as before."""
+    digest, raw = _rule_file_bytes()
+    try:
+        return digest, marshal.dumps(_parsed_rule_files(raw))
+    except ValueError:  # "unmarshallable object"
+        return "", b""
 
 
 @lru_cache(maxsize=1)

@@ -101,7 +101,10 @@ def capture_order(captured_at: str, folder: Path) -> tuple[str, int]:
     """Which of two captures of a source came later: the time, then, within one second, the
     folder's place (<stamp>, <stamp>.2, <stamp>.3, ... in the order they were written)."""
     _, dot, number = folder.name.rpartition(".")
-    return captured_at, int(number) if dot and number.isdigit() else 1
+    return captured_at, int(number) if dot and _FOLDER_NUMBER.fullmatch(number) else 1
+
+
+_FOLDER_NUMBER = re.compile(r"[1-9][0-9]*")  # what _stamp_folder appends; not "²", "02" or "0"
 
 
 def capture_folders(snapshots_dir: Path) -> list[Path]:

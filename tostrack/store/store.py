@@ -58,6 +58,7 @@ from tostrack.store.connection import (
 from tostrack.store.evidence import object_for, write_object
 from tostrack.store.files import (
     capture_folders,
+    capture_order,
     fsync_dir,
     raw_path,
     stamp,
@@ -749,10 +750,12 @@ class Store(OutboxTables, LeaseTables):
         Notes for folders that never reached their final name are dropped here.
         """
         rows = self.db.execute(
-            "SELECT key FROM meta WHERE key LIKE ? ORDER BY value, key", (_PENDING + "%",)
+            "SELECT key, value FROM meta WHERE key LIKE ?", (_PENDING + "%",)
         ).fetchall()
+        # In the order they were captured, <stamp>.10 after <stamp>.9 (see capture_order)
+        rows.sort(key=lambda row: (capture_order(row[1], Path(row[0])), row[0]))
         found = []
-        for (key,) in rows:
+        for key, _ in rows:
             folder = self.folder(key[len(_PENDING) :])
             known = self.db.execute(
                 "SELECT 1 FROM versions WHERE path = ?", (key[len(_PENDING) :],)
