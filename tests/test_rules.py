@@ -254,13 +254,6 @@ def test_rule_files_marshal_cannot_write_are_left_to_parse_at_start_up(
     assert engine._shipped_rule_files() == ("", b"")
 
 
-def test_rule_files_with_crlf_line_ends_parse_as_they_did_read_as_text() -> None:
-    _, raw = engine._rule_file_bytes()
-    lf = {name: data.replace(b"\r\n", b"\n") for name, data in raw.items()}
-    crlf = {name: data.replace(b"\n", b"\r\n") for name, data in lf.items()}
-    assert engine._parsed_rule_files(crlf) == engine._parsed_rule_files(lf)
-
-
 # -- lint --------------------------------------------------------------------------------------
 
 

@@ -706,12 +706,7 @@ def _rule_file_bytes() -> tuple[str, dict[str, bytes]]:
 
 
 def _parsed_rule_files(raw: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
-    # Newlines as a file read as text has them (a checkout with CRLF line ends reads alike)
-    return {name: tomllib.loads(_as_read_text(data)) for name, data in raw.items()}
-
-
-def _as_read_text(data: bytes) -> str:
-    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    return {name: tomllib.loads(data.decode("utf-8")) for name, data in raw.items()}
 
 
 def _shipped_rule_files() -> tuple[str, bytes]:
