@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -268,11 +268,14 @@ def replay_lines(
     tenth of a replay)."""
     if form not in LINE_FORMS:
         raise ValueError(f"unknown replay line form {form!r} (use {' or '.join(LINE_FORMS)})")
-    return _replayed(dirs, severity, jobs, form)
+    return _replayed(dirs, severity, jobs, LINE_FORMS[form])
 
 
 def _replayed(
-    dirs: Sequence[Path], severity: Mapping[str, str] | None, jobs: int, form: str | None
+    dirs: Sequence[Path],
+    severity: Mapping[str, str] | None,
+    jobs: int,
+    line: Callable[[dict[str, Any]], str] | None,
 ) -> Iterator[Any]:
     directories = [d for given in dirs for d in version_dirs(Path(given))]
     with long_run_gc():
@@ -280,7 +283,7 @@ def _replayed(
             known: dict[bytes, Labels] = {}  # one classification per reading in the whole replay
             for directory in directories:
                 records = _directory_records(directory, severity, known)
-                yield from map(LINE_FORMS[form], records) if form else records
+                yield from map(line, records) if line else records
             return
         from concurrent.futures import ProcessPoolExecutor
 
@@ -290,7 +293,7 @@ def _replayed(
         ) as pool:
             # Largest first, so no process is left with a big one at the end; the output keeps
             # the order of the directories.
-            futures = {unit: pool.submit(_unit_records, unit, severity, form) for unit in units}
+            futures = {unit: pool.submit(_unit_records, unit, severity, line) for unit in units}
             unit_of = {d: unit for unit in units for d in unit}
             for directory in directories:
                 records, error = futures[unit_of[directory]].result()[directory]
@@ -350,7 +353,9 @@ def _start_batch_process() -> None:
 
 
 def _unit_records(
-    unit: Sequence[Path], severity: Mapping[str, str] | None = None, form: str | None = None
+    unit: Sequence[Path],
+    severity: Mapping[str, str] | None = None,
+    line: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[Path, tuple[list[Any], Exception | None]]:
     """The records (or their lines, see LINE_FORMS) of each directory of one task, in a worker
     process, and the error that stopped one: the task stops there, and the replay stops after
@@ -361,7 +366,7 @@ def _unit_records(
         out[directory] = (done, None)
         try:
             for record in _directory_records(directory, severity, _worker_known):
-                done.append(LINE_FORMS[form](record) if form else record)
+                done.append(line(record) if line else record)
         except Exception as exc:  # noqa: BLE001 - re-raised by the caller, in output order
             out[directory] = (done, exc)
             break
