@@ -365,7 +365,7 @@ def main(
     if not one.pairs:
         raise click.ClickException(f"no pairs of dated versions under {corpus}")
     timed = [first] + [_fresh_round(corpus, only, jobs, no_git) for _ in range(rounds - 1)]
-    start_up = statistics.median(r.start_up for r in timed)
+    start_up = _median(timed, "start_up")
     peak_one, peak_many = max(r.peak_one for r in timed), max(r.peak_many for r in timed)
     pairs, counts = one.pairs, one.clause_counts
     slow = max(pairs, key=lambda p: p.seconds)
@@ -388,15 +388,15 @@ def main(
             "process): the medians below"
         )
     out(f"start-up                     {start_up:.2f} s (modules, rules and model loaded once)")
-    one_wall = statistics.median(r.one_wall for r in timed)
-    one_cpu = statistics.median(r.one_cpu for r in timed)
+    one_wall = _median(timed, "one_wall")
+    one_cpu = _median(timed, "one_cpu")
     out(
         f"tostrack, one process        {one_wall:.2f} s wall, "
         f"{one_cpu:.2f} s CPU (extract, segment, classify, align; start-up included)"
     )
     if many:
-        many_wall = statistics.median(r.many_wall for r in timed)
-        many_cpu = statistics.median(r.many_cpu for r in timed)
+        many_wall = _median(timed, "many_wall")
+        many_cpu = _median(timed, "many_cpu")
         out(f"tostrack, {jobs} processes       {many_wall:.2f} s wall, {many_cpu:.2f} s CPU")
     out(f"slowest pair                 {slow.seconds:.3f} s  {slow.document} {slow.new.name}")
     out(
@@ -408,8 +408,8 @@ def main(
     out(f"re-extractions (manifest)    {len(reextracted)}, judged substantive {len(flagged)}")
     failed = []
     if not no_git:
-        git_total = statistics.median(r.git_wall for r in timed)
-        git_cpu = statistics.median(r.git_cpu for r in timed)
+        git_total = _median(timed, "git_wall")
+        git_cpu = _median(timed, "git_cpu")
         out(
             f"git --word-diff time         {git_total:.2f} s wall, {git_cpu:.2f} s CPU "
             f"(slowest pair {first.git_slowest:.3f} s)"
@@ -554,6 +554,10 @@ def _fresh_round(corpus: Path, only: str, jobs: int, no_git: bool) -> Round:
     if done.returncode != 0:
         raise click.ClickException(f"a timing round failed: {done.stderr.strip()[-2000:]}")
     return Round(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _median(rounds: list[Round], name: str) -> float:
+    return statistics.median(getattr(r, name) for r in rounds)
 
 
 def _spread(values: list[float]) -> str:
