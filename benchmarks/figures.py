@@ -49,6 +49,7 @@ ROWS = (
     ("clause changes", "replay", "clause changes"),
     ("clauses per version", "replay", "clauses per version"),
     ("replay timing rounds", "replay", "rounds  "),
+    ("machine speed", "replay", "machine speed"),
     ("replay, one process", "replay", "tostrack, one process"),
     ("replay, all cores", "replay", "tostrack, "),
     ("git `--word-diff`, same pairs", "replay", "git --word-diff time"),

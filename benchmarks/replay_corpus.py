@@ -387,6 +387,12 @@ def main(
             f"rounds                       {len(timed)} (each after the first in a fresh "
             "process): the medians below"
         )
+    loop_ms, git_ms = 1000 * _median(timed, "python_loop"), 1000 * _median(timed, "git_start")
+    out(
+        f"machine speed                Python loop {loop_ms:.0f} ms (2,000,000 additions)"
+        + (f", git start-up {git_ms:.1f} ms" if not no_git else "")
+        + " (best of a few tries, median of the rounds: compare runs by these)"
+    )
     out(f"start-up                     {start_up:.2f} s (modules, rules and model loaded once)")
     one_wall = _median(timed, "one_wall")
     one_cpu = _median(timed, "one_cpu")
@@ -503,11 +509,14 @@ class Round:
     git_wall: float = 0.0
     git_cpu: float = 0.0
     git_slowest: float = 0.0
+    python_loop: float = 0.0  # machine_speed(), at the start of the round
+    git_start: float = 0.0
 
 
 def _round(
     corpus: Path, only: str, jobs: int, keep: bool, with_lines: bool, no_git: bool
 ) -> tuple[Round, Replay, Replay | None]:
+    python_loop, git_start = machine_speed(no_git)
     # Timed apart: loading the classifier is start-up, not the work of the first pair.
     start_up = _load_classifier()
     # With all cores first: a worker forked later would start with this process's memory.
@@ -517,8 +526,13 @@ def _round(
         else None
     )
     peak_many = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if many else 0.0
+    # git between the two replays, next to each of them in time: the machine's speed drifts
+    # within a round, and each ratio is against this one git time.
+    git = (0.0, 0.0, 0.0) if no_git or many is None else git_word_diff(many.pairs)
     one = replay(corpus, only, keep_changes=keep, with_lines=with_lines)
     peak_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    if not no_git and many is None and one.pairs:
+        git = git_word_diff(one.pairs)
     figures = Round(
         start_up,
         one.wall + start_up,
@@ -527,10 +541,31 @@ def _round(
         (many.cpu + start_up) if many else 0.0,
         peak_one,
         peak_many,
+        *git,
+        python_loop,
+        git_start,
     )
-    if not no_git and one.pairs:
-        figures.git_wall, figures.git_cpu, figures.git_slowest = git_word_diff(one.pairs)
     return figures, one, many
+
+
+def machine_speed(no_git: bool = False) -> tuple[float, float]:
+    """(seconds of a fixed pure-Python loop, seconds of starting `git --version`), each the
+    best of a few tries: how fast this machine runs Python and starts git at the moment, to
+    compare runs made on other machines or in other phases of this one (the ratios to git
+    move with it: tostrack is bound by the interpreter, git's word diff by process start)."""
+    loops = []
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for k in range(2_000_000):
+            total += k
+        loops.append(time.perf_counter() - started)
+    starts = []
+    for _ in range(0 if no_git else 20):
+        started = time.perf_counter()
+        subprocess.run(["git", "--version"], capture_output=True, check=False)
+        starts.append(time.perf_counter() - started)
+    return min(loops), min(starts, default=0.0)
 
 
 def _fresh_round(corpus: Path, only: str, jobs: int, no_git: bool) -> Round:
