@@ -4,6 +4,7 @@ merely mention "access", "login", "JavaScript" or "error"."""
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -287,6 +288,23 @@ def test_collapse() -> None:
     assert check_document(page, GOOD_DOC, 12, 40, previous_document=longer) is None
     doubled = doc(*(b.text for b in GOOD_DOC.blocks[1:] * 3))
     assert check_document(page, GOOD_DOC, 12, 40, previous_document=doubled) == "collapsed"
+    # Given as the function that makes it: the same answers, and made only when the clause
+    # count fell far enough for a collapse to be judged.
+    made: list[int] = []
+
+    def making(document: Document, clauses: int) -> Callable[[], Document]:
+        def make() -> Document:
+            made.append(clauses)
+            return document
+
+        return make
+
+    assert check_document(page, GOOD_DOC, 12, 40, previous_document=making(longer, 12)) is None
+    assert check_document(page, GOOD_DOC, 12, 40, previous_document=making(doubled, 12)) == (
+        "collapsed"
+    )
+    assert check_document(page, GOOD_DOC, 16, 40, previous_document=making(doubled, 16)) is None
+    assert made == [12, 12]
 
 
 def test_long_legit_terms_page_passes() -> None:
@@ -495,3 +513,30 @@ def test_on_the_weekly_full_fetch_day_validators_are_not_sent(
     monkeypatch.setattr(tostrack.pipeline, "full_fetch_day", lambda source_id, now: True)
     assert run(ws, force=True, send=False).results[0].status == "unchanged"
     assert seen == [None, None]
+
+
+def test_error_page_padded_with_whitespace_is_still_read() -> None:
+    # Long in raw characters (a template's indentation), short once its spaces are single.
+    padded = ("Sorry," + " " * 3000 + "the page you were looking for could not be found.\n") * 3
+    assert document_problem(doc(padded, title="Example AI")) == "error-page"
+
+
+def test_long_document_is_judged_by_size_not_phrases() -> None:
+    long_text = "Sorry, the page you were looking for could not be found. " + "We may. " * 400
+    assert document_problem(doc(long_text, title="Example AI")) is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text("ab ", min_size=1, max_size=40), st.sampled_from([" ", "\n", "  \t", ""])
+        ),
+        max_size=300,
+    )
+)
+def test_short_text_is_the_respaced_text_when_short(parts: list[tuple[str, str]]) -> None:
+    from tostrack.fetch.health import SHORT_DOCUMENT, _short_text
+
+    text = "".join(word + gap for word, gap in parts)
+    spaced = " ".join(text.split())
+    assert _short_text(text) == (spaced if len(spaced) < SHORT_DOCUMENT else None)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -411,6 +412,10 @@ def _as_read_today(
     return diff_clauses(stored, today).new_clauses, document  # ids carried over to today's reading
 
 
+def _clauses_document(clauses: Sequence[Clause]) -> Document:
+    return Document(tuple(Block("paragraph", c.full_text) for c in clauses))
+
+
 def _not_the_document(
     store: Store,
     state: Mapping[str, object],
@@ -422,11 +427,10 @@ def _not_the_document(
     """A failure when what was fetched is not the document (error page, challenge, collapse...)."""
     from tostrack.fetch.health import check_document
 
-    # The stored version keeps clauses, not blocks: its text is what a collapse is measured on.
+    # The stored version keeps clauses, not blocks: its text is what a collapse is measured on
+    # (made only when the clause count fell far enough for a collapse to be judged).
     previous_text = (
-        Document(tuple(Block("paragraph", c.full_text) for c in previous_clauses))
-        if previous_clauses is not None
-        else None
+        partial(_clauses_document, previous_clauses) if previous_clauses is not None else None
     )
     reason = check_document(
         fetched,

@@ -10,7 +10,7 @@ a long page is judged by its size, never by its words.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -224,13 +224,14 @@ def check_document(
     clause_count: int,
     previous_clause_count: int | None,
     *,
-    previous_document: Document | None = None,
+    previous_document: Document | Callable[[], Document] | None = None,
 ) -> str | None:
     """A failure reason when the fetched pages are not the document, else None.
 
     Reasons: http-<status>, challenge, login-wall, error-page, selector-missed, empty,
     collapsed. With previous_document, a collapse must also show in the text (fewer clauses
-    over about the same text is a change of layout, not a document gone).
+    over about the same text is a change of layout, not a document gone); it may be given as
+    the function that makes it, called only when the clauses fell that far.
     """
     for snapshot in snapshots:
         if not 200 <= snapshot.status < 300:
@@ -255,7 +256,7 @@ def check_document(
         and clause_count < COLLAPSE_RATIO * previous_clause_count
         and (
             previous_document is None
-            or len(text) < COLLAPSE_TEXT_RATIO * len(previous_document.text.strip())
+            or len(text) < COLLAPSE_TEXT_RATIO * len(_made(previous_document).text.strip())
         )
     ):
         return "collapsed"
@@ -275,6 +276,10 @@ def redirected_to_login(url: str) -> bool:
     return bool(segments & _LOGIN_SEGMENTS) or host.startswith(("login.", "signin.", "sso."))
 
 
+def _made(document: Document | Callable[[], Document]) -> Document:
+    return document if isinstance(document, Document) else document()
+
+
 def document_problem(document: Document) -> str | None:
     """Wall or error phrases in the extracted document: its title, or all of it when short."""
     title = document.title or ""
@@ -285,8 +290,8 @@ def document_problem(document: Document) -> str | None:
             return "login-wall"
         if ERROR_TITLE.search(title):
             return "error-page"
-    text = " ".join(document.text.split())
-    if len(text) >= SHORT_DOCUMENT:
+    text = _short_text(document.text)
+    if text is None:
         return None
     if CHALLENGE_TEXT.search(text):
         return "challenge"
@@ -295,6 +300,19 @@ def document_problem(document: Document) -> str | None:
     if ERROR_TEXT.search(text) and len(text) < 800:
         return "error-page"
     return None
+
+
+def _short_text(text: str) -> str | None:
+    """The text with its whitespace runs as single spaces when that is under SHORT_DOCUMENT
+    characters, else None. A prefix's words are the text's first words (the last one perhaps
+    cut), so when a prefix alone reaches the length the whole text does: a long document (all
+    of them but walls and error pages) is not respaced whole for every version an import or a
+    run checks."""
+    head = " ".join(text[: 4 * SHORT_DOCUMENT].split())
+    if len(head) >= SHORT_DOCUMENT:
+        return None
+    spaced = head if len(text) <= 4 * SHORT_DOCUMENT else " ".join(text.split())
+    return spaced if len(spaced) < SHORT_DOCUMENT else None
 
 
 # -- when every source failed ----------------------------------------------------------------
