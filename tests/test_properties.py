@@ -234,53 +234,6 @@ def test_redline_rebuilds_new_and_old_from_any_text(old: str, new: str) -> None:
     assert all(t for _, t in ops)
 
 
-# Edits of one text, in every class of character the tokens tell apart: words, whitespace
-# (\x1c is whitespace to re and to str.isspace), marks, Han characters, non-ASCII letters.
-_REDLINE_ALPHABET = st.sampled_from(list("ab _-.,\n\t\x1c") + list("条款用户") + ["é", "ß", "١"])
-
-
-@st.composite
-def _edited(draw: st.DrawFn) -> tuple[str, str]:
-    old = draw(st.lists(_REDLINE_ALPHABET, max_size=40))
-    new = list(old)
-    for _ in range(draw(st.integers(0, 4))):
-        at = draw(st.integers(0, len(new)))
-        if draw(st.booleans()) or not new:
-            new.insert(at, draw(_REDLINE_ALPHABET))
-        else:
-            del new[min(at, len(new) - 1)]
-    return "".join(old), "".join(new)
-
-
-@settings(max_examples=300)
-@given(_edited())
-def test_redline_of_the_middle_is_the_redline_of_the_whole(texts: tuple[str, str]) -> None:
-    # word_redline compares only what lies between the texts' common ends: the same ops as
-    # comparing the whole token sequences.
-    from unittest import mock
-
-    from tostrack import align
-
-    old, new = texts
-    with mock.patch.object(align, "_common_ends", return_value=(0, 0)):
-        whole = word_redline(old, new)
-    assert word_redline(old, new) == whole
-
-
-@given(st.binary(max_size=300), st.binary(max_size=300), st.binary(max_size=300))
-def test_common_ends_of_any_two_strings(start: bytes, a: bytes, b: bytes) -> None:
-    from os.path import commonprefix
-
-    from tostrack.sequences import common_prefix, common_suffix
-
-    x, y = start + a, start + b
-    assert common_prefix(x, y) == len(commonprefix([x, y]))
-    for limit in (0, 3, len(x), 10_000):
-        expected = len(commonprefix([x[::-1], y[::-1]]))
-        assert common_suffix(x, y, limit) == min(expected, limit, len(x), len(y))
-    assert common_prefix(x.decode("latin-1"), y.decode("latin-1")) == common_prefix(x, y)
-
-
 @given(sentence_words.map(sentence), sentence_words.map(sentence))
 def test_redline_of_sentences_rebuilds_new(old: str, new: str) -> None:
     ops = word_redline(old, new)

@@ -78,7 +78,6 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Indel
 
 from tostrack.models import Change, Clause, Diff
-from tostrack.sequences import common_prefix, common_suffix
 
 __all__ = ["diff_clauses", "normalise", "word_redline"]
 
@@ -316,12 +315,8 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
     Joining the equal and insert texts in order gives exactly `new`; joining the equal and
     delete texts gives exactly `old`. Deletes come before inserts within a changed run.
     """
-    # Only the middle is cut into tokens and compared: rapidfuzz takes the common ends off as
-    # equal before it aligns what is left, so the opcodes are the ones of the whole texts (an
-    # edit leaves two thirds of a redlined clause's characters on either side of it).
-    head, tail = _common_ends(old, new)
-    a, b = _tokens(old[head : len(old) - tail]), _tokens(new[head : len(new) - tail])
-    raw: list[tuple[str, str, str]] = [("equal", old[:head], "")]  # (kind, old text, new text)
+    a, b = _tokens(old), _tokens(new)
+    raw: list[tuple[str, str, str]] = []  # (kind, old text, new text)
     # rapidfuzz's LCS opcodes: the same answer difflib would mostly give, far faster on long text.
     for op in Indel.opcodes(a, b):
         if op.tag == "equal":
@@ -334,8 +329,6 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
                     "".join(b[op.dest_start : op.dest_end]),
                 )
             )
-    raw.append(("equal", old[len(old) - tail :] if tail else "", ""))
-    raw = _joined_equals(raw)
     # A lone space kept between two changed words reads worse than one changed phrase.
     for k in range(1, len(raw) - 1):
         kind, text, _ = raw[k]
@@ -360,58 +353,6 @@ def word_redline(old: str, new: str) -> tuple[tuple[str, str], ...]:
     if inserted:
         ops.append(("insert", inserted))
     return tuple(ops)
-
-
-def _joined_equals(raw: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """Adjacent equal runs as one, empty ones dropped: the common ends and the middle's own
-    equal runs, as the opcodes of the whole texts would have them."""
-    out: list[tuple[str, str, str]] = []
-    for entry in raw:
-        if entry[0] == "equal":
-            if not entry[1]:
-                continue
-            if out and out[-1][0] == "equal":
-                out[-1] = ("equal", out[-1][1] + entry[1], "")
-                continue
-        out.append(entry)
-    return out
-
-
-def _common_ends(old: str, new: str) -> tuple[int, int]:
-    """(head, tail): how many characters both texts begin and end with, cut back to token
-    boundaries that both texts share, the tail taken only after the whole common beginning
-    (as rapidfuzz takes a common prefix before a suffix)."""
-    start = common_prefix(old, new)
-    if start == len(old) == len(new):
-        return start, 0
-    # A boundary between two characters of the common part is one in both texts: tokens are
-    # runs of one class, so only the two characters beside it decide.
-    head = start - 1
-    while head > 0 and not _token_boundary(old[head - 1], old[head]):
-        head -= 1
-    end = common_suffix(old, new, min(len(old), len(new)) - start)
-    tail, n = end - 1, len(old)
-    while tail > 0 and not _token_boundary(old[n - tail - 1], old[n - tail]):
-        tail -= 1
-    return max(head, 0), max(tail, 0)
-
-
-_HAN_KANA_CHAR = re.compile(f"[{_HAN_KANA}]")
-
-
-def _token_run(ch: str) -> int:
-    """What run of _TOKEN a character is part of: 1 a word, 2 whitespace, 0 none (a mark or a
-    Han or kana character is a token of its own). str.isspace and isalnum are re's \\s and \\w."""
-    if ch.isspace():
-        return 2
-    if (ch.isalnum() or ch == "_") and not _HAN_KANA_CHAR.match(ch):
-        return 1
-    return 0
-
-
-def _token_boundary(before: str, after: str) -> bool:
-    run = _token_run(before)
-    return run == 0 or run != _token_run(after)
 
 
 # -- alignment --------------------------------------------------------------------------------
