@@ -528,11 +528,11 @@ def _round(
     peak_many = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if many else 0.0
     # git between the two replays, next to each of them in time: the machine's speed drifts
     # within a round, and each ratio is against this one git time.
-    git = (0.0, 0.0, 0.0) if no_git or many is None else git_word_diff(many.pairs)
+    git = git_word_diff(many.pairs) if many is not None and not no_git else None
     one = replay(corpus, only, keep_changes=keep, with_lines=with_lines)
     peak_one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    if not no_git and many is None and one.pairs:
-        git = git_word_diff(one.pairs)
+    if git is None and not no_git:
+        git = git_word_diff(one.pairs)  # one process only: git after it
     figures = Round(
         start_up,
         one.wall + start_up,
@@ -541,7 +541,7 @@ def _round(
         (many.cpu + start_up) if many else 0.0,
         peak_one,
         peak_many,
-        *git,
+        *(git or (0.0, 0.0, 0.0)),
         python_loop,
         git_start,
     )

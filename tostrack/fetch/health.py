@@ -308,11 +308,16 @@ def _short_text(text: str) -> str | None:
     cut), so when a prefix alone reaches the length the whole text does: a long document (all
     of them but walls and error pages) is not respaced whole for every version an import or a
     run checks."""
-    head = " ".join(text[: 4 * SHORT_DOCUMENT].split())
+    head = " ".join(text[:_SHORT_TEXT_PREFIX].split())
     if len(head) >= SHORT_DOCUMENT:
         return None
-    spaced = head if len(text) <= 4 * SHORT_DOCUMENT else " ".join(text.split())
+    if len(text) <= _SHORT_TEXT_PREFIX:
+        return head  # the prefix was all of it
+    spaced = " ".join(text.split())
     return spaced if len(spaced) < SHORT_DOCUMENT else None
+
+
+_SHORT_TEXT_PREFIX = 4 * SHORT_DOCUMENT  # characters: most documents reach the length in fewer
 
 
 # -- when every source failed ----------------------------------------------------------------
